@@ -1,0 +1,66 @@
+#pragma once
+// A chain of slices. Bytes enter a Buffer once (append copies them into pooled slices) and then
+// move between buffers by handing whole slices on, never byte by byte. Slices come from a
+// per-thread free list so steady-state traffic does not touch malloc.
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <span>
+
+namespace wp::buffer {
+
+class Slice {
+ public:
+  static constexpr size_t kSmall = 4096;
+  static constexpr size_t kLarge = 16384;
+
+  Slice() = default;
+  explicit Slice(size_t min_capacity);  // takes a pooled block of kSmall or kLarge bytes
+  ~Slice();
+  Slice(Slice&& o) noexcept;
+  Slice& operator=(Slice&& o) noexcept;
+  Slice(const Slice&) = delete;
+  Slice& operator=(const Slice&) = delete;
+
+  const uint8_t* data() const { return base_ + start_; }
+  size_t size() const { return end_ - start_; }
+  size_t tailroom() const { return capacity_ - end_; }
+  size_t append(const void* p, size_t n);  // returns bytes copied (bounded by tailroom)
+  void drain(size_t n) { start_ += static_cast<uint32_t>(n); }
+
+ private:
+  void release();
+  uint8_t* base_ = nullptr;
+  uint32_t capacity_ = 0;
+  uint32_t start_ = 0;
+  uint32_t end_ = 0;
+};
+
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(Buffer&&) noexcept = default;
+  Buffer& operator=(Buffer&&) noexcept = default;
+
+  size_t length() const { return length_; }
+  bool empty() const { return length_ == 0; }
+
+  void append(const void* p, size_t n);        // copies
+  void move_from(Buffer& other);               // takes every slice of other; other becomes empty
+  size_t copy_out(void* dst, size_t n) const;  // copies up to n bytes from the front
+  void drain(size_t n);                        // drops n bytes from the front
+  void clear();
+
+  // The first contiguous run of bytes (empty span when the buffer is empty).
+  std::span<const uint8_t> front() const;
+  size_t slice_count() const { return slices_.size(); }
+
+ private:
+  std::deque<Slice> slices_;
+  size_t length_ = 0;
+};
+
+// Bytes currently held by pooled slices on this thread (for stats and memory tests).
+size_t thread_slice_bytes_in_use();
+
+}  // namespace wp::buffer

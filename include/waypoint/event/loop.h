@@ -1,0 +1,85 @@
+#pragma once
+// The reactor of one thread: a libuv loop plus the house rules around it — deferred deletion,
+// end-of-iteration tasks (write coalescing), cross-thread posts, and timers whose handles are freed
+// only in their close callbacks.
+#include <uv.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace wp::event {
+
+// Anything destroyed through Loop::defer_delete(): never on its own stack.
+class DeferredDeletable {
+ public:
+  virtual ~DeferredDeletable() = default;
+};
+
+class Loop {
+ public:
+  Loop();
+  ~Loop();
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  uv_loop_t* uv() { return &loop_; }
+  void run();   // until stop() or nothing is left
+  void stop();  // loop thread only
+
+  // Thread-safe: runs fn on the loop thread soon.
+  void post(std::function<void()> fn);
+
+  // Loop thread only: destroys obj after the current callbacks, before the loop blocks again.
+  void defer_delete(std::unique_ptr<DeferredDeletable> obj);
+  // Loop thread only: runs fn once after this iteration's I/O callbacks (used to coalesce writes).
+  void run_after_io(std::function<void()> fn);
+
+  std::chrono::steady_clock::time_point now() const;  // cached per iteration
+  uint64_t now_ms() const { return uv_now(const_cast<uv_loop_t*>(&loop_)); }
+
+ private:
+  static void on_check(uv_check_t* h);
+  static void on_async(uv_async_t* h);
+  void drain_deferred();
+  void update_idle();
+
+  uv_loop_t loop_{};
+  uv_check_t check_{};
+  uv_idle_t idle_{};  // keeps the loop from blocking while deferred work is pending
+  uv_async_t async_{};
+  bool idle_active_ = false;
+  std::vector<std::function<void()>> after_io_;
+  std::vector<std::unique_ptr<DeferredDeletable>> to_delete_;
+  std::mutex posted_mu_;
+  std::vector<std::function<void()>> posted_;
+};
+
+// A one-shot or repeating timer. The uv handle lives on the heap and is freed in its close
+// callback, so a Timer may be destroyed at any time, including from its own callback.
+class Timer {
+ public:
+  Timer(Loop& loop, std::function<void()> cb);
+  ~Timer();
+  Timer(const Timer&) = delete;
+  Timer& operator=(const Timer&) = delete;
+
+  void start(std::chrono::milliseconds after, std::chrono::milliseconds repeat = std::chrono::milliseconds(0));
+  void stop();
+  bool armed() const;
+
+ private:
+  static void on_timer(uv_timer_t* h);
+  uv_timer_t* handle_;
+  std::function<void()> cb_;
+};
+
+// Closes any libuv handle and frees it (allocated with new as T) in the close callback.
+template <typename T>
+void close_and_delete(T* handle) {
+  uv_close(reinterpret_cast<uv_handle_t*>(handle), [](uv_handle_t* h) { delete reinterpret_cast<T*>(h); });
+}
+
+}  // namespace wp::event

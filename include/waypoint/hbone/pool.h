@@ -1,0 +1,130 @@
+#pragma once
+// HBONE originate: client connections to pods' :15008 and the per-worker pool that multiplexes
+// CONNECT tunnels over them. One pool key = (pod address, expected SPIFFE identity). A key has at
+// most one dial in flight; a new connection is dialled only when every open one is at its stream
+// limit; idle connections close after `idle_timeout`.
+#include <deque>
+#include <list>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "waypoint/hbone/h2_connection.h"
+
+namespace wp::hbone {
+
+class Pool;
+
+// A client HTTP/2 connection to one pod.
+class HboneClientConnection final : public H2Connection {
+ public:
+  HboneClientConnection(event::Loop& loop, int fd, const net::SockAddr& addr, const tls::ContextPtr& tls,
+                        std::string expected_identity, const H2Settings& settings, Pool& pool, stats::Block& stats);
+
+  // Sends CONNECT `authority` with `extra` headers; the outcome goes to `cb`.
+  H2Stream* open_tunnel(const std::string& authority, const H2Stream::HeaderList& extra, ConnectCallbacks* cb);
+  uint32_t available_streams(uint32_t max_per_connection) const;
+  void set_pool_key(const std::string* key) { key_ = key; }
+  const std::string* pool_key() const { return key_; }
+  bool opened() const { return opened_; }
+
+ private:
+  void on_open() override;
+  void on_remote_settings() override;
+  void on_headers_complete(H2Stream& stream) override;
+  void on_stream_removed(H2Stream& stream) override;
+  void on_closing() override;
+
+  Pool& pool_;
+  const std::string* key_ = nullptr;
+  bool opened_ = false;
+  bool ready_ = false;  // TLS done and the server's SETTINGS seen: its stream limit is known
+  event::Timer idle_timer_;
+};
+
+enum class UpstreamFailure { ConnectFailed, Refused, Reset };
+const char* to_string(UpstreamFailure f);
+
+struct UpstreamTarget {
+  net::SockAddr hbone_address;   // podIP:15008
+  std::string identity;          // the exact SPIFFE ID the pod must present
+  std::string authority;         // podIP:targetPort
+  H2Stream::HeaderList headers;  // forwarded, traceparent, baggage
+};
+
+// One request for an upstream tunnel. Owned by the requester; destroying it cancels the request
+// (a tunnel still being set up is reset).
+class UpstreamRequest final : public ConnectCallbacks {
+ public:
+  class Callbacks {
+   public:
+    virtual ~Callbacks() = default;
+    virtual void on_upstream_ready(H2Stream& tunnel) = 0;
+    virtual void on_upstream_failed(UpstreamFailure failure, int status) = 0;
+  };
+  ~UpstreamRequest() override;
+
+ private:
+  friend class Pool;
+  UpstreamRequest(Pool& pool, UpstreamTarget target, Callbacks& cb)
+      : pool_(pool), target_(std::move(target)), cb_(cb) {}
+  void on_connect_established(H2Stream& stream) override;
+  void on_connect_failed(int status) override;
+  void fail(UpstreamFailure f, int status);
+
+  enum class State { Waiting, Submitted, Done };
+  Pool& pool_;
+  UpstreamTarget target_;
+  Callbacks& cb_;
+  State state_ = State::Waiting;
+  std::string key_;
+  H2Stream* stream_ = nullptr;
+};
+
+struct PoolSettings {
+  H2Settings h2;
+  uint32_t max_streams_per_connection = 100;
+  std::chrono::milliseconds connect_timeout{10'000};
+  std::chrono::milliseconds idle_timeout{300'000};
+};
+
+class Pool final : public H2Connection::Owner {
+ public:
+  Pool(event::Loop& loop, tls::ContextPtr tls, const PoolSettings& settings, stats::Block& stats);
+  ~Pool() override;
+
+  std::unique_ptr<UpstreamRequest> open(UpstreamTarget target, UpstreamRequest::Callbacks& cb);
+  // GOAWAY on every connection (used at shutdown).
+  void drain_all();
+  void close_all();
+  size_t connection_count() const;
+  const PoolSettings& settings() const { return settings_; }
+
+ private:
+  friend class UpstreamRequest;
+  friend class HboneClientConnection;
+  struct Entry {
+    std::string key;
+    net::SockAddr address;
+    std::string identity;
+    std::list<std::unique_ptr<HboneClientConnection>> conns;
+    HboneClientConnection* dialing = nullptr;
+    std::deque<UpstreamRequest*> waiters;
+  };
+  void pump(Entry& e);
+  void dial(Entry& e);
+  void cancel(UpstreamRequest& r);
+  void on_connection_ready(HboneClientConnection& c);
+  void on_connection_capacity(HboneClientConnection& c);
+  void on_connection_closed(H2Connection& conn) override;
+  Entry* find(const std::string& key);
+  void maybe_erase(Entry& e);
+
+  event::Loop& loop_;
+  tls::ContextPtr tls_;
+  PoolSettings settings_;
+  stats::Block& stats_;
+  std::unordered_map<std::string, std::unique_ptr<Entry>> entries_;
+};
+
+}  // namespace wp::hbone

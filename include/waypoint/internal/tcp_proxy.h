@@ -1,0 +1,59 @@
+#pragma once
+// A TCP chain: the downstream tunnel's bytes copied to an upstream tunnel re-originated to the
+// chosen pod, and back. Data moves as slices; each side's window reopens only when the other side
+// has handed the bytes to its connection, so memory per tunnel is bounded by the stream windows.
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "waypoint/config/snapshot.h"
+#include "waypoint/event/loop.h"
+#include "waypoint/hbone/pool.h"
+#include "waypoint/stats/stats.h"
+
+namespace wp::internal {
+
+class TcpProxy final : public event::DeferredDeletable, public hbone::UpstreamRequest::Callbacks {
+ public:
+  using Done = std::function<void(TcpProxy&)>;
+  TcpProxy(hbone::H2Stream& downstream, std::string chain, config::SnapshotPtr snapshot, stats::Block& stats,
+           Done done);
+  ~TcpProxy() override;
+
+  void start(hbone::Pool& pool, hbone::UpstreamTarget target);
+  // Shutdown: reset both sides now.
+  void abort();
+
+ private:
+  struct Side final : hbone::TunnelHandler {
+    TcpProxy& proxy;
+    bool downstream;
+    hbone::Tunnel* tunnel = nullptr;
+    bool eof = false;      // this side's peer half-closed
+    size_t in_flight = 0;  // bytes taken from this side, not yet handed to the other side's connection
+    Side(TcpProxy& p, bool d) : proxy(p), downstream(d) {}
+    void on_tunnel_data(hbone::Tunnel& t, buffer::Buffer& data) override;
+    void on_tunnel_eof(hbone::Tunnel& t) override;
+    void on_tunnel_drained(hbone::Tunnel& t, size_t bytes) override;
+    void on_tunnel_closed(hbone::Tunnel& t, bool clean) override;
+  };
+  Side& other(Side& s) { return &s == &down_ ? up_ : down_; }
+
+  void on_upstream_ready(hbone::H2Stream& tunnel) override;
+  void on_upstream_failed(hbone::UpstreamFailure failure, int status) override;
+  void maybe_finish();
+
+  enum class State { Connecting, Open, Finished };
+  State state_ = State::Connecting;
+  hbone::H2Stream* downstream_stream_;
+  std::string chain_;
+  config::SnapshotPtr snapshot_;  // pinned for the tunnel's life
+  stats::Block& stats_;
+  Done done_;
+  Side down_{*this, true};
+  Side up_{*this, false};
+  buffer::Buffer early_;  // downstream bytes that arrived before the upstream tunnel was ready
+  std::unique_ptr<hbone::UpstreamRequest> request_;
+};
+
+}  // namespace wp::internal

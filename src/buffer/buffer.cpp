@@ -1,0 +1,182 @@
+#include "waypoint/buffer/buffer.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <vector>
+
+namespace wp::buffer {
+namespace {
+
+// Per-thread free lists of fixed-size blocks. Bounded so an idle worker gives memory back.
+struct Pool {
+  static constexpr size_t kMaxFree = 256;
+  std::vector<uint8_t*> small;
+  std::vector<uint8_t*> large;
+  size_t in_use = 0;
+  ~Pool() {
+    for (auto* p : small) {
+      std::free(p);
+    }
+    for (auto* p : large) {
+      std::free(p);
+    }
+  }
+  uint8_t* get(size_t cap) {
+    auto& list = cap == Slice::kSmall ? small : large;
+    in_use += cap;
+    if (!list.empty()) {
+      uint8_t* p = list.back();
+      list.pop_back();
+      return p;
+    }
+    auto* p = static_cast<uint8_t*>(std::malloc(cap));
+    if (p == nullptr) {
+      throw std::bad_alloc();
+    }
+    return p;
+  }
+  void put(uint8_t* p, size_t cap) {
+    in_use -= cap;
+    auto& list = cap == Slice::kSmall ? small : large;
+    if (list.size() < kMaxFree) {
+      list.push_back(p);
+    } else {
+      std::free(p);
+    }
+  }
+};
+
+Pool& pool() {
+  thread_local Pool p;
+  return p;
+}
+
+}  // namespace
+
+size_t thread_slice_bytes_in_use() {
+  return pool().in_use;
+}
+
+Slice::Slice(size_t min_capacity) {
+  capacity_ = static_cast<uint32_t>(min_capacity <= kSmall ? kSmall : kLarge);
+  base_ = pool().get(capacity_);
+}
+
+Slice::~Slice() {
+  release();
+}
+
+void Slice::release() {
+  if (base_ != nullptr) {
+    pool().put(base_, capacity_);
+    base_ = nullptr;
+  }
+}
+
+Slice::Slice(Slice&& o) noexcept : base_(o.base_), capacity_(o.capacity_), start_(o.start_), end_(o.end_) {
+  o.base_ = nullptr;
+  o.capacity_ = o.start_ = o.end_ = 0;
+}
+
+Slice& Slice::operator=(Slice&& o) noexcept {
+  if (this != &o) {
+    release();
+    base_ = o.base_;
+    capacity_ = o.capacity_;
+    start_ = o.start_;
+    end_ = o.end_;
+    o.base_ = nullptr;
+    o.capacity_ = o.start_ = o.end_ = 0;
+  }
+  return *this;
+}
+
+size_t Slice::append(const void* p, size_t n) {
+  size_t k = std::min(n, tailroom());
+  std::memcpy(base_ + end_, p, k);
+  end_ += static_cast<uint32_t>(k);
+  return k;
+}
+
+void Buffer::append(const void* p, size_t n) {
+  auto* src = static_cast<const uint8_t*>(p);
+  length_ += n;
+  while (n > 0) {
+    if (slices_.empty() || slices_.back().tailroom() == 0) {
+      slices_.emplace_back(n);
+    }
+    size_t k = slices_.back().append(src, n);
+    src += k;
+    n -= k;
+  }
+}
+
+void Buffer::move_from(Buffer& other) {
+  if (other.slices_.empty()) {
+    return;
+  }
+  if (slices_.empty()) {
+    slices_.swap(other.slices_);
+  } else {
+    for (auto& s : other.slices_) {
+      slices_.push_back(std::move(s));
+    }
+    other.slices_.clear();
+  }
+  length_ += other.length_;
+  other.length_ = 0;
+}
+
+size_t Buffer::copy_out(void* dst, size_t n) const {
+  auto* out = static_cast<uint8_t*>(dst);
+  size_t done = 0;
+  for (const auto& s : slices_) {
+    if (done == n) {
+      break;
+    }
+    size_t k = std::min(n - done, s.size());
+    std::memcpy(out + done, s.data(), k);
+    done += k;
+  }
+  return done;
+}
+
+void Buffer::drain(size_t n) {
+  n = std::min(n, length_);
+  length_ -= n;
+  while (n > 0) {
+    auto& s = slices_.front();
+    if (s.size() <= n) {
+      n -= s.size();
+      slices_.pop_front();
+    } else {
+      s.drain(n);
+      n = 0;
+    }
+  }
+  // An empty front slice (possible after a drain that ended exactly on a boundary) never stays.
+  while (!slices_.empty() && slices_.front().size() == 0 && slices_.size() > 1) {
+    slices_.pop_front();
+  }
+  if (length_ == 0) {
+    slices_.clear();
+  }
+}
+
+void Buffer::clear() {
+  slices_.clear();
+  length_ = 0;
+}
+
+std::span<const uint8_t> Buffer::front() const {
+  for (const auto& s : slices_) {
+    if (s.size() > 0) {
+      return {s.data(), s.size()};
+    }
+  }
+  return {};
+}
+
+}  // namespace wp::buffer

@@ -1,0 +1,109 @@
+// waypoint: one binary, subcommands run (default) and validate.
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "waypoint/config/snapshot.h"
+#include "waypoint/server/server.h"
+
+namespace {
+
+void usage(FILE* out) {
+  std::fprintf(out,
+               "usage:\n"
+               "  waypoint [run] --config FILE [--drain-time DURATION]   run the proxy\n"
+               "  waypoint validate --config FILE                        check the file, print what would be served\n"
+               "  waypoint version\n");
+}
+
+struct Args {
+  std::string command = "run";
+  std::string config;
+  std::string drain_time;
+  bool help = false;
+  std::string error;
+};
+
+Args parse(int argc, char** argv) {
+  Args a;
+  int i = 1;
+  if (i < argc && argv[i][0] != '-') {
+    a.command = argv[i++];
+  }
+  for (; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&](const char* name) -> std::string {
+      std::string prefix = std::string(name) + "=";
+      if (arg.rfind(prefix, 0) == 0) {
+        return arg.substr(prefix.size());
+      }
+      if (i + 1 >= argc) {
+        a.error = std::string(name) + " needs a value";
+        return "";
+      }
+      return argv[++i];
+    };
+    if (arg == "-h" || arg == "--help") {
+      a.help = true;
+    } else if (arg == "--config" || arg.rfind("--config=", 0) == 0 || arg == "-c") {
+      a.config = value(arg == "-c" ? "-c" : "--config");
+    } else if (arg == "--drain-time" || arg.rfind("--drain-time=", 0) == 0) {
+      a.drain_time = value("--drain-time");
+    } else {
+      a.error = "unknown argument: " + arg;
+    }
+  }
+  return a;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args = parse(argc, argv);
+  if (args.help) {
+    usage(stdout);
+    return 0;
+  }
+  if (!args.error.empty()) {
+    std::fprintf(stderr, "waypoint: %s\n", args.error.c_str());
+    usage(stderr);
+    return 2;
+  }
+  if (args.command == "version") {
+    std::printf("waypoint 0.1.0\n");
+    return 0;
+  }
+  if (args.command != "run" && args.command != "validate") {
+    std::fprintf(stderr, "waypoint: unknown command: %s\n", args.command.c_str());
+    usage(stderr);
+    return 2;
+  }
+  if (args.config.empty()) {
+    std::fprintf(stderr, "waypoint: --config FILE is required\n");
+    usage(stderr);
+    return 2;
+  }
+  if (args.command == "validate") {
+    try {
+      auto snapshot = wp::config::load_snapshot(args.config);
+      std::fputs(wp::config::describe(*snapshot).c_str(), stdout);
+      return 0;
+    } catch (const wp::config::ConfigError& e) {
+      std::fprintf(stderr, "%s\n", e.what());
+      return 1;
+    }
+  }
+  wp::server::RunOptions opts;
+  opts.config_path = args.config;
+  if (!args.drain_time.empty()) {
+    auto d = wp::config::parse_duration(args.drain_time);
+    if (!d) {
+      std::fprintf(stderr, "waypoint: --drain-time: bad duration \"%s\" (use e.g. 5s, 500ms)\n",
+                   args.drain_time.c_str());
+      return 2;
+    }
+    opts.drain_time = *d;
+  }
+  return wp::server::run(opts);
+}

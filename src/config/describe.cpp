@@ -1,0 +1,94 @@
+// `waypoint validate` output: what the snapshot would serve, one fact per line, sorted so that the
+// same file always prints the same text.
+#include <algorithm>
+#include <sstream>
+
+#include "waypoint/config/snapshot.h"
+
+namespace wp::config {
+
+namespace {
+
+std::string_view protocol_name(ChainProtocol p) {
+  switch (p) {
+    case ChainProtocol::Http:
+      return "http";
+    case ChainProtocol::Tcp:
+      return "tcp";
+    case ChainProtocol::Sniff:
+      return "sniff";
+  }
+  return "?";
+}
+
+// Numeric address order (10.96.0.9 before 10.96.0.10), v4 before v6.
+bool ip_less(const net::IpAddr& a, const net::IpAddr& b) {
+  if (a.family() != b.family()) {
+    return a.is_v4();
+  }
+  return std::lexicographical_compare(a.bytes(), a.bytes() + a.size(), b.bytes(), b.bytes() + b.size());
+}
+
+void section(std::ostream& out, std::string_view title, const std::vector<std::string>& lines) {
+  out << "\n" << title << " (" << lines.size() << "):\n";
+  for (const auto& line : lines) {
+    out << "  " << line << "\n";
+  }
+}
+
+}  // namespace
+
+std::string describe(const Snapshot& s) {
+  const Bootstrap& b = s.bootstrap;
+  std::ostringstream out;
+  out << "config " << s.source_file << " (version " << s.version << ")\n";
+  out << "namespace " << b.namespace_ << "\n";
+  out << "gateway " << s.gateway.name << " ("
+      << (s.gateway.for_service_account.empty() ? std::string("serves the whole namespace")
+                                                : "serves service account " + s.gateway.for_service_account)
+      << ")\n";
+  out << "listeners hbone " << b.listeners.hbone.to_string() << ", admin " << b.listeners.admin.to_string()
+      << ", metrics " << b.listeners.metrics.to_string() << ", health " << b.listeners.health.to_string() << "\n";
+  out << "trust domain " << b.trust_domain << ", cluster domain " << b.cluster_domain << "\n";
+
+  std::vector<const std::pair<const net::SockAddr, VipChain>*> chains;
+  for (const auto& entry : s.vip_chains) {
+    chains.push_back(&entry);
+  }
+  std::sort(chains.begin(), chains.end(), [](auto* a, auto* b) {
+    if (!(a->first.ip() == b->first.ip())) {
+      return ip_less(a->first.ip(), b->first.ip());
+    }
+    return a->first.port() < b->first.port();
+  });
+  out << "\nservice chains (" << chains.size() << "):\n";
+  for (const auto* entry : chains) {
+    const VipChain& chain = entry->second;
+    out << "  " << entry->first.to_string() << "  " << chain.name << "  " << protocol_name(chain.protocol)
+        << "  endpoints: ";
+    if (chain.cluster.endpoints.empty()) {
+      out << "none";
+    }
+    for (size_t i = 0; i < chain.cluster.endpoints.size(); ++i) {
+      out << (i == 0 ? "" : ", ") << chain.cluster.endpoints[i].address.to_string();
+    }
+    out << "\n";
+  }
+
+  std::vector<const Pod*> pods;
+  for (const Pod& pod : s.pods) {
+    pods.push_back(&pod);
+  }
+  std::sort(pods.begin(), pods.end(), [](const Pod* a, const Pod* b) { return ip_less(a->ip, b->ip); });
+  out << "\npods (" << pods.size() << "):\n";
+  for (const Pod* pod : pods) {
+    out << "  " << pod->ip.to_string() << "  " << pod->name << "  sa " << pod->service_account << "  "
+        << (pod->ready ? "ready" : "not ready") << "\n";
+  }
+
+  section(out, "ignored", s.ignored);
+  section(out, "warnings", s.warnings);
+  return out.str();
+}
+
+}  // namespace wp::config

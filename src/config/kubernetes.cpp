@@ -1,0 +1,234 @@
+// Kubernetes and Gateway API resources: Gateway, Service, Pod. Unlike the bootstrap these are read
+// leniently (kubectl output carries many fields the waypoint does not use); only the fields below
+// are checked.
+#include <algorithm>
+#include <cctype>
+
+#include "config/resources.h"
+
+namespace wp::config {
+
+namespace {
+
+constexpr std::string_view kForServiceAccount = "istio.io/for-service-account";
+
+std::map<std::string, std::string> metadata_map(Reader& r, const YAML::Node& doc, const char* key) {
+  return r.string_map(child(child(doc, "metadata"), key), std::string("metadata.") + key);
+}
+
+// Istio's rule: appProtocol when set, else the port name up to the first '-' ("http-web").
+ChainProtocol chain_protocol(std::string_view app_protocol, std::string_view port_name) {
+  std::string word(app_protocol.empty() ? port_name.substr(0, port_name.find('-')) : app_protocol);
+  std::transform(word.begin(), word.end(), word.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  for (std::string_view http : {"http", "http2", "h2c", "grpc", "grpc-web", "kubernetes.io/h2c"}) {
+    if (word == http) {
+      return ChainProtocol::Http;
+    }
+  }
+  return word == "tcp" ? ChainProtocol::Tcp : ChainProtocol::Sniff;
+}
+
+// One entry of spec.ports; nullopt when it is skipped (UDP, SCTP) or unreadable. Field errors are
+// reported here; parse_service then drops the whole Service.
+std::optional<ServicePort> parse_service_port(Reader& r, const YAML::Node& node, const std::string& path) {
+  if (!r.expect_map(node, path)) {
+    return std::nullopt;
+  }
+  ServicePort port;
+  if (YAML::Node name = child(node, "name"); present(name)) {
+    port.name = r.string(name, path + ".name").value_or("");
+  }
+  YAML::Node number = child(node, "port");
+  if (!present(number)) {
+    r.error(node, path + ".port", "required");
+    return std::nullopt;
+  }
+  port.port = r.port(number, path + ".port").value_or(0);
+  port.target_port_number = port.port;
+  if (YAML::Node target = child(node, "targetPort"); present(target)) {
+    // IntOrString: a number (or something meant as one) is a port, anything else a port name.
+    auto text = r.nonempty_string(target, path + ".targetPort");
+    if (text && (std::isdigit(static_cast<unsigned char>(text->front())) || text->front() == '-')) {
+      port.target_port_number = r.port(target, path + ".targetPort").value_or(0);
+    } else if (text) {
+      port.target_port_name = *text;
+      port.target_port_number = 0;
+    }
+  }
+  if (YAML::Node app = child(node, "appProtocol"); present(app)) {
+    port.app_protocol = r.string(app, path + ".appProtocol").value_or("");
+  }
+  if (YAML::Node protocol = child(node, "protocol"); present(protocol)) {
+    auto value = r.string(protocol, path + ".protocol");
+    if (value == "UDP" || value == "SCTP") {
+      r.warn(protocol, path + ".protocol", *value + " ports are not served; skipped");
+      return std::nullopt;
+    }
+    if (value && value != "TCP") {
+      r.error(protocol, path + ".protocol", "\"" + *value + "\" is not a protocol (TCP, UDP, SCTP)");
+    }
+  }
+  port.protocol = chain_protocol(port.app_protocol, port.name);
+  return port;
+}
+
+}  // namespace
+
+std::optional<GatewayResource> parse_gateway(const YAML::Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap,
+                                             Diagnostics& diag) {
+  Reader r(diag, "Gateway " + meta.name);
+  GatewayResource out{Gateway{meta.name, bootstrap.namespace_, "", mark_of(doc)}, doc};
+  auto annotations = metadata_map(r, doc, "annotations");
+  if (auto it = annotations.find(std::string(kForServiceAccount)); it != annotations.end()) {
+    out.gateway.for_service_account = it->second;
+  }
+  return out;
+}
+
+void check_gateway(const GatewayResource& gateway, Diagnostics& diag) {
+  Reader r(diag, "Gateway " + gateway.gateway.name);
+  YAML::Node spec = child(gateway.node, "spec");
+  if (!present(spec)) {
+    r.error(gateway.node, "spec", "required (gatewayClassName: istio-waypoint and the mesh listener)");
+    return;
+  }
+  if (!r.expect_map(spec, "spec")) {
+    return;
+  }
+  if (auto cls = r.required_string(spec, "gatewayClassName", "spec.gatewayClassName");
+      cls && *cls != "istio-waypoint") {
+    r.error(child(spec, "gatewayClassName"), "spec.gatewayClassName", "\"" + *cls + "\" is not istio-waypoint");
+  }
+  YAML::Node listeners = child(spec, "listeners");
+  auto is_mesh = [](const YAML::Node& l) {
+    auto field = [&](const char* key) {
+      YAML::Node v = child(l, key);
+      return v.IsScalar() ? v.Scalar() : std::string();
+    };
+    return field("name") == "mesh" && field("port") == "15008" && field("protocol") == "HBONE";
+  };
+  if (listeners.IsSequence() && std::any_of(listeners.begin(), listeners.end(), is_mesh)) {
+    return;
+  }
+  r.error(present(listeners) ? listeners : spec, "spec.listeners",
+          "needs a listener {name: mesh, port: 15008, protocol: HBONE}");
+}
+
+std::optional<ServiceResource> parse_service(const YAML::Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap,
+                                             Diagnostics& diag) {
+  size_t errors_before = diag.error_count();
+  Reader r(diag, "Service " + meta.name);
+  ServiceResource out;
+  Service& s = out.service;
+  s.name = meta.name;
+  s.namespace_ = bootstrap.namespace_;
+  s.fqdn = s.name + "." + s.namespace_ + ".svc." + bootstrap.cluster_domain;
+  s.mark = mark_of(doc);
+  s.labels = metadata_map(r, doc, "labels");
+
+  YAML::Node spec = child(doc, "spec");
+  if (!present(spec)) {
+    r.error(doc, "spec", "required");
+    return std::nullopt;
+  }
+  if (!r.expect_map(spec, "spec")) {
+    return std::nullopt;
+  }
+  if (auto ip = r.required_string(spec, "clusterIP", "spec.clusterIP"); ip == "None") {
+    r.error(child(spec, "clusterIP"), "spec.clusterIP", "headless services are not supported");
+  } else if (ip) {
+    s.cluster_ip = r.ip(child(spec, "clusterIP"), "spec.clusterIP").value_or(net::IpAddr());
+  }
+  if (const YAML::Node ports = child(spec, "ports"); present(ports) && r.expect_sequence(ports, "spec.ports")) {
+    for (size_t i = 0; i < ports.size(); ++i) {
+      std::string path = "spec.ports[" + std::to_string(i) + "]";
+      if (auto port = parse_service_port(r, ports[i], path)) {
+        s.ports.push_back(*port);
+        out.port_nodes.push_back(ports[i]);
+        out.port_paths.push_back(path);
+      }
+    }
+  }
+  s.selector = r.string_map(child(spec, "selector"), "spec.selector");
+  if (diag.error_count() != errors_before) {
+    return std::nullopt;
+  }
+  return out;
+}
+
+std::optional<PodResource> parse_pod(const YAML::Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap,
+                                     Diagnostics& diag) {
+  size_t errors_before = diag.error_count();
+  Reader r(diag, "Pod " + meta.name);
+  PodResource out;
+  Pod& p = out.pod;
+  p.name = meta.name;
+  p.namespace_ = bootstrap.namespace_;
+  p.mark = mark_of(doc);
+  p.labels = metadata_map(r, doc, "labels");
+
+  YAML::Node spec = child(doc, "spec");
+  if (YAML::Node sa = child(spec, "serviceAccountName"); present(sa)) {
+    auto value = r.string(sa, "spec.serviceAccountName");
+    if (value && !value->empty()) {
+      p.service_account = *value;
+    }
+  }
+  const YAML::Node containers = child(spec, "containers");
+  if (present(containers) && r.expect_sequence(containers, "spec.containers")) {
+    for (size_t i = 0; i < containers.size(); ++i) {
+      std::string container_path = "spec.containers[" + std::to_string(i) + "]";
+      const YAML::Node ports = child(containers[i], "ports");
+      if (!present(ports) || !r.expect_sequence(ports, container_path + ".ports")) {
+        continue;
+      }
+      for (size_t j = 0; j < ports.size(); ++j) {
+        std::string path = container_path + ".ports[" + std::to_string(j) + "]";
+        YAML::Node name = child(ports[j], "name");
+        YAML::Node number = child(ports[j], "containerPort");
+        if (!present(name)) {
+          continue;  // only named ports matter: they resolve a Service's named targetPort
+        }
+        auto port_name = r.string(name, path + ".name");
+        if (!present(number)) {
+          r.error(ports[j], path + ".containerPort", "required");
+          continue;
+        }
+        auto port = r.port(number, path + ".containerPort");
+        if (port_name && port && !p.named_ports.emplace(*port_name, *port).second) {
+          r.error(name, path + ".name", "port name " + *port_name + " is used twice");
+        }
+      }
+    }
+  }
+
+  YAML::Node status = child(doc, "status");
+  if (YAML::Node ip = child(status, "podIP"); present(ip)) {
+    if (auto value = r.ip(ip, "status.podIP")) {
+      p.ip = *value;
+      out.has_ip = true;
+      out.ip_node.reset(ip);
+    }
+  }
+  if (YAML::Node phase = child(status, "phase"); present(phase)) {
+    p.ready = p.ready && r.string(phase, "status.phase") == "Running";
+  }
+  if (YAML::Node conditions = child(status, "conditions");
+      present(conditions) && r.expect_sequence(conditions, "status.conditions")) {
+    for (const auto& condition : conditions) {
+      YAML::Node type = child(condition, "type");
+      YAML::Node value = child(condition, "status");
+      if (type.IsScalar() && type.Scalar() == "Ready") {
+        p.ready = p.ready && value.IsScalar() && value.Scalar() == "True";
+      }
+    }
+  }
+  p.spiffe_id = "spiffe://" + bootstrap.trust_domain + "/ns/" + p.namespace_ + "/sa/" + p.service_account;
+  if (diag.error_count() != errors_before) {
+    return std::nullopt;
+  }
+  return out;
+}
+
+}  // namespace wp::config

@@ -1,0 +1,382 @@
+// load_snapshot: file → YAML documents → one entry per resource (List items flattened) → the
+// bootstrap first (it names the namespace) → the other resources, dispatched by apiVersion and kind
+// → certificates → compile. Every problem is collected; the load fails once, with all of them.
+#include <openssl/evp.h>
+#include <yaml-cpp/eventhandler.h>
+
+#include <algorithm>
+#include <cstring>
+#include <sstream>
+
+#include "config/files.h"
+#include "config/resources.h"
+
+namespace wp::config {
+
+namespace {
+
+enum class Handling { Bootstrap, Gateway, Service, Pod, NotApplied, Foreign };
+
+struct KnownKind {
+  std::string_view kind;
+  Handling handling;
+  std::string_view note;  // for NotApplied: what arrives later
+};
+
+// The API groups the waypoint reads. In a strict group every kind is the waypoint's business, so an
+// unknown kind or version is a typo; in the core group ("v1") other kinds belong to someone else.
+struct KnownGroup {
+  std::string_view group;
+  bool strict;
+  std::vector<std::string_view> versions;
+  std::vector<KnownKind> kinds;
+};
+
+const std::vector<KnownGroup>& known_groups() {
+  static const std::vector<KnownGroup> groups = {
+      {"", false, {"v1"}, {{"Service", Handling::Service, ""}, {"Pod", Handling::Pod, ""}}},
+      {"waypoint.proxy", true, {"v1alpha1"}, {{"WaypointBootstrap", Handling::Bootstrap, ""}}},
+      {"gateway.networking.k8s.io",
+       true,
+       {"v1", "v1beta1"},
+       {{"Gateway", Handling::Gateway, ""},
+        {"HTTPRoute", Handling::NotApplied, "routing arrives with L7 support"},
+        // Real kinds of the group that a waypoint does not read: ignored and reported, never errors.
+        {"GatewayClass", Handling::Foreign, ""},
+        {"GRPCRoute", Handling::Foreign, ""},
+        {"TCPRoute", Handling::Foreign, ""},
+        {"TLSRoute", Handling::Foreign, ""},
+        {"UDPRoute", Handling::Foreign, ""},
+        {"ReferenceGrant", Handling::Foreign, ""},
+        {"BackendTLSPolicy", Handling::Foreign, ""}}},
+      {"networking.istio.io",
+       true,
+       {"v1", "v1beta1", "v1alpha3"},
+       {{"VirtualService", Handling::NotApplied, "routing arrives with L7 support"},
+        {"DestinationRule", Handling::NotApplied, "traffic policy arrives with L7 support"},
+        {"Gateway", Handling::Foreign, ""},
+        {"ServiceEntry", Handling::Foreign, ""},
+        {"Sidecar", Handling::Foreign, ""},
+        {"WorkloadEntry", Handling::Foreign, ""},
+        {"WorkloadGroup", Handling::Foreign, ""},
+        {"EnvoyFilter", Handling::Foreign, ""},
+        {"ProxyConfig", Handling::Foreign, ""}}},
+      {"security.istio.io",
+       true,
+       {"v1", "v1beta1"},
+       {{"AuthorizationPolicy", Handling::NotApplied, "authorization arrives with L7 support"},
+        {"PeerAuthentication", Handling::Foreign, ""},
+        {"RequestAuthentication", Handling::Foreign, ""}}},
+  };
+  return groups;
+}
+
+struct Entry {
+  YAML::Node node;
+  ObjectMeta meta;
+  Handling handling = Handling::Foreign;
+  std::string_view note;
+  std::string api_version;
+};
+
+std::string join(const std::vector<std::string_view>& words) {
+  std::string out;
+  for (auto w : words) {
+    out += (out.empty() ? "" : ", ") + std::string(w);
+  }
+  return out;
+}
+
+// Looks up apiVersion and kind; reports an unknown kind or version in a strict group.
+bool dispatch(Entry& e, Reader& r) {
+  const std::string& api_version = e.api_version;
+  auto slash = api_version.rfind('/');
+  std::string group = slash == std::string::npos ? "" : api_version.substr(0, slash);
+  std::string version = slash == std::string::npos ? api_version : api_version.substr(slash + 1);
+  auto g =
+      std::find_if(known_groups().begin(), known_groups().end(), [&](const KnownGroup& k) { return k.group == group; });
+  if (g == known_groups().end()) {
+    return true;  // Foreign
+  }
+  auto k = std::find_if(g->kinds.begin(), g->kinds.end(), [&](const KnownKind& k) { return k.kind == e.meta.kind; });
+  if (k == g->kinds.end()) {
+    if (g->strict) {
+      std::vector<std::string_view> kinds;
+      for (const auto& known : g->kinds) {
+        if (known.handling != Handling::Foreign) {
+          kinds.push_back(known.kind);
+        }
+      }
+      r.error(child(e.node, "kind"), "kind", "unknown kind in " + group + " (this version knows " + join(kinds) + ")");
+    }
+    return !g->strict;
+  }
+  if (k->handling == Handling::Foreign) {
+    return true;  // ignored whatever its version
+  }
+  if (std::find(g->versions.begin(), g->versions.end(), version) == g->versions.end()) {
+    if (g->strict) {
+      r.error(child(e.node, "apiVersion"), "apiVersion",
+              "unsupported version " + api_version + " (use " + group + "/" + join(g->versions) + ")");
+    }
+    return !g->strict;
+  }
+  e.handling = k->handling;
+  e.note = k->note;
+  return true;
+}
+
+// Reads apiVersion, kind and metadata and decides what to do with the resource.
+std::optional<Entry> classify(const YAML::Node& node, Diagnostics& diag) {
+  Entry e;
+  e.node.reset(node);
+  Reader r(diag, "resource");
+  auto api_version = r.required_string(node, "apiVersion", "apiVersion");
+  auto kind = r.required_string(node, "kind", "kind");
+  if (!api_version || !kind) {
+    return std::nullopt;
+  }
+  e.api_version = *api_version;
+  e.meta.kind = *kind;
+  YAML::Node metadata = child(node, "metadata");
+  auto text = [](const YAML::Node& n) { return n.IsScalar() ? n.Scalar() : std::string(); };
+  e.meta.name = text(child(metadata, "name"));
+  e.meta.namespace_ = text(child(metadata, "namespace"));
+
+  Reader typed(diag, *kind + (e.meta.name.empty() ? "" : " " + e.meta.name));
+  if (!dispatch(e, typed)) {
+    return std::nullopt;
+  }
+  if (e.handling == Handling::Foreign) {
+    return e;
+  }
+  if (!present(metadata)) {
+    typed.error(node, "metadata.name", "required");
+    return std::nullopt;
+  }
+  if (!typed.expect_map(metadata, "metadata")) {
+    return std::nullopt;
+  }
+  auto name = typed.required_string(metadata, "name", "metadata.name");
+  YAML::Node ns = child(metadata, "namespace");
+  bool ns_ok = !present(ns) || typed.string(ns, "metadata.namespace");
+  if (!name || !ns_ok) {
+    return std::nullopt;
+  }
+  return e;
+}
+
+// Appends the resource(s) in `node` to `out`: a List contributes its items, in place.
+void add_resources(const YAML::Node& node, bool in_list, std::vector<Entry>& out, Diagnostics& diag) {
+  if (!present(node)) {
+    return;
+  }
+  if (!node.IsMap()) {
+    diag.error(mark_of(node),
+               std::string(in_list ? "a List item" : "a document") + " must be a Kubernetes resource (a map)");
+    return;
+  }
+  YAML::Node kind = child(node, "kind");
+  if (kind.IsScalar() && kind.Scalar() == "List") {
+    Reader r(diag, "List");
+    const YAML::Node items = child(node, "items");
+    if (in_list) {
+      r.error(kind, "kind", "a List inside a List is not supported");
+    } else if (present(items) && r.expect_sequence(items, "items")) {
+      for (const auto& item : items) {
+        add_resources(item, true, out, diag);
+      }
+    }
+    return;
+  }
+  if (auto entry = classify(node, diag)) {
+    out.push_back(std::move(*entry));
+  }
+}
+
+std::string qualified(const ObjectMeta& meta, const std::string& namespace_) {
+  return meta.kind + " " + (meta.namespace_.empty() ? namespace_ : meta.namespace_) + "/" + meta.name;
+}
+
+// Finds the single bootstrap; reports a missing or repeated one.
+std::optional<BootstrapResource> read_bootstrap(const std::vector<Entry>& entries, Diagnostics& diag,
+                                                const std::string& path) {
+  const Entry* first = nullptr;
+  for (const auto& e : entries) {
+    if (e.handling != Handling::Bootstrap) {
+      continue;
+    }
+    if (first == nullptr) {
+      first = &e;
+      continue;
+    }
+    Mark at = mark_of(first->node);
+    diag.error(mark_of(e.node), "WaypointBootstrap " + e.meta.name +
+                                    ": a file holds exactly one WaypointBootstrap (another at " +
+                                    std::to_string(at.line) + ":" + std::to_string(at.column) + ")");
+  }
+  if (first == nullptr) {
+    diag.error(Mark{1, 1}, "no WaypointBootstrap resource (apiVersion: waypoint.proxy/v1alpha1)");
+    return std::nullopt;
+  }
+  return parse_bootstrap(first->node, first->meta, diag, path);
+}
+
+// Reports a second resource of the same kind and name.
+class NameRegistry {
+ public:
+  bool add(const Entry& e, Diagnostics& diag) {
+    auto [it, inserted] = seen_.emplace(e.meta.kind + "/" + e.meta.name, mark_of(e.node));
+    if (!inserted) {
+      diag.error(mark_of(e.node), e.meta.kind + " " + e.meta.name + ": defined twice (first at " +
+                                      std::to_string(it->second.line) + ":" + std::to_string(it->second.column) + ")");
+    }
+    return inserted;
+  }
+
+ private:
+  std::map<std::string, Mark> seen_;
+};
+
+// yaml-cpp 0.7's LoadAll never returns on some malformed streams (a "," where a document should
+// start: jbeder/yaml-cpp#1040, fixed upstream after 0.8) and allocates until the process dies. A
+// first pass over the parser's events finds the spot: a document starting where the previous one
+// did means the parser made no progress.
+struct DocumentStarts : YAML::EventHandler {
+  YAML::Mark last;
+  void OnDocumentStart(const YAML::Mark& mark) override { last = mark; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+std::optional<YAML::Mark> parser_stuck_at(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentStarts starts;
+  for (int previous = -1; parser.HandleNextDocument(starts); previous = starts.last.pos) {
+    if (starts.last.pos == previous) {
+      return starts.last;
+    }
+  }
+  return std::nullopt;
+}
+
+std::string version_of(const std::string& bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned i = 0; i < 8; ++i) {
+    hex += kHex[digest[i] >> 4];
+    hex += kHex[digest[i] & 0xF];
+  }
+  return hex;
+}
+
+void load(const std::string& text, Diagnostics& diag, Snapshot& snapshot) {
+  std::vector<YAML::Node> docs;
+  try {
+    if (auto stuck = parser_stuck_at(text)) {
+      diag.error(to_mark(*stuck), "invalid YAML: unexpected text where a document should start");
+      return;
+    }
+    docs = YAML::LoadAll(text);
+  } catch (const YAML::Exception& e) {
+    diag.error(to_mark(e.mark), "invalid YAML: " + e.msg);
+    return;
+  }
+  std::vector<Entry> entries;
+  for (const auto& doc : docs) {
+    add_resources(doc, false, entries, diag);
+  }
+  auto bootstrap = read_bootstrap(entries, diag, snapshot.source_file);
+  if (!bootstrap) {
+    return;
+  }
+  Resources resources{std::move(*bootstrap), {}, {}, {}};
+  const Bootstrap& b = resources.bootstrap.bootstrap;
+  NameRegistry names;
+  for (const auto& e : entries) {
+    if (e.handling == Handling::Bootstrap) {
+      continue;
+    }
+    if (e.handling == Handling::Foreign) {
+      diag.ignore(qualified(e.meta, b.namespace_) + ": " + e.api_version + " " + e.meta.kind +
+                  " is not read by the waypoint");
+      continue;
+    }
+    if (!e.meta.namespace_.empty() && e.meta.namespace_ != b.namespace_) {
+      diag.ignore(qualified(e.meta, b.namespace_) + ": namespace " + e.meta.namespace_ + " is not this waypoint's (" +
+                  b.namespace_ + ")");
+      continue;
+    }
+    if (!names.add(e, diag)) {
+      continue;
+    }
+    switch (e.handling) {
+      case Handling::Gateway:
+        if (auto gateway = parse_gateway(e.node, e.meta, b, diag)) {
+          resources.gateways.push_back(std::move(*gateway));
+        }
+        break;
+      case Handling::Service:
+        if (auto service = parse_service(e.node, e.meta, b, diag)) {
+          resources.services.push_back(std::move(*service));
+        }
+        break;
+      case Handling::Pod:
+        if (auto pod = parse_pod(e.node, e.meta, b, diag)) {
+          resources.pods.push_back(std::move(*pod));
+        }
+        break;
+      case Handling::NotApplied:
+        diag.warning(mark_of(e.node),
+                     e.meta.kind + " " + e.meta.name + ": not applied by this version (" + std::string(e.note) + ")");
+        break;
+      case Handling::Bootstrap:
+      case Handling::Foreign:
+        break;
+    }
+  }
+  check_certificates(resources.bootstrap, diag);
+  compile(resources, diag, snapshot);
+}
+
+}  // namespace
+
+SnapshotPtr load_snapshot_from_string(const std::string& text, const std::string& path) {
+  auto snapshot = std::make_shared<Snapshot>();
+  snapshot->source_file = path;
+  snapshot->version = version_of(text);
+  snapshot->loaded_at = std::chrono::system_clock::now();
+  Diagnostics diag(path);
+  try {
+    load(text, diag, *snapshot);
+  } catch (const YAML::Exception& e) {
+    // A yaml-cpp accessor tripped by odd input is still a config error, not a crash.
+    diag.error(to_mark(e.mark), e.msg);
+  }
+  if (diag.failed()) {
+    throw ConfigError(diag.error_text());
+  }
+  snapshot->warnings = diag.warning_lines();
+  snapshot->ignored = diag.ignored();
+  return snapshot;
+}
+
+SnapshotPtr load_snapshot(const std::string& path) {
+  std::string text;
+  if (int error = read_file(path, text); error != 0) {
+    throw ConfigError(path + ": cannot read: " + std::strerror(error));
+  }
+  return load_snapshot_from_string(text, path);
+}
+
+}  // namespace wp::config

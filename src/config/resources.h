@@ -1,0 +1,83 @@
+#pragma once
+// Private to config/: the resources read from the file, before scoping and compilation. Each keeps
+// the YAML nodes that later checks (scope, chains, certificates) report against.
+// Beware: yaml-cpp's Node::operator= writes through to the node already referenced; these members
+// are only ever constructed or rebound with Node::reset().
+#include <yaml-cpp/yaml.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/reader.h"
+#include "waypoint/config/snapshot.h"
+
+namespace wp::config {
+
+// What the loader reads from every resource before dispatching it.
+struct ObjectMeta {
+  std::string kind;
+  std::string name;        // metadata.name
+  std::string namespace_;  // metadata.namespace; empty when unset
+};
+
+struct BootstrapResource {
+  Bootstrap bootstrap;
+  YAML::Node gateway_node;  // spec.gateway (or spec when missing)
+  // tls paths as written, and where; the resolved paths are in bootstrap.tls.
+  struct TlsFile {
+    std::string written;
+    YAML::Node node;
+  };
+  TlsFile cert_chain;
+  TlsFile private_key;
+  TlsFile root_cert;
+};
+
+struct GatewayResource {
+  Gateway gateway;
+  YAML::Node node;
+};
+
+struct ServiceResource {
+  Service service;
+  std::vector<YAML::Node> port_nodes;   // spec.ports[i] of each kept port (parallel to service.ports)
+  std::vector<std::string> port_paths;  // "spec.ports[i]" as numbered in the file
+};
+
+struct PodResource {
+  Pod pod;
+  bool has_ip = false;
+  YAML::Node ip_node;  // status.podIP
+};
+
+// Everything in the waypoint's namespace that it reads, in file order.
+struct Resources {
+  BootstrapResource bootstrap;
+  std::vector<GatewayResource> gateways;
+  std::vector<ServiceResource> services;
+  std::vector<PodResource> pods;
+};
+
+// "WaypointBootstrap" document → bootstrap. `config_path` resolves the relative tls paths.
+std::optional<BootstrapResource> parse_bootstrap(const YAML::Node& doc, const ObjectMeta& meta, Diagnostics& diag,
+                                                 const std::string& config_path);
+
+// Kubernetes resources already known to be in the waypoint's namespace; nullopt when unusable.
+std::optional<GatewayResource> parse_gateway(const YAML::Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap,
+                                             Diagnostics& diag);
+std::optional<ServiceResource> parse_service(const YAML::Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap,
+                                             Diagnostics& diag);
+std::optional<PodResource> parse_pod(const YAML::Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap,
+                                     Diagnostics& diag);
+
+// Checks the gateway named by the bootstrap (class and mesh listener).
+void check_gateway(const GatewayResource& gateway, Diagnostics& diag);
+
+// Reads and checks the certificate files named in the bootstrap (PEM parses, key matches).
+void check_certificates(const BootstrapResource& bootstrap, Diagnostics& diag);
+
+// Applies the waypoint's scope and builds the Snapshot's resources and chains.
+void compile(const Resources& resources, Diagnostics& diag, Snapshot& snapshot);
+
+}  // namespace wp::config

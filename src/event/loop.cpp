@@ -1,0 +1,139 @@
+#include "waypoint/event/loop.h"
+
+#include <cstdlib>
+
+namespace wp::event {
+
+Loop::Loop() {
+  if (uv_loop_init(&loop_) != 0) {
+    std::abort();
+  }
+  uv_check_init(&loop_, &check_);
+  check_.data = this;
+  uv_check_start(&check_, &Loop::on_check);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&check_));
+  uv_idle_init(&loop_, &idle_);
+  idle_.data = this;
+  uv_async_init(&loop_, &async_, &Loop::on_async);
+  async_.data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(&async_));
+}
+
+Loop::~Loop() {
+  drain_deferred();
+  uv_close(reinterpret_cast<uv_handle_t*>(&check_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&idle_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
+  // Let every pending close callback run, then free the loop.
+  while (uv_run(&loop_, UV_RUN_NOWAIT) != 0) {
+  }
+  uv_loop_close(&loop_);
+}
+
+void Loop::run() {
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  drain_deferred();
+}
+
+void Loop::stop() {
+  uv_stop(&loop_);
+}
+
+void Loop::post(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> lock(posted_mu_);
+    posted_.push_back(std::move(fn));
+  }
+  uv_async_send(&async_);
+}
+
+void Loop::defer_delete(std::unique_ptr<DeferredDeletable> obj) {
+  to_delete_.push_back(std::move(obj));
+  update_idle();
+}
+
+void Loop::run_after_io(std::function<void()> fn) {
+  after_io_.push_back(std::move(fn));
+  update_idle();
+}
+
+std::chrono::steady_clock::time_point Loop::now() const {
+  return std::chrono::steady_clock::time_point(std::chrono::milliseconds(now_ms()));
+}
+
+void Loop::update_idle() {
+  bool want = !after_io_.empty() || !to_delete_.empty();
+  if (want && !idle_active_) {
+    uv_idle_start(&idle_, [](uv_idle_t*) {});
+    idle_active_ = true;
+  } else if (!want && idle_active_) {
+    uv_idle_stop(&idle_);
+    idle_active_ = false;
+  }
+}
+
+void Loop::drain_deferred() {
+  // Tasks may queue more tasks and deletions; deletions may queue tasks. Run until both are empty.
+  while (!after_io_.empty() || !to_delete_.empty()) {
+    while (!after_io_.empty()) {
+      std::vector<std::function<void()>> tasks;
+      tasks.swap(after_io_);
+      for (auto& t : tasks) {
+        t();
+      }
+    }
+    std::vector<std::unique_ptr<DeferredDeletable>> dead;
+    dead.swap(to_delete_);
+    dead.clear();
+  }
+  update_idle();
+}
+
+void Loop::on_check(uv_check_t* h) {
+  static_cast<Loop*>(h->data)->drain_deferred();
+}
+
+void Loop::on_async(uv_async_t* h) {
+  auto* self = static_cast<Loop*>(h->data);
+  std::vector<std::function<void()>> fns;
+  {
+    std::lock_guard<std::mutex> lock(self->posted_mu_);
+    fns.swap(self->posted_);
+  }
+  for (auto& fn : fns) {
+    fn();
+  }
+}
+
+Timer::Timer(Loop& loop, std::function<void()> cb) : handle_(new uv_timer_t), cb_(std::move(cb)) {
+  uv_timer_init(loop.uv(), handle_);
+  handle_->data = this;
+}
+
+Timer::~Timer() {
+  uv_timer_stop(handle_);
+  handle_->data = nullptr;
+  close_and_delete(handle_);
+}
+
+void Timer::start(std::chrono::milliseconds after, std::chrono::milliseconds repeat) {
+  uv_timer_start(handle_, &Timer::on_timer, static_cast<uint64_t>(after.count()),
+                 static_cast<uint64_t>(repeat.count()));
+}
+
+void Timer::stop() {
+  uv_timer_stop(handle_);
+}
+
+bool Timer::armed() const {
+  return uv_is_active(reinterpret_cast<const uv_handle_t*>(handle_)) != 0;
+}
+
+void Timer::on_timer(uv_timer_t* h) {
+  auto* self = static_cast<Timer*>(h->data);
+  if (self != nullptr) {
+    self->cb_();
+  }
+}
+
+}  // namespace wp::event

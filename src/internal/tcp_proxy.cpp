@@ -1,0 +1,147 @@
+#include "waypoint/internal/tcp_proxy.h"
+
+#include <spdlog/spdlog.h>
+
+namespace wp::internal {
+
+TcpProxy::TcpProxy(hbone::H2Stream& downstream, std::string chain, config::SnapshotPtr snapshot, stats::Block& stats,
+                   Done done)
+    : downstream_stream_(&downstream),
+      chain_(std::move(chain)),
+      snapshot_(std::move(snapshot)),
+      stats_(stats),
+      done_(std::move(done)) {
+  down_.tunnel = &downstream;
+  downstream.set_handler(&down_);
+}
+
+TcpProxy::~TcpProxy() {
+  if (down_.tunnel != nullptr) {
+    down_.tunnel->set_handler(nullptr);
+  }
+  if (up_.tunnel != nullptr) {
+    up_.tunnel->set_handler(nullptr);
+  }
+}
+
+void TcpProxy::start(hbone::Pool& pool, hbone::UpstreamTarget target) {
+  request_ = pool.open(std::move(target), *this);
+}
+
+void TcpProxy::on_upstream_ready(hbone::H2Stream& tunnel) {
+  if (state_ != State::Connecting) {
+    tunnel.reset();
+    return;
+  }
+  state_ = State::Open;
+  up_.tunnel = &tunnel;
+  tunnel.set_handler(&up_);
+  if (down_.tunnel == nullptr) {  // the client went away while we were connecting
+    tunnel.reset();
+    return;
+  }
+  downstream_stream_->respond(200);
+  if (!early_.empty()) {
+    up_.tunnel->write(early_);
+  }
+  if (down_.eof) {
+    up_.tunnel->write_eof();
+  }
+}
+
+void TcpProxy::on_upstream_failed(hbone::UpstreamFailure failure, int status) {
+  if (state_ != State::Connecting) {
+    return;
+  }
+  spdlog::info("tcp: {}: upstream tunnel failed ({}, status {}): 503", chain_, hbone::to_string(failure), status);
+  stats_.add(stats::Id::tunnels_rejected_upstream_failure);
+  if (down_.tunnel != nullptr) {
+    down_.tunnel->set_handler(nullptr);
+    downstream_stream_->respond(503);
+    down_.tunnel = nullptr;
+  }
+  state_ = State::Finished;
+  maybe_finish();
+}
+
+void TcpProxy::Side::on_tunnel_data(hbone::Tunnel&, buffer::Buffer& data) {
+  Side& dst = proxy.other(*this);
+  in_flight += data.length();
+  if (dst.tunnel != nullptr) {
+    dst.tunnel->write(data);
+  } else if (proxy.state_ == State::Connecting && downstream) {
+    proxy.early_.move_from(data);
+  } else {
+    // The other side is gone: drop, and give the window back at once.
+    size_t n = data.length();
+    data.clear();
+    in_flight -= n;
+    tunnel->consume(n);
+  }
+}
+
+void TcpProxy::Side::on_tunnel_eof(hbone::Tunnel&) {
+  eof = true;
+  Side& dst = proxy.other(*this);
+  if (dst.tunnel != nullptr) {
+    dst.tunnel->write_eof();
+  }
+}
+
+// `bytes` written to this side's tunnel left for its peer: reopen the source side's window.
+void TcpProxy::Side::on_tunnel_drained(hbone::Tunnel&, size_t bytes) {
+  Side& src = proxy.other(*this);
+  size_t n = std::min(bytes, src.in_flight);
+  src.in_flight -= n;
+  proxy.stats_.add(
+      downstream ? stats::Id::tcp_bytes_upstream_to_downstream : stats::Id::tcp_bytes_downstream_to_upstream,
+      static_cast<int64_t>(n));
+  if (src.tunnel != nullptr) {
+    src.tunnel->consume(n);
+  }
+}
+
+void TcpProxy::Side::on_tunnel_closed(hbone::Tunnel&, bool clean) {
+  tunnel = nullptr;
+  Side& peer = proxy.other(*this);
+  if (!clean) {
+    proxy.stats_.add(stats::Id::tunnels_reset);
+    if (peer.tunnel != nullptr) {
+      peer.tunnel->reset();
+    }
+    if (downstream && proxy.state_ == State::Connecting) {
+      proxy.request_.reset();  // cancel the pending upstream tunnel
+      proxy.state_ = State::Finished;
+    }
+  }
+  proxy.maybe_finish();
+}
+
+void TcpProxy::abort() {
+  if (down_.tunnel != nullptr) {
+    down_.tunnel->reset();
+  }
+  if (up_.tunnel != nullptr) {
+    up_.tunnel->reset();
+  }
+  request_.reset();
+  state_ = State::Finished;
+  maybe_finish();
+}
+
+void TcpProxy::maybe_finish() {
+  if (down_.tunnel != nullptr || up_.tunnel != nullptr) {
+    return;
+  }
+  if (state_ == State::Connecting) {
+    return;  // still waiting for the upstream outcome
+  }
+  state_ = State::Finished;
+  if (done_) {
+    auto done = std::move(done_);
+    done_ = nullptr;
+    done(*this);
+  }
+}
+
+}  // namespace wp::internal

@@ -1,0 +1,158 @@
+#include "waypoint/server/worker.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+namespace wp::server {
+namespace {
+
+hbone::H2Settings downstream_settings(const config::Bootstrap& b) {
+  hbone::H2Settings s;
+  s.max_concurrent_streams = b.downstream.max_concurrent_streams;
+  s.max_header_list_bytes = b.downstream.max_header_list_bytes;
+  s.keepalive_interval = b.downstream.keepalive_interval;
+  s.keepalive_timeout = b.downstream.keepalive_timeout;
+  s.handshake_timeout = b.downstream.handshake_timeout;
+  return s;
+}
+
+hbone::PoolSettings pool_settings(const config::Bootstrap& b) {
+  hbone::PoolSettings p;
+  p.h2.keepalive_interval = b.downstream.keepalive_interval;
+  p.h2.keepalive_timeout = b.downstream.keepalive_timeout;
+  p.max_streams_per_connection = b.upstream.max_streams_per_connection;
+  p.connect_timeout = b.upstream.connect_timeout;
+  p.idle_timeout = b.upstream.idle_timeout;
+  return p;
+}
+
+}  // namespace
+
+Worker::Worker(int index, config::SnapshotPtr snapshot, tls::ContextPtr server_tls, tls::ContextPtr client_tls)
+    : index_(index),
+      snapshot_(std::move(snapshot)),
+      server_tls_(std::move(server_tls)),
+      client_tls_(std::move(client_tls)),
+      downstream_settings_(downstream_settings(snapshot_->bootstrap)),
+      pool_(loop_, client_tls_, pool_settings(snapshot_->bootstrap), stats_),
+      listener_(loop_, pool_, stats_) {
+  listener_.set_snapshot(snapshot_);
+}
+
+Worker::~Worker() {
+  join();
+  if (listen_fd_ >= 0 && !acceptor_) {
+    ::close(listen_fd_);
+  }
+}
+
+bool Worker::bind(std::string* error) {
+  net::ListenOptions opts;
+  opts.reuse_port = true;
+  listen_fd_ = net::listen_tcp(snapshot_->bootstrap.listeners.hbone, opts, error);
+  return listen_fd_ >= 0;
+}
+
+void Worker::start(std::function<void()> on_exit) {
+  on_exit_ = std::move(on_exit);
+  thread_ = std::thread([this] {
+    run();
+    if (on_exit_) {
+      on_exit_();
+    }
+  });
+}
+
+void Worker::run() {
+  acceptor_ = std::make_unique<net::Acceptor>(loop_, listen_fd_,
+                                              [this](int fd, const net::SockAddr& peer) { on_accept(fd, peer); });
+  spdlog::debug("worker {} running", index_);
+  loop_.run();
+  // Whatever is left (shutdown path) is closed here, on the worker's own thread.
+  listener_.abort_all();
+  for (auto& [p, c] : connections_) {
+    c->close();
+  }
+  pool_.close_all();
+  acceptor_.reset();
+  drain_timer_.reset();
+  connections_.clear();
+}
+
+void Worker::join() {
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+}
+
+void Worker::on_accept(int fd, const net::SockAddr& peer) {
+  if (connections_.size() >= snapshot_->bootstrap.downstream.max_connections) {
+    stats_.add(stats::Id::downstream_cx_overflow);
+    ::close(fd);
+    return;
+  }
+  stats_.add(stats::Id::downstream_cx_total);
+  stats_.add(stats::Id::downstream_cx_active);
+  auto conn = std::make_unique<hbone::HboneServerConnection>(loop_, fd, peer, server_tls_, downstream_settings_, *this,
+                                                             stats_, listener_);
+  auto* raw = conn.get();
+  connections_.emplace(raw, std::move(conn));
+  raw->start();
+}
+
+void Worker::on_connection_closed(hbone::H2Connection& conn) {
+  auto it = connections_.find(&conn);
+  if (it == connections_.end()) {
+    return;
+  }
+  stats_.sub(stats::Id::downstream_cx_active);
+  loop_.defer_delete(std::move(it->second));
+  connections_.erase(it);
+  if (draining_ && connections_.empty()) {
+    finish();
+  }
+}
+
+void Worker::shutdown(std::chrono::milliseconds drain_time) {
+  loop_.post([this, drain_time] { begin_drain(drain_time); });
+}
+
+void Worker::begin_drain(std::chrono::milliseconds drain_time) {
+  if (draining_) {
+    return;
+  }
+  draining_ = true;
+  acceptor_.reset();  // no new connections on this worker
+  listen_fd_ = -1;
+  std::vector<hbone::H2Connection*> conns;
+  for (auto& [p, c] : connections_) {
+    conns.push_back(p);
+  }
+  for (auto* c : conns) {
+    c->drain();
+  }
+  if (connections_.empty()) {
+    finish();
+    return;
+  }
+  drain_timer_ = std::make_unique<event::Timer>(loop_, [this] { finish(); });
+  drain_timer_->start(drain_time);
+}
+
+void Worker::finish() {
+  if (drain_timer_) {
+    drain_timer_->stop();
+  }
+  listener_.abort_all();
+  pool_.close_all();
+  std::vector<hbone::H2Connection*> conns;
+  for (auto& [p, c] : connections_) {
+    conns.push_back(p);
+  }
+  for (auto* c : conns) {
+    c->close();
+  }
+  loop_.stop();
+}
+
+}  // namespace wp::server

@@ -1,0 +1,80 @@
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "waypoint/event/loop.h"
+
+using wp::event::Loop;
+
+namespace {
+struct Tracked : wp::event::DeferredDeletable {
+  std::vector<std::string>& log;
+  explicit Tracked(std::vector<std::string>& l) : log(l) {}
+  ~Tracked() override { log.push_back("deleted"); }
+};
+}  // namespace
+
+TEST_CASE("deferred deletion happens after the current callback, after end-of-iteration tasks", "[event]") {
+  Loop loop;
+  std::vector<std::string> log;
+  wp::event::Timer t(loop, [&] {
+    loop.defer_delete(std::make_unique<Tracked>(log));
+    loop.run_after_io([&] { log.push_back("task"); });
+    log.push_back("callback done");
+  });
+  t.start(std::chrono::milliseconds(1));
+  loop.run();
+  REQUIRE(log.size() == 3);
+  CHECK(log[0] == "callback done");
+  CHECK(log[1] == "task");
+  CHECK(log[2] == "deleted");
+}
+
+TEST_CASE("post() runs functions from other threads on the loop thread", "[event]") {
+  Loop loop;
+  std::atomic<int> count{0};
+  std::thread::id loop_thread;
+  wp::event::Timer keepalive(loop, [] {});
+  keepalive.start(std::chrono::milliseconds(10), std::chrono::milliseconds(10));
+  std::thread runner([&] {
+    loop_thread = std::this_thread::get_id();
+    loop.run();
+  });
+  std::vector<std::thread> posters;
+  std::atomic<bool> wrong_thread{false};
+  for (int i = 0; i < 4; ++i) {
+    posters.emplace_back([&] {
+      for (int j = 0; j < 250; ++j) {
+        loop.post([&] {
+          if (std::this_thread::get_id() != loop_thread) {
+            wrong_thread = true;
+          }
+          if (++count == 1000) {
+            loop.stop();
+          }
+        });
+      }
+    });
+  }
+  for (auto& p : posters) {
+    p.join();
+  }
+  runner.join();
+  CHECK(count == 1000);
+  CHECK_FALSE(wrong_thread);
+}
+
+TEST_CASE("a Timer may be destroyed before it fires", "[event]") {
+  Loop loop;
+  bool fired = false;
+  {
+    wp::event::Timer t(loop, [&] { fired = true; });
+    t.start(std::chrono::milliseconds(1));
+  }
+  wp::event::Timer later(loop, [] {});
+  later.start(std::chrono::milliseconds(5));
+  loop.run();
+  CHECK_FALSE(fired);
+}
