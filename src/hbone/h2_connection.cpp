@@ -302,10 +302,8 @@ void H2Connection::on_tls_data(const uint8_t* data, size_t len) {
   if (rv < 0) {
     spdlog::debug("hbone: {} HTTP/2 error from {}: {}", role_ == Role::Server ? "downstream" : "upstream",
                   peer_address_.to_string(), nghttp2_strerror(static_cast<int>(rv)));
-    if (role_ == Role::Server) {
-      stats_.add(stats::Id::downstream_cx_protocol_error);
-    }
-    send_now();  // nghttp2 queued a GOAWAY explaining why
+    count_protocol_error();
+    send_now();  // nghttp2 may have queued a GOAWAY explaining why
     socket_.close(true);
     finish(true);
     return;
@@ -569,8 +567,21 @@ int H2Connection::on_frame_recv_cb(nghttp2_session*, const nghttp2_frame* frame,
   }
 }
 
+void H2Connection::count_protocol_error() {
+  if (role_ == Role::Server && !protocol_error_counted_) {
+    protocol_error_counted_ = true;
+    stats_.add(stats::Id::downstream_cx_protocol_error);
+  }
+}
+
 int H2Connection::on_frame_send_cb(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
   auto* self = static_cast<H2Connection*>(user);
+  if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR) {
+    // nghttp2 detected a connection error (bad frame, flow-control violation, flood, ...).
+    spdlog::debug("hbone: GOAWAY({}) to {}", nghttp2_http2_strerror(frame->goaway.error_code),
+                  self->peer_address_.to_string());
+    self->count_protocol_error();
+  }
   if (frame->hd.type == NGHTTP2_HEADERS && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
     H2Stream* s = self->find_stream(frame->hd.stream_id);
     if (s != nullptr && s->reset_after_response_ && !s->remote_eof_) {

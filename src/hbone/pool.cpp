@@ -14,6 +14,8 @@ const char* to_string(UpstreamFailure f) {
   switch (f) {
     case UpstreamFailure::ConnectFailed:
       return "connect_failed";
+    case UpstreamFailure::Timeout:
+      return "timeout";
     case UpstreamFailure::Refused:
       return "refused";
     case UpstreamFailure::Reset:
@@ -119,6 +121,26 @@ void HboneClientConnection::on_closing() {
 // ---------------------------------------------------------------------------------------------
 // UpstreamRequest
 
+UpstreamRequest::UpstreamRequest(Pool& pool, UpstreamTarget target, Callbacks& cb)
+    : pool_(pool), target_(std::move(target)), cb_(cb), deadline_(pool.loop_, [this] { on_deadline(); }) {
+  deadline_.start(pool.settings_.connect_timeout);
+}
+
+void UpstreamRequest::on_deadline() {
+  if (state_ == State::Done) {
+    return;
+  }
+  pool_.stats_.add(stats::Id::upstream_connect_timeout);
+  if (state_ == State::Waiting) {
+    pool_.cancel(*this);
+  } else if (stream_ != nullptr) {
+    stream_->set_connect_callbacks(nullptr);
+    stream_->reset();
+    stream_ = nullptr;
+  }
+  fail(UpstreamFailure::Timeout, 0);
+}
+
 UpstreamRequest::~UpstreamRequest() {
   if (state_ == State::Waiting) {
     pool_.cancel(*this);
@@ -130,6 +152,7 @@ UpstreamRequest::~UpstreamRequest() {
 
 void UpstreamRequest::on_connect_established(H2Stream& stream) {
   state_ = State::Done;
+  deadline_.stop();
   stream_ = nullptr;
   cb_.on_upstream_ready(stream);
 }
@@ -141,6 +164,7 @@ void UpstreamRequest::on_connect_failed(int status) {
 
 void UpstreamRequest::fail(UpstreamFailure f, int status) {
   state_ = State::Done;
+  deadline_.stop();
   cb_.on_upstream_failed(f, status);
 }
 

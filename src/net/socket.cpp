@@ -77,8 +77,12 @@ std::optional<SockAddr> local_address(int fd) {
   return SockAddr::from_sockaddr(reinterpret_cast<sockaddr*>(&ss));
 }
 
-Acceptor::Acceptor(event::Loop& loop, int listen_fd, OnAccept on_accept)
-    : fd_(listen_fd), poll_(new uv_poll_t), on_accept_(std::move(on_accept)) {
+Acceptor::Acceptor(event::Loop& loop, int listen_fd, OnAccept on_accept, OnError on_error)
+    : fd_(listen_fd),
+      poll_(new uv_poll_t),
+      on_accept_(std::move(on_accept)),
+      on_error_(std::move(on_error)),
+      backoff_(loop, [this] { resume(); }) {
   uv_poll_init(loop.uv(), poll_, fd_);
   poll_->data = this;
   resume();
@@ -109,7 +113,17 @@ void Acceptor::on_poll(uv_poll_t* h, int status, int events) {
     socklen_t len = sizeof(ss);
     int fd = ::accept4(self->fd_, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      return;  // EAGAIN, or a transient error (EMFILE, ECONNABORTED): try again on the next wake-up
+      int err = errno;
+      if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        // The pending connection stays queued; level-triggered polling would spin until a descriptor
+        // frees up, so pause for a while instead.
+        self->pause();
+        self->backoff_.start(kBackoff);
+        if (self->on_error_) {
+          self->on_error_(err);
+        }
+      }
+      return;  // EAGAIN, or a transient error such as ECONNABORTED: try again on the next wake-up
     }
     set_nodelay(fd);
     auto peer = SockAddr::from_sockaddr(reinterpret_cast<sockaddr*>(&ss));

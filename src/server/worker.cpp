@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cstring>
+
 namespace wp::server {
 namespace {
 
@@ -64,8 +66,13 @@ void Worker::start(std::function<void()> on_exit) {
 }
 
 void Worker::run() {
-  acceptor_ = std::make_unique<net::Acceptor>(loop_, listen_fd_,
-                                              [this](int fd, const net::SockAddr& peer) { on_accept(fd, peer); });
+  acceptor_ = std::make_unique<net::Acceptor>(
+      loop_, listen_fd_, [this](int fd, const net::SockAddr& peer) { on_accept(fd, peer); },
+      [this](int err) {
+        stats_.add(stats::Id::downstream_accept_paused);
+        spdlog::warn("worker {}: accept: {}; pausing for {} ms", index_, std::strerror(err),
+                     net::Acceptor::kBackoff.count());
+      });
   spdlog::debug("worker {} running", index_);
   loop_.run();
   // Whatever is left (shutdown path) is closed here, on the worker's own thread.

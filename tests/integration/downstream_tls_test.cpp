@@ -163,3 +163,29 @@ TEST_CASE("downstream.maxConcurrentStreams is advertised and obeyed", "[limits]"
   CHECK(client->connection_count() == 2);
   CHECK(m.waypoint->stat("downstream_cx_total") == 2);
 }
+
+TEST_CASE("out of file descriptors: accepting pauses, is counted, and recovers", "[limits]") {
+  Mesh m;
+  m.spec.concurrency = 1;
+  REQUIRE(m.start({"prlimit", "--nofile=48:48"}) == "");
+  // Plain TCP connections that never handshake: each holds one of the waypoint's descriptors.
+  std::vector<int> fds;
+  sockaddr_storage ss;
+  unsigned len = m.spec.hbone.to_sockaddr(&ss);
+  for (int i = 0; i < 80; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0);  // the kernel's backlog accepts
+    fds.push_back(fd);
+  }
+  CHECK(m.waypoint->wait_stat("downstream_accept_paused", [](int64_t v) { return v >= 1; }));
+  for (int fd : fds) {
+    ::close(fd);
+  }
+  // Descriptors come back as the waypoint notices the closes; then it accepts and serves again.
+  ProbeOptions good{m.client_id.cert, m.client_id.key, m.env.root_pem()};
+  bool recovered = false;
+  for (int i = 0; i < 100 && !recovered; ++i) {
+    recovered = tls_probe(m.spec.hbone, good);
+  }
+  CHECK(recovered);
+}

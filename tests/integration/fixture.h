@@ -46,9 +46,9 @@ struct Mesh {
   }
 
   // Writes the config and starts the waypoint; returns its log on failure.
-  std::string start() {
+  std::string start(std::vector<std::string> wrapper = {}) {
     std::string path = env.write("waypoint.yaml", render_config(env, spec));
-    waypoint = std::make_unique<WaypointProcess>(env, path, spec.admin);
+    waypoint = std::make_unique<WaypointProcess>(env, path, spec.admin, std::move(wrapper));
     std::string log;
     if (!waypoint->start(&log)) {
       return log.empty() ? "waypoint did not become ready" : log;

@@ -226,6 +226,24 @@ status: {{podIP: {net}.1}}
         check("waypoint.tunnels_rejected_bad_request: 5" in stats, "5 bad requests counted")
         c.sock.close()
 
+        # A frame that is not HTTP/2 after the preface: GOAWAY, close, counted.
+        bad = Client((f"{net}.250", 15008), certs)
+        bad.sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        bad.sock.settimeout(5)
+        got = b""
+        try:
+            while True:
+                chunk = bad.sock.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        except (ssl.SSLError, OSError):
+            pass
+        # The server's GOAWAY frame header: type 0x7 on stream 0, within what came back before the close.
+        check(b"\x07\x00\x00\x00\x00\x00" in got, "an HTTP/1 request inside HBONE: GOAWAY, then the connection closes")
+        stats = admin_get(f"{net}.250", 15000, "/stats")
+        check("waypoint.downstream_cx_protocol_error: 1" in stats, "protocol error counted")
+
         wp.send_signal(signal.SIGTERM)
         check(wp.wait(timeout=15) == 0, "SIGTERM: exit status 0")
     finally:

@@ -27,6 +27,14 @@ class PodTunnel final : public hbone::TunnelHandler, public event::DeferredDelet
   bool eof = false;
 };
 
+// A CONNECT whose answer is held back (FakePodOptions::respond_delay_ms).
+struct Delayed final : event::DeferredDeletable {
+  Delayed(event::Loop& loop, std::function<void(Delayed*)> cb)
+      : fire(std::move(cb)), timer(loop, [this] { fire(this); }) {}
+  std::function<void(Delayed*)> fire;
+  event::Timer timer;
+};
+
 class FakePod::Impl final : public hbone::H2Connection::Owner, public hbone::ConnectHandler {
  public:
   Impl(FakePod& pod, FakePodOptions opts) : pod_(pod), opts_(std::move(opts)) {
@@ -62,6 +70,7 @@ class FakePod::Impl final : public hbone::H2Connection::Owner, public hbone::Con
       loop_.stop();
     });
     thread_.join();
+    delayed_.clear();
     tunnels_.clear();
     conns_.clear();
   }
@@ -85,20 +94,22 @@ class FakePod::Impl final : public hbone::H2Connection::Owner, public hbone::Con
     }
     hbone::H2Stream* stream = &req.stream;
     if (opts_.respond_delay_ms > 0) {
-      // The stream may die meanwhile; look it up again by id on the same connection.
+      // The stream may die meanwhile: look it up again by id on the same connection.
       auto* conn = &stream->connection();
       int32_t id = stream->id();
-      auto timer = std::make_shared<std::unique_ptr<event::Timer>>();
-      *timer = std::make_unique<event::Timer>(loop_, [this, conn, id, timer] {
-        loop_.run_after_io([timer] { timer->reset(); });
-        if (conns_.count(conn) == 0) {
-          return;
+      auto d = std::make_unique<Delayed>(loop_, [this, conn, id](Delayed* self) {
+        if (conns_.count(conn) != 0) {
+          if (auto* s = conn->stream_by_id(id)) {
+            answer(*s);
+          }
         }
-        if (auto* s = conn->stream_by_id(id)) {
-          answer(*s);
-        }
+        auto it = delayed_.find(self);
+        loop_.defer_delete(std::move(it->second));
+        delayed_.erase(it);
       });
-      (*timer)->start(std::chrono::milliseconds(opts_.respond_delay_ms));
+      d->timer.start(std::chrono::milliseconds(opts_.respond_delay_ms));
+      Delayed* raw = d.get();
+      delayed_.emplace(raw, std::move(d));
       return;
     }
     answer(*stream);
@@ -163,6 +174,7 @@ class FakePod::Impl final : public hbone::H2Connection::Owner, public hbone::Con
   std::unique_ptr<net::Acceptor> acceptor_;
   std::unordered_map<hbone::H2Connection*, std::unique_ptr<hbone::HboneServerConnection>> conns_;
   std::unordered_map<PodTunnel*, std::unique_ptr<PodTunnel>> tunnels_;
+  std::unordered_map<Delayed*, std::unique_ptr<Delayed>> delayed_;
   std::thread thread_;
 };
 

@@ -141,8 +141,9 @@ std::string render_config(const TestEnv& env, const ConfigSpec& spec) {
 
 // --- WaypointProcess -------------------------------------------------------------------------
 
-WaypointProcess::WaypointProcess(const TestEnv& env, const std::string& config_path, net::SockAddr admin)
-    : env_(env), config_path_(config_path), admin_(admin) {
+WaypointProcess::WaypointProcess(const TestEnv& env, const std::string& config_path, net::SockAddr admin,
+                                 std::vector<std::string> wrapper)
+    : env_(env), config_path_(config_path), admin_(admin), wrapper_(std::move(wrapper)) {
   static int counter = 0;
   log_path_ = env.dir() + "/waypoint-" + std::to_string(++counter) + ".log";
 }
@@ -158,9 +159,14 @@ bool WaypointProcess::start(std::string* log_out) {
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 1, log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  std::string bin = waypoint_binary();
-  std::vector<char*> argv = {bin.data(), const_cast<char*>("--config"), config_path_.data(), nullptr};
-  int rc = posix_spawn(&pid_, bin.c_str(), &fa, nullptr, argv.data(), environ);
+  std::vector<std::string> args = wrapper_;
+  args.insert(args.end(), {waypoint_binary(), "--config", config_path_});
+  std::vector<char*> argv;
+  for (auto& a : args) {
+    argv.push_back(a.data());
+  }
+  argv.push_back(nullptr);
+  int rc = posix_spawnp(&pid_, argv[0], &fa, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
   if (rc != 0) {
     pid_ = -1;

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -79,7 +80,9 @@ std::string render_config(const TestEnv& env, const ConfigSpec& spec);
 // The real waypoint binary as a child process.
 class WaypointProcess {
  public:
-  WaypointProcess(const TestEnv& env, const std::string& config_path, net::SockAddr admin);
+  // `wrapper` runs before the binary (e.g. {"prlimit", "--nofile=64"}); it must exec it.
+  WaypointProcess(const TestEnv& env, const std::string& config_path, net::SockAddr admin,
+                  std::vector<std::string> wrapper = {});
   ~WaypointProcess();
   // Starts and waits until the admin /ready answers 200. Returns false (and the log) on failure.
   bool start(std::string* log_out = nullptr);
@@ -99,6 +102,7 @@ class WaypointProcess {
   std::string config_path_;
   std::string log_path_;
   net::SockAddr admin_;
+  std::vector<std::string> wrapper_;
   pid_t pid_ = -1;
 };
 

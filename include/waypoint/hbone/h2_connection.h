@@ -173,6 +173,7 @@ class H2Connection : public tls::SocketCallbacks, public event::DeferredDeletabl
 
   void send_now();
   void finish(bool notify_owner);
+  void count_protocol_error();
   void keepalive_tick();
   void maybe_close_when_idle();
 
@@ -203,6 +204,7 @@ class H2Connection : public tls::SocketCallbacks, public event::DeferredDeletabl
   std::chrono::steady_clock::time_point ping_sent_at_{};
   bool ping_outstanding_ = false;
   bool remote_settings_seen_ = false;
+  bool protocol_error_counted_ = false;
   bool send_scheduled_ = false;
   bool in_send_ = false;
 };

@@ -42,7 +42,7 @@ class HboneClientConnection final : public H2Connection {
   event::Timer idle_timer_;
 };
 
-enum class UpstreamFailure { ConnectFailed, Refused, Reset };
+enum class UpstreamFailure { ConnectFailed, Timeout, Refused, Reset };
 const char* to_string(UpstreamFailure f);
 
 struct UpstreamTarget {
@@ -53,7 +53,8 @@ struct UpstreamTarget {
 };
 
 // One request for an upstream tunnel. Owned by the requester; destroying it cancels the request
-// (a tunnel still being set up is reset).
+// (a tunnel still being set up is reset). It fails with Timeout when no answer came within
+// upstream.connectTimeout of the request, whatever stage it was in.
 class UpstreamRequest final : public ConnectCallbacks {
  public:
   class Callbacks {
@@ -66,11 +67,11 @@ class UpstreamRequest final : public ConnectCallbacks {
 
  private:
   friend class Pool;
-  UpstreamRequest(Pool& pool, UpstreamTarget target, Callbacks& cb)
-      : pool_(pool), target_(std::move(target)), cb_(cb) {}
+  UpstreamRequest(Pool& pool, UpstreamTarget target, Callbacks& cb);
   void on_connect_established(H2Stream& stream) override;
   void on_connect_failed(int status) override;
   void fail(UpstreamFailure f, int status);
+  void on_deadline();
 
   enum class State { Waiting, Submitted, Done };
   Pool& pool_;
@@ -79,6 +80,7 @@ class UpstreamRequest final : public ConnectCallbacks {
   State state_ = State::Waiting;
   std::string key_;
   H2Stream* stream_ = nullptr;
+  event::Timer deadline_;  // upstream.connectTimeout covers dial, TLS and the CONNECT's answer
 };
 
 struct PoolSettings {

@@ -2,6 +2,7 @@
 // Plain TCP sockets on a libuv loop: a listening socket whose accepts arrive as file descriptors,
 // and non-blocking connects. TLS sits on top of the raw fd (see tls/socket.h), which lets OpenSSL
 // read and write the kernel socket directly instead of through extra memory copies.
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
@@ -26,10 +27,14 @@ void set_nodelay(int fd);
 std::optional<SockAddr> local_address(int fd);
 
 // Accepts connections on a listening fd and hands each new fd (non-blocking, TCP_NODELAY) on.
+// When the process runs out of file descriptors (EMFILE/ENFILE) or memory, accepting pauses for
+// kBackoff instead of spinning on a level-triggered listener, and `on_error` is told.
 class Acceptor {
  public:
   using OnAccept = std::function<void(int fd, const SockAddr& peer)>;
-  Acceptor(event::Loop& loop, int listen_fd, OnAccept on_accept);
+  using OnError = std::function<void(int err)>;
+  static constexpr std::chrono::milliseconds kBackoff{100};
+  Acceptor(event::Loop& loop, int listen_fd, OnAccept on_accept, OnError on_error = {});
   ~Acceptor();  // stops accepting and closes the listening fd
   Acceptor(const Acceptor&) = delete;
   Acceptor& operator=(const Acceptor&) = delete;
@@ -41,6 +46,8 @@ class Acceptor {
   int fd_;
   uv_poll_t* poll_;
   OnAccept on_accept_;
+  OnError on_error_;
+  event::Timer backoff_;
 };
 
 }  // namespace wp::net

@@ -13,6 +13,7 @@ namespace wp::stats {
   X(downstream_cx_total, Counter, "HBONE connections accepted")                                    \
   X(downstream_cx_active, Gauge, "HBONE connections open")                                         \
   X(downstream_cx_overflow, Counter, "HBONE connections refused over downstream.maxConnections")   \
+  X(downstream_accept_paused, Counter, "accept paused: out of file descriptors or memory")         \
   X(downstream_cx_keepalive_timeout, Counter, "HBONE connections dropped for an unanswered PING")  \
   X(downstream_cx_protocol_error, Counter, "HBONE connections closed on an HTTP/2 protocol error") \
   X(handshake_failed_not_tls, Counter, "handshake failures: not TLS")                              \
@@ -38,11 +39,10 @@ namespace wp::stats {
   X(upstream_cx_active, Gauge, "upstream HBONE connections open")                                  \
   X(upstream_cx_connect_failed, Counter, "upstream HBONE connects that failed (TCP or TLS)")       \
   X(upstream_cx_idle_closed, Counter, "upstream HBONE connections closed for idleness")            \
+  X(upstream_connect_timeout, Counter, "upstream tunnels not established within connectTimeout")   \
   X(upstream_tunnels_total, Counter, "upstream CONNECT streams opened")                            \
   X(upstream_tunnels_active, Gauge, "upstream CONNECT streams open")                               \
-  X(upstream_tunnels_refused, Counter, "upstream CONNECT answered non-200 or reset")               \
-  X(upstream_pending_overflow, Counter, "tunnel requests refused: pool waiting list full")         \
-  X(buffered_bytes, Gauge, "bytes held in tunnel buffers")
+  X(upstream_tunnels_refused, Counter, "upstream CONNECT answered non-200 or reset")
 
 enum class Id : int {
 #define WP_STATS_ENUM(name, kind, help) name,
