@@ -204,7 +204,7 @@ ssize_t H2Stream::read_data(size_t length, uint32_t* flags) {
 }
 
 int H2Stream::send_data(const uint8_t* framehd, size_t length, size_t padlen) {
-  auto& sock = conn_.socket_;
+  auto& sock = *conn_.transport_;
   if (sock.output_full()) {
     return NGHTTP2_ERR_WOULDBLOCK;
   }
@@ -246,14 +246,14 @@ void H2Stream::flush_drained() {
 // ---------------------------------------------------------------------------------------------
 // H2Connection
 
-H2Connection::H2Connection(event::Loop& loop, Role role, int fd, const tls::ContextPtr& tls,
-                           std::string expected_identity, const H2Settings& settings, Owner& owner, stats::Block& stats)
+H2Connection::H2Connection(event::Loop& loop, Role role, std::unique_ptr<net::Transport> transport,
+                           const H2Settings& settings, Owner& owner, stats::Block& stats)
     : loop_(loop),
       role_(role),
       settings_(settings),
       owner_(owner),
       stats_(stats),
-      socket_(loop, fd, tls, *this, std::move(expected_identity), settings.handshake_timeout),
+      transport_(std::move(transport)),
       keepalive_timer_(loop, [this] { keepalive_tick(); }) {
   if (role == Role::Server) {
     nghttp2_session_server_new2(&session_, callbacks(), this, shared_options());
@@ -269,14 +269,14 @@ H2Connection::~H2Connection() {
 }
 
 void H2Connection::start() {
-  socket_.start();
+  transport_->start(*this);
 }
 
 uint32_t H2Connection::remote_max_concurrent_streams() const {
   return nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
 }
 
-void H2Connection::on_tls_connected() {
+void H2Connection::on_transport_connected() {
   state_ = State::Open;
   std::vector<nghttp2_settings_entry> iv = {
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, settings_.stream_window},
@@ -297,26 +297,24 @@ void H2Connection::on_tls_connected() {
   send_now();
 }
 
-void H2Connection::on_tls_data(const uint8_t* data, size_t len) {
+void H2Connection::on_transport_data(const uint8_t* data, size_t len) {
   ssize_t rv = nghttp2_session_mem_recv(session_, data, len);
   if (rv < 0) {
     spdlog::debug("hbone: {} HTTP/2 error from {}: {}", role_ == Role::Server ? "downstream" : "upstream",
                   peer_address_.to_string(), nghttp2_strerror(static_cast<int>(rv)));
     count_protocol_error();
     send_now();  // nghttp2 may have queued a GOAWAY explaining why
-    socket_.close(true);
+    transport_->close(true);
     finish(true);
     return;
   }
   schedule_send();
 }
 
-void H2Connection::on_tls_writable() {
-  schedule_send();
-}
+void H2Connection::on_transport_writable() { schedule_send(); }
 
-void H2Connection::on_tls_closed(tls::CloseReason reason, tls::HandshakeFailure failure) {
-  if (reason == tls::CloseReason::HandshakeFailed) {
+void H2Connection::on_transport_closed(net::CloseReason reason, net::HandshakeFailure failure) {
+  if (reason == net::CloseReason::HandshakeFailed) {
     on_handshake_failed(failure);
   }
   finish(true);
@@ -338,7 +336,7 @@ void H2Connection::send_now() {
     return;
   }
   // nghttp2 stops at the socket's high watermark; as long as the kernel takes what was staged,
-  // go round again. When the kernel is full, on_tls_writable() brings us back.
+  // go round again. When the kernel is full, on_transport_writable() brings us back.
   for (;;) {
     in_send_ = true;
     int rv = nghttp2_session_send(session_);
@@ -347,16 +345,16 @@ void H2Connection::send_now() {
       return;
     }
     if (rv != 0) {
-      socket_.close(false);
+      transport_->close(false);
       finish(true);
       return;
     }
-    bool stopped_at_watermark = socket_.output_full();
-    socket_.flush();
+    bool stopped_at_watermark = transport_->output_full();
+    transport_->flush();
     if (state_ == State::Closed) {
       return;
     }
-    if (!stopped_at_watermark || socket_.output_pending() >= tls::Socket::kOutputLowWatermark) {
+    if (!stopped_at_watermark || transport_->output_pending() >= net::Transport::kOutputLowWatermark) {
       break;
     }
   }
@@ -365,8 +363,8 @@ void H2Connection::send_now() {
 
 void H2Connection::maybe_close_when_idle() {
   if (nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0 &&
-      socket_.output_pending() == 0) {
-    socket_.close(true);
+      transport_->output_pending() == 0) {
+    transport_->close(true);
     finish(true);
   }
 }
@@ -392,7 +390,7 @@ void H2Connection::close() {
   if (state_ == State::Closed) {
     return;
   }
-  socket_.close(false);
+  transport_->close(false);
   finish(true);
 }
 
@@ -481,10 +479,10 @@ H2Stream* H2Connection::find_stream(int32_t id) {
 
 ssize_t H2Connection::send_cb(nghttp2_session*, const uint8_t* data, size_t len, int, void* user) {
   auto* self = static_cast<H2Connection*>(user);
-  if (self->socket_.output_full()) {
+  if (self->transport_->output_full()) {
     return NGHTTP2_ERR_WOULDBLOCK;
   }
-  self->socket_.append(data, len);
+  self->transport_->append(data, len);
   return static_cast<ssize_t>(len);
 }
 

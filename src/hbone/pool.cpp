@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "waypoint/net/socket.h"
+#include "waypoint/tls/socket.h"
 
 namespace wp::hbone {
 
@@ -30,7 +31,9 @@ const char* to_string(UpstreamFailure f) {
 HboneClientConnection::HboneClientConnection(event::Loop& loop, int fd, const net::SockAddr& addr,
                                              const tls::ContextPtr& tls, std::string expected_identity,
                                              const H2Settings& settings, Pool& pool, stats::Block& stats)
-    : H2Connection(loop, Role::Client, fd, tls, std::move(expected_identity), settings, pool, stats),
+    : H2Connection(loop, Role::Client,
+                   std::make_unique<tls::Socket>(loop, fd, tls, std::move(expected_identity), settings.handshake_timeout),
+                   settings, pool, stats),
       pool_(pool),
       idle_timer_(loop, [this] {
         if (stream_count() == 0 && state() == State::Open) {

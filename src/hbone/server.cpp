@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "waypoint/tls/socket.h"
+
 namespace wp::hbone {
 
 std::optional<net::IpAddr> parse_forwarded_for(std::string_view header) {
@@ -47,14 +49,20 @@ std::optional<net::IpAddr> parse_forwarded_for(std::string_view header) {
   return std::nullopt;
 }
 
-HboneServerConnection::HboneServerConnection(event::Loop& loop, int fd, const net::SockAddr& peer,
-                                             const tls::ContextPtr& tls, const H2Settings& settings, Owner& owner,
+HboneServerConnection::HboneServerConnection(event::Loop& loop, std::unique_ptr<net::Transport> transport,
+                                             const net::SockAddr& peer, const H2Settings& settings, Owner& owner,
                                              stats::Block& stats, ConnectHandler& handler)
-    : H2Connection(loop, Role::Server, fd, tls, "", settings, owner, stats), handler_(handler) {
+    : H2Connection(loop, Role::Server, std::move(transport), settings, owner, stats), handler_(handler) {
   set_peer_address(peer);
 }
 
-void HboneServerConnection::on_handshake_failed(tls::HandshakeFailure failure) {
+HboneServerConnection::HboneServerConnection(event::Loop& loop, int fd, const net::SockAddr& peer,
+                                             const tls::ContextPtr& tls, const H2Settings& settings, Owner& owner,
+                                             stats::Block& stats, ConnectHandler& handler)
+    : HboneServerConnection(loop, std::make_unique<tls::Socket>(loop, fd, tls, "", settings.handshake_timeout), peer,
+                            settings, owner, stats, handler) {}
+
+void HboneServerConnection::on_handshake_failed(net::HandshakeFailure failure) {
   using tls::HandshakeFailure;
   static constexpr stats::Id kIds[] = {
       stats::Id::handshake_failed_other,  // None (not reported)
@@ -66,7 +74,7 @@ void HboneServerConnection::on_handshake_failed(tls::HandshakeFailure failure) {
   };
   static_assert(sizeof(kIds) / sizeof(kIds[0]) == tls::kHandshakeFailureCount);
   stats().add(kIds[static_cast<int>(failure)]);
-  spdlog::debug("hbone: handshake with {} failed: {}", peer_address().to_string(), tls::to_string(failure));
+  spdlog::debug("hbone: handshake with {} failed: {}", peer_address().to_string(), net::to_string(failure));
 }
 
 void HboneServerConnection::on_headers_complete(H2Stream& stream) {

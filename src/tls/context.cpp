@@ -47,32 +47,6 @@ int alpn_select(SSL*, const unsigned char** out, unsigned char* outlen, const un
 
 }  // namespace
 
-const char* to_string(HandshakeFailure f) {
-  switch (f) {
-    case HandshakeFailure::None:
-      return "none";
-    case HandshakeFailure::NotTls:
-      return "not_tls";
-    case HandshakeFailure::ProtocolVersion:
-      return "protocol_version";
-    case HandshakeFailure::NoCertificate:
-      return "no_certificate";
-    case HandshakeFailure::UntrustedChain:
-      return "untrusted_chain";
-    case HandshakeFailure::BadIdentity:
-      return "bad_identity";
-    case HandshakeFailure::NoAlpn:
-      return "no_alpn";
-    case HandshakeFailure::Timeout:
-      return "timeout";
-    case HandshakeFailure::Io:
-      return "io";
-    case HandshakeFailure::Other:
-      return "other";
-  }
-  return "other";
-}
-
 Context::~Context() {
   if (ctx_ != nullptr) {
     SSL_CTX_free(ctx_);

@@ -18,12 +18,11 @@ uint8_t* scratch() {
 
 }  // namespace
 
-Socket::Socket(event::Loop& loop, int fd, const ContextPtr& ctx, SocketCallbacks& cb, std::string expected_identity,
+Socket::Socket(event::Loop& loop, int fd, const ContextPtr& ctx, std::string expected_identity,
                std::chrono::milliseconds handshake_timeout)
     : loop_(loop),
       fd_(fd),
       ctx_(ctx),
-      cb_(cb),
       poll_(new uv_poll_t),
       handshake_timer_(loop, [this] { fail(CloseReason::HandshakeFailed, HandshakeFailure::Timeout); }),
       handshake_timeout_(handshake_timeout),
@@ -48,7 +47,8 @@ Socket::~Socket() {
   SSL_free(ssl_);
 }
 
-void Socket::start() {
+void Socket::start(net::TransportCallbacks& cb) {
+  cb_ = &cb;
   handshake_timer_.start(handshake_timeout_);
   if (state_ == State::Connecting) {
     poll_events_ = UV_WRITABLE;
@@ -114,7 +114,7 @@ void Socket::do_handshake() {
     handshake_timer_.stop();
     state_ = State::Open;
     update_poll();
-    cb_.on_tls_connected();
+    cb_->on_transport_connected();
     if (state_ == State::Open) {
       flush();
     }
@@ -149,7 +149,7 @@ void Socket::do_read() {
     int rc = SSL_read_ex(ssl_, scratch(), kReadChunk, &n);
     if (rc == 1) {
       budget -= std::min(budget, n);
-      cb_.on_tls_data(scratch(), n);
+      cb_->on_transport_data(scratch(), n);
       continue;
     }
     int err = SSL_get_error(ssl_, 0);
@@ -209,7 +209,7 @@ void Socket::flush() {
   update_poll();
   if (above_high_ && out_.length() <= kOutputLowWatermark) {
     above_high_ = false;
-    cb_.on_tls_writable();
+    cb_->on_transport_writable();
   }
 }
 
@@ -227,7 +227,7 @@ void Socket::update_poll() {
   }
 }
 
-void Socket::close(bool graceful, bool notify) {
+void Socket::close(bool graceful) {
   if (state_ == State::Closed) {
     return;
   }
@@ -253,9 +253,6 @@ void Socket::close(bool graceful, bool notify) {
   event::close_and_delete(poll_);
   ::close(fd_);
   fd_ = -1;
-  if (notify) {
-    cb_.on_tls_closed(CloseReason::Local, HandshakeFailure::None);
-  }
 }
 
 void Socket::fail(CloseReason reason, HandshakeFailure failure) {
@@ -263,7 +260,7 @@ void Socket::fail(CloseReason reason, HandshakeFailure failure) {
     return;
   }
   close(false);
-  cb_.on_tls_closed(reason, failure);
+  cb_->on_transport_closed(reason, failure);
 }
 
 }  // namespace wp::tls

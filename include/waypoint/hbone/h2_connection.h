@@ -15,7 +15,7 @@
 #include "waypoint/hbone/tunnel.h"
 #include "waypoint/net/address.h"
 #include "waypoint/stats/stats.h"
-#include "waypoint/tls/socket.h"
+#include "waypoint/net/transport.h"
 
 namespace wp::hbone {
 
@@ -113,7 +113,7 @@ class ConnectCallbacks {
   virtual void on_connect_failed(int status) = 0;
 };
 
-class H2Connection : public tls::SocketCallbacks, public event::DeferredDeletable {
+class H2Connection : public net::TransportCallbacks, public event::DeferredDeletable {
  public:
   enum class Role { Server, Client };
   enum class State { Handshaking, Open, Draining, Closed };
@@ -125,8 +125,8 @@ class H2Connection : public tls::SocketCallbacks, public event::DeferredDeletabl
     virtual void on_connection_closed(H2Connection& conn) = 0;
   };
 
-  H2Connection(event::Loop& loop, Role role, int fd, const tls::ContextPtr& tls, std::string expected_identity,
-               const H2Settings& settings, Owner& owner, stats::Block& stats);
+  H2Connection(event::Loop& loop, Role role, std::unique_ptr<net::Transport> transport, const H2Settings& settings,
+               Owner& owner, stats::Block& stats);
   ~H2Connection() override;
 
   void start();
@@ -139,7 +139,7 @@ class H2Connection : public tls::SocketCallbacks, public event::DeferredDeletabl
   Role role() const { return role_; }
   event::Loop& loop() { return loop_; }
   stats::Block& stats() { return stats_; }
-  const std::string& peer_identity() const { return socket_.peer_identity(); }
+  const std::string& peer_identity() const { return transport_->peer_identity(); }
   const net::SockAddr& peer_address() const { return peer_address_; }
   void set_peer_address(const net::SockAddr& a) { peer_address_ = a; }
   size_t stream_count() const { return streams_.size(); }
@@ -155,7 +155,7 @@ class H2Connection : public tls::SocketCallbacks, public event::DeferredDeletabl
   virtual void on_headers_complete(H2Stream& stream) = 0;
   virtual void on_stream_removed(H2Stream& stream) {}
   virtual void on_closing() {}
-  virtual void on_handshake_failed(tls::HandshakeFailure failure) {}
+  virtual void on_handshake_failed(net::HandshakeFailure failure) {}
   H2Stream& add_stream(int32_t id);
   // Submits a request whose body is the stream's send buffer; returns the new stream or nullptr.
   H2Stream* submit_request(const std::vector<nghttp2_nv>& nva);
@@ -165,11 +165,11 @@ class H2Connection : public tls::SocketCallbacks, public event::DeferredDeletabl
 
  private:
   friend class H2Stream;
-  // tls::SocketCallbacks
-  void on_tls_connected() override;
-  void on_tls_data(const uint8_t* data, size_t len) override;
-  void on_tls_writable() override;
-  void on_tls_closed(tls::CloseReason reason, tls::HandshakeFailure failure) override;
+  // net::TransportCallbacks
+  void on_transport_connected() override;
+  void on_transport_data(const uint8_t* data, size_t len) override;
+  void on_transport_writable() override;
+  void on_transport_closed(net::CloseReason reason, net::HandshakeFailure failure) override;
 
   void send_now();
   void finish(bool notify_owner);
@@ -195,7 +195,7 @@ class H2Connection : public tls::SocketCallbacks, public event::DeferredDeletabl
   H2Settings settings_;
   Owner& owner_;
   stats::Block& stats_;
-  tls::Socket socket_;
+  std::unique_ptr<net::Transport> transport_;
   nghttp2_session* session_ = nullptr;
   State state_ = State::Handshaking;
   net::SockAddr peer_address_;

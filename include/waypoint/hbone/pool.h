@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "waypoint/hbone/h2_connection.h"
+#include "waypoint/tls/context.h"
 
 namespace wp::hbone {
 

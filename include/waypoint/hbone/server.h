@@ -5,6 +5,7 @@
 #include <string>
 
 #include "waypoint/hbone/h2_connection.h"
+#include "waypoint/tls/context.h"
 
 namespace wp::hbone {
 
@@ -30,13 +31,17 @@ std::optional<net::IpAddr> parse_forwarded_for(std::string_view header);
 
 class HboneServerConnection final : public H2Connection {
  public:
+  // Over any transport (tests and fuzzing use an in-memory one).
+  HboneServerConnection(event::Loop& loop, std::unique_ptr<net::Transport> transport, const net::SockAddr& peer,
+                        const H2Settings& settings, Owner& owner, stats::Block& stats, ConnectHandler& handler);
+  // Over TLS on an accepted fd.
   HboneServerConnection(event::Loop& loop, int fd, const net::SockAddr& peer, const tls::ContextPtr& tls,
                         const H2Settings& settings, Owner& owner, stats::Block& stats, ConnectHandler& handler);
 
  private:
   void on_headers_complete(H2Stream& stream) override;
   void on_stream_removed(H2Stream& stream) override;
-  void on_handshake_failed(tls::HandshakeFailure failure) override;
+  void on_handshake_failed(net::HandshakeFailure failure) override;
 
   ConnectHandler& handler_;
 };

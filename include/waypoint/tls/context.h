@@ -7,24 +7,12 @@
 #include <string>
 
 #include "waypoint/config/snapshot.h"
+#include "waypoint/net/transport.h"
 
 namespace wp::tls {
 
-// Why a handshake failed; counted per reason (SPEC §3).
-enum class HandshakeFailure {
-  None,
-  NotTls,           // the first bytes were not a TLS record (plaintext on 15008)
-  ProtocolVersion,  // peer offered no TLS 1.3
-  NoCertificate,    // client sent no certificate
-  UntrustedChain,   // certificate does not chain to the root bundle (or expired, ...)
-  BadIdentity,      // no SPIFFE URI SAN, another trust domain, or not the expected identity
-  NoAlpn,           // peer does not speak h2
-  Timeout,          // handshake did not finish in time
-  Io,               // connection reset / EOF during the handshake
-  Other,
-};
-constexpr int kHandshakeFailureCount = static_cast<int>(HandshakeFailure::Other) + 1;
-const char* to_string(HandshakeFailure f);
+using net::HandshakeFailure;
+using net::kHandshakeFailureCount;
 
 // Per-connection verification state, reachable from OpenSSL's verify callback.
 struct VerifyState {

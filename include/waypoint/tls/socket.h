@@ -14,54 +14,36 @@
 
 namespace wp::tls {
 
-enum class CloseReason { None, HandshakeFailed, PeerClosed, Reset, Error, Local };
+using net::CloseReason;
 
-class SocketCallbacks {
- public:
-  virtual ~SocketCallbacks() = default;
-  virtual void on_tls_connected() = 0;
-  virtual void on_tls_data(const uint8_t* data, size_t len) = 0;
-  // Output fell below the low watermark after having been above it (or fully drained).
-  virtual void on_tls_writable() = 0;
-  // Terminal: the socket is closed; no callback follows.
-  virtual void on_tls_closed(CloseReason reason, HandshakeFailure failure) = 0;
-};
-
-class Socket {
+class Socket final : public net::Transport {
  public:
   enum class State { Connecting, Handshaking, Open, Closed };
-  static constexpr size_t kOutputHighWatermark = 256 * 1024;
-  static constexpr size_t kOutputLowWatermark = 64 * 1024;
-
   // `fd` is owned from now on. Client sockets start in Connecting (a connect is in progress),
   // server sockets in Handshaking. `expected_identity` is for clients: the exact SPIFFE ID required.
-  Socket(event::Loop& loop, int fd, const ContextPtr& ctx, SocketCallbacks& cb, std::string expected_identity,
+  Socket(event::Loop& loop, int fd, const ContextPtr& ctx, std::string expected_identity,
          std::chrono::milliseconds handshake_timeout);
-  ~Socket();
+  ~Socket() override;
   Socket(const Socket&) = delete;
   Socket& operator=(const Socket&) = delete;
 
-  void start();
-
-  // Appends plaintext to the staged output; flush() (or the end of this loop iteration) writes it.
-  void append(const void* data, size_t len) { out_.append(data, len); }
-  size_t output_pending() const { return out_.length(); }
-  // True when producers should stop; on_tls_writable() follows once the output drained.
-  bool output_full() {
+  // net::Transport
+  void start(net::TransportCallbacks& cb) override;
+  void append(const void* data, size_t len) override { out_.append(data, len); }
+  size_t output_pending() const override { return out_.length(); }
+  bool output_full() override {
     if (out_.length() >= kOutputHighWatermark) {
       above_high_ = true;
       return true;
     }
     return false;
   }
-  void flush();
-
-  // Closes at once (sends close_notify when `graceful` and the socket is writable). Reports
-  // on_tls_closed(Local) only when `notify`.
-  void close(bool graceful, bool notify = false);
+  void flush() override;
+  // Sends what is staged and close_notify when `graceful` and the socket is writable.
+  void close(bool graceful) override;
+  const std::string& peer_identity() const override { return verify_.peer_identity; }
 
   State state() const { return state_; }
-  const std::string& peer_identity() const { return verify_.peer_identity; }
   int fd() const { return fd_; }
 
  private:
@@ -77,7 +59,7 @@ class Socket {
   int fd_;
   ContextPtr ctx_;
   SSL* ssl_ = nullptr;
-  SocketCallbacks& cb_;
+  net::TransportCallbacks* cb_ = nullptr;
   VerifyState verify_;
   uv_poll_t* poll_;
   event::Timer handshake_timer_;
