@@ -10,12 +10,23 @@
 
 #include "config/files.h"
 #include "config/resources.h"
+#include "config/routing.h"
 
 namespace wp::config {
 
 namespace {
 
-enum class Handling { Bootstrap, Gateway, Service, Pod, NotApplied, Foreign };
+enum class Handling {
+  Bootstrap,
+  Gateway,
+  Service,
+  Pod,
+  VirtualService,
+  DestinationRule,
+  HTTPRoute,
+  NotApplied,
+  Foreign
+};
 
 struct KnownKind {
   std::string_view kind;
@@ -40,7 +51,7 @@ const std::vector<KnownGroup>& known_groups() {
        true,
        {"v1", "v1beta1"},
        {{"Gateway", Handling::Gateway, ""},
-        {"HTTPRoute", Handling::NotApplied, "routing arrives with L7 support"},
+        {"HTTPRoute", Handling::HTTPRoute, ""},
         // Real kinds of the group that a waypoint does not read: ignored and reported, never errors.
         {"GatewayClass", Handling::Foreign, ""},
         {"GRPCRoute", Handling::Foreign, ""},
@@ -52,8 +63,8 @@ const std::vector<KnownGroup>& known_groups() {
       {"networking.istio.io",
        true,
        {"v1", "v1beta1", "v1alpha3"},
-       {{"VirtualService", Handling::NotApplied, "routing arrives with L7 support"},
-        {"DestinationRule", Handling::NotApplied, "traffic policy arrives with L7 support"},
+       {{"VirtualService", Handling::VirtualService, ""},
+        {"DestinationRule", Handling::DestinationRule, ""},
         {"Gateway", Handling::Foreign, ""},
         {"ServiceEntry", Handling::Foreign, ""},
         {"Sidecar", Handling::Foreign, ""},
@@ -303,6 +314,7 @@ void load(const std::string& text, Diagnostics& diag, Snapshot& snapshot) {
   Resources resources{std::move(*bootstrap), {}, {}, {}};
   const Bootstrap& b = resources.bootstrap.bootstrap;
   NameRegistry names;
+  RoutingResources routing;
   for (const auto& e : entries) {
     if (e.handling == Handling::Bootstrap) {
       continue;
@@ -336,6 +348,15 @@ void load(const std::string& text, Diagnostics& diag, Snapshot& snapshot) {
           resources.pods.push_back(std::move(*pod));
         }
         break;
+      case Handling::VirtualService:
+        parse_virtual_service(e.node, e.meta, diag, routing);
+        break;
+      case Handling::DestinationRule:
+        parse_destination_rule(e.node, e.meta, diag, routing);
+        break;
+      case Handling::HTTPRoute:
+        parse_http_route(e.node, e.meta, b, diag, routing);
+        break;
       case Handling::NotApplied:
         diag.warning(mark_of(e.node),
                      e.meta.kind + " " + e.meta.name + ": not applied by this version (" + std::string(e.note) + ")");
@@ -347,6 +368,11 @@ void load(const std::string& text, Diagnostics& diag, Snapshot& snapshot) {
   }
   check_certificates(resources.bootstrap, diag);
   compile(resources, diag, snapshot);
+  // References (services, subsets) are checked once everything else is sound, so that a broken
+  // Service is reported once rather than again by every route naming it.
+  if (!diag.failed()) {
+    compile_routing(routing, diag, snapshot);
+  }
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <regex>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -137,6 +138,186 @@ struct VipChain {
   Cluster cluster;
 };
 
+// ---- L7 routing (VirtualService, DestinationRule, HTTPRoute), compiled per service port --------
+// Plain immutable data; the per-request logic that reads it lives in router/ (match, pick,
+// should_retry, apply, decide_fault).
+
+// A string matcher as Istio's StringMatch: exact, prefix or a precompiled (full-match) regex.
+struct StringMatch {
+  // PathPrefix is Gateway API's: whole path segments ("/a" matches "/a" and "/a/b", not "/ab").
+  enum class Kind { Exact, Prefix, Regex, PathPrefix };
+  Kind kind = Kind::Exact;
+  std::string value;  // the literal (Exact/Prefix) or the pattern as written (Regex)
+  std::regex regex;   // Kind::Regex only; std::regex::ECMAScript (| icase when ignore_case)
+  bool ignore_case = false;
+};
+
+// A header or query parameter condition. Without `value` it only asks for presence.
+struct KeyMatch {
+  std::string name;  // headers: lower-cased
+  std::optional<StringMatch> value;
+  bool invert = false;  // VirtualService withoutHeaders: the condition must NOT hold
+};
+
+// One match block: every present condition must hold (a Route matches when any block does).
+struct RouteMatch {
+  std::string name;  // Istio match[].name (may be empty)
+  std::optional<StringMatch> uri;
+  std::optional<StringMatch> method;
+  std::optional<StringMatch> authority;
+  std::vector<KeyMatch> headers;
+  std::vector<KeyMatch> query_params;
+};
+
+enum class LoadBalancer { RoundRobin, LeastRequest, Random, ConsistentHash };
+
+// DestinationRule trafficPolicy after subset overrides; unset limits are 0 (= Envoy's defaults).
+struct ClusterPolicy {
+  LoadBalancer load_balancer = LoadBalancer::RoundRobin;
+  std::string hash_header;                   // consistentHash.httpHeaderName, lower-cased
+  uint32_t max_connections = 0;              // connectionPool.tcp.maxConnections
+  uint32_t http1_max_pending_requests = 0;   // connectionPool.http.http1MaxPendingRequests
+  uint32_t http2_max_requests = 0;           // connectionPool.http.http2MaxRequests
+  uint32_t max_requests_per_connection = 0;  // connectionPool.http.maxRequestsPerConnection
+  uint32_t max_retries = 0;                  // connectionPool.http.maxRetries
+  bool outlier_detection = false;            // outlierDetection given
+  uint32_t consecutive_5xx_errors = 5;
+  Millis outlier_interval{10'000};
+  Millis base_ejection_time{30'000};
+  uint32_t max_ejection_percent = 10;
+};
+
+// A cluster a route can send to: a service port, optionally narrowed to a DestinationRule subset.
+struct RoutedCluster {
+  std::string name;  // inbound-vip|<port>|<http|tcp>[/<subset>]|<fqdn>
+  const Service* service = nullptr;
+  const ServicePort* port = nullptr;
+  std::string subset;                         // empty: the whole service
+  std::map<std::string, std::string> labels;  // the subset's labels (empty without subset)
+  std::vector<Endpoint> endpoints;            // ready pods of the service matching the labels
+  ClusterPolicy policy;
+  std::string destination_rule;  // name of the DestinationRule applied; empty if none
+};
+
+struct WeightedCluster {
+  const RoutedCluster* cluster = nullptr;
+  uint32_t weight = 0;
+};
+
+// Envoy's retry_on conditions, as bits of RetryPolicy::retry_on.
+enum RetryOn : uint32_t {
+  kRetry5xx = 1u << 0,
+  kRetryGatewayError = 1u << 1,
+  kRetryReset = 1u << 2,
+  kRetryResetBeforeRequest = 1u << 3,
+  kRetryConnectFailure = 1u << 4,
+  kRetryRefusedStream = 1u << 5,
+  kRetryRetriableStatusCodes = 1u << 6,
+  kRetryRetriable4xx = 1u << 7,
+  kRetryEnvoyRateLimited = 1u << 8,
+  kRetryGrpcCancelled = 1u << 9,
+  kRetryGrpcDeadlineExceeded = 1u << 10,
+  kRetryGrpcInternal = 1u << 11,
+  kRetryGrpcResourceExhausted = 1u << 12,
+  kRetryGrpcUnavailable = 1u << 13,
+};
+
+// Defaults are Istio's for a route without `retries`.
+struct RetryPolicy {
+  uint32_t num_retries = 2;  // retries after the first try; 0 disables retrying
+  uint32_t retry_on = kRetryConnectFailure | kRetryRefusedStream | kRetryGrpcUnavailable | kRetryGrpcCancelled |
+                      kRetryRetriableStatusCodes;
+  std::vector<uint16_t> retriable_status_codes{503};
+  std::optional<Millis> per_try_timeout;  // HTTPRoute: timeouts.backendRequest
+  bool previous_hosts = true;             // each retry prefers a host not tried before
+  uint32_t host_selection_attempts = 5;
+};
+
+// Fault injection; percentages are stored per million (100 % = 1'000'000).
+struct FaultPolicy {
+  bool has_delay = false;
+  Millis delay{0};
+  uint32_t delay_per_million = 0;
+  bool has_abort = false;
+  uint16_t abort_status = 0;
+  uint32_t abort_per_million = 0;
+};
+
+struct HeaderMutation {
+  std::vector<std::pair<std::string, std::string>> set;  // replace or add (names lower-cased)
+  std::vector<std::pair<std::string, std::string>> add;  // append
+  std::vector<std::string> remove;                       // applied first
+  bool empty() const { return set.empty() && add.empty() && remove.empty(); }
+};
+
+// How a path is replaced: the part matched by a prefix match (whole path when the route matched
+// otherwise), or always the whole path. Query strings are kept.
+enum class PathRewrite { None, Prefix, Full };
+
+struct Rewrite {
+  PathRewrite path_kind = PathRewrite::None;
+  std::string path;
+  std::string authority;  // empty: unchanged
+};
+
+struct Redirect {
+  PathRewrite path_kind = PathRewrite::None;
+  std::string path;
+  std::string authority;  // empty: unchanged
+  std::string scheme;     // empty: unchanged
+  uint16_t port = 0;      // 0: unchanged
+  uint16_t status = 301;
+};
+
+struct Mirror {
+  const RoutedCluster* cluster = nullptr;
+  uint32_t per_million = 1'000'000;
+};
+
+struct Route {
+  std::string name;                 // http[].name / "<HTTPRoute>.<rule index>" / "default"
+  std::string source;               // "VirtualService reviews", "HTTPRoute reviews", "default"
+  std::vector<RouteMatch> matches;  // empty: matches every request
+  // Forward (clusters non-empty) unless `redirect` or `direct_status` says otherwise.
+  std::vector<WeightedCluster> clusters;
+  std::vector<uint32_t> cumulative_weights;  // prefix sums of clusters[].weight
+  uint32_t total_weight = 0;
+  // Non-zero: answer locally with this status and body (VirtualService directResponse; an HTTPRoute
+  // rule whose backends all weigh 0 answers 500).
+  uint16_t direct_status = 0;
+  std::string direct_body;
+  std::optional<Redirect> redirect;
+  RetryPolicy retry;
+  std::optional<Millis> timeout;  // route timeout; none unless configured (HTTPRoute: timeouts.request)
+  FaultPolicy fault;
+  HeaderMutation request_headers;
+  HeaderMutation response_headers;
+  Rewrite rewrite;
+  std::vector<Mirror> mirrors;
+};
+
+// The routes of one service port, tried in order; the first matching route wins.
+struct RouteTable {
+  std::string name;  // the chain name, inbound-vip|<port>|http|<fqdn>
+  const Service* service = nullptr;
+  const ServicePort* port = nullptr;
+  std::vector<Route> routes;
+  std::vector<std::string> sources;  // the VirtualService/HTTPRoute names applied (empty: default route)
+};
+
+// VirtualService tcp[] routes for one service port: the first entry whose port matches applies.
+struct TcpRoute {
+  std::vector<WeightedCluster> clusters;
+  std::vector<uint32_t> cumulative_weights;
+  uint32_t total_weight = 0;
+};
+
+struct TcpRouteTable {
+  std::string name;
+  std::string source;  // "VirtualService echo"
+  TcpRoute route;
+};
+
 struct Snapshot {
   Bootstrap bootstrap;
   std::string source_file;  // path as given on the command line
@@ -152,12 +333,29 @@ struct Snapshot {
   std::unordered_map<net::SockAddr, VipChain> vip_chains;  // key: clusterIP:port
   std::unordered_map<net::IpAddr, const Pod*> pods_by_ip;  // direct (pod IP) chains
 
+  // L7 routing. `clusters` is filled before any table points into it and never changed after.
+  std::map<std::string, RoutedCluster> clusters;                // by name
+  std::unordered_map<net::SockAddr, RouteTable> route_tables;   // VIP:port of http and sniffed ports
+  std::unordered_map<net::SockAddr, TcpRouteTable> tcp_routes;  // VIP:port with a VirtualService tcp[] route
+
   std::vector<std::string> ignored;   // "Service other/foo: namespace other is not this waypoint's"
   std::vector<std::string> warnings;  // "FILE:LINE:COL: VirtualService reviews: not applied by this version"
 
   const VipChain* find_vip(const net::SockAddr& dst) const {
     auto it = vip_chains.find(dst);
     return it == vip_chains.end() ? nullptr : &it->second;
+  }
+  const RouteTable* find_routes(const net::SockAddr& vip) const {
+    auto it = route_tables.find(vip);
+    return it == route_tables.end() ? nullptr : &it->second;
+  }
+  const TcpRouteTable* find_tcp_routes(const net::SockAddr& vip) const {
+    auto it = tcp_routes.find(vip);
+    return it == tcp_routes.end() ? nullptr : &it->second;
+  }
+  const RoutedCluster* find_cluster(const std::string& name) const {
+    auto it = clusters.find(name);
+    return it == clusters.end() ? nullptr : &it->second;
   }
   const Pod* find_pod(const net::IpAddr& ip) const {
     auto it = pods_by_ip.find(ip);

@@ -32,8 +32,8 @@ apiVersion: apps/v1
 kind: Deployment
 metadata: {name: reviews-v1}
 ---
-apiVersion: networking.istio.io/v1
-kind: VirtualService
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
 metadata: {name: reviews}
 )" + testing::base_config("trustDomain: example.org"));
   const std::string file = testing::fixture_dir() + "/cfg.yaml";
@@ -63,8 +63,8 @@ metadata: {name: reviews}
                             "warnings (1):\n"
                             "  " +
                             file +
-                            ":27:1: VirtualService reviews: not applied by this version (routing arrives with L7 "
-                            "support)\n");
+                            ":27:1: AuthorizationPolicy reviews: not applied by this version (authorization arrives "
+                            "with L7 support)\n");
 }
 
 TEST_CASE("config: describe names a service-account scope", "[config]") {

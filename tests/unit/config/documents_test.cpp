@@ -150,7 +150,9 @@ metadata: {name: typo, namespace: default}
             .find("cfg.yaml:2:7: VirtualServce typo: kind: unknown kind in networking.istio.io") == 0);
 }
 
-TEST_CASE("config: known kinds not applied yet are accepted with a warning", "[config]") {
+TEST_CASE("config: routing kinds are read, AuthorizationPolicy is accepted with a warning", "[config]") {
+  // Routing resources for hosts this waypoint does not serve are reported and ignored (the
+  // routing itself is tested in tests/unit/router/).
   auto s = load(R"(apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: reviews}
@@ -159,10 +161,12 @@ spec: {hosts: [reviews], http: [{route: [{destination: {host: reviews, subset: v
 apiVersion: networking.istio.io/v1alpha3
 kind: DestinationRule
 metadata: {name: reviews}
+spec: {host: reviews}
 ---
   apiVersion: gateway.networking.k8s.io/v1beta1
   kind: HTTPRoute
   metadata: {name: reviews}
+  spec: {parentRefs: [{name: waypoint}]}
 ---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -170,15 +174,19 @@ metadata: {name: allow-productpage}
 )" + base_config());
   CHECK(s->warnings ==
         std::vector<std::string>{
-            testing::fixture_dir() + "/cfg.yaml:1:1: VirtualService reviews: not applied by this version "
-                                     "(routing arrives with L7 support)",
-            testing::fixture_dir() + "/cfg.yaml:6:1: DestinationRule reviews: not applied by this version "
-                                     "(traffic policy arrives with L7 support)",
-            testing::fixture_dir() + "/cfg.yaml:10:3: HTTPRoute reviews: not applied by this version "
-                                     "(routing arrives with L7 support)",
-            testing::fixture_dir() + "/cfg.yaml:14:1: AuthorizationPolicy allow-productpage: not applied "
+            testing::fixture_dir() + "/cfg.yaml:4:16: VirtualService reviews: spec.hosts[0]: host reviews names no "
+                                     "served service; ignored",
+            testing::fixture_dir() + "/cfg.yaml:9:14: DestinationRule reviews: spec.host: host reviews names no "
+                                     "served service; ignored",
+            testing::fixture_dir() + "/cfg.yaml:11:3: HTTPRoute reviews: spec.parentRefs: no Service parent; not "
+                                     "used by the waypoint",
+            testing::fixture_dir() + "/cfg.yaml:14:23: HTTPRoute reviews: spec.parentRefs[0]: parent "
+                                     "gateway.networking.k8s.io/Gateway is not a Service; the waypoint uses only "
+                                     "Service parents",
+            testing::fixture_dir() + "/cfg.yaml:16:1: AuthorizationPolicy allow-productpage: not applied "
                                      "by this version (authorization arrives with L7 support)",
         });
+  CHECK(s->route_tables.empty());
 }
 
 TEST_CASE("config: document errors", "[config]") {
