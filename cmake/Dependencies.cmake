@@ -3,7 +3,7 @@
 include(CheckSymbolExists)
 
 function(wp_missing package what)
-  message(FATAL_ERROR "waypoint: ${what} not found: apt-get install -y ${package}")
+  message(FATAL_ERROR "waypoint needs ${what}: apt-get install -y ${package}")
 endfunction()
 
 find_package(Threads REQUIRED)
@@ -62,7 +62,7 @@ endif()
 set(WP_LLHTTP_SRC_DIR /usr/share/llhttp CACHE PATH "llhttp C sources")
 set(WP_LLHTTP_INCLUDE_DIR /usr/share/include/llhttp CACHE PATH "llhttp header")
 if(NOT EXISTS ${WP_LLHTTP_SRC_DIR}/llhttp.c OR NOT EXISTS ${WP_LLHTTP_INCLUDE_DIR}/llhttp.h)
-  wp_missing(node-llhttp "llhttp sources (/usr/share/llhttp)")
+  wp_missing(node-llhttp "llhttp sources")
 endif()
 add_library(wp_llhttp STATIC ${WP_LLHTTP_SRC_DIR}/llhttp.c ${WP_LLHTTP_SRC_DIR}/api.c ${WP_LLHTTP_SRC_DIR}/http.c)
 target_include_directories(wp_llhttp PUBLIC ${WP_LLHTTP_INCLUDE_DIR})

@@ -81,6 +81,9 @@ client --to 127.0.1.4:9080 --send "straight to reviews-v1"
 say "a destination this waypoint does not serve: 503"
 client --to 127.0.99.99:80 --send "x" || true
 
+say "access log: one JSON line per tunnel, with Envoy response flags (last 3)"
+grep '^{' "$run/waypoint.log" | tail -n 3
+
 say "waypoint counters (admin /stats)"
 admin /stats | grep -E 'downstream_cx_total|tunnels_total|tunnels_rejected_not_served|upstream_cx_total|upstream_tunnels_total|tcp_bytes'
 

@@ -28,8 +28,16 @@ ChainMatch select_chain(const config::Snapshot& snapshot, const net::SockAddr& d
   return m;
 }
 
-InternalListener::InternalListener(event::Loop& loop, hbone::Pool& pool, stats::Block& stats)
-    : loop_(loop), pool_(pool), stats_(stats) {}
+InternalListener::InternalListener(event::Loop& loop, hbone::Pool& pool, stats::Block& stats, AccessLog& log)
+    : loop_(loop), pool_(pool), stats_(stats), log_(log) {}
+
+void InternalListener::reject(const hbone::InboundConnect& request, TunnelRecord& record, int status,
+                              const char* flags) {
+  record.response_code = status;
+  record.response_flags = flags;
+  log_.log(record);
+  request.stream.respond(status);
+}
 
 InternalListener::~InternalListener() {
   abort_all();
@@ -53,6 +61,13 @@ const config::Endpoint* InternalListener::pick_round_robin(const config::Cluster
 void InternalListener::on_connect_request(const hbone::InboundConnect& request) {
   const config::Snapshot& snap = *snapshot_;
   ChainMatch match = select_chain(snap, request.destination);
+  TunnelRecord record;
+  record.start = std::chrono::system_clock::now();
+  record.chain = match.kind == ChainMatch::Kind::None ? "-" : match.name();
+  record.source_principal = request.peer_identity;
+  record.source_address = request.source_ip.to_string();
+  record.destination = request.destination.to_string();
+  record.upstream_host = "-";
   const config::Pod* pod = nullptr;
   net::SockAddr authority;
   switch (match.kind) {
@@ -60,7 +75,7 @@ void InternalListener::on_connect_request(const hbone::InboundConnect& request) 
       stats_.add(stats::Id::tunnels_rejected_not_served);
       spdlog::info("tunnel from {} to {}: not served by this waypoint: 503", request.peer_identity,
                    request.destination.to_string());
-      request.stream.respond(503);
+      reject(request, record, 503, "NR");  // no route: nothing here serves that destination
       return;
     case ChainMatch::Kind::Vip: {
       const config::Endpoint* ep = pick_round_robin(match.vip->cluster);
@@ -68,7 +83,7 @@ void InternalListener::on_connect_request(const hbone::InboundConnect& request) 
         stats_.add(stats::Id::tunnels_rejected_no_endpoint);
         spdlog::info("tunnel from {} to {} ({}): no ready endpoint: 503", request.peer_identity,
                      request.destination.to_string(), match.vip->name);
-        request.stream.respond(503);
+        reject(request, record, 503, "UH");  // no healthy upstream
         return;
       }
       pod = ep->pod;
@@ -95,13 +110,15 @@ void InternalListener::on_connect_request(const hbone::InboundConnect& request) 
     target.headers.emplace_back("baggage", *request.baggage);
   }
 
-  auto proxy = std::make_unique<TcpProxy>(request.stream, match.name(), snapshot_, stats_, [this](TcpProxy& p) {
-    auto it = proxies_.find(&p);
-    if (it != proxies_.end()) {
-      loop_.defer_delete(std::move(it->second));
-      proxies_.erase(it);
-    }
-  });
+  record.upstream_host = authority.to_string();
+  auto proxy =
+      std::make_unique<TcpProxy>(request.stream, std::move(record), snapshot_, stats_, log_, [this](TcpProxy& p) {
+        auto it = proxies_.find(&p);
+        if (it != proxies_.end()) {
+          loop_.defer_delete(std::move(it->second));
+          proxies_.erase(it);
+        }
+      });
   TcpProxy* raw = proxy.get();
   proxies_.emplace(raw, std::move(proxy));
   raw->start(pool_, std::move(target));

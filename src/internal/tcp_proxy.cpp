@@ -4,12 +4,14 @@
 
 namespace wp::internal {
 
-TcpProxy::TcpProxy(hbone::H2Stream& downstream, std::string chain, config::SnapshotPtr snapshot, stats::Block& stats,
-                   Done done)
+TcpProxy::TcpProxy(hbone::H2Stream& downstream, TunnelRecord record, config::SnapshotPtr snapshot, stats::Block& stats,
+                   AccessLog& log, Done done)
     : downstream_stream_(&downstream),
-      chain_(std::move(chain)),
+      record_(std::move(record)),
+      started_(std::chrono::steady_clock::now()),
       snapshot_(std::move(snapshot)),
       stats_(stats),
+      log_(log),
       done_(std::move(done)) {
   down_.tunnel = &downstream;
   downstream.set_handler(&down_);
@@ -34,6 +36,7 @@ void TcpProxy::on_upstream_ready(hbone::H2Stream& tunnel) {
     return;
   }
   state_ = State::Open;
+  record_.response_code = 200;
   up_.tunnel = &tunnel;
   tunnel.set_handler(&up_);
   if (down_.tunnel == nullptr) {  // the client went away while we were connecting
@@ -53,8 +56,11 @@ void TcpProxy::on_upstream_failed(hbone::UpstreamFailure failure, int status) {
   if (state_ != State::Connecting) {
     return;
   }
-  spdlog::info("tcp: {}: upstream tunnel failed ({}, status {}): 503", chain_, hbone::to_string(failure), status);
+  spdlog::info("tcp: {}: upstream tunnel failed ({}, status {}): 503", record_.chain, hbone::to_string(failure),
+               status);
   stats_.add(stats::Id::tunnels_rejected_upstream_failure);
+  record_.response_code = 503;
+  record_.response_flags = "UF";  // upstream connection failure (dial, TLS, refusal or connectTimeout)
   if (down_.tunnel != nullptr) {
     down_.tunnel->set_handler(nullptr);
     downstream_stream_->respond(503);
@@ -96,6 +102,7 @@ void TcpProxy::Side::on_tunnel_drained(hbone::Tunnel&, size_t bytes) {
   proxy.stats_.add(
       downstream ? stats::Id::tcp_bytes_upstream_to_downstream : stats::Id::tcp_bytes_downstream_to_upstream,
       static_cast<int64_t>(n));
+  (downstream ? proxy.record_.bytes_sent : proxy.record_.bytes_received) += n;
   if (src.tunnel != nullptr) {
     src.tunnel->consume(n);
   }
@@ -106,6 +113,9 @@ void TcpProxy::Side::on_tunnel_closed(hbone::Tunnel&, bool clean) {
   Side& peer = proxy.other(*this);
   if (!clean) {
     proxy.stats_.add(stats::Id::tunnels_reset);
+    if (std::string_view(proxy.record_.response_flags) == "-") {
+      proxy.record_.response_flags = downstream ? "DC" : "UC";  // who terminated first
+    }
     if (peer.tunnel != nullptr) {
       peer.tunnel->reset();
     }
@@ -137,6 +147,8 @@ void TcpProxy::maybe_finish() {
     return;  // still waiting for the upstream outcome
   }
   state_ = State::Finished;
+  record_.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_);
+  log_.log(record_);
   if (done_) {
     auto done = std::move(done_);
     done_ = nullptr;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <set>
+#include <sstream>
 
 #include "integration/fixture.h"
 
@@ -369,8 +370,8 @@ TEST_CASE("a slow reader holds the waypoint's memory bounded and loses nothing",
   long rss_stalled = m.waypoint->rss_kb();
   WARN("measured: sent while the pod was not reading: " << sent_while_stalled << " B; waypoint RSS " << rss_before
                                                         << " -> " << rss_stalled << " KiB");
-  CHECK(sent_while_stalled < 16u << 20);        // 4 MiB pod window + 4 MiB waypoint window + socket buffers
-  CHECK(sent_while_stalled > 4u << 20);         // but the windows did fill
+  CHECK(sent_while_stalled < 16u << 20);  // 4 MiB pod window + 4 MiB waypoint window + socket buffers
+  CHECK(sent_while_stalled > 4u << 20);   // but the windows did fill
   if (kRssMeaningful) {
     CHECK(rss_stalled - rss_before < 12 * 1024);
   }  // bounded by one stream window, not by 64 MiB
@@ -406,4 +407,59 @@ TEST_CASE("a client that stops reading stalls the pod's data, not the waypoint's
   REQUIRE(client->run_until([&] { return t.closed; }, 60s));
   CHECK(t.received_bytes == (48u << 20));
   CHECK(pod->bytes_received() == (48u << 20));
+}
+
+TEST_CASE("every tunnel gets one JSON access-log line explaining its outcome", "[l4][log]") {
+  Mesh m;
+  m.add_pod("echo", 1, {{"app", "echo"}});
+  m.add_service("echo", 100, 7000, 7000, {{"app", "echo"}});
+  m.add_pod("down", 5, {{"app", "down"}}, /*listening=*/false);
+  m.add_service("empty", 103, 80, 80, {{"app", "nobody"}});
+  REQUIRE(m.start() == "");
+  auto client = m.client();
+  TestTunnel& ok = client->open(vip(m, 100, 7000));
+  ok.send("12345");
+  ok.send_eof();
+  TestTunnel& nr = client->open(m.env.addr(200, 80).to_string());
+  TestTunnel& uh = client->open(m.env.addr(103, 80).to_string());
+  TestTunnel& uf = client->open(m.env.addr(5, 80).to_string());
+  REQUIRE(client->run_until([&] { return ok.closed && nr.done() && uh.done() && uf.done(); }));
+  auto lines = [&] {
+    std::vector<std::string> out;
+    std::istringstream in(m.waypoint->log());
+    std::string line;
+    while (std::getline(in, line)) {
+      if (!line.empty() && line[0] == '{') {
+        out.push_back(line);
+      }
+    }
+    return out;
+  };
+  auto find = [&](const std::string& needle) {
+    for (const auto& l : lines()) {
+      if (l.find(needle) != std::string::npos) {
+        return l;
+      }
+    }
+    return std::string();
+  };
+  // Lines are written at the end of a loop iteration: poll for all four.
+  for (int i = 0; i < 200 && lines().size() < 4; ++i) {
+    client->run_until([] { return false; }, 10ms);
+  }
+  REQUIRE(lines().size() == 4);
+  std::string l = find("\"authority\":\"" + vip(m, 100, 7000) + "\"");
+  CHECK(l.find("\"response_code\":200") != std::string::npos);
+  CHECK(l.find("\"response_flags\":\"-\"") != std::string::npos);
+  CHECK(l.find("\"route_name\":\"inbound-vip|7000|tcp|echo.default.svc.cluster.local\"") != std::string::npos);
+  CHECK(l.find("\"upstream_host\":\"" + m.env.addr(1, 7000).to_string() + "\"") != std::string::npos);
+  INFO(l);
+  CHECK(l.find("\"bytes_received\":5,\"bytes_sent\":5") != std::string::npos);
+  CHECK(l.find("\"source_principal\":\"" + m.client_id.spiffe + "\"") != std::string::npos);
+  CHECK(find("\"authority\":\"" + m.env.addr(200, 80).to_string() + "\"")
+            .find("\"response_code\":503,\"response_flags\":\"NR\"") != std::string::npos);
+  CHECK(find("\"authority\":\"" + m.env.addr(103, 80).to_string() + "\"")
+            .find("\"response_code\":503,\"response_flags\":\"UH\"") != std::string::npos);
+  CHECK(find("\"authority\":\"" + m.env.addr(5, 80).to_string() + "\"")
+            .find("\"response_code\":503,\"response_flags\":\"UF\"") != std::string::npos);
 }

@@ -25,7 +25,7 @@ ChainMatch select_chain(const config::Snapshot& snapshot, const net::SockAddr& d
 
 class InternalListener final : public hbone::ConnectHandler {
  public:
-  InternalListener(event::Loop& loop, hbone::Pool& pool, stats::Block& stats);
+  InternalListener(event::Loop& loop, hbone::Pool& pool, stats::Block& stats, AccessLog& log);
   ~InternalListener() override;
 
   void set_snapshot(config::SnapshotPtr snapshot);
@@ -36,10 +36,12 @@ class InternalListener final : public hbone::ConnectHandler {
 
  private:
   const config::Endpoint* pick_round_robin(const config::Cluster& cluster);
+  void reject(const hbone::InboundConnect& request, TunnelRecord& record, int status, const char* flags);
 
   event::Loop& loop_;
   hbone::Pool& pool_;
   stats::Block& stats_;
+  AccessLog& log_;
   config::SnapshotPtr snapshot_;
   std::unordered_map<const config::Cluster*, uint32_t> rr_;  // per-worker round-robin cursors
   std::unordered_map<TcpProxy*, std::unique_ptr<TcpProxy>> proxies_;

@@ -9,6 +9,7 @@
 #include "waypoint/config/snapshot.h"
 #include "waypoint/event/loop.h"
 #include "waypoint/hbone/pool.h"
+#include "waypoint/internal/access_log.h"
 #include "waypoint/stats/stats.h"
 
 namespace wp::internal {
@@ -16,8 +17,9 @@ namespace wp::internal {
 class TcpProxy final : public event::DeferredDeletable, public hbone::UpstreamRequest::Callbacks {
  public:
   using Done = std::function<void(TcpProxy&)>;
-  TcpProxy(hbone::H2Stream& downstream, std::string chain, config::SnapshotPtr snapshot, stats::Block& stats,
-           Done done);
+  // `record` is pre-filled with what is known at CONNECT time; the proxy completes and logs it.
+  TcpProxy(hbone::H2Stream& downstream, TunnelRecord record, config::SnapshotPtr snapshot, stats::Block& stats,
+           AccessLog& log, Done done);
   ~TcpProxy() override;
 
   void start(hbone::Pool& pool, hbone::UpstreamTarget target);
@@ -46,9 +48,11 @@ class TcpProxy final : public event::DeferredDeletable, public hbone::UpstreamRe
   enum class State { Connecting, Open, Finished };
   State state_ = State::Connecting;
   hbone::H2Stream* downstream_stream_;
-  std::string chain_;
+  TunnelRecord record_;
+  std::chrono::steady_clock::time_point started_;
   config::SnapshotPtr snapshot_;  // pinned for the tunnel's life
   stats::Block& stats_;
+  AccessLog& log_;
   Done done_;
   Side down_{*this, true};
   Side up_{*this, false};

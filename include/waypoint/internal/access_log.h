@@ -1,0 +1,53 @@
+#pragma once
+// The access log: one JSON line per tunnel (and, with L7, per request), with Envoy-style response
+// flags so that every 503 can be explained. Each worker owns one writer: lines collect in a
+// per-worker buffer and go out with one write(2) per loop iteration — no lock, no shared buffer.
+// With O_APPEND (files) or a pipe (stdout), each write lands whole.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "waypoint/event/loop.h"
+
+namespace wp::internal {
+
+struct TunnelRecord {
+  std::chrono::system_clock::time_point start;
+  std::chrono::milliseconds duration{0};
+  std::string chain;             // inbound-vip|...|fqdn, direct-tcp, or "-" when none matched
+  std::string source_principal;  // the client's SPIFFE ID
+  std::string source_address;    // forwarded for= or the TCP peer
+  std::string destination;       // the CONNECT authority
+  std::string upstream_host;     // podIP:port, or "-"
+  int response_code = 0;         // the CONNECT's answer: 200, 503, ...
+  const char* response_flags = "-";  // "-", NR, UH, UF, UC, DC (static strings)
+  uint64_t bytes_received = 0;   // client -> pod
+  uint64_t bytes_sent = 0;       // pod -> client
+};
+
+class AccessLog {
+ public:
+  // `target`: "stdout", "stderr", "off" (or empty), or a file path (opened for append).
+  AccessLog(event::Loop& loop, const std::string& target);
+  ~AccessLog();
+  AccessLog(const AccessLog&) = delete;
+  AccessLog& operator=(const AccessLog&) = delete;
+
+  bool enabled() const { return fd_ >= 0; }
+  void log(const TunnelRecord& r);
+  void flush();
+
+  // The JSON line for a record (no trailing newline); exposed for tests.
+  static std::string format(const TunnelRecord& r);
+
+ private:
+  event::Loop& loop_;
+  int fd_ = -1;
+  bool owns_fd_ = false;
+  bool flush_scheduled_ = false;
+  std::string pending_;
+  std::shared_ptr<AccessLog*> self_ = std::make_shared<AccessLog*>(this);
+};
+
+}  // namespace wp::internal

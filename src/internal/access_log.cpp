@@ -1,0 +1,140 @@
+#include "waypoint/internal/access_log.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+
+namespace wp::internal {
+namespace {
+
+constexpr size_t kMaxPending = 1 << 20;  // beyond this a slow log target loses lines, never memory
+
+void append_json_string(std::string& out, const std::string& s) {
+  out += '"';
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += '"';
+}
+
+std::string iso8601(std::chrono::system_clock::time_point t) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
+  return buf;
+}
+
+}  // namespace
+
+AccessLog::AccessLog(event::Loop& loop, const std::string& target) : loop_(loop) {
+  if (target.empty() || target == "off") {
+    return;
+  }
+  if (target == "stdout") {
+    fd_ = STDOUT_FILENO;
+  } else if (target == "stderr") {
+    fd_ = STDERR_FILENO;
+  } else {
+    fd_ = ::open(target.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    owns_fd_ = fd_ >= 0;
+    if (fd_ < 0) {
+      spdlog::error("access log {}: {}; access logging is off", target, std::strerror(errno));
+    }
+  }
+}
+
+AccessLog::~AccessLog() {
+  self_.reset();
+  flush();
+  if (owns_fd_) {
+    ::close(fd_);
+  }
+}
+
+std::string AccessLog::format(const TunnelRecord& r) {
+  std::string out = "{\"start_time\":\"" + iso8601(r.start) +
+                    "\",\"protocol\":\"tcp\",\"duration_ms\":" + std::to_string(r.duration.count()) +
+                    ",\"response_code\":" + std::to_string(r.response_code) + ",\"response_flags\":";
+  append_json_string(out, r.response_flags);
+  out += ",\"route_name\":";
+  append_json_string(out, r.chain);
+  out += ",\"source_principal\":";
+  append_json_string(out, r.source_principal);
+  out += ",\"downstream_remote_address\":";
+  append_json_string(out, r.source_address);
+  out += ",\"authority\":";
+  append_json_string(out, r.destination);
+  out += ",\"upstream_host\":";
+  append_json_string(out, r.upstream_host);
+  out += ",\"bytes_received\":" + std::to_string(r.bytes_received) + ",\"bytes_sent\":" + std::to_string(r.bytes_sent) +
+         "}";
+  return out;
+}
+
+void AccessLog::log(const TunnelRecord& r) {
+  if (fd_ < 0 || pending_.size() > kMaxPending) {
+    return;
+  }
+  pending_ += format(r);
+  pending_ += '\n';
+  if (!flush_scheduled_) {
+    flush_scheduled_ = true;
+    // The writer may be gone when the task runs (worker shutdown): hold it weakly.
+    loop_.run_after_io([weak = std::weak_ptr<AccessLog*>(self_)] {
+      if (auto self = weak.lock()) {
+        (*self)->flush_scheduled_ = false;
+        (*self)->flush();
+      }
+    });
+  }
+}
+
+void AccessLog::flush() {
+  if (fd_ < 0) {
+    return;
+  }
+  size_t off = 0;
+  while (off < pending_.size()) {
+    ssize_t n = ::write(fd_, pending_.data() + off, pending_.size() - off);
+    if (n <= 0) {
+      break;  // a full pipe or a failing disk: drop rather than block the worker
+    }
+    off += static_cast<size_t>(n);
+  }
+  pending_.clear();
+}
+
+}  // namespace wp::internal
