@@ -10,6 +10,14 @@
 
 namespace wp::testing {
 
+struct PodOptions {
+  bool listening = true;  // false: in the config, but nothing listens (a pod that is down)
+  PodBehavior behavior = PodBehavior::Echo;
+  std::string service_account = "default";  // what the config says
+  std::string presented_account;            // what the fake pod's certificate says ("" = the same)
+  int respond_delay_ms = 0;
+};
+
 struct Mesh {
   TestEnv env;
   Identity client_id = env.identity("client", "default", "client");
@@ -22,20 +30,23 @@ struct Mesh {
     spec.admin = env.addr(250, 15000);
   }
 
-  // Adds a pod to the config, and (when `listening`) starts a fake pod for it.
-  FakePod* add_pod(const std::string& name, int host, std::map<std::string, std::string> labels, bool listening = true,
-                   PodBehavior behavior = PodBehavior::Echo, const std::string& sa = "default") {
-    spec.pods.push_back({name, env.ip(host), labels, sa, true});
-    if (!listening) {
+
+  // Adds a pod to the config and starts a fake pod for it.
+  FakePod* add_pod(const std::string& name, int host, std::map<std::string, std::string> labels,
+                   const PodOptions& p = {}) {
+    spec.pods.push_back({name, env.ip(host), labels, p.service_account, true});
+    if (!p.listening) {
       return nullptr;
     }
-    Identity id = env.identity("pod-" + name, "default", sa);
+    const std::string& presented = p.presented_account.empty() ? p.service_account : p.presented_account;
+    Identity id = env.identity("pod-" + name, "default", presented);
     FakePodOptions o;
     o.address = env.addr(host, 15008);
     o.cert = id.cert;
     o.key = id.key;
     o.root = env.root_pem();
-    o.behavior = behavior;
+    o.behavior = p.behavior;
+    o.respond_delay_ms = p.respond_delay_ms;
     pods.push_back(std::make_unique<FakePod>(o));
     return pods.back().get();
   }

@@ -205,9 +205,9 @@ TEST_CASE("idle upstream connections close after upstream.idleTimeout", "[l4][po
 
 TEST_CASE("CONNECT errors: 400 bad authority, 503 not served, 503 pod down, 503 pod refuses", "[l4]") {
   Mesh m;
-  m.add_pod("down", 5, {{"app", "down"}}, /*listening=*/false);
+  m.add_pod("down", 5, {{"app", "down"}}, {.listening = false});
   m.add_service("down", 101, 80, 80, {{"app", "down"}});
-  m.add_pod("refuser", 6, {{"app", "refuser"}}, true, PodBehavior::Refuse);
+  m.add_pod("refuser", 6, {{"app", "refuser"}}, {.behavior = PodBehavior::Refuse});
   m.add_service("refuser", 102, 80, 80, {{"app", "refuser"}});
   m.add_service("empty", 103, 80, 80, {{"app", "nobody"}});
   REQUIRE(m.start() == "");
@@ -247,14 +247,7 @@ TEST_CASE("CONNECT errors: 400 bad authority, 503 not served, 503 pod down, 503 
 TEST_CASE("a pod presenting the wrong identity is refused (503), never spoken to", "[l4][tls]") {
   Mesh m;
   // The config says the pod runs as service account "reviews"; the fake pod presents "default".
-  m.spec.pods.push_back({"impostor", m.env.ip(7), {{"app", "imp"}}, "reviews", true});
-  Identity wrong = m.env.identity("pod-impostor", "default", "default");
-  FakePodOptions o;
-  o.address = m.env.addr(7, 15008);
-  o.cert = wrong.cert;
-  o.key = wrong.key;
-  o.root = m.env.root_pem();
-  m.pods.push_back(std::make_unique<FakePod>(o));
+  m.add_pod("impostor", 7, {{"app", "imp"}}, {.service_account = "reviews", .presented_account = "default"});
   REQUIRE(m.start() == "");
   auto client = m.client();
   TestTunnel& t = client->open(m.env.addr(7, 80).to_string());
@@ -267,15 +260,7 @@ TEST_CASE("a pod presenting the wrong identity is refused (503), never spoken to
 TEST_CASE("upstream.connectTimeout bounds the wait for a pod that never answers the CONNECT", "[l4][limits]") {
   Mesh m;
   m.spec.extra_bootstrap = "  upstream: {connectTimeout: 300ms}\n";
-  m.spec.pods.push_back({"sleepy", m.env.ip(8), {{"app", "sleepy"}}, "default", true});
-  Identity id = m.env.identity("pod-sleepy", "default", "default");
-  FakePodOptions o;
-  o.address = m.env.addr(8, 15008);
-  o.cert = id.cert;
-  o.key = id.key;
-  o.root = m.env.root_pem();
-  o.respond_delay_ms = 20'000;
-  m.pods.push_back(std::make_unique<FakePod>(o));
+  m.add_pod("sleepy", 8, {{"app", "sleepy"}}, {.respond_delay_ms = 20'000});
   REQUIRE(m.start() == "");
   auto client = m.client();
   auto t0 = std::chrono::steady_clock::now();
@@ -292,7 +277,7 @@ TEST_CASE("upstream.connectTimeout bounds the wait for a pod that never answers 
 
 TEST_CASE("half-close propagates both ways", "[l4]") {
   Mesh m;
-  FakePod* greeter = m.add_pod("greeter", 1, {{"app", "greet"}}, true, PodBehavior::Greet);
+  FakePod* greeter = m.add_pod("greeter", 1, {{"app", "greet"}}, {.behavior = PodBehavior::Greet});
   REQUIRE(m.start() == "");
   auto client = m.client();
   // The pod closes its side first ("hello\n", END_STREAM); the client keeps sending afterwards.
@@ -329,7 +314,7 @@ TEST_CASE("client half-close: the pod sees EOF and its answer still comes back",
 
 TEST_CASE("a reset on either side resets the other", "[l4]") {
   Mesh m;
-  FakePod* resetter = m.add_pod("resetter", 1, {{"app", "r"}}, true, PodBehavior::Reset);
+  FakePod* resetter = m.add_pod("resetter", 1, {{"app", "r"}}, {.behavior = PodBehavior::Reset});
   FakePod* echo = m.add_pod("echo", 2, {{"app", "e"}});
   REQUIRE(m.start() == "");
   auto client = m.client();
@@ -413,7 +398,7 @@ TEST_CASE("every tunnel gets one JSON access-log line explaining its outcome", "
   Mesh m;
   m.add_pod("echo", 1, {{"app", "echo"}});
   m.add_service("echo", 100, 7000, 7000, {{"app", "echo"}});
-  m.add_pod("down", 5, {{"app", "down"}}, /*listening=*/false);
+  m.add_pod("down", 5, {{"app", "down"}}, {.listening = false});
   m.add_service("empty", 103, 80, 80, {{"app", "nobody"}});
   REQUIRE(m.start() == "");
   auto client = m.client();
