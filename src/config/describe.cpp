@@ -1,6 +1,7 @@
 // `waypoint validate` output: what the snapshot would serve, one fact per line, sorted so that the
 // same file always prints the same text.
 #include <algorithm>
+#include <cstdio>
 #include <sstream>
 
 #include "waypoint/config/snapshot.h"
@@ -34,6 +35,31 @@ void section(std::ostream& out, std::string_view title, const std::vector<std::s
   for (const auto& line : lines) {
     out << "  " << line << "\n";
   }
+}
+
+// One route: where it came from, what it matches, what it does.
+void describe_route(std::ostream& out, size_t index, const Route& r) {
+  out << "    [" << index << "] " << (r.name.empty() ? "-" : r.name) << " (" << r.source << "): ";
+  out << (r.matches.empty() ? std::string("all requests") : std::to_string(r.matches.size()) + " match block(s)")
+      << " -> ";
+  if (r.redirect) {
+    out << "redirect";
+  } else if (r.direct_status != 0) {
+    out << "direct response " << r.direct_status;
+  } else {
+    for (size_t i = 0; i < r.clusters.size(); ++i) {
+      const WeightedCluster& w = r.clusters[i];
+      double pct = r.total_weight == 0 ? 0.0 : 100.0 * w.weight / r.total_weight;
+      char buf[32];
+      std::snprintf(buf, sizeof(buf), "%g%% ", pct);
+      out << (i == 0 ? "" : ", ") << buf << w.cluster->name;
+    }
+  }
+  out << "; retries " << r.retry.num_retries;
+  if (r.retry.per_try_timeout) {
+    out << " (per try " << r.retry.per_try_timeout->count() << "ms)";
+  }
+  out << "; timeout " << (r.timeout ? std::to_string(r.timeout->count()) + "ms" : std::string("none")) << "\n";
 }
 
 }  // namespace
@@ -73,6 +99,28 @@ std::string describe(const Snapshot& s) {
       out << (i == 0 ? "" : ", ") << chain.cluster.endpoints[i].address.to_string();
     }
     out << "\n";
+  }
+
+  // Route tables that a VirtualService or HTTPRoute shapes (the others send everything to the
+  // service's own cluster, as listed above).
+  std::vector<const std::pair<const net::SockAddr, RouteTable>*> tables;
+  for (const auto& entry : s.route_tables) {
+    if (!entry.second.sources.empty()) {
+      tables.push_back(&entry);
+    }
+  }
+  std::sort(tables.begin(), tables.end(), [](auto* a, auto* b) {
+    if (!(a->first.ip() == b->first.ip())) {
+      return ip_less(a->first.ip(), b->first.ip());
+    }
+    return a->first.port() < b->first.port();
+  });
+  out << "\nroutes (" << tables.size() << " service ports with VirtualService/HTTPRoute):\n";
+  for (const auto* entry : tables) {
+    out << "  " << entry->first.to_string() << "  " << entry->second.name << "\n";
+    for (size_t i = 0; i < entry->second.routes.size(); ++i) {
+      describe_route(out, i, entry->second.routes[i]);
+    }
   }
 
   std::vector<const Pod*> pods;

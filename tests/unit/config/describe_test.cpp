@@ -53,6 +53,8 @@ metadata: {name: reviews}
                             "  10.96.0.20:27017  inbound-vip|27017|tcp|reviews.default.svc.cluster.local  sniff  "
                             "endpoints: 10.0.1.10:27017\n"
                             "\n"
+                            "routes (0 service ports with VirtualService/HTTPRoute):\n"
+                            "\n"
                             "pods (2):\n"
                             "  10.0.1.9  reviews-v1  sa bookinfo-reviews  not ready\n"
                             "  10.0.1.10  reviews-v2  sa bookinfo-reviews  ready\n"
@@ -65,6 +67,45 @@ metadata: {name: reviews}
                             file +
                             ":27:1: AuthorizationPolicy reviews: not applied by this version (authorization arrives "
                             "with L7 support)\n");
+}
+
+TEST_CASE("config: describe shows the routes a VirtualService makes", "[config]") {
+  auto snap = testing::load(R"(apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: default}
+spec: {clusterIP: 10.96.0.20, ports: [{name: http, port: 9080}], selector: {app: reviews}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec:
+  host: reviews
+  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - name: jason
+    match: [{headers: {end-user: {exact: jason}}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+    timeout: 2s
+  - route:
+    - {destination: {host: reviews, subset: v1}, weight: 90}
+    - {destination: {host: reviews, subset: v2}, weight: 10}
+)" + testing::base_config());
+  std::string text = describe(*snap);
+  INFO(text);
+  CHECK(text.find("routes (1 service ports with VirtualService/HTTPRoute):\n"
+                  "  10.96.0.20:9080  inbound-vip|9080|http|reviews.default.svc.cluster.local\n"
+                  "    [0] jason (VirtualService reviews): 1 match block(s) -> 100% "
+                  "inbound-vip|9080|http/v2|reviews.default.svc.cluster.local; retries 2; timeout 2000ms\n"
+                  "    [1] reviews.1 (VirtualService reviews): all requests -> 90% "
+                  "inbound-vip|9080|http/v1|reviews.default.svc.cluster.local, 10% "
+                  "inbound-vip|9080|http/v2|reviews.default.svc.cluster.local; retries 2; timeout none\n") !=
+        std::string::npos);
 }
 
 TEST_CASE("config: describe names a service-account scope", "[config]") {
