@@ -1,5 +1,6 @@
 #include "support/fake_pod.h"
 
+#include <future>
 #include <stdexcept>
 #include <unordered_map>
 
@@ -148,8 +149,10 @@ class FakePod::Impl final : public hbone::H2Connection::Owner, public hbone::Con
     }
   }
 
+  // Applied on the pod's loop; returns once it is in force, so no byte races the change.
   void set_reading(bool reading) {
-    loop_.post([this, reading] {
+    std::promise<void> applied;
+    loop_.post([this, reading, &applied] {
       reading_ = reading;
       if (reading) {
         std::vector<PodTunnel*> all;
@@ -160,7 +163,9 @@ class FakePod::Impl final : public hbone::H2Connection::Owner, public hbone::Con
           t->resume();
         }
       }
+      applied.set_value();
     });
+    applied.get_future().wait();
   }
 
   FakePod& pod_;
