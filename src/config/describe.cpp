@@ -30,6 +30,13 @@ bool ip_less(const net::IpAddr& a, const net::IpAddr& b) {
   return std::lexicographical_compare(a.bytes(), a.bytes() + a.size(), b.bytes(), b.bytes() + b.size());
 }
 
+bool addr_less(const net::SockAddr& a, const net::SockAddr& b) {
+  if (!(a.ip() == b.ip())) {
+    return ip_less(a.ip(), b.ip());
+  }
+  return a.port() < b.port();
+}
+
 void section(std::ostream& out, std::string_view title, const std::vector<std::string>& lines) {
   out << "\n" << title << " (" << lines.size() << "):\n";
   for (const auto& line : lines) {
@@ -81,12 +88,7 @@ std::string describe(const Snapshot& s) {
   for (const auto& entry : s.vip_chains) {
     chains.push_back(&entry);
   }
-  std::sort(chains.begin(), chains.end(), [](auto* a, auto* b) {
-    if (!(a->first.ip() == b->first.ip())) {
-      return ip_less(a->first.ip(), b->first.ip());
-    }
-    return a->first.port() < b->first.port();
-  });
+  std::sort(chains.begin(), chains.end(), [](auto* a, auto* b) { return addr_less(a->first, b->first); });
   out << "\nservice chains (" << chains.size() << "):\n";
   for (const auto* entry : chains) {
     const VipChain& chain = entry->second;
@@ -109,12 +111,7 @@ std::string describe(const Snapshot& s) {
       tables.push_back(&entry);
     }
   }
-  std::sort(tables.begin(), tables.end(), [](auto* a, auto* b) {
-    if (!(a->first.ip() == b->first.ip())) {
-      return ip_less(a->first.ip(), b->first.ip());
-    }
-    return a->first.port() < b->first.port();
-  });
+  std::sort(tables.begin(), tables.end(), [](auto* a, auto* b) { return addr_less(a->first, b->first); });
   out << "\nroutes (" << tables.size() << " service ports with VirtualService/HTTPRoute):\n";
   for (const auto* entry : tables) {
     out << "  " << entry->first.to_string() << "  " << entry->second.name << "\n";

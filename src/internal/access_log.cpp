@@ -12,8 +12,6 @@
 namespace wp::internal {
 namespace {
 
-constexpr size_t kMaxPending = 1 << 20;  // beyond this a slow log target loses lines, never memory
-
 void append_json_string(std::string& out, const std::string& s) {
   out += '"';
   for (unsigned char c : s) {
@@ -59,7 +57,7 @@ std::string iso8601(std::chrono::system_clock::time_point t) {
 
 }  // namespace
 
-AccessLog::AccessLog(event::Loop& loop, const std::string& target) : loop_(loop) {
+AccessLog::AccessLog(event::Loop& loop, const std::string& target, stats::Block& stats) : loop_(loop), stats_(stats) {
   if (target.empty() || target == "off") {
     return;
   }
@@ -105,7 +103,11 @@ std::string AccessLog::format(const TunnelRecord& r) {
 }
 
 void AccessLog::log(const TunnelRecord& r) {
-  if (fd_ < 0 || pending_.size() > kMaxPending) {
+  if (fd_ < 0) {
+    return;
+  }
+  if (pending_.size() > kMaxPending) {
+    stats_.add(stats::Id::access_log_dropped);
     return;
   }
   pending_ += format(r);
@@ -130,7 +132,8 @@ void AccessLog::flush() {
   while (off < pending_.size()) {
     ssize_t n = ::write(fd_, pending_.data() + off, pending_.size() - off);
     if (n <= 0) {
-      break;  // a full pipe or a failing disk: drop rather than block the worker
+      stats_.add(stats::Id::access_log_dropped);  // a failing target: drop what is left
+      break;
     }
     off += static_cast<size_t>(n);
   }

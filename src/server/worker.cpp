@@ -37,7 +37,7 @@ Worker::Worker(int index, config::SnapshotPtr snapshot, tls::ContextPtr server_t
       client_tls_(std::move(client_tls)),
       downstream_settings_(downstream_settings(snapshot_->bootstrap)),
       pool_(loop_, client_tls_, pool_settings(snapshot_->bootstrap), stats_),
-      access_log_(loop_, snapshot_->bootstrap.access_log),
+      access_log_(loop_, snapshot_->bootstrap.access_log, stats_),
       listener_(loop_, pool_, stats_, access_log_) {
   listener_.set_snapshot(snapshot_);
 }

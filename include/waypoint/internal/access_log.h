@@ -9,27 +9,32 @@
 #include <string>
 
 #include "waypoint/event/loop.h"
+#include "waypoint/stats/stats.h"
 
 namespace wp::internal {
 
 struct TunnelRecord {
   std::chrono::system_clock::time_point start;
   std::chrono::milliseconds duration{0};
-  std::string chain;             // inbound-vip|...|fqdn, direct-tcp, or "-" when none matched
-  std::string source_principal;  // the client's SPIFFE ID
-  std::string source_address;    // forwarded for= or the TCP peer
-  std::string destination;       // the CONNECT authority
-  std::string upstream_host;     // podIP:port, or "-"
-  int response_code = 0;         // the CONNECT's answer: 200, 503, ...
+  std::string chain;                 // inbound-vip|...|fqdn, direct-tcp, or "-" when none matched
+  std::string source_principal;      // the client's SPIFFE ID
+  std::string source_address;        // forwarded for= or the TCP peer
+  std::string destination;           // the CONNECT authority
+  std::string upstream_host;         // podIP:port, or "-"
+  int response_code = 0;             // the CONNECT's answer: 200, 503, ...
   const char* response_flags = "-";  // "-", NR, UH, UF, UC, DC (static strings)
-  uint64_t bytes_received = 0;   // client -> pod
-  uint64_t bytes_sent = 0;       // pod -> client
+  uint64_t bytes_received = 0;       // client -> pod
+  uint64_t bytes_sent = 0;           // pod -> client
 };
 
 class AccessLog {
  public:
+  // Lines waiting for the end of the loop iteration; beyond this they are dropped and counted
+  // (access_log_dropped) so a slow log target costs lines, never unbounded memory.
+  static constexpr size_t kMaxPending = 1 << 20;
+
   // `target`: "stdout", "stderr", "off" (or empty), or a file path (opened for append).
-  AccessLog(event::Loop& loop, const std::string& target);
+  AccessLog(event::Loop& loop, const std::string& target, stats::Block& stats);
   ~AccessLog();
   AccessLog(const AccessLog&) = delete;
   AccessLog& operator=(const AccessLog&) = delete;
@@ -43,6 +48,7 @@ class AccessLog {
 
  private:
   event::Loop& loop_;
+  stats::Block& stats_;
   int fd_ = -1;
   bool owns_fd_ = false;
   bool flush_scheduled_ = false;

@@ -1,5 +1,10 @@
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+
 #include "waypoint/internal/access_log.h"
 
 TEST_CASE("access log lines are one JSON object with Envoy-style fields, strings escaped", "[internal]") {
@@ -25,4 +30,35 @@ TEST_CASE("access log lines are one JSON object with Envoy-style fields, strings
   std::string line = wp::internal::AccessLog::format(r);
   CHECK(line.find("\"source_principal\":\"a\\\"b\\\\c\\nd\\u0001\"") != std::string::npos);
   CHECK(line.find('\n') == std::string::npos);
+}
+
+TEST_CASE("access log lines beyond the 1 MiB backlog are dropped and counted", "[internal]") {
+  char path[] = "/tmp/wp-access-XXXXXX";
+  int fd = ::mkstemp(path);
+  REQUIRE(fd >= 0);
+  ::close(fd);
+  wp::event::Loop loop;
+  wp::stats::Block stats;
+  wp::internal::TunnelRecord r;
+  r.chain = std::string(900, 'c');  // about 1 KiB per line
+  size_t written = 0;
+  {
+    wp::internal::AccessLog log(loop, path, stats);
+    // Within one loop iteration nothing is flushed: the backlog trips after about 1 MiB.
+    for (int i = 0; i < 3000; ++i) {
+      log.log(r);
+    }
+    CHECK(stats.get(wp::stats::Id::access_log_dropped) > 0);
+    CHECK(stats.get(wp::stats::Id::access_log_dropped) < 3000);
+    written = 3000 - static_cast<size_t>(stats.get(wp::stats::Id::access_log_dropped));
+    uv_run(loop.uv(), UV_RUN_NOWAIT);  // the end-of-iteration flush writes the backlog
+  }
+  std::ifstream in(path);
+  size_t lines = 0;
+  std::string line;
+  while (std::getline(in, line)) {
+    ++lines;
+  }
+  ::unlink(path);
+  CHECK(lines == written);
 }
