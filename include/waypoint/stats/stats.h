@@ -4,7 +4,9 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace wp::stats {
@@ -43,7 +45,63 @@ namespace wp::stats {
   X(upstream_connect_timeout, Counter, "upstream tunnels not established within connectTimeout")       \
   X(upstream_tunnels_total, Counter, "upstream CONNECT streams opened")                                \
   X(upstream_tunnels_active, Gauge, "upstream CONNECT streams open")                                   \
-  X(upstream_tunnels_refused, Counter, "upstream CONNECT answered non-200 or reset")
+  X(upstream_tunnels_refused, Counter, "upstream CONNECT answered non-200 or reset")                   \
+  X(chains_sniffed_http1, Counter, "sniffed tunnels that carried HTTP/1.1")                            \
+  X(chains_sniffed_h2c, Counter, "sniffed tunnels that carried h2c")                                   \
+  X(chains_sniffed_tcp, Counter, "sniffed tunnels treated as TCP")                                     \
+  X(chains_sniff_timeout, Counter, "sniffed tunnels where the client sent nothing in time (TCP)")      \
+  X(downstream_rq_total, Counter, "HTTP requests received inside tunnels")                             \
+  X(downstream_rq_active, Gauge, "HTTP requests in progress")                                          \
+  X(downstream_rq_1xx, Counter, "HTTP responses 1xx sent downstream")                                  \
+  X(downstream_rq_2xx, Counter, "HTTP responses 2xx sent downstream")                                  \
+  X(downstream_rq_3xx, Counter, "HTTP responses 3xx sent downstream")                                  \
+  X(downstream_rq_4xx, Counter, "HTTP responses 4xx sent downstream")                                  \
+  X(downstream_rq_5xx, Counter, "HTTP responses 5xx sent downstream")                                  \
+  X(downstream_rq_malformed, Counter, "requests refused by the HTTP/1.1 codec (400)")                  \
+  X(downstream_rq_framing_rejected, Counter, "requests refused for ambiguous framing (smuggling)")     \
+  X(downstream_rq_bad_host, Counter, "requests refused for a missing, duplicate or bad Host")          \
+  X(downstream_rq_expectation_failed, Counter, "requests refused for an unsupported Expect (417)")     \
+  X(downstream_rq_not_implemented, Counter, "requests refused as not implemented (501)")               \
+  X(downstream_rq_unsupported_version, Counter, "requests refused for their HTTP version (505)")       \
+  X(downstream_rq_url_overflow, Counter, "requests refused for a target over the limit (414)")         \
+  X(downstream_rq_header_bytes_overflow, Counter, "requests refused for a head over the limit (431)")  \
+  X(downstream_rq_header_count_overflow, Counter, "requests refused for too many fields (431)")        \
+  X(downstream_rq_incomplete, Counter, "requests cut short by the client")                             \
+  X(downstream_h2c_protocol_error, Counter, "h2c sessions inside tunnels ended on a protocol error")   \
+  X(rq_no_route, Counter, "requests answered 404: no route matched")                                   \
+  X(rq_redirect, Counter, "requests answered with a route redirect")                                   \
+  X(rq_direct_response, Counter, "requests answered with a route's direct response")                   \
+  X(rq_fault_delayed, Counter, "requests delayed by fault injection")                                  \
+  X(rq_fault_aborted, Counter, "requests aborted by fault injection")                                  \
+  X(rq_timeout, Counter, "requests answered 504: route timeout")                                       \
+  X(rq_no_healthy_upstream, Counter, "requests answered 503: no healthy endpoint")                     \
+  X(upstream_rq_total, Counter, "upstream HTTP attempts (tries and retries)")                          \
+  X(upstream_rq_active, Gauge, "upstream HTTP attempts in progress")                                   \
+  X(upstream_rq_retry, Counter, "upstream HTTP retries")                                               \
+  X(upstream_rq_retry_limit_exceeded, Counter, "retriable outcomes with no retry left")                \
+  X(upstream_rq_retry_body_too_large, Counter, "retries skipped: the request body was not replayable") \
+  X(upstream_rq_per_try_timeout, Counter, "upstream attempts ended by perTryTimeout")                  \
+  X(upstream_rq_connect_failure, Counter, "upstream attempts that could not open a tunnel")            \
+  X(upstream_rq_reset, Counter, "upstream attempts reset before a complete response")                  \
+  X(upstream_rq_pending_overflow, Counter, "requests answered 503: connectionPool limit (flag UO)")    \
+  X(upstream_rq_mirrored, Counter, "mirror copies sent")                                               \
+  X(upstream_rs_malformed, Counter, "upstream responses refused by the HTTP/1.1 codec (502)")          \
+  X(upstream_rs_framing_rejected, Counter, "upstream responses with ambiguous framing (502)")          \
+  X(upstream_rs_unexpected, Counter, "upstream bytes with no request outstanding (502)")               \
+  X(upstream_rs_unsupported_version, Counter, "upstream responses with a bad HTTP version (502)")      \
+  X(upstream_rs_not_implemented, Counter, "upstream responses refused as not implemented (502)")       \
+  X(upstream_rs_url_overflow, Counter, "unused: responses have no URL")                                \
+  X(upstream_rs_header_bytes_overflow, Counter, "upstream responses with a head over the limit (502)") \
+  X(upstream_rs_header_count_overflow, Counter, "upstream responses with too many fields (502)")       \
+  X(upstream_rs_incomplete, Counter, "upstream responses cut short")                                   \
+  X(upstream_rs_bad_host, Counter, "unused: responses have no Host")                                   \
+  X(upstream_rs_expectation_failed, Counter, "unused: responses have no Expect")                       \
+  X(upstream_http_tunnels_opened, Counter, "upstream tunnels opened for HTTP")                         \
+  X(upstream_http_tunnels_reused, Counter, "HTTP attempts sent on an idle kept-alive upstream tunnel") \
+  X(upstream_http_tunnels_idle, Gauge, "idle kept-alive upstream HTTP tunnels")                        \
+  X(outlier_ejections_total, Counter, "hosts ejected by outlier detection")                            \
+  X(outlier_ejections_active, Gauge, "hosts currently ejected")                                        \
+  X(outlier_ejections_overflow, Counter, "ejections skipped: maxEjectionPercent reached")
 
 enum class Id : int {
 #define WP_STATS_ENUM(name, kind, help) name,
@@ -61,6 +119,8 @@ struct Info {
   const char* help;
 };
 const Info& info(Id id);
+// The counter called `name`, for codecs that report counters by name; nullopt when unknown.
+std::optional<Id> find(std::string_view name);
 
 class alignas(64) Block {
  public:

@@ -1,0 +1,127 @@
+#pragma once
+// Per-worker, per-cluster upstream state: the load balancer (ROUND_ROBIN, LEAST_REQUEST, RANDOM,
+// consistentHash on a header), outlier detection (consecutive 5xx → ejection, Envoy's semantics)
+// and connectionPool limits (circuit breakers). One ClusterState per config::RoutedCluster per
+// worker, owned by a ClusterManager; no locks (a worker only touches its own).
+//
+// Outlier detection is per worker (Envoy keeps it per cluster across workers): with N workers a
+// host is ejected by each worker that sees its errors.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "waypoint/config/snapshot.h"
+#include "waypoint/stats/stats.h"
+
+namespace wp::upstream {
+
+using Clock = std::chrono::steady_clock;
+
+// Per-endpoint state, indexed like RoutedCluster::endpoints.
+struct HostState {
+  uint32_t active_requests = 0;                    // requests in flight to this host (LEAST_REQUEST)
+  uint32_t consecutive_5xx = 0;                    // outlier detection
+  uint32_t times_ejected = 0;                      // ejection time = baseEjectionTime × times_ejected, max 300 s
+  std::optional<Clock::time_point> ejected_until;  // set while ejected
+};
+
+class ClusterState {
+ public:
+  ClusterState(const config::RoutedCluster& cluster, stats::Block& stats, uint64_t seed);
+  // Takes the hosts still ejected off outlier_ejections_active (as Envoy's ~DetectorImpl does).
+  ~ClusterState();
+  ClusterState(const ClusterState&) = delete;
+  ClusterState& operator=(const ClusterState&) = delete;
+
+  const config::RoutedCluster& cluster() const { return cluster_; }
+  size_t size() const { return hosts_.size(); }
+  const HostState& host(size_t i) const { return hosts_[i]; }
+
+  // Picks an endpoint index by the cluster's policy, skipping ejected hosts; returns nullopt when
+  // no host is eligible (no endpoints, or all ejected: the caller answers 503 "no healthy
+  // upstream", flag UH). Hosts in `avoid` (indices already tried by this request) are skipped when
+  // another eligible host exists (Envoy's previous_hosts predicate with host_selection_attempts).
+  // `hash_key` is the consistentHash header's value (nullopt when absent → random pick).
+  std::optional<size_t> pick(Clock::time_point now, const std::vector<size_t>& avoid,
+                             std::optional<std::string_view> hash_key);
+
+  // Circuit breakers (DestinationRule connectionPool). try_begin_request() is false — and the
+  // request must be answered 503 with flag UO (counter upstream_rq_pending_overflow) — when
+  // http2MaxRequests (max active requests to the cluster) is set and reached. Every successful
+  // try_begin_request() is paired with end_request().
+  bool try_begin_request(size_t host);
+  void end_request(size_t host);
+  // maxRetries: concurrent retries to the cluster (0 = unlimited... Envoy's default is 3; we use
+  // unlimited when unset). False when a retry would exceed it.
+  bool try_begin_retry();
+  void end_retry();
+  uint32_t active_requests() const { return active_requests_; }
+
+  // Outlier detection input: the result of one attempt on `host`. `gateway_or_5xx` is true for a
+  // 5xx response, a connect failure, a reset or a timeout (Envoy counts locally originated
+  // failures as 5xx when split_external_local_origin_errors is off, as Istio leaves it). A success
+  // resets the host's consecutive count. Ejects when consecutive_5xx_errors is reached, unless
+  // ejected hosts would exceed maxEjectionPercent of the cluster (at least one host may always be
+  // ejected, as Envoy does) — then counts outlier_ejections_overflow.
+  void report(size_t host, bool gateway_or_5xx, Clock::time_point now);
+  // Returns hosts whose ejection time has passed (called lazily from pick() and by a timer every
+  // outlierDetection.interval).
+  void unexpire(Clock::time_point now);
+  bool ejected(size_t host, Clock::time_point now) const;
+  size_t ejected_count() const { return ejected_; }
+
+ private:
+  // One virtual node of the consistent-hash ring (LoadBalancer::ConsistentHash only).
+  struct RingEntry {
+    uint64_t hash;
+    uint32_t host;
+  };
+  // Which hosts pick() may return: every host not ejected, and when `strict` also not in `avoid`.
+  struct Candidates {
+    const std::vector<size_t>* avoid;
+    bool strict;
+    size_t count;
+  };
+
+  const config::RoutedCluster& cluster_;
+  stats::Block& stats_;
+  std::vector<HostState> hosts_;
+  std::vector<RingEntry> ring_;  // sorted by hash; built in the constructor
+  uint32_t rr_cursor_ = 0;
+  uint64_t rng_;  // xorshift state
+  uint32_t active_requests_ = 0;
+  uint32_t active_retries_ = 0;
+  size_t ejected_ = 0;
+  uint32_t next_random();
+  size_t uniform(size_t n);  // in [0, n)
+  Candidates candidates(const std::vector<size_t>& avoid) const;
+  bool is_candidate(const Candidates& c, size_t host) const;
+  size_t nth_candidate(const Candidates& c, size_t k) const;
+  size_t pick_round_robin(const Candidates& c);
+  size_t pick_random(const Candidates& c);
+  size_t pick_least_request(const Candidates& c);
+  size_t pick_ring(const Candidates& c, std::string_view key) const;
+  void uneject(size_t host);
+};
+
+// The ClusterStates of one worker for the snapshot in force. A snapshot change replaces them all
+// (reload arrives with its own issue; state of unchanged clusters is not carried over yet).
+class ClusterManager {
+ public:
+  explicit ClusterManager(stats::Block& stats, uint64_t seed = 0);
+  ~ClusterManager();
+  void set_snapshot(const config::SnapshotPtr& snapshot);
+  ClusterState& get(const config::RoutedCluster& cluster);  // created on first use
+
+ private:
+  stats::Block& stats_;
+  uint64_t seed_;
+  config::SnapshotPtr snapshot_;
+  std::unordered_map<const config::RoutedCluster*, std::unique_ptr<ClusterState>> states_;
+};
+
+}  // namespace wp::upstream
