@@ -29,6 +29,13 @@ ChainProtocol chain_protocol(std::string_view app_protocol, std::string_view por
   return word == "tcp" ? ChainProtocol::Tcp : ChainProtocol::Sniff;
 }
 
+bool speaks_http2(std::string_view app_protocol, std::string_view port_name) {
+  std::string word(app_protocol.empty() ? port_name.substr(0, port_name.find('-')) : app_protocol);
+  std::transform(word.begin(), word.end(), word.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return word == "http2" || word == "h2c" || word == "grpc" || word == "kubernetes.io/h2c";
+}
+
 // One entry of spec.ports; nullopt when it is skipped (UDP, SCTP) or unreadable. Field errors are
 // reported here; parse_service then drops the whole Service.
 std::optional<ServicePort> parse_service_port(Reader& r, const YAML::Node& node, const std::string& path) {
@@ -70,6 +77,7 @@ std::optional<ServicePort> parse_service_port(Reader& r, const YAML::Node& node,
     }
   }
   port.protocol = chain_protocol(port.app_protocol, port.name);
+  port.http2 = speaks_http2(port.app_protocol, port.name);
   return port;
 }
 

@@ -193,7 +193,7 @@ CodecError Http1Parser::llhttp_error(llhttp_errno_t e) const {
     case HPE_INVALID_TRANSFER_ENCODING:
       return make(400, "ambiguous message framing", WP_COUNTER("framing_rejected"));
     case HPE_INVALID_VERSION:
-      return make(505, "unsupported HTTP version", WP_COUNTER("unsupported_version"));
+      return make(400, "unsupported HTTP version", WP_COUNTER("unsupported_version"));
     case HPE_INVALID_URL:
       return make(400, "invalid request target", WP_COUNTER("malformed"));
     case HPE_INVALID_METHOD:
@@ -347,7 +347,8 @@ int Http1Parser::check_framing(const HeaderMap& h, Version v, std::optional<uint
   }
   // Exactly "chunked" (case-insensitive) is accepted. A list whose last coding is not chunked,
   // with chunked twice or with an empty element cannot be framed: 400. A well-formed list ending
-  // in chunked with other codings (gzip, identity...) is a coding we do not implement: 501.
+  // in chunked with other codings (gzip, identity...) is refused too (400, as Envoy does): a proxy
+  // that forwarded it would have to decode codings it does not implement.
   size_t tokens = 0;
   size_t chunked_at = 0;
   size_t chunked_count = 0;
@@ -365,7 +366,7 @@ int Http1Parser::check_framing(const HeaderMap& h, Version v, std::optional<uint
     return fail_cb(make(400, "Transfer-Encoding without chunked as the only final coding", framing));
   }
   if (tokens != 1) {
-    return fail_cb(make(501, "unsupported transfer coding", WP_COUNTER("not_implemented")));
+    return fail_cb(make(400, "unsupported transfer coding", WP_COUNTER("not_implemented")));
   }
   chunked = true;
   return 0;
@@ -381,7 +382,7 @@ int Http1Parser::on_headers_complete() {
 
 int Http1Parser::on_request_head() {
   if (parser_.http_major != 1 || parser_.http_minor > 1) {
-    return fail_cb(make(505, "unsupported HTTP version", "downstream_rq_unsupported_version"));
+    return fail_cb(make(400, "unsupported HTTP version", "downstream_rq_unsupported_version"));
   }
   RequestHead head;
   head.version = parser_.http_minor == 0 ? Version::Http10 : Version::Http11;

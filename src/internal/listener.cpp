@@ -2,14 +2,20 @@
 
 #include <spdlog/spdlog.h>
 
+#include <random>
+
 namespace wp::internal {
 
-std::string ChainMatch::name() const {
+std::string ChainMatch::name(Sniffed sniffed) const {
+  bool http = sniffed == Sniffed::Http1 || sniffed == Sniffed::H2c;
   switch (kind) {
     case Kind::Vip:
+      if (http && vip->protocol != config::ChainProtocol::Tcp) {
+        return "inbound-vip|" + std::to_string(vip->port->port) + "|http|" + vip->service->fqdn;
+      }
       return vip->name;
     case Kind::Pod:
-      return "direct-tcp";
+      return http ? "direct-http" : "direct-tcp";
     case Kind::None:
       return "";
   }
@@ -28,8 +34,111 @@ ChainMatch select_chain(const config::Snapshot& snapshot, const net::SockAddr& d
   return m;
 }
 
+struct InternalListener::Accepted {
+  hbone::H2Stream* stream = nullptr;
+  config::SnapshotPtr snapshot;
+  ChainMatch match;
+  net::SockAddr destination;
+  net::IpAddr source_ip;
+  std::string peer_identity;
+  std::string traceparent;
+  std::string baggage;
+  std::chrono::system_clock::time_point start;
+};
+
+// Holds a tunnel answered 200 until its first bytes say which protocol it carries.
+class InternalListener::Sniffer final : public hbone::TunnelHandler {
+ public:
+  Sniffer(InternalListener& l, Accepted a, bool http_only)
+      : listener_(l), accepted_(std::move(a)), http_only_(http_only), timer_(l.loop_, [this] { on_timeout(); }) {
+    if (!http_only_) {
+      timer_.start(kSniffTimeout);
+    }
+  }
+  ~Sniffer() override {
+    if (accepted_.stream != nullptr) {
+      accepted_.stream->set_handler(nullptr);
+    }
+  }
+  void start() { accepted_.stream->set_handler(this); }
+  Accepted& accepted() { return accepted_; }
+  void abort() {
+    if (accepted_.stream != nullptr) {
+      hbone::H2Stream* s = accepted_.stream;
+      s->set_handler(nullptr);
+      accepted_.stream = nullptr;
+      s->reset();
+    }
+    done(Sniffed::NeedMore);
+  }
+
+  void on_tunnel_data(hbone::Tunnel&, buffer::Buffer& data) override {
+    bytes_.move_from(data);
+    decide();
+  }
+  void on_tunnel_eof(hbone::Tunnel&) override {
+    eof_ = true;
+    decide();
+  }
+  void on_tunnel_drained(hbone::Tunnel&, size_t) override {}
+  void on_tunnel_closed(hbone::Tunnel&, bool) override {
+    accepted_.stream = nullptr;
+    done(Sniffed::NeedMore);
+  }
+
+ private:
+  void decide() {
+    if (decided_) {
+      return;
+    }
+    uint8_t head[kMaxSniffBytes];
+    size_t n = bytes_.copy_out(head, sizeof(head));
+    Sniffed s = sniff(head, n);
+    if (s == Sniffed::NeedMore && (eof_ || n >= kMaxSniffBytes)) {
+      s = Sniffed::Tcp;
+    }
+    if (s != Sniffed::NeedMore) {
+      done(s);
+    }
+  }
+  void on_timeout() {
+    if (!decided_) {
+      listener_.stats_.add(stats::Id::chains_sniff_timeout);
+      done(Sniffed::Tcp);
+    }
+  }
+  void done(Sniffed s) {
+    if (decided_) {
+      return;
+    }
+    decided_ = true;
+    timer_.stop();
+    if (accepted_.stream != nullptr) {
+      accepted_.stream->set_handler(nullptr);
+    }
+    listener_.sniffed(*this, s, std::move(bytes_), eof_);
+  }
+
+  InternalListener& listener_;
+  Accepted accepted_;
+  bool http_only_;
+  event::Timer timer_;
+  buffer::Buffer bytes_;
+  bool eof_ = false;
+  bool decided_ = false;
+};
+
 InternalListener::InternalListener(event::Loop& loop, hbone::Pool& pool, stats::Block& stats, AccessLog& log)
-    : loop_(loop), pool_(pool), stats_(stats), log_(log) {}
+    : loop_(loop),
+      pool_(pool),
+      stats_(stats),
+      log_(log),
+      http_pool_(loop, pool, stats, pool.settings().idle_timeout),
+      clusters_(stats),
+      ctx_{loop, stats, log, http_pool_, clusters_} {
+  std::random_device rd;
+  ctx_.rng_state = (static_cast<uint64_t>(rd()) << 32 | rd()) | 1;
+}
 
 void InternalListener::reject(const hbone::InboundConnect& request, TunnelRecord& record, int status,
                               const char* flags) {
@@ -45,6 +154,7 @@ InternalListener::~InternalListener() {
 
 void InternalListener::set_snapshot(config::SnapshotPtr snapshot) {
   snapshot_ = std::move(snapshot);
+  clusters_.set_snapshot(snapshot_);
   rr_.clear();
 }
 
@@ -59,72 +169,189 @@ const config::Endpoint* InternalListener::pick_round_robin(const config::Cluster
 }
 
 void InternalListener::on_connect_request(const hbone::InboundConnect& request) {
-  const config::Snapshot& snap = *snapshot_;
-  ChainMatch match = select_chain(snap, request.destination);
-  TunnelRecord record;
-  record.start = std::chrono::system_clock::now();
-  record.chain = match.kind == ChainMatch::Kind::None ? "-" : match.name();
-  record.source_principal = request.peer_identity;
-  record.source_address = request.source_ip.to_string();
-  record.destination = request.destination.to_string();
-  record.upstream_host = "-";
-  const config::Pod* pod = nullptr;
-  net::SockAddr authority;
-  switch (match.kind) {
-    case ChainMatch::Kind::None:
-      stats_.add(stats::Id::tunnels_rejected_not_served);
-      spdlog::info("tunnel from {} to {}: not served by this waypoint: 503", request.peer_identity,
-                   request.destination.to_string());
-      reject(request, record, 503, "NR");  // no route: nothing here serves that destination
-      return;
-    case ChainMatch::Kind::Vip: {
-      const config::Endpoint* ep = pick_round_robin(match.vip->cluster);
-      if (ep == nullptr) {
-        stats_.add(stats::Id::tunnels_rejected_no_endpoint);
-        spdlog::info("tunnel from {} to {} ({}): no ready endpoint: 503", request.peer_identity,
-                     request.destination.to_string(), match.vip->name);
-        reject(request, record, 503, "UH");  // no healthy upstream
-        return;
-      }
-      pod = ep->pod;
-      authority = ep->address;
-      break;
-    }
-    case ChainMatch::Kind::Pod:
-      pod = match.pod;
-      authority = request.destination;  // cluster encap: the same pod and port
-      break;
+  ChainMatch match = select_chain(*snapshot_, request.destination);
+  Accepted a;
+  a.stream = &request.stream;
+  a.snapshot = snapshot_;
+  a.match = match;
+  a.destination = request.destination;
+  a.source_ip = request.source_ip;
+  a.peer_identity = request.peer_identity;
+  a.traceparent = request.traceparent != nullptr ? *request.traceparent : "";
+  a.baggage = request.baggage != nullptr ? *request.baggage : "";
+  a.start = std::chrono::system_clock::now();
+
+  if (match.kind == ChainMatch::Kind::None) {
+    TunnelRecord record;
+    record.start = a.start;
+    record.chain = "-";
+    record.source_principal = request.peer_identity;
+    record.source_address = request.source_ip.to_string();
+    record.destination = request.destination.to_string();
+    record.upstream_host = "-";
+    stats_.add(stats::Id::tunnels_rejected_not_served);
+    spdlog::info("tunnel from {} to {}: not served by this waypoint: 503", request.peer_identity,
+                 request.destination.to_string());
+    reject(request, record, 503, "NR");  // no route: nothing here serves that destination
+    return;
   }
+  if (match.kind == ChainMatch::Kind::Vip && match.vip->protocol == config::ChainProtocol::Tcp) {
+    // A TCP service port: the CONNECT's answer waits for the upstream tunnel (503 when it fails).
+    const config::Endpoint* ep = pick_round_robin(match.vip->cluster);
+    if (ep == nullptr) {
+      TunnelRecord record;
+      record.start = a.start;
+      record.chain = match.vip->name;
+      record.source_principal = request.peer_identity;
+      record.source_address = request.source_ip.to_string();
+      record.destination = request.destination.to_string();
+      record.upstream_host = "-";
+      stats_.add(stats::Id::tunnels_rejected_no_endpoint);
+      spdlog::info("tunnel from {} to {} ({}): no ready endpoint: 503", request.peer_identity,
+                   request.destination.to_string(), match.vip->name);
+      reject(request, record, 503, "UH");  // no healthy upstream
+      return;
+    }
+    start_tcp(a, ep->pod, ep->address, false, {}, false);
+    return;
+  }
+  // HTTP and sniffed chains: answered at once; each request (or the sniffed TCP stream) is decided
+  // inside the tunnel.
+  bool http_only = match.kind == ChainMatch::Kind::Vip && match.vip->protocol == config::ChainProtocol::Http;
+  request.stream.respond(200);
+  auto sniffer = std::make_unique<Sniffer>(*this, std::move(a), http_only);
+  Sniffer* raw = sniffer.get();
+  sniffers_.emplace(raw, std::move(sniffer));
+  raw->start();
+}
+
+void InternalListener::sniffed(Sniffer& s, Sniffed protocol, buffer::Buffer initial, bool eof) {
+  auto it = sniffers_.find(&s);
+  if (it == sniffers_.end()) {
+    return;
+  }
+  Accepted a = std::move(s.accepted());
+  s.accepted().stream = nullptr;
+  loop_.run_after_io([owned = std::shared_ptr<Sniffer>(std::move(it->second))] {});
+  sniffers_.erase(it);
+  if (a.stream == nullptr || protocol == Sniffed::NeedMore) {
+    return;  // the tunnel went away while sniffing
+  }
+  const ChainMatch& m = a.match;
+  bool http_port = m.kind == ChainMatch::Kind::Vip && m.vip->protocol == config::ChainProtocol::Http;
+  if (protocol == Sniffed::Tcp && !http_port) {
+    stats_.add(stats::Id::chains_sniffed_tcp);
+    if (m.kind == ChainMatch::Kind::Pod) {
+      start_tcp(a, m.pod, a.destination, true, std::move(initial), eof);
+      return;
+    }
+    const config::Endpoint* ep = pick_round_robin(m.vip->cluster);
+    if (ep == nullptr) {
+      stats_.add(stats::Id::tunnels_rejected_no_endpoint);
+      a.stream->reset();
+      return;
+    }
+    start_tcp(a, ep->pod, ep->address, true, std::move(initial), eof);
+    return;
+  }
+  if (protocol == Sniffed::Tcp) {
+    protocol = Sniffed::Http1;  // an HTTP port that does not speak HTTP: the codec answers 400
+  } else {
+    stats_.add(protocol == Sniffed::H2c ? stats::Id::chains_sniffed_h2c : stats::Id::chains_sniffed_http1);
+  }
+  start_http(a, protocol, std::move(initial), eof);
+}
+
+void InternalListener::start_http(Accepted& a, Sniffed protocol, buffer::Buffer initial, bool eof) {
+  const ChainMatch& m = a.match;
+  http::TunnelInfo info;
+  info.snapshot = a.snapshot;
+  info.chain = m.name(protocol);
+  info.destination = a.destination;
+  info.source_principal = a.peer_identity;
+  info.source_ip = a.source_ip;
+  info.traceparent = a.traceparent;
+  info.baggage = a.baggage;
+  if (m.kind == ChainMatch::Kind::Vip) {
+    info.routes = a.snapshot->find_routes(a.destination);
+    info.upstream_h2c =
+        m.vip->port->http2 || (m.vip->protocol == config::ChainProtocol::Sniff && protocol == Sniffed::H2c);
+  } else {
+    info.direct_pod = m.pod;
+    info.upstream_h2c = protocol == Sniffed::H2c;
+  }
+  auto done = [this](http::Session& s) {
+    auto it = sessions_.find(&s);
+    if (it != sessions_.end()) {
+      loop_.defer_delete(std::move(it->second));
+      sessions_.erase(it);
+    }
+  };
+  std::unique_ptr<http::Session> session;
+  if (protocol == Sniffed::H2c) {
+    session = std::make_unique<http::H2cSession>(ctx_, std::move(info), *a.stream, std::move(initial), eof, done);
+  } else {
+    session = std::make_unique<http::Http1Session>(ctx_, std::move(info), *a.stream, std::move(initial), eof, done);
+  }
+  http::Session* raw = session.get();
+  sessions_.emplace(raw, std::move(session));
+}
+
+void InternalListener::start_tcp(Accepted& a, const config::Pod* pod, net::SockAddr authority, bool answered,
+                                 buffer::Buffer initial, bool eof) {
+  const config::Snapshot& snap = *a.snapshot;
+  TunnelRecord record;
+  record.start = a.start;
+  record.chain = a.match.name(Sniffed::Tcp);
+  record.source_principal = a.peer_identity;
+  record.source_address = a.source_ip.to_string();
+  record.destination = a.destination.to_string();
+  record.upstream_host = authority.to_string();
 
   hbone::UpstreamTarget target;
   target.hbone_address = net::SockAddr(pod->ip, snap.bootstrap.upstream.hbone_port);
   target.identity = pod->spiffe_id;
   target.authority = authority.to_string();
-  const net::IpAddr& src = request.source_ip;
+  const net::IpAddr& src = a.source_ip;
   target.headers.emplace_back("forwarded",
                               src.is_v4() ? "for=\"" + src.to_string() + "\"" : "for=\"[" + src.to_string() + "]\"");
-  if (request.traceparent != nullptr) {
-    target.headers.emplace_back("traceparent", *request.traceparent);
+  if (!a.traceparent.empty()) {
+    target.headers.emplace_back("traceparent", a.traceparent);
   }
-  if (request.baggage != nullptr) {
-    target.headers.emplace_back("baggage", *request.baggage);
+  if (!a.baggage.empty()) {
+    target.headers.emplace_back("baggage", a.baggage);
   }
-
-  record.upstream_host = authority.to_string();
-  auto proxy =
-      std::make_unique<TcpProxy>(request.stream, std::move(record), snapshot_, stats_, log_, [this](TcpProxy& p) {
-        auto it = proxies_.find(&p);
-        if (it != proxies_.end()) {
-          loop_.defer_delete(std::move(it->second));
-          proxies_.erase(it);
-        }
-      });
+  auto proxy = std::make_unique<TcpProxy>(*a.stream, std::move(record), a.snapshot, stats_, log_, [this](TcpProxy& p) {
+    auto it = proxies_.find(&p);
+    if (it != proxies_.end()) {
+      loop_.defer_delete(std::move(it->second));
+      proxies_.erase(it);
+    }
+  });
   TcpProxy* raw = proxy.get();
   proxies_.emplace(raw, std::move(proxy));
-  raw->start(pool_, std::move(target));
+  if (answered) {
+    raw->start_answered(pool_, std::move(target), std::move(initial), eof);
+  } else {
+    raw->start(pool_, std::move(target));
+  }
 }
 
 void InternalListener::abort_all() {
+  std::vector<Sniffer*> sn;
+  for (auto& [p, owned] : sniffers_) {
+    sn.push_back(p);
+  }
+  for (auto* p : sn) {
+    p->abort();
+  }
+  std::vector<http::Session*> ss;
+  for (auto& [p, owned] : sessions_) {
+    ss.push_back(p);
+  }
+  for (auto* p : ss) {
+    p->abort();
+  }
   std::vector<TcpProxy*> all;
   for (auto& [p, owned] : proxies_) {
     all.push_back(p);
@@ -132,6 +359,7 @@ void InternalListener::abort_all() {
   for (auto* p : all) {
     p->abort();
   }
+  http_pool_.close_all();
 }
 
 }  // namespace wp::internal

@@ -30,6 +30,14 @@ void TcpProxy::start(hbone::Pool& pool, hbone::UpstreamTarget target) {
   request_ = pool.open(std::move(target), *this);
 }
 
+void TcpProxy::start_answered(hbone::Pool& pool, hbone::UpstreamTarget target, buffer::Buffer initial, bool eof) {
+  answered_ = true;
+  down_.in_flight += initial.length();
+  early_.move_from(initial);
+  down_.eof = eof;
+  start(pool, std::move(target));
+}
+
 void TcpProxy::on_upstream_ready(hbone::H2Stream& tunnel) {
   if (state_ != State::Connecting) {
     tunnel.reset();
@@ -43,7 +51,9 @@ void TcpProxy::on_upstream_ready(hbone::H2Stream& tunnel) {
     tunnel.reset();
     return;
   }
-  downstream_stream_->respond(200);
+  if (!answered_) {
+    downstream_stream_->respond(200);
+  }
   if (!early_.empty()) {
     up_.tunnel->write(early_);
   }
@@ -63,7 +73,11 @@ void TcpProxy::on_upstream_failed(hbone::UpstreamFailure failure, int status) {
   record_.response_flags = "UF";  // upstream connection failure (dial, TLS, refusal or connectTimeout)
   if (down_.tunnel != nullptr) {
     down_.tunnel->set_handler(nullptr);
-    downstream_stream_->respond(503);
+    if (answered_) {
+      downstream_stream_->reset();  // already answered 200 (sniffed): all that is left is a reset
+    } else {
+      downstream_stream_->respond(503);
+    }
     down_.tunnel = nullptr;
   }
   state_ = State::Finished;

@@ -105,13 +105,15 @@ TEST_CASE("a CONNECT whose header list exceeds downstream.maxHeaderListBytes get
   Mesh m;
   m.spec.extra_bootstrap = "  downstream: {maxHeaderListBytes: 2048}\n";
   FakePod* pod = m.add_pod("echo", 1, {{"app", "echo"}});
+  m.add_service("echo", 100, 80, 80, {{"app", "echo"}});  // TCP: established means the pod answered
   REQUIRE(m.start() == "");
   auto client = m.client();
-  TestTunnel& big = client->open(m.env.addr(1, 80).to_string(), {{"baggage", std::string(3000, 'b')}});
+  std::string vip = m.env.addr(100, 80).to_string();
+  TestTunnel& big = client->open(vip, {{"baggage", std::string(3000, 'b')}});
   REQUIRE(client->run_until([&] { return big.done(); }));
   CHECK(big.status == 431);
   CHECK(m.waypoint->stat("tunnels_rejected_header_overflow") == 1);
-  TestTunnel& ok = client->open(m.env.addr(1, 80).to_string(), {{"baggage", std::string(100, 'b')}});
+  TestTunnel& ok = client->open(vip, {{"baggage", std::string(100, 'b')}});
   REQUIRE(client->run_until([&] { return ok.done(); }));
   CHECK(ok.established());
   CHECK(pod->tunnels() == 1);

@@ -30,7 +30,6 @@ struct Mesh {
     spec.admin = env.addr(250, 15000);
   }
 
-
   // Adds a pod to the config and starts a fake pod for it.
   FakePod* add_pod(const std::string& name, int host, std::map<std::string, std::string> labels,
                    const PodOptions& p = {}) {
@@ -46,6 +45,7 @@ struct Mesh {
     o.key = id.key;
     o.root = env.root_pem();
     o.behavior = p.behavior;
+    o.name = name;
     o.respond_delay_ms = p.respond_delay_ms;
     pods.push_back(std::make_unique<FakePod>(o));
     return pods.back().get();

@@ -248,9 +248,10 @@ TEST_CASE("a pod presenting the wrong identity is refused (503), never spoken to
   Mesh m;
   // The config says the pod runs as service account "reviews"; the fake pod presents "default".
   m.add_pod("impostor", 7, {{"app", "imp"}}, {.service_account = "reviews", .presented_account = "default"});
+  m.add_service("imp", 100, 80, 80, {{"app", "imp"}});  // a TCP service: the CONNECT waits for the pod
   REQUIRE(m.start() == "");
   auto client = m.client();
-  TestTunnel& t = client->open(m.env.addr(7, 80).to_string());
+  TestTunnel& t = client->open(vip(m, 100, 80));
   REQUIRE(client->run_until([&] { return t.done(); }));
   CHECK(t.status == 503);
   CHECK(m.pods[0]->tunnels() == 0);
@@ -261,10 +262,11 @@ TEST_CASE("upstream.connectTimeout bounds the wait for a pod that never answers 
   Mesh m;
   m.spec.extra_bootstrap = "  upstream: {connectTimeout: 300ms}\n";
   m.add_pod("sleepy", 8, {{"app", "sleepy"}}, {.respond_delay_ms = 20'000});
+  m.add_service("sleepy", 100, 80, 80, {{"app", "sleepy"}});
   REQUIRE(m.start() == "");
   auto client = m.client();
   auto t0 = std::chrono::steady_clock::now();
-  TestTunnel& t = client->open(m.env.addr(8, 80).to_string());
+  TestTunnel& t = client->open(vip(m, 100, 80));
   REQUIRE(client->run_until([&] { return t.done(); }));
   auto waited = std::chrono::steady_clock::now() - t0;
   CHECK(t.status == 503);

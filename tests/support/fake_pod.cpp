@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "support/pod_http.h"
 #include "waypoint/event/loop.h"
 #include "waypoint/hbone/server.h"
 #include "waypoint/net/socket.h"
@@ -26,6 +27,7 @@ class PodTunnel final : public hbone::TunnelHandler, public event::DeferredDelet
   hbone::H2Stream* stream;
   buffer::Buffer held;  // received while not reading
   bool eof = false;
+  std::unique_ptr<PodHttpSession> http;  // Http pods: serves the tunnel
 };
 
 // A CONNECT whose answer is held back (FakePodOptions::respond_delay_ms).
@@ -38,7 +40,7 @@ struct Delayed final : event::DeferredDeletable {
 
 class FakePod::Impl final : public hbone::H2Connection::Owner, public hbone::ConnectHandler {
  public:
-  Impl(FakePod& pod, FakePodOptions opts) : pod_(pod), opts_(std::move(opts)) {
+  Impl(FakePod& pod, FakePodOptions opts) : pod_(pod), opts_(std::move(opts)), recorder_(pod, opts_.name) {
     config::TlsFiles files{opts_.cert, opts_.key, opts_.root};
     tls_ = tls::Context::make(tls::Context::Role::Server, files, opts_.trust_domain);
     std::string err;
@@ -126,6 +128,9 @@ class FakePod::Impl final : public hbone::H2Connection::Owner, public hbone::Con
     auto t = std::make_unique<PodTunnel>(*this, stream);
     auto* raw = t.get();
     tunnels_.emplace(raw, std::move(t));
+    if (behavior_.load() == PodBehavior::Http) {
+      raw->http = std::make_unique<PodHttpSession>(loop_, recorder_, stream);
+    }
     stream.set_handler(raw);
     if (behavior_.load() == PodBehavior::Echo && !opts_.banner.empty()) {
       buffer::Buffer b;
@@ -170,6 +175,7 @@ class FakePod::Impl final : public hbone::H2Connection::Owner, public hbone::Con
 
   FakePod& pod_;
   FakePodOptions opts_;
+  PodHttpRecorder recorder_;
   std::atomic<PodBehavior> behavior_{PodBehavior::Echo};
   bool reading_ = true;
   event::Loop loop_;
@@ -187,6 +193,10 @@ PodTunnel::PodTunnel(FakePod::Impl& i, hbone::H2Stream& s) : impl(i), stream(&s)
 
 void PodTunnel::on_tunnel_data(hbone::Tunnel& t, buffer::Buffer& data) {
   impl.pod_.bytes_received_ += data.length();
+  if (http) {
+    http->on_data(data);
+    return;
+  }
   switch (impl.behavior_.load()) {
     case PodBehavior::Echo:
       if (!impl.reading_) {
@@ -209,7 +219,7 @@ void PodTunnel::on_tunnel_data(hbone::Tunnel& t, buffer::Buffer& data) {
 }
 
 void PodTunnel::resume() {
-  if (stream == nullptr) {
+  if (stream == nullptr || http) {
     return;
   }
   if (!held.empty()) {
@@ -223,12 +233,20 @@ void PodTunnel::resume() {
 void PodTunnel::on_tunnel_eof(hbone::Tunnel&) {
   impl.pod_.eofs_received_++;
   eof = true;
+  if (http) {
+    http->on_eof();
+    return;
+  }
   if (impl.behavior_.load() == PodBehavior::Echo && impl.reading_) {
     stream->write_eof();
   }
 }
 
 void PodTunnel::on_tunnel_drained(hbone::Tunnel& t, size_t bytes) {
+  if (http) {
+    http->on_drained();
+    return;
+  }
   if (impl.behavior_.load() == PodBehavior::Echo) {
     t.consume(bytes);  // echoed bytes left: reopen the window for that many
   }
@@ -236,6 +254,9 @@ void PodTunnel::on_tunnel_drained(hbone::Tunnel& t, size_t bytes) {
 
 void PodTunnel::on_tunnel_closed(hbone::Tunnel&, bool) {
   stream = nullptr;
+  if (http) {
+    http->on_closed();
+  }
   impl.tunnel_closed(*this);
 }
 
@@ -267,6 +288,17 @@ std::vector<std::string> FakePod::forwarded() const {
 std::vector<std::string> FakePod::peer_identities() const {
   std::lock_guard<std::mutex> lock(mu_);
   return identities_;
+}
+
+void FakePod::fail_next(int n, int status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  fail_remaining_ = n;
+  fail_status_ = status;
+}
+
+std::vector<RecordedRequest> FakePod::requests() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return requests_;
 }
 
 }  // namespace wp::testing

@@ -115,9 +115,10 @@ std::string render_config(const TestEnv& env, const ConfigSpec& spec) {
     << "  - {name: mesh, port: 15008, protocol: HBONE}\n";
   for (const auto& s : spec.services) {
     y << "---\napiVersion: v1\nkind: Service\nmetadata: {name: " << s.name << ", namespace: default}\nspec:\n"
-      << "  clusterIP: " << s.vip.to_string() << "\n  ports:\n  - {name: " << s.app_protocol
-      << "-port, port: " << s.port << ", targetPort: " << s.target_port << ", appProtocol: " << s.app_protocol
-      << "}\n  selector: {";
+      << "  clusterIP: " << s.vip.to_string()
+      << "\n  ports:\n  - {name: " << (s.app_protocol.empty() ? std::string("port") : s.app_protocol + "-port")
+      << ", port: " << s.port << ", targetPort: " << s.target_port
+      << (s.app_protocol.empty() ? std::string() : ", appProtocol: " + s.app_protocol) << "}\n  selector: {";
     bool first = true;
     for (const auto& [k, v] : s.selector) {
       y << (first ? "" : ", ") << k << ": " << v;
@@ -136,6 +137,7 @@ std::string render_config(const TestEnv& env, const ConfigSpec& spec) {
       << "status:\n  podIP: " << p.ip.to_string() << "\n  phase: Running\n"
       << "  conditions: [{type: Ready, status: \"" << (p.ready ? "True" : "False") << "\"}]\n";
   }
+  y << spec.extra_documents;
   return y.str();
 }
 

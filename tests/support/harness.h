@@ -73,6 +73,7 @@ struct ConfigSpec {
   std::vector<PodSpec> pods;
   std::vector<ServiceSpec> services;
   std::string extra_bootstrap;  // more lines under spec: (2-space indented)
+  std::string extra_documents;  // more YAML documents (VirtualService, DestinationRule...), each starting with ---
   std::string log_level = "info";
 };
 std::string render_config(const TestEnv& env, const ConfigSpec& spec);

@@ -14,6 +14,17 @@ void TestTunnel::send(const std::string& data) {
   stream_->write(b);
 }
 
+void TestTunnel::send(buffer::Buffer& data) {
+  if (stream_ == nullptr) {
+    size_t old = pending_.size();
+    pending_.resize(old + data.length());
+    data.copy_out(pending_.data() + old, data.length());
+    data.clear();
+    return;
+  }
+  stream_->write(data);
+}
+
 void TestTunnel::send_eof() {
   if (stream_ == nullptr) {
     pending_eof_ = true;
@@ -88,7 +99,14 @@ void TestTunnel::on_upstream_failed(hbone::UpstreamFailure, int s) {
 void TestTunnel::on_tunnel_data(hbone::Tunnel& t, buffer::Buffer& data) {
   size_t n = data.length();
   received_bytes += n;
-  if (!discard_received) {
+  if (on_receive) {
+    auto hook = on_receive;  // the hook may replace itself
+    while (!data.empty()) {
+      std::span<const uint8_t> f = data.front();
+      hook(f.data(), f.size());
+      data.drain(f.size());
+    }
+  } else if (!discard_received) {
     size_t old = received.size();
     received.resize(old + n);
     data.copy_out(received.data() + old, n);
@@ -103,6 +121,10 @@ void TestTunnel::on_tunnel_data(hbone::Tunnel& t, buffer::Buffer& data) {
 
 void TestTunnel::on_tunnel_eof(hbone::Tunnel&) {
   eof = true;
+  if (on_far_eof) {
+    auto hook = on_far_eof;
+    hook();
+  }
 }
 
 void TestTunnel::on_tunnel_drained(hbone::Tunnel&, size_t bytes) {

@@ -40,7 +40,14 @@ class TestTunnel final : public hbone::UpstreamRequest::Callbacks, public hbone:
   bool clean = false;
   uint64_t sent_bytes = 0;  // handed to the connection
 
+  // A consumer that parses bytes as they come (tests/support/http_client.h): when set, received
+  // bytes go to on_receive instead of `received` (still counted in received_bytes), and the far
+  // end's EOF is also reported to on_far_eof.
+  std::function<void(const uint8_t* data, size_t len)> on_receive;
+  std::function<void()> on_far_eof;
+
   void send(const std::string& data);
+  void send(buffer::Buffer& data);  // takes all of data
   void send_eof();
   // Streams `total` bytes of a deterministic pattern, keeping at most 1 MiB queued.
   void send_pattern(uint64_t total, bool then_eof);

@@ -54,6 +54,13 @@ class Buffer {
   // The first contiguous run of bytes (empty span when the buffer is empty).
   std::span<const uint8_t> front() const;
   size_t slice_count() const { return slices_.size(); }
+  // Calls f(const uint8_t* data, size_t len) for each slice, front to back.
+  template <class F>
+  void for_each(F&& f) const {
+    for (const Slice& s : slices_) {
+      f(s.data(), s.size());
+    }
+  }
 
  private:
   std::deque<Slice> slices_;

@@ -105,6 +105,7 @@ struct ServicePort {
   std::string target_port_name;     // named targetPort, resolved per pod via Pod::named_ports
   std::string app_protocol;         // as written (may be empty)
   ChainProtocol protocol = ChainProtocol::Sniff;
+  bool http2 = false;  // http2, h2c, grpc, kubernetes.io/h2c: requests go to the pods as h2c
 };
 
 struct Service {

@@ -23,10 +23,10 @@
 //        Content-Length / Transfer-Encoding / Host in trailers; chunk data not followed by CRLF;
 //        bad chunk sizes (whitespace, 0x, > 16 hex digits); missing, duplicate or invalid Host on
 //        HTTP/1.1; a target that is not origin-form (absolute-form is refused) except OPTIONS *;
-//        unknown methods and anything else llhttp rejects.
-//   501  TE list ending in chunked with another coding (`identity, chunked`, `gzip, chunked`);
-//        CONNECT. `Chunked` in any letter case is accepted (codings are case-insensitive).
-//   505  a version other than HTTP/1.0 and HTTP/1.1 (HTTP/0.9, 1.2, 2.0, 3.0...).
+//        unknown methods and anything else llhttp rejects;
+//        a TE list ending in chunked with another coding (`identity, chunked`, `gzip, chunked`);
+//        a version other than HTTP/1.0 and HTTP/1.1 (HTTP/0.9, 1.2, 2.0, 3.0...).
+//   501  CONNECT. `Chunked` in any letter case is accepted (codings are case-insensitive).
 //   417  an Expect other than a single `100-continue` on HTTP/1.1 (ignored on HTTP/1.0).
 //   414 / 431  the limits in Http1Limits. Upgrade is never honoured: the request stays HTTP.
 //

@@ -1,7 +1,8 @@
 #pragma once
 // The internal listener (`main_internal`): every accepted HBONE tunnel arrives here, in process,
 // and a filter chain is picked from its destination — a served Service's VIP:port, or a served
-// pod's IP — then the chain runs. In this version every chain is a TCP chain.
+// pod's IP — and, where the port does not say, from the protocol the client speaks (sniffed from
+// its first bytes). TCP chains copy bytes (TcpProxy); HTTP chains parse requests (http::Session).
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -9,9 +10,17 @@
 #include "waypoint/config/snapshot.h"
 #include "waypoint/hbone/pool.h"
 #include "waypoint/hbone/server.h"
+#include "waypoint/http/chain.h"
+#include "waypoint/http/session.h"
+#include "waypoint/http/upstream.h"
+#include "waypoint/internal/sniff.h"
 #include "waypoint/internal/tcp_proxy.h"
+#include "waypoint/upstream/cluster_state.h"
 
 namespace wp::internal {
+
+using accesslog::AccessLog;
+using accesslog::TunnelRecord;
 
 // The chain a destination selects (pure; unit-tested).
 struct ChainMatch {
@@ -19,12 +28,17 @@ struct ChainMatch {
   Kind kind = Kind::None;
   const config::VipChain* vip = nullptr;
   const config::Pod* pod = nullptr;
-  std::string name() const;  // inbound-vip|...|fqdn, direct-tcp, or "" for None
+  // inbound-vip|...|fqdn, direct-tcp / direct-http (by `sniffed`), or "" for None.
+  std::string name(Sniffed sniffed = Sniffed::Tcp) const;
 };
 ChainMatch select_chain(const config::Snapshot& snapshot, const net::SockAddr& destination);
 
 class InternalListener final : public hbone::ConnectHandler {
  public:
+  // How long a tunnel on a sniffed chain may stay silent before it is treated as TCP (a
+  // server-first protocol: the client waits for the server to speak).
+  static constexpr std::chrono::milliseconds kSniffTimeout{300};
+
   InternalListener(event::Loop& loop, hbone::Pool& pool, stats::Block& stats, AccessLog& log);
   ~InternalListener() override;
 
@@ -32,19 +46,30 @@ class InternalListener final : public hbone::ConnectHandler {
   const config::SnapshotPtr& snapshot() const { return snapshot_; }
   void on_connect_request(const hbone::InboundConnect& request) override;
   void abort_all();
-  size_t active_tunnels() const { return proxies_.size(); }
+  size_t active_tunnels() const { return proxies_.size() + sessions_.size() + sniffers_.size(); }
 
  private:
+  struct Accepted;  // what a tunnel's CONNECT said, kept while sniffing
+  class Sniffer;
   const config::Endpoint* pick_round_robin(const config::Cluster& cluster);
   void reject(const hbone::InboundConnect& request, TunnelRecord& record, int status, const char* flags);
+  void start_tcp(Accepted& a, const config::Pod* pod, net::SockAddr authority, bool answered, buffer::Buffer initial,
+                 bool eof);
+  void sniffed(Sniffer& s, Sniffed protocol, buffer::Buffer initial, bool eof);
+  void start_http(Accepted& a, Sniffed protocol, buffer::Buffer initial, bool eof);
 
   event::Loop& loop_;
   hbone::Pool& pool_;
   stats::Block& stats_;
   AccessLog& log_;
   config::SnapshotPtr snapshot_;
+  http::UpstreamHttpPool http_pool_;
+  upstream::ClusterManager clusters_;
+  http::WorkerContext ctx_;
   std::unordered_map<const config::Cluster*, uint32_t> rr_;  // per-worker round-robin cursors
   std::unordered_map<TcpProxy*, std::unique_ptr<TcpProxy>> proxies_;
+  std::unordered_map<http::Session*, std::unique_ptr<http::Session>> sessions_;
+  std::unordered_map<Sniffer*, std::unique_ptr<Sniffer>> sniffers_;
 };
 
 }  // namespace wp::internal

@@ -6,13 +6,16 @@
 #include <memory>
 #include <string>
 
+#include "waypoint/accesslog/access_log.h"
 #include "waypoint/config/snapshot.h"
 #include "waypoint/event/loop.h"
 #include "waypoint/hbone/pool.h"
-#include "waypoint/internal/access_log.h"
 #include "waypoint/stats/stats.h"
 
 namespace wp::internal {
+
+using accesslog::AccessLog;
+using accesslog::TunnelRecord;
 
 class TcpProxy final : public event::DeferredDeletable, public hbone::UpstreamRequest::Callbacks {
  public:
@@ -23,6 +26,9 @@ class TcpProxy final : public event::DeferredDeletable, public hbone::UpstreamRe
   ~TcpProxy() override;
 
   void start(hbone::Pool& pool, hbone::UpstreamTarget target);
+  // A sniffed tunnel: the CONNECT was already answered 200 and `initial` bytes (not yet consumed)
+  // were read while sniffing. An upstream failure then resets the tunnel (no status to send).
+  void start_answered(hbone::Pool& pool, hbone::UpstreamTarget target, buffer::Buffer initial, bool eof);
   // Shutdown: reset both sides now.
   void abort();
 
@@ -47,6 +53,7 @@ class TcpProxy final : public event::DeferredDeletable, public hbone::UpstreamRe
 
   enum class State { Connecting, Open, Finished };
   State state_ = State::Connecting;
+  bool answered_ = false;
   hbone::H2Stream* downstream_stream_;
   TunnelRecord record_;
   std::chrono::steady_clock::time_point started_;

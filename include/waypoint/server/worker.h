@@ -51,7 +51,7 @@ class Worker final : public hbone::H2Connection::Owner {
   stats::Block stats_;
   hbone::H2Settings downstream_settings_;
   hbone::Pool pool_;
-  internal::AccessLog access_log_;
+  accesslog::AccessLog access_log_;
   internal::InternalListener listener_;
   int listen_fd_ = -1;
   std::unique_ptr<net::Acceptor> acceptor_;

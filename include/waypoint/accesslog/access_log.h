@@ -1,5 +1,5 @@
 #pragma once
-// The access log: one JSON line per tunnel (and, with L7, per request), with Envoy-style response
+// The access log: one JSON line per TCP tunnel and per HTTP request, with Envoy-style response
 // flags so that every 503 can be explained. Each worker owns one writer: lines collect in a
 // per-worker buffer and go out with one write(2) per loop iteration — no lock, no shared buffer.
 // With O_APPEND (files) or a pipe (stdout), each write lands whole.
@@ -11,7 +11,7 @@
 #include "waypoint/event/loop.h"
 #include "waypoint/stats/stats.h"
 
-namespace wp::internal {
+namespace wp::accesslog {
 
 struct TunnelRecord {
   std::chrono::system_clock::time_point start;
@@ -22,9 +22,17 @@ struct TunnelRecord {
   std::string destination;           // the CONNECT authority
   std::string upstream_host;         // podIP:port, or "-"
   int response_code = 0;             // the CONNECT's answer: 200, 503, ...
-  const char* response_flags = "-";  // "-", NR, UH, UF, UC, DC (static strings)
+  const char* response_flags = "-";  // "-", NR, UH, UF, UC, DC, URX, UT, DI, FI, UO... (static strings)
   uint64_t bytes_received = 0;       // client -> pod
   uint64_t bytes_sent = 0;           // pod -> client
+  // HTTP requests (one line each) also carry these; `protocol` "tcp" leaves them out.
+  const char* protocol = "tcp";  // "tcp", "HTTP/1.0", "HTTP/1.1", "HTTP/2" (static strings)
+  std::string method;
+  std::string path;
+  std::string route;       // the route's name ("default", VirtualService http[].name, ...); "-" when none
+  std::string cluster;     // the cluster picked, or "-"
+  std::string request_id;  // x-request-id as sent upstream
+  uint32_t attempts = 0;   // upstream tries, retries included
 };
 
 class AccessLog {
@@ -56,4 +64,4 @@ class AccessLog {
   std::shared_ptr<AccessLog*> self_ = std::make_shared<AccessLog*>(this);
 };
 
-}  // namespace wp::internal
+}  // namespace wp::accesslog

@@ -1,4 +1,4 @@
-#include "waypoint/internal/access_log.h"
+#include "waypoint/accesslog/access_log.h"
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
@@ -8,8 +8,9 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <string_view>
 
-namespace wp::internal {
+namespace wp::accesslog {
 namespace {
 
 void append_json_string(std::string& out, const std::string& s) {
@@ -83,12 +84,26 @@ AccessLog::~AccessLog() {
 }
 
 std::string AccessLog::format(const TunnelRecord& r) {
-  std::string out = "{\"start_time\":\"" + iso8601(r.start) +
-                    "\",\"protocol\":\"tcp\",\"duration_ms\":" + std::to_string(r.duration.count()) +
+  std::string out = "{\"start_time\":\"" + iso8601(r.start) + "\",\"protocol\":\"" + r.protocol +
+                    "\",\"duration_ms\":" + std::to_string(r.duration.count()) +
                     ",\"response_code\":" + std::to_string(r.response_code) + ",\"response_flags\":";
   append_json_string(out, r.response_flags);
+  bool http = std::string_view(r.protocol) != "tcp";
   out += ",\"route_name\":";
-  append_json_string(out, r.chain);
+  append_json_string(out, http ? r.route : r.chain);
+  if (http) {
+    out += ",\"method\":";
+    append_json_string(out, r.method);
+    out += ",\"path\":";
+    append_json_string(out, r.path);
+    out += ",\"chain\":";
+    append_json_string(out, r.chain);
+    out += ",\"upstream_cluster\":";
+    append_json_string(out, r.cluster);
+    out += ",\"x_request_id\":";
+    append_json_string(out, r.request_id);
+    out += ",\"attempts\":" + std::to_string(r.attempts);
+  }
   out += ",\"source_principal\":";
   append_json_string(out, r.source_principal);
   out += ",\"downstream_remote_address\":";
@@ -140,4 +155,4 @@ void AccessLog::flush() {
   pending_.clear();
 }
 
-}  // namespace wp::internal
+}  // namespace wp::accesslog

@@ -5,10 +5,10 @@
 #include <cstdlib>
 #include <fstream>
 
-#include "waypoint/internal/access_log.h"
+#include "waypoint/accesslog/access_log.h"
 
 TEST_CASE("access log lines are one JSON object with Envoy-style fields, strings escaped", "[internal]") {
-  wp::internal::TunnelRecord r;
+  wp::accesslog::TunnelRecord r;
   r.start = std::chrono::system_clock::time_point(std::chrono::milliseconds(1'700'000'000'123));
   r.duration = std::chrono::milliseconds(42);
   r.chain = "inbound-vip|7000|tcp|echo.default.svc.cluster.local";
@@ -20,14 +20,14 @@ TEST_CASE("access log lines are one JSON object with Envoy-style fields, strings
   r.response_flags = "-";
   r.bytes_received = 5;
   r.bytes_sent = 7;
-  CHECK(wp::internal::AccessLog::format(r) ==
+  CHECK(wp::accesslog::AccessLog::format(r) ==
         "{\"start_time\":\"2023-11-14T22:13:20.123Z\",\"protocol\":\"tcp\",\"duration_ms\":42,\"response_code\":200,"
         "\"response_flags\":\"-\",\"route_name\":\"inbound-vip|7000|tcp|echo.default.svc.cluster.local\","
         "\"source_principal\":\"spiffe://cluster.local/ns/default/sa/sleep\",\"downstream_remote_address\":"
         "\"10.1.2.3\",\"authority\":\"10.96.0.5:7000\",\"upstream_host\":\"10.244.0.7:7000\",\"bytes_received\":5,"
         "\"bytes_sent\":7}");
   r.source_principal = "a\"b\\c\nd\x01";
-  std::string line = wp::internal::AccessLog::format(r);
+  std::string line = wp::accesslog::AccessLog::format(r);
   CHECK(line.find("\"source_principal\":\"a\\\"b\\\\c\\nd\\u0001\"") != std::string::npos);
   CHECK(line.find('\n') == std::string::npos);
 }
@@ -39,11 +39,11 @@ TEST_CASE("access log lines beyond the 1 MiB backlog are dropped and counted", "
   ::close(fd);
   wp::event::Loop loop;
   wp::stats::Block stats;
-  wp::internal::TunnelRecord r;
+  wp::accesslog::TunnelRecord r;
   r.chain = std::string(900, 'c');  // about 1 KiB per line
   size_t written = 0;
   {
-    wp::internal::AccessLog log(loop, path, stats);
+    wp::accesslog::AccessLog log(loop, path, stats);
     // Within one loop iteration nothing is flushed: the backlog trips after about 1 MiB.
     for (int i = 0; i < 3000; ++i) {
       log.log(r);

@@ -1,0 +1,803 @@
+#include "waypoint/http/chain.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "waypoint/router/policy.h"
+#include "waypoint/router/retry.h"
+#include "waypoint/router/route_match.h"
+
+namespace wp::http {
+
+namespace {
+
+using Kind = router::Outcome::Kind;
+
+class MapSource final : public router::HeaderSource {
+ public:
+  explicit MapSource(const HeaderMap& m) : m_(m) {}
+  std::optional<std::string_view> get(std::string_view name) const override { return m_.get(name); }
+
+ private:
+  const HeaderMap& m_;
+};
+
+class MapList final : public router::HeaderList {
+ public:
+  explicit MapList(HeaderMap& m) : m_(m) {}
+  void remove(std::string_view name) override { m_.remove(name); }
+  void set(std::string_view name, std::string_view value) override { m_.set(name, value); }
+  void add(std::string_view name, std::string_view value) override { m_.add(name, value); }
+
+ private:
+  HeaderMap& m_;
+};
+
+// The pod chain's route: forward to the addressed pod, Istio's default retry policy.
+const config::Route& direct_route() {
+  static const config::Route r = [] {
+    config::Route route;
+    route.name = "default";
+    route.source = "direct";
+    return route;
+  }();
+  return r;
+}
+
+const char* version_name(Version v) {
+  return v == Version::Http10 ? "HTTP/1.0" : "HTTP/1.1";
+}
+
+std::string uuid4(WorkerContext& w) {
+  uint8_t b[16];
+  for (int i = 0; i < 16; i += 4) {
+    uint32_t r = w.random();
+    std::memcpy(b + i, &r, 4);
+  }
+  b[6] = static_cast<uint8_t>((b[6] & 0x0f) | 0x40);
+  b[8] = static_cast<uint8_t>((b[8] & 0x3f) | 0x80);
+  char out[37];
+  std::snprintf(out, sizeof(out), "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+                b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+  return out;
+}
+
+// "URX,UF"-style combined flags, as static strings.
+const char* with_urx(const char* flag) {
+  std::string_view f(flag);
+  if (f == "UF")
+    return "URX,UF";
+  if (f == "UC")
+    return "URX,UC";
+  if (f == "UT")
+    return "URX,UT";
+  if (f == "UPE")
+    return "URX,UPE";
+  return "URX";
+}
+
+}  // namespace
+
+uint32_t WorkerContext::random() {
+  uint64_t x = rng_state;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  rng_state = x;
+  return static_cast<uint32_t>((x * 0x2545F4914F6CDD1Dull) >> 32);
+}
+
+ActiveRequest::ActiveRequest(WorkerContext& worker, const TunnelInfo& tunnel, DownstreamStream& downstream,
+                             const char* protocol, Done done)
+    : w_(worker),
+      tunnel_(tunnel),
+      snapshot_(tunnel.snapshot),
+      down_(downstream),
+      done_(std::move(done)),
+      started_(std::chrono::steady_clock::now()),
+      per_try_timer_(worker.loop, [this] { on_per_try_timeout(); }),
+      route_timer_(worker.loop, [this] { on_route_timeout(); }),
+      retry_timer_(worker.loop, [this] { start_attempt(); }),
+      delay_timer_(worker.loop, [this] { after_fault_delay(); }) {
+  record_.start = std::chrono::system_clock::now();
+  record_.protocol = protocol;
+  record_.chain = tunnel.chain;
+  record_.source_principal = tunnel.source_principal;
+  record_.source_address = tunnel.source_ip.to_string();
+  record_.upstream_host = "-";
+  record_.route = "-";
+  record_.cluster = "-";
+  w_.stats.add(stats::Id::downstream_rq_total);
+  w_.stats.add(stats::Id::downstream_rq_active);
+}
+
+ActiveRequest::~ActiveRequest() {
+  pending_stream_.reset();
+  if (up_ != nullptr) {
+    up_->abandon();
+    up_ = nullptr;
+  }
+  if (state_ != State::Done) {
+    w_.stats.sub(stats::Id::downstream_rq_active);
+  }
+  if (host_counted_) {
+    if (auto* cs = cluster_state()) {
+      cs->end_request(host_);
+    }
+  }
+  if (in_retry_) {
+    if (auto* cs = cluster_state()) {
+      cs->end_retry();
+    }
+  }
+}
+
+upstream::ClusterState* ActiveRequest::cluster_state() {
+  return cluster_ != nullptr ? &w_.clusters.get(*cluster_) : nullptr;
+}
+
+// ---- request from downstream ---------------------------------------------------------------------
+
+void ActiveRequest::on_request_head(RequestHead&& head, bool end_stream) {
+  head_ = std::move(head);
+  request_complete_ = end_stream;
+  record_.protocol = record_.protocol != nullptr && std::string_view(record_.protocol) == "HTTP/2"
+                         ? record_.protocol
+                         : version_name(head_.version);
+  record_.method = head_.method;
+  std::string_view path, query;
+  router::split_target(head_.target, path, query);
+  path_ = std::string(path);
+  query_ = std::string(query);
+  record_.path = head_.target;
+  record_.destination = head_.authority.empty() ? tunnel_.destination.to_string() : head_.authority;
+  expect_continue_ = head_.expect_continue;
+  expects_body_ = !end_stream;
+  route();
+}
+
+void ActiveRequest::route() {
+  MapSource source(head_.headers);
+  router::RequestView view{head_.method, path_, query_, head_.authority, tunnel_.destination.port(), &source};
+  if (tunnel_.routes != nullptr) {
+    route_ = router::match(*tunnel_.routes, view);
+    if (route_ == nullptr) {
+      w_.stats.add(stats::Id::rq_no_route);
+      local_reply(404, "", "NR");
+      return;
+    }
+  } else {
+    route_ = &direct_route();
+  }
+  record_.route = route_->name;
+  if (route_->redirect) {
+    w_.stats.add(stats::Id::rq_redirect);
+    HeaderMap extra;
+    extra.add("location", router::redirect_location(*route_, view, "http"));
+    local_reply(route_->redirect->status, "", "-", &extra);
+    return;
+  }
+  if (route_->direct_status != 0) {
+    w_.stats.add(stats::Id::rq_direct_response);
+    local_reply(route_->direct_status, route_->direct_body, "-");
+    return;
+  }
+  router::FaultDecision fault = router::decide_fault(route_->fault, w_.random(), w_.random());
+  if (fault.abort) {
+    w_.stats.add(stats::Id::rq_fault_aborted);
+    local_reply(fault.abort_status, "fault filter abort", fault.delay ? "DI,FI" : "FI");
+    return;
+  }
+  if (fault.delay && fault.delay_for.count() > 0) {
+    w_.stats.add(stats::Id::rq_fault_delayed);
+    flags_ = "DI";
+    state_ = State::Delaying;
+    delay_timer_.start(fault.delay_for);
+    return;
+  }
+  after_fault_delay();
+}
+
+void ActiveRequest::after_fault_delay() {
+  state_ = State::Upstream;
+  prepare_upstream_head();
+  if (tunnel_.routes != nullptr) {
+    if (route_->clusters.empty()) {
+      local_reply(503, "no healthy upstream", "UH");
+      return;
+    }
+    cluster_ = router::pick(*route_, w_.random()).cluster;
+    record_.cluster = cluster_->name;
+  } else {
+    record_.cluster = "encap";
+  }
+  if (expect_continue_ && !request_complete_) {
+    down_.send_continue();  // as Envoy does by default: the proxy answers 100-continue itself
+  }
+  if (route_->timeout && route_->timeout->count() > 0 && request_complete_) {
+    route_timer_.start(*route_->timeout);
+  }
+  start_attempt();
+}
+
+void ActiveRequest::prepare_upstream_head() {
+  MapSource source(head_.headers);
+  router::RequestView view{head_.method, path_, query_, head_.authority, tunnel_.destination.port(), &source};
+  if (route_->rewrite.path_kind != config::PathRewrite::None) {
+    head_.target = router::rewritten_path(*route_, view);
+  }
+  if (!route_->rewrite.authority.empty()) {
+    head_.authority = route_->rewrite.authority;
+  }
+  MapList list(head_.headers);
+  router::apply(route_->request_headers, list);
+  // Framing and hop-by-hop fields are the codecs' business.
+  head_.headers.remove("host");
+  head_.headers.remove("expect");
+  head_.headers.remove("content-length");
+  head_.headers.remove("transfer-encoding");
+  head_.keep_alive = true;
+  head_.expect_continue = false;
+  if (!head_.content_length && !request_complete_) {
+    head_.chunked = true;
+  }
+  // x-forwarded-for: the client address the CONNECT's forwarded header named (or the peer).
+  std::string client = tunnel_.source_ip.to_string();
+  if (auto xff = head_.headers.get("x-forwarded-for")) {
+    head_.headers.set("x-forwarded-for", std::string(*xff) + ", " + client);
+  } else {
+    head_.headers.add("x-forwarded-for", client);
+  }
+  if (!head_.headers.has("x-forwarded-proto")) {
+    head_.headers.add("x-forwarded-proto", "http");
+  }
+  if (auto id = head_.headers.get("x-request-id"); id && !id->empty()) {
+    record_.request_id = std::string(*id);
+  } else {
+    record_.request_id = uuid4(w_);
+    head_.headers.set("x-request-id", record_.request_id);
+  }
+  if (!head_.headers.has("traceparent") && !tunnel_.traceparent.empty()) {
+    head_.headers.add("traceparent", tunnel_.traceparent);
+  }
+}
+
+void ActiveRequest::on_request_body(const uint8_t* data, size_t len) {
+  record_.bytes_received += len;
+  down_unconsumed_ += len;
+  if (state_ == State::Done || response_complete_) {
+    consume_downstream();
+    return;
+  }
+  if (replayable_) {
+    if (replay_.length() + len > kRetryBufferLimit) {
+      replayable_ = false;
+      if (up_ == nullptr) {
+        pending_.move_from(replay_);  // nothing was sent yet: these still have to go
+      }
+      replay_.clear();
+    } else {
+      replay_.append(data, len);
+    }
+  }
+  buffer::Buffer chunk;
+  chunk.append(data, len);
+  if (up_ != nullptr) {
+    up_->send_body(chunk, false);
+    consume_downstream();
+  } else if (!replayable_) {
+    pending_.move_from(chunk);
+  }
+}
+
+void ActiveRequest::on_request_trailers(HeaderMap&& trailers) {
+  request_trailers_ = std::move(trailers);
+}
+
+void ActiveRequest::on_request_end() {
+  if (request_complete_) {
+    return;  // the head said there was no body: already ended
+  }
+  request_complete_ = true;
+  if (state_ == State::Done || response_complete_) {
+    return;
+  }
+  if (state_ == State::Upstream && route_ != nullptr && route_->timeout && route_->timeout->count() > 0 &&
+      !route_timer_.armed()) {
+    route_timer_.start(*route_->timeout);
+  }
+  if (up_ != nullptr) {
+    if (request_trailers_) {
+      up_->send_trailers(*request_trailers_);
+    } else {
+      buffer::Buffer empty;
+      up_->send_body(empty, true);
+    }
+  }
+}
+
+void ActiveRequest::on_downstream_reset() {
+  if (state_ == State::Done) {
+    return;
+  }
+  if (!response_complete_) {
+    flags_ = "DC";
+  }
+  response_complete_ = true;  // nothing more can be sent
+  request_complete_ = true;
+  finish();
+}
+
+void ActiveRequest::on_request_error(int status, std::string_view reason) {
+  if (state_ == State::Done) {
+    return;
+  }
+  if (!response_started_) {
+    local_reply(status, reason, "DPE");
+    return;
+  }
+  flags_ = "DPE";
+  response_complete_ = true;
+  down_.abort();
+  finish();
+}
+
+void ActiveRequest::on_downstream_drained() {
+  consume_upstream();
+}
+
+void ActiveRequest::consume_downstream() {
+  if (down_unconsumed_ == 0) {
+    return;
+  }
+  if (up_ != nullptr && up_->send_pending() > kHighWatermark && !response_complete_) {
+    return;  // on_upstream_drained will come
+  }
+  size_t n = down_unconsumed_;
+  down_unconsumed_ = 0;
+  down_.consume(n);
+}
+
+void ActiveRequest::consume_upstream() {
+  if (up_unconsumed_ == 0 || up_ == nullptr) {
+    return;
+  }
+  if (down_.send_pending() > kHighWatermark) {
+    return;
+  }
+  size_t n = up_unconsumed_;
+  up_unconsumed_ = 0;
+  up_->consume(n);
+}
+
+// ---- upstream attempts -------------------------------------------------------------------------------
+
+void ActiveRequest::start_attempt() {
+  if (state_ == State::Done) {
+    return;
+  }
+  state_ = State::Upstream;
+  config::Endpoint ep;
+  if (cluster_ != nullptr) {
+    upstream::ClusterState* cs = cluster_state();
+    std::optional<std::string_view> hash_key;
+    if (!cluster_->policy.hash_header.empty()) {
+      hash_key = head_.headers.get(cluster_->policy.hash_header);
+    }
+    auto picked = cs->pick(std::chrono::steady_clock::now(), tried_, hash_key);
+    if (!picked) {
+      w_.stats.add(stats::Id::rq_no_healthy_upstream);
+      local_reply(503, "no healthy upstream", "UH");
+      return;
+    }
+    if (!cs->try_begin_request(*picked)) {
+      local_reply(503, "upstream connect error or disconnect/reset before headers", "UO");
+      return;
+    }
+    host_ = *picked;
+    host_counted_ = true;
+    tried_.push_back(host_);
+    ep = cluster_->endpoints[host_];
+  } else {
+    ep.pod = tunnel_.direct_pod;
+    ep.address = tunnel_.destination;
+  }
+  ++attempts_;
+  record_.attempts = attempts_;
+  record_.upstream_host = ep.address.to_string();
+  w_.stats.add(stats::Id::upstream_rq_total);
+  w_.stats.add(stats::Id::upstream_rq_active);
+
+  UpstreamKey key;
+  key.hbone_address = net::SockAddr(ep.pod->ip, snapshot_->bootstrap.upstream.hbone_port);
+  key.identity = ep.pod->spiffe_id;
+  key.authority = ep.address;
+  key.h2c = tunnel_.upstream_h2c;
+  const net::IpAddr& src = tunnel_.source_ip;
+  key.client = src.to_string();
+  key.connect_headers.emplace_back("forwarded",
+                                   src.is_v4() ? "for=\"" + key.client + "\"" : "for=\"[" + key.client + "]\"");
+  if (!tunnel_.traceparent.empty()) {
+    key.connect_headers.emplace_back("traceparent", tunnel_.traceparent);
+  }
+  if (!tunnel_.baggage.empty()) {
+    key.connect_headers.emplace_back("baggage", tunnel_.baggage);
+  }
+  if (route_->retry.per_try_timeout && route_->retry.per_try_timeout->count() > 0) {
+    per_try_timer_.start(*route_->retry.per_try_timeout);
+  }
+  awaiting_pool_ = true;
+  auto pending = w_.upstream.new_stream(key, *this, *this);
+  if (awaiting_pool_) {
+    pending_stream_ = std::move(pending);
+  }
+}
+
+void ActiveRequest::on_pool_ready(UpstreamStream& stream) {
+  awaiting_pool_ = false;
+  pending_stream_.reset();
+  up_ = &stream;
+  bool body_now = !replay_.empty() || !pending_.empty();
+  bool end = request_complete_ && !body_now && !request_trailers_;
+  RequestHead head = head_;  // the upstream copy (a retry sends it again)
+  if (request_complete_ && !head.content_length) {
+    // The whole body is known now: send it with a length instead of chunks when we can.
+    if (replayable_ && !request_trailers_) {
+      head.content_length = replay_.length();
+      head.chunked = false;
+      if (replay_.empty()) {
+        head.content_length.reset();
+      }
+    }
+  }
+  up_->send_head(head, end);
+  if (up_ == nullptr) {
+    return;  // failed synchronously
+  }
+  if (replayable_ && !replay_.empty()) {
+    buffer::Buffer copy;
+    replay_.for_each([&](const uint8_t* p, size_t n) { copy.append(p, n); });
+    send_request_body(copy, request_complete_ && !request_trailers_);
+  } else if (!pending_.empty()) {
+    send_request_body(pending_, request_complete_ && !request_trailers_);
+  }
+  if (up_ != nullptr && request_complete_ && request_trailers_) {
+    up_->send_trailers(*request_trailers_);
+  }
+  consume_downstream();
+}
+
+void ActiveRequest::send_request_body(buffer::Buffer& data, bool end) {
+  if (up_ != nullptr) {
+    up_->send_body(data, end);
+  }
+}
+
+void ActiveRequest::on_pool_failure(hbone::UpstreamFailure failure) {
+  awaiting_pool_ = false;
+  pending_stream_.reset();
+  w_.stats.add(stats::Id::upstream_rq_connect_failure);
+  attempt_failed(static_cast<int>(Kind::ConnectFailure), "UF");
+}
+
+void ActiveRequest::on_upstream_drained() {
+  consume_downstream();
+}
+
+void ActiveRequest::end_attempt(bool failure) {
+  per_try_timer_.stop();
+  w_.stats.sub(stats::Id::upstream_rq_active);
+  if (cluster_ != nullptr && host_counted_) {
+    upstream::ClusterState* cs = cluster_state();
+    cs->report(host_, failure, std::chrono::steady_clock::now());
+    cs->end_request(host_);
+    host_counted_ = false;
+  }
+  if (in_retry_) {
+    cluster_state()->end_retry();
+    in_retry_ = false;
+  }
+}
+
+void ActiveRequest::attempt_failed(int kind_int, const char* flag) {
+  Kind kind = static_cast<Kind>(kind_int);
+  end_attempt(true);
+  if (response_started_) {
+    // Too late to answer anything else: the client sees the response cut short.
+    flags_ = kind == Kind::Timeout ? "UT" : "UC";
+    response_complete_ = true;
+    down_.abort();
+    finish();
+    return;
+  }
+  retry_or_reply(kind_int, 0, flag);
+}
+
+void ActiveRequest::retry_or_reply(int kind_int, uint16_t status, const char* flag) {
+  Kind kind = static_cast<Kind>(kind_int);
+  router::Outcome outcome;
+  outcome.kind = kind;
+  outcome.status = status;
+  router::RetryDecision d = router::should_retry(route_->retry, static_cast<int>(attempts_), outcome);
+  bool replay_ok = replayable_ || (record_.bytes_received == 0 && request_complete_);
+  if (d.retry && !replay_ok) {
+    w_.stats.add(stats::Id::upstream_rq_retry_body_too_large);
+  }
+  if (d.retry && replay_ok && cluster_ != nullptr && !cluster_state()->try_begin_retry()) {
+    d.retry = false;  // maxRetries reached: no retry (Envoy counts upstream_rq_retry_overflow)
+  } else if (d.retry && replay_ok && cluster_ != nullptr) {
+    in_retry_ = true;
+  }
+  if (d.retry && replay_ok) {
+    w_.stats.add(stats::Id::upstream_rq_retry);
+    schedule_retry();
+    return;
+  }
+  if (d.reason == router::RetryDecision::Reason::AttemptsExhausted) {
+    retries_exhausted_ = true;
+    w_.stats.add(stats::Id::upstream_rq_retry_limit_exceeded);
+  }
+  if (status != 0) {
+    return;  // a response: the caller passes it on
+  }
+  const char* f = retries_exhausted_ ? with_urx(flag) : flag;
+  if (kind == Kind::Timeout) {
+    local_reply(504, "upstream request timeout", f);
+  } else if (std::string_view(flag) == "UPE") {
+    local_reply(502, "upstream connect error or disconnect/reset before headers", f);
+  } else {
+    local_reply(503, "upstream connect error or disconnect/reset before headers", f);
+  }
+}
+
+void ActiveRequest::schedule_retry() {
+  state_ = State::Upstream;
+  // Envoy's back-off: a random wait in [0, (2^n - 1) × 25 ms], at most 250 ms.
+  uint32_t n = std::min<uint32_t>(attempts_, 4);
+  uint32_t ceiling = std::min<uint32_t>(((1u << n) - 1) * 25, 250);
+  uint32_t wait = ceiling == 0 ? 0 : w_.random() % (ceiling + 1);
+  retry_timer_.start(std::chrono::milliseconds(wait));
+}
+
+void ActiveRequest::on_upstream_head(ResponseHead&& head) {
+  if (state_ == State::Done) {
+    return;
+  }
+  router::Outcome outcome;
+  outcome.kind = Kind::Response;
+  outcome.status = static_cast<uint16_t>(head.status);
+  if (auto g = head.headers.get("grpc-status")) {
+    outcome.grpc_status = std::atoi(std::string(*g).c_str());
+  }
+  bool failure = head.status >= 500;
+  if (router::retriable(route_->retry, outcome) && !response_started_) {
+    router::RetryDecision d = router::should_retry(route_->retry, static_cast<int>(attempts_), outcome);
+    bool replay_ok = replayable_ || (record_.bytes_received == 0 && request_complete_);
+    if (d.retry && replay_ok && request_complete_) {
+      UpstreamStream* s = up_;
+      up_ = nullptr;
+      up_unconsumed_ = 0;
+      s->abandon();
+      end_attempt(failure);
+      retry_or_reply(static_cast<int>(Kind::Response), outcome.status, "-");
+      if (state_ == State::Done || retry_timer_.armed()) {
+        return;
+      }
+      // Retry refused at the last moment (circuit breaker): nothing left to pass on.
+      local_reply(head.status, "", "-");
+      return;
+    }
+    if (d.reason == router::RetryDecision::Reason::AttemptsExhausted) {
+      retries_exhausted_ = true;
+      w_.stats.add(stats::Id::upstream_rq_retry_limit_exceeded);
+      flags_ = "URX";
+    }
+  }
+  if (cluster_ != nullptr && host_counted_) {
+    cluster_state()->report(host_, failure, std::chrono::steady_clock::now());
+  }
+  state_ = State::Responding;
+  response_started_ = true;
+  record_.response_code = head.status;
+  MapList list(head.headers);
+  router::apply(route_->response_headers, list);
+  head.headers.remove("content-length");
+  head.headers.remove("transfer-encoding");
+  down_.send_head(head, false);
+}
+
+void ActiveRequest::on_upstream_body(const uint8_t* data, size_t len) {
+  if (!response_started_) {
+    if (up_ != nullptr) {
+      up_->consume(len);
+    }
+    return;
+  }
+  record_.bytes_sent += len;
+  up_unconsumed_ += len;
+  buffer::Buffer chunk;
+  chunk.append(data, len);
+  down_.send_body(chunk, false);
+  consume_upstream();
+}
+
+void ActiveRequest::on_upstream_trailers(HeaderMap&& trailers) {
+  if (response_started_) {
+    down_.send_trailers(trailers);
+    response_complete_ = true;
+  }
+}
+
+void ActiveRequest::on_upstream_end() {
+  UpstreamStream* s = up_;
+  up_ = nullptr;
+  up_unconsumed_ = 0;  // the stream gave its window back as it was released
+  if (s == nullptr) {
+    return;
+  }
+  // A 5xx was reported at head time; the attempt itself ended normally.
+  per_try_timer_.stop();
+  w_.stats.sub(stats::Id::upstream_rq_active);
+  if (cluster_ != nullptr && host_counted_) {
+    cluster_state()->end_request(host_);
+    host_counted_ = false;
+  }
+  if (in_retry_) {
+    cluster_state()->end_retry();
+    in_retry_ = false;
+  }
+  if (!response_started_) {
+    return;
+  }
+  if (!response_complete_) {
+    buffer::Buffer empty;
+    response_complete_ = true;
+    down_.send_body(empty, true);
+  }
+  finish();
+}
+
+void ActiveRequest::on_upstream_error(UpstreamError error) {
+  UpstreamStream* s = up_;
+  up_ = nullptr;
+  up_unconsumed_ = 0;
+  if (s == nullptr || state_ == State::Done) {
+    return;
+  }
+  // A kept-alive HTTP/1.1 tunnel the pod closed while idle: the request never got there. Retry
+  // once on a fresh tunnel without counting an attempt (Envoy does the same for a reused
+  // connection that fails before any response byte).
+  if (error == UpstreamError::Reset && s->reused() && !response_started_ && !stale_retry_used_ &&
+      (replayable_ || record_.bytes_received == 0)) {
+    stale_retry_used_ = true;
+    end_attempt(false);
+    --attempts_;
+    start_attempt();
+    return;
+  }
+  switch (error) {
+    case UpstreamError::RefusedStream:
+      attempt_failed(static_cast<int>(Kind::RefusedStream), "UC");
+      break;
+    case UpstreamError::Protocol:
+      attempt_failed(static_cast<int>(Kind::Reset), "UPE");
+      break;
+    default:
+      w_.stats.add(stats::Id::upstream_rq_reset);
+      attempt_failed(static_cast<int>(Kind::Reset), "UC");
+      break;
+  }
+}
+
+void ActiveRequest::on_per_try_timeout() {
+  w_.stats.add(stats::Id::upstream_rq_per_try_timeout);
+  pending_stream_.reset();
+  awaiting_pool_ = false;
+  if (up_ != nullptr) {
+    UpstreamStream* s = up_;
+    up_ = nullptr;
+    up_unconsumed_ = 0;
+    s->abandon();
+  }
+  attempt_failed(static_cast<int>(Kind::Timeout), "UT");
+}
+
+void ActiveRequest::on_route_timeout() {
+  if (state_ == State::Done) {
+    return;
+  }
+  w_.stats.add(stats::Id::rq_timeout);
+  retry_timer_.stop();
+  pending_stream_.reset();
+  awaiting_pool_ = false;
+  if (up_ != nullptr) {
+    UpstreamStream* s = up_;
+    up_ = nullptr;
+    s->abandon();
+    end_attempt(true);
+  }
+  if (response_started_) {
+    flags_ = "UT";
+    response_complete_ = true;
+    down_.abort();
+    finish();
+    return;
+  }
+  local_reply(504, "upstream request timeout", "UT");
+}
+
+// ---- local replies and the end ---------------------------------------------------------------------
+
+void ActiveRequest::local_reply(int status, std::string_view body, const char* flags, const HeaderMap* extra) {
+  if (state_ == State::Done || response_started_) {
+    return;
+  }
+  retry_timer_.stop();
+  per_try_timer_.stop();
+  route_timer_.stop();
+  delay_timer_.stop();
+  pending_stream_.reset();
+  if (up_ != nullptr) {
+    UpstreamStream* s = up_;
+    up_ = nullptr;
+    s->abandon();
+    end_attempt(false);
+  }
+  flags_ = flags;
+  response_started_ = true;
+  response_complete_ = true;
+  record_.response_code = status;
+  ResponseHead head;
+  head.status = status;
+  if (extra != nullptr) {
+    head.headers = *extra;
+  }
+  if (!body.empty()) {
+    head.headers.add("content-type", "text/plain");
+  }
+  head.content_length = body.size();
+  head.keep_alive = !close_connection();
+  record_.bytes_sent = body.size();
+  if (body.empty()) {
+    down_.send_head(head, true);
+  } else {
+    down_.send_head(head, false);
+    buffer::Buffer b;
+    b.append(body.data(), body.size());
+    down_.send_body(b, true);
+  }
+  finish();
+}
+
+void ActiveRequest::finish() {
+  if (state_ == State::Done || !response_complete_) {
+    return;
+  }
+  state_ = State::Done;
+  retry_timer_.stop();
+  per_try_timer_.stop();
+  route_timer_.stop();
+  delay_timer_.stop();
+  w_.stats.sub(stats::Id::downstream_rq_active);
+  int code = record_.response_code;
+  if (code >= 100 && code < 600) {
+    static constexpr stats::Id kClass[] = {stats::Id::downstream_rq_1xx, stats::Id::downstream_rq_2xx,
+                                           stats::Id::downstream_rq_3xx, stats::Id::downstream_rq_4xx,
+                                           stats::Id::downstream_rq_5xx};
+    w_.stats.add(kClass[code / 100 - 1]);
+  }
+  record_.response_flags = flags_;
+  record_.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_);
+  w_.log.log(record_);
+  consume_downstream();
+  if (done_) {
+    auto done = std::move(done_);
+    done_ = nullptr;
+    done(*this);
+  }
+}
+
+}  // namespace wp::http

@@ -1,0 +1,305 @@
+#include <spdlog/spdlog.h>
+
+#include "waypoint/http/session.h"
+
+namespace wp::http {
+
+Http1Session::Http1Session(WorkerContext& worker, TunnelInfo info, hbone::H2Stream& tunnel, buffer::Buffer initial,
+                           bool eof, Done done)
+    : w_(worker), info_(std::move(info)), tunnel_(&tunnel), codec_(*this), done_(std::move(done)) {
+  in_.move_from(initial);
+  tunnel.set_handler(this);  // may deliver buffered bytes at once: they wait in in_ until started
+  // Parse on the next turn: the owner has not stored this session yet.
+  eof_ = eof;
+  w_.loop.run_after_io([this, alive = alive_] {
+    if (*alive) {
+      started_ = true;
+      parse();
+    }
+  });
+}
+
+Http1Session::~Http1Session() {
+  *alive_ = false;
+  current_.reset();
+  if (tunnel_ != nullptr) {
+    tunnel_->set_handler(nullptr);
+    tunnel_->reset();
+  }
+}
+
+void Http1Session::abort() {
+  if (tunnel_ != nullptr) {
+    close_tunnel(true);
+  }
+}
+
+void Http1Session::on_tunnel_data(hbone::Tunnel&, buffer::Buffer& data) {
+  in_.move_from(data);
+  if (started_) {
+    parse();
+  }
+}
+
+void Http1Session::parse() {
+  while (!in_.empty() && tunnel_ != nullptr) {
+    CodecState st = codec_.state();
+    if (st == CodecState::Paused || st == CodecState::Error) {
+      return;
+    }
+    if (st == CodecState::Closed || closing_) {
+      size_t n = in_.length();
+      in_.clear();
+      tunnel_->consume(n);  // after a "connection: close" message: discarded
+      return;
+    }
+    auto s = in_.front();
+    body_delivered_ = 0;
+    size_t n = codec_.feed(s.data(), s.size());
+    if (tunnel_ == nullptr) {
+      return;
+    }
+    size_t framing = n > body_delivered_ ? n - body_delivered_ : 0;
+    in_.drain(n);
+    if (framing > 0) {
+      tunnel_->consume(framing);
+    }
+    if (n == 0 && codec_.state() == CodecState::Running) {
+      return;
+    }
+  }
+  if (eof_ && in_.empty() && tunnel_ != nullptr && codec_.state() == CodecState::Running) {
+    if (codec_.finish() && current_ == nullptr && !closing_) {
+      close_tunnel(false);  // the client is done and nothing is in flight
+    }
+  }
+}
+
+void Http1Session::on_head(RequestHead&& head) {
+  request_done_ = false;
+  response_done_ = false;
+  current_ =
+      std::make_unique<ActiveRequest>(w_, info_, *this, "HTTP/1.1", [this](ActiveRequest& r) { request_finished(r); });
+  bool body = head.chunked || (head.content_length && *head.content_length > 0);
+  current_->on_request_head(std::move(head), !body);
+}
+
+void Http1Session::on_body(const uint8_t* data, size_t len) {
+  body_delivered_ += len;
+  if (current_ != nullptr) {
+    current_->on_request_body(data, len);
+  } else if (tunnel_ != nullptr) {
+    tunnel_->consume(len);
+  }
+}
+
+void Http1Session::on_trailers(HeaderMap&& trailers) {
+  if (current_ != nullptr) {
+    current_->on_request_trailers(std::move(trailers));
+  }
+}
+
+void Http1Session::on_message_complete() {
+  request_done_ = true;
+  if (current_ != nullptr) {
+    current_->on_request_end();
+  }
+  if (response_done_) {
+    response_done();
+  }
+}
+
+void Http1Session::on_error(const CodecError& error) {
+  if (auto id = stats::find(error.counter)) {
+    w_.stats.add(*id);
+  }
+  spdlog::debug("{}: bad request from {}: {} ({})", info_.chain, info_.source_principal, error.reason, error.status);
+  if (current_ != nullptr && !response_done_) {
+    // The body went wrong after the head was accepted: the request answers (or aborts) itself,
+    // and the connection ends with it.
+    closing_ = true;
+    current_->on_request_error(error.status, error.reason);
+    close_tunnel(false);
+    return;
+  }
+  accesslog::TunnelRecord r;
+  r.start = std::chrono::system_clock::now();
+  r.protocol = "HTTP/1.1";
+  r.chain = info_.chain;
+  r.source_principal = info_.source_principal;
+  r.source_address = info_.source_ip.to_string();
+  r.destination = info_.destination.to_string();
+  r.upstream_host = "-";
+  r.route = "-";
+  r.cluster = "-";
+  r.response_code = error.status;
+  r.response_flags = "DPE";  // downstream protocol error
+  w_.log.log(r);
+  w_.stats.add(stats::Id::downstream_rq_total);
+  w_.stats.add(error.status >= 500 ? stats::Id::downstream_rq_5xx : stats::Id::downstream_rq_4xx);
+  ResponseHead head;
+  head.status = error.status;
+  head.keep_alive = false;
+  std::string_view body = error.reason;
+  head.headers.add("content-type", "text/plain");
+  head.content_length = body.size();
+  buffer::Buffer out;
+  codec_.encode_head(head, out);
+  codec_.encode_body(reinterpret_cast<const uint8_t*>(body.data()), body.size(), out);
+  codec_.encode_end(out);
+  if (tunnel_ != nullptr) {
+    tunnel_->write(out);
+  }
+  close_tunnel(false);
+}
+
+void Http1Session::request_finished(ActiveRequest& r) {
+  response_done_ = true;
+  if ((!request_done_ && r.close_connection()) || codec_.close_after_response() || close_after_ || eof_) {
+    closing_ = true;
+  }
+  if (request_done_ || closing_) {
+    response_done();
+  }
+}
+
+void Http1Session::response_done() {
+  if (current_ != nullptr) {
+    w_.loop.defer_delete(std::move(current_));
+  }
+  if (closing_) {
+    close_tunnel(false);
+    return;
+  }
+  // Resume and parse pipelined requests already received after the current callbacks: this may run
+  // inside the codec's own on_message_complete (a local reply), where resume() would be undone by
+  // the pause that follows.
+  w_.loop.run_after_io([this, alive = alive_] {
+    if (*alive) {
+      codec_.resume();
+      parse();
+    }
+  });
+}
+
+void Http1Session::on_tunnel_eof(hbone::Tunnel&) {
+  eof_ = true;
+  if (started_) {
+    parse();
+  }
+}
+
+void Http1Session::on_tunnel_drained(hbone::Tunnel&, size_t) {
+  if (current_ != nullptr) {
+    current_->on_downstream_drained();
+  }
+}
+
+void Http1Session::on_tunnel_closed(hbone::Tunnel&, bool) {
+  tunnel_ = nullptr;
+  if (current_ != nullptr) {
+    current_->on_downstream_reset();
+    if (current_ != nullptr) {
+      w_.loop.defer_delete(std::move(current_));
+    }
+  }
+  maybe_done();
+}
+
+void Http1Session::close_tunnel(bool reset) {
+  closing_ = true;
+  if (tunnel_ == nullptr) {
+    maybe_done();
+    return;
+  }
+  if (reset) {
+    hbone::H2Stream* t = tunnel_;
+    tunnel_ = nullptr;
+    t->set_handler(nullptr);
+    t->reset();
+    if (current_ != nullptr) {
+      current_->on_downstream_reset();
+      if (current_ != nullptr) {
+        w_.loop.defer_delete(std::move(current_));
+      }
+    }
+    maybe_done();
+    return;
+  }
+  tunnel_->write_eof();  // the stream closes once the client ends its side too
+}
+
+void Http1Session::maybe_done() {
+  if (finished_ || tunnel_ != nullptr) {
+    return;
+  }
+  finished_ = true;
+  if (done_) {
+    auto done = std::move(done_);
+    done_ = nullptr;
+    done(*this);
+  }
+}
+
+// ---- DownstreamStream -----------------------------------------------------------------------------
+
+void Http1Session::send_head(ResponseHead& head, bool end_stream) {
+  if (tunnel_ == nullptr) {
+    return;
+  }
+  if (!head.keep_alive) {
+    close_after_ = true;
+  }
+  buffer::Buffer out;
+  codec_.encode_head(head, out);
+  if (end_stream) {
+    codec_.encode_end(out);
+  }
+  tunnel_->write(out);
+}
+
+void Http1Session::send_body(buffer::Buffer& data, bool end_stream) {
+  if (tunnel_ == nullptr) {
+    data.clear();
+    return;
+  }
+  buffer::Buffer out;
+  data.for_each([&](const uint8_t* p, size_t n) { codec_.encode_body(p, n, out); });
+  data.clear();
+  if (end_stream) {
+    codec_.encode_end(out);
+  }
+  if (!out.empty()) {
+    tunnel_->write(out);
+  }
+}
+
+void Http1Session::send_trailers(const HeaderMap& trailers) {
+  if (tunnel_ == nullptr) {
+    return;
+  }
+  buffer::Buffer out;
+  codec_.encode_end(out, &trailers);
+  tunnel_->write(out);
+}
+
+void Http1Session::send_continue() {
+  if (tunnel_ == nullptr) {
+    return;
+  }
+  buffer::Buffer out;
+  Http1ServerCodec::encode_continue(out);
+  tunnel_->write(out);
+}
+
+void Http1Session::consume(size_t request_body_bytes) {
+  if (tunnel_ != nullptr) {
+    tunnel_->consume(request_body_bytes);
+  }
+}
+
+size_t Http1Session::send_pending() const {
+  return tunnel_ != nullptr ? tunnel_->write_pending() : 0;
+}
+
+}  // namespace wp::http

@@ -1,0 +1,516 @@
+// L7 inside the tunnel: HTTP/1.1 and h2c chains, routes, weighted subsets, retries, timeouts,
+// faults, load balancing and outlier detection, against the real binary and HTTP fake pods.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <map>
+#include <string>
+
+#include "fixture.h"
+#include "support/http_client.h"
+
+using namespace wp::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+PodOptions http_pod() {
+  PodOptions o;
+  o.behavior = PodBehavior::Http;
+  return o;
+}
+
+// reviews: two v1 pods and one v2 pod behind one http service; subsets by version.
+void bookinfo_reviews(Mesh& m, const std::string& virtual_service) {
+  m.add_pod("reviews-v1-a", 1, {{"app", "reviews"}, {"version", "v1"}}, http_pod());
+  m.add_pod("reviews-v1-b", 2, {{"app", "reviews"}, {"version", "v1"}}, http_pod());
+  m.add_pod("reviews-v2", 3, {{"app", "reviews"}, {"version", "v2"}}, http_pod());
+  m.add_service("reviews", 100, 9080, 9080, {{"app", "reviews"}}, "http");
+  m.spec.extra_documents +=
+      "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+      "metadata: {name: reviews, namespace: default}\n"
+      "spec:\n  host: reviews\n  subsets:\n  - {name: v1, labels: {version: v1}}\n"
+      "  - {name: v2, labels: {version: v2}}\n---\n" +
+      virtual_service;
+}
+
+std::string reviews_vip(Mesh& m) {
+  return m.env.addr(100, 9080).to_string();
+}
+
+// One service "svc" on VIP .100:80 (http) over the given pods, with an optional VirtualService body
+// (the part under spec: after hosts).
+void one_service(Mesh& m, int pods, const std::string& vs_http = "", const std::string& dr_policy = "") {
+  for (int i = 0; i < pods; ++i) {
+    m.add_pod("svc-" + std::to_string(i), 1 + i, {{"app", "svc"}}, http_pod());
+  }
+  m.add_service("svc", 100, 80, 8080, {{"app", "svc"}}, "http");
+  if (!vs_http.empty()) {
+    m.spec.extra_documents +=
+        "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+        "metadata: {name: svc, namespace: default}\nspec:\n  hosts: [svc]\n" +
+        vs_http;
+  }
+  if (!dr_policy.empty()) {
+    m.spec.extra_documents +=
+        "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+        "metadata: {name: svc, namespace: default}\nspec:\n  host: svc\n" +
+        dr_policy;
+  }
+}
+
+std::string svc_vip(Mesh& m) {
+  return m.env.addr(100, 80).to_string();
+}
+
+}  // namespace
+
+TEST_CASE("bookinfo reviews: 90 % v1 / 10 % v2 over 2,000 requests in one tunnel", "[l7][routing]") {
+  Mesh m;
+  bookinfo_reviews(m,
+                   "apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+                   "metadata: {name: reviews, namespace: default}\n"
+                   "spec:\n  hosts: [reviews]\n  http:\n  - route:\n"
+                   "    - {destination: {host: reviews, subset: v1}, weight: 90}\n"
+                   "    - {destination: {host: reviews, subset: v2}, weight: 10}\n");
+  REQUIRE(m.start() == "");
+  auto client = m.client();
+  TestTunnel& t = client->open(reviews_vip(m));
+  Http1Conn c(*client, t);
+  std::map<std::string, int> by_pod;
+  const int n = 2000;
+  for (int i = 0; i < n; ++i) {
+    HttpResponse r = c.request("GET", "/reviews/0", {{"host", "reviews:9080"}});
+    REQUIRE(r.status == 200);
+    by_pod[r.header("x-pod")]++;
+  }
+  int v2 = by_pod["reviews-v2"];
+  int v1 = by_pod["reviews-v1-a"] + by_pod["reviews-v1-b"];
+  WARN("measured: v1 " << v1 << " (a " << by_pod["reviews-v1-a"] << ", b " << by_pod["reviews-v1-b"] << "), v2 " << v2);
+  CHECK(v1 + v2 == n);
+  // Binomial(2000, 0.1): mean 200, sd 13.4; ±5 sd.
+  CHECK(v2 >= 133);
+  CHECK(v2 <= 267);
+  // Round robin inside the v1 subset (two workers: each keeps its own cursor).
+  CHECK(by_pod["reviews-v1-a"] > v1 / 3);
+  CHECK(by_pod["reviews-v1-b"] > v1 / 3);
+  CHECK(m.waypoint->stat("downstream_rq_2xx") == n);
+}
+
+TEST_CASE("header-match routing: end-user jason goes to v2, everyone else to v1", "[l7][routing]") {
+  Mesh m;
+  bookinfo_reviews(m,
+                   "apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+                   "metadata: {name: reviews, namespace: default}\n"
+                   "spec:\n  hosts: [reviews]\n  http:\n"
+                   "  - match: [{headers: {end-user: {exact: jason}}}]\n"
+                   "    route: [{destination: {host: reviews, subset: v2}}]\n"
+                   "  - match: [{uri: {prefix: /reviews}}]\n"
+                   "    route: [{destination: {host: reviews, subset: v1}}]\n");
+  REQUIRE(m.start() == "");
+  auto client = m.client();
+  TestTunnel& t = client->open(reviews_vip(m));
+  Http1Conn c(*client, t);
+  for (int i = 0; i < 10; ++i) {
+    CHECK(c.request("GET", "/reviews/1", {{"end-user", "jason"}}).header("x-pod") == "reviews-v2");
+    std::string other = c.request("GET", "/reviews/1", {{"end-user", "bob"}}).header("x-pod");
+    CHECK(other.rfind("reviews-v1", 0) == 0);
+  }
+  // No route matches: 404 with flag NR, and nothing reaches a pod.
+  uint64_t before = m.pods[0]->http_requests() + m.pods[1]->http_requests() + m.pods[2]->http_requests();
+  HttpResponse r = c.request("GET", "/ratings");
+  CHECK(r.status == 404);
+  CHECK(r.body.empty());
+  CHECK(m.pods[0]->http_requests() + m.pods[1]->http_requests() + m.pods[2]->http_requests() == before);
+  CHECK(m.waypoint->stat("rq_no_route") == 1);
+  CHECK(m.waypoint->log().find("\"response_flags\":\"NR\"") != std::string::npos);
+}
+
+TEST_CASE("1,000 sequential requests in one tunnel reuse one upstream tunnel", "[l7][upstream]") {
+  Mesh m;
+  one_service(m, 1);
+  m.spec.concurrency = 1;
+  REQUIRE(m.start() == "");
+  auto client = m.client();
+  TestTunnel& t = client->open(svc_vip(m));
+  Http1Conn c(*client, t);
+  for (int i = 0; i < 1000; ++i) {
+    HttpResponse r = c.request("GET", "/n/" + std::to_string(i));
+    REQUIRE(r.status == 200);
+  }
+  CHECK(m.pods[0]->tunnels() == 1);
+  CHECK(m.pods[0]->http_requests() == 1000);
+  CHECK(m.waypoint->stat("upstream_http_tunnels_opened") == 1);
+  CHECK(m.waypoint->stat("upstream_http_tunnels_reused") == 999);
+}
+
+TEST_CASE("the request arrives with x-forwarded-for, a generated x-request-id and traceparent passed on",
+          "[l7][headers]") {
+  Mesh m;
+  one_service(m, 1);
+  REQUIRE(m.start() == "");
+  auto client = m.client();
+  TestTunnel& t = client->open(svc_vip(m), {{"forwarded", "for=\"10.1.2.3:4444\""}});
+  Http1Conn c(*client, t);
+  HttpResponse r = c.request("GET", "/a", {{"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}});
+  REQUIRE(r.status == 200);
+  HttpResponse r2 = c.request("GET", "/b", {{"x-request-id", "my-id"}, {"x-forwarded-for", "192.0.2.1"}});
+  REQUIRE(r2.status == 200);
+  auto reqs = m.pods[0]->requests();
+  REQUIRE(reqs.size() == 2);
+  CHECK(reqs[0].headers.get("x-forwarded-for").value_or("") == "10.1.2.3");
+  CHECK(reqs[0].headers.get("x-request-id").value_or("").size() == 36);
+  CHECK(reqs[0].headers.get("traceparent").value_or("") == "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  CHECK(reqs[1].headers.get("x-request-id").value_or("") == "my-id");
+  CHECK(reqs[1].headers.get("x-forwarded-for").value_or("") == "192.0.2.1, 10.1.2.3");
+}
+
+TEST_CASE("retries: Istio's default policy recovers from one 503", "[l7][retry]") {
+  Mesh m;
+  one_service(m, 1);
+  REQUIRE(m.start() == "");
+  m.pods[0]->fail_next(1, 503);
+  auto client = m.client();
+  TestTunnel& t = client->open(svc_vip(m));
+  Http1Conn c(*client, t);
+  HttpResponse r = c.request("POST", "/order", {}, "payload");
+  CHECK(r.status == 200);
+  CHECK(r.body == "payload");  // the body was replayed on the retry
+  CHECK(m.pods[0]->http_requests() == 2);
+  CHECK(m.waypoint->stat("upstream_rq_retry") == 1);
+}
+
+TEST_CASE("retries stop at the limit and the last answer is passed on (URX)", "[l7][retry]") {
+  Mesh m;
+  one_service(m, 1, "  http:\n  - route: [{destination: {host: svc}}]\n    retries: {attempts: 2, retryOn: 5xx}\n");
+  REQUIRE(m.start() == "");
+  m.pods[0]->fail_next(10, 503);
+  auto client = m.client();
+  TestTunnel& t = client->open(svc_vip(m));
+  Http1Conn c(*client, t);
+  HttpResponse r = c.request("GET", "/x");
+  CHECK(r.status == 503);
+  CHECK(m.pods[0]->http_requests() == 3);  // the try and two retries
+  CHECK(m.waypoint->stat("upstream_rq_retry") == 2);
+  CHECK(m.waypoint->stat("upstream_rq_retry_limit_exceeded") == 1);
+  CHECK(m.waypoint->log().find("\"response_flags\":\"URX\"") != std::string::npos);
+}
+
+TEST_CASE("a retry prefers a host not tried before", "[l7][retry]") {
+  Mesh m;
+  // RANDOM would land on the failing pod again half the time without the previous-host rule.
+  one_service(m, 2, "  http:\n  - route: [{destination: {host: svc}}]\n    retries: {attempts: 1, retryOn: 5xx}\n",
+              "  trafficPolicy: {loadBalancer: {simple: RANDOM}}\n");
+  REQUIRE(m.start() == "");
+  m.pods[0]->fail_next(1000, 503);
+  auto client = m.client();
+  TestTunnel& t = client->open(svc_vip(m));
+  Http1Conn c(*client, t);
+  int ok = 0;
+  for (int i = 0; i < 40; ++i) {
+    HttpResponse r = c.request("GET", "/x");
+    ok += r.status == 200 && r.header("x-pod") == "svc-1";
+  }
+  CHECK(ok == 40);
+  CHECK(m.pods[0]->http_requests() > 5);  // the failing pod was picked first, often
+}
+
+TEST_CASE("route timeout answers 504 upstream request timeout", "[l7][timeout]") {
+  Mesh m;
+  one_service(m, 1, "  http:\n  - route: [{destination: {host: svc}}]\n    timeout: 200ms\n");
+  REQUIRE(m.start() == "");
+  auto client = m.client();
+  TestTunnel& t = client->open(svc_vip(m));
+  Http1Conn c(*client, t);
+  auto t0 = std::chrono::steady_clock::now();
+  HttpResponse r = c.request("GET", "/slow", {{"x-delay-ms", "3000"}});
+  auto took = std::chrono::steady_clock::now() - t0;
+  CHECK(r.status == 504);
+  CHECK(r.body == "upstream request timeout");
+  CHECK(took >= 190ms);
+  CHECK(took < 2s);
+  CHECK(m.waypoint->stat("rq_timeout") == 1);
+  // The tunnel still serves the next request.
+  CHECK(c.request("GET", "/fast").status == 200);
+}
+
+TEST_CASE("per-try timeouts retry and end in 504 when every try is slow", "[l7][timeout]") {
+  Mesh m;
+  one_service(m, 1,
+              "  http:\n  - route: [{destination: {host: svc}}]\n"
+              "    retries: {attempts: 2, perTryTimeout: 100ms, retryOn: 5xx}\n");
+  REQUIRE(m.start() == "");
+  auto client = m.client();
+  TestTunnel& t = client->open(svc_vip(m));
+  Http1Conn c(*client, t);
+  HttpResponse r = c.request("GET", "/slow", {{"x-delay-ms", "2000"}});
+  CHECK(r.status == 504);
+  CHECK(m.pods[0]->http_requests() == 3);
+  CHECK(m.waypoint->stat("upstream_rq_per_try_timeout") == 3);
+  CHECK(m.waypoint->log().find("\"response_flags\":\"URX,UT\"") != std::string::npos);
+}
+
+TEST_CASE("fault abort at 0 %, 50 % and 100 %; fault delay", "[l7][fault]") {
+  auto run = [](const std::string& percent, int n) {
+    Mesh m;
+    one_service(m, 1,
+                "  http:\n  - route: [{destination: {host: svc}}]\n"
+                "    fault: {abort: {httpStatus: 418, percentage: {value: " +
+                    percent + "}}}\n");
+    REQUIRE(m.start() == "");
+    auto client = m.client();
+    TestTunnel& t = client->open(svc_vip(m));
+    Http1Conn c(*client, t);
+    int aborted = 0;
+    for (int i = 0; i < n; ++i) {
+      HttpResponse r = c.request("GET", "/f");
+      if (r.status == 418) {
+        CHECK(r.body == "fault filter abort");
+        ++aborted;
+      } else {
+        CHECK(r.status == 200);
+      }
+    }
+    CHECK(static_cast<int>(m.pods[0]->http_requests()) == n - aborted);
+    return aborted;
+  };
+  CHECK(run("0", 200) == 0);
+  CHECK(run("100", 200) == 200);
+  int half = run("50", 400);
+  WARN("measured: 50 % abort: " << half << " of 400");
+  CHECK(half >= 160);  // Binomial(400, 0.5): sd 10; ±4 sd
+  CHECK(half <= 240);
+
+  Mesh m;
+  one_service(m, 1,
+              "  http:\n  - route: [{destination: {host: svc}}]\n"
+              "    fault: {delay: {fixedDelay: 300ms, percentage: {value: 100}}}\n");
+  REQUIRE(m.start() == "");
+  auto client = m.client();
+  TestTunnel& t = client->open(svc_vip(m));
+  Http1Conn c(*client, t);
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK(c.request("GET", "/d").status == 200);
+  CHECK(std::chrono::steady_clock::now() - t0 >= 290ms);
+  CHECK(m.waypoint->stat("rq_fault_delayed") == 1);
+}
+
+TEST_CASE("bodies from 0 B to 16 MiB both ways, with and without chunking", "[l7][body]") {
+  Mesh m;
+  one_service(m, 1);
+  REQUIRE(m.start() == "");
+  auto client = m.client();
+  TestTunnel& t = client->open(svc_vip(m));
+  Http1Conn c(*client, t);
+  for (size_t size : {size_t(0), size_t(1), size_t(65535), size_t(1) << 20, size_t(16) << 20}) {
+    std::string body(size, '\0');
+    for (size_t i = 0; i < size; ++i) {
+      body[i] = static_cast<char>('A' + (i * 7) % 53);
+    }
+    for (bool chunked : {false, true}) {
+      INFO("size " << size << (chunked ? " chunked" : " content-length"));
+      RequestOptions o;
+      o.chunked = chunked;
+      o.timeout = 60s;
+      HttpResponse r = c.request("POST", "/echo", {}, body, o);
+      REQUIRE(r.status == 200);
+      CHECK(r.body.size() == size);
+      CHECK((r.body == body));  // (no operand dump: 16 MiB)
+      // And a response body of the same size, chunked by the pod.
+      HttpResponse g =
+          c.request("GET", "/gen", {{"x-body-bytes", std::to_string(size)}, {"x-chunked", chunked ? "1" : "0"}}, "", o);
+      REQUIRE(g.status == 200);
+      REQUIRE(g.body.size() == size);
+      bool same = true;
+      for (size_t i = 0; i < size && same; ++i) {
+        same = g.body[i] == pod_body_byte(i);
+      }
+      CHECK(same);
+    }
+  }
+}
+
+TEST_CASE("request smuggling attempts get 400 and the pod never sees them", "[l7][smuggling]") {
+  Mesh m;
+  one_service(m, 1);
+  REQUIRE(m.start() == "");
+  struct Case {
+    const char* name;
+    std::string bytes;
+  };
+  const std::vector<Case> cases = {
+      {"obs-fold", "GET / HTTP/1.1\r\nHost: svc\r\nX-A: a\r\n  b\r\n\r\n"},
+      {"bare CR in a field", "GET / HTTP/1.1\r\nHost: svc\r\nX-A: a\rb\r\n\r\n"},
+      {"whitespace before the colon", "GET / HTTP/1.1\r\nHost: svc\r\nContent-Length : 5\r\n\r\nhello"},
+      {"whitespace inside a field name", "GET / HTTP/1.1\r\nHost: svc\r\nX A: b\r\n\r\n"},
+      {"empty field name", "GET / HTTP/1.1\r\nHost: svc\r\n: b\r\n\r\n"},
+      {"CL + TE", "POST / HTTP/1.1\r\nHost: svc\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+      {"duplicate Content-Length", "POST / HTTP/1.1\r\nHost: svc\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na"},
+      {"TE on HTTP/1.0", "POST / HTTP/1.0\r\nHost: svc\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+      {"TE chunked, identity", "POST / HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n"},
+      {"TE identity, chunked", "POST / HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding: identity, chunked\r\n\r\n0\r\n\r\n"},
+      {"TE gzip", "POST / HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding: gzip\r\n\r\n"},
+      {"two TE fields",
+       "POST / HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"},
+      {"duplicate Host", "GET / HTTP/1.1\r\nHost: svc\r\nHost: evil\r\n\r\n"},
+      {"missing Host", "GET / HTTP/1.1\r\nX-A: b\r\n\r\n"},
+      {"HTTP/1.2", "GET / HTTP/1.2\r\nHost: svc\r\n\r\n"},
+      {"HTTP/2.0 request line", "GET / HTTP/2.0\r\nHost: svc\r\n\r\n"},
+      {"HTTP/0.9", "GET / HTTP/0.9\r\nHost: svc\r\n\r\n"},
+  };
+  auto client = m.client();
+  for (const auto& k : cases) {
+    INFO(k.name);
+    TestTunnel& t = client->open(svc_vip(m));
+    Http1Conn c(*client, t);
+    c.send_raw(k.bytes);
+    auto rs = c.read_responses(1);
+    REQUIRE(rs.size() >= 1);
+    CHECK(rs[0].status == 400);
+    CHECK(c.wait_closed());
+  }
+  CHECK(m.pods[0]->http_requests() == 0);
+  CHECK(m.pods[0]->tunnels() == 0);
+
+  // A request smuggled inside a malformed chunk: the valid head already went upstream (bodies
+  // stream), but the bad framing answers 400, aborts that request and closes the tunnel, so the
+  // smuggled one never reaches the pod.
+  TestTunnel& t = client->open(svc_vip(m));
+  Http1Conn c(*client, t);
+  c.send_raw(
+      "POST /upload HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding: chunked\r\nx-status: 200\r\n\r\n"
+      "5\r\nhelloGET /admin HTTP/1.1\r\nHost: svc\r\n\r\n0\r\n\r\n");
+  auto rs = c.read_responses(1);
+  REQUIRE(rs.size() >= 1);
+  CHECK(rs[0].status == 400);
+  CHECK(c.wait_closed());
+  for (const auto& r : m.pods[0]->requests()) {
+    CHECK(r.target != "/admin");
+  }
+}
+
+TEST_CASE("pipelined requests are answered in order", "[l7][http1]") {
+  Mesh m;
+  one_service(m, 1);
+  REQUIRE(m.start() == "");
+  auto client = m.client();
+  TestTunnel& t = client->open(svc_vip(m));
+  Http1Conn c(*client, t);
+  c.send_raw(
+      "GET /1 HTTP/1.1\r\nHost: svc\r\nx-delay-ms: 100\r\nx-body-bytes: 1\r\n\r\n"
+      "POST /2 HTTP/1.1\r\nHost: svc\r\nContent-Length: 3\r\n\r\ntwo"
+      "GET /3 HTTP/1.1\r\nHost: svc\r\nx-body-bytes: 3\r\n\r\n");
+  auto rs = c.read_responses(3);
+  REQUIRE(rs.size() == 3);
+  CHECK(rs[0].body == "a");
+  CHECK(rs[1].body == "two");
+  CHECK(rs[2].body == "abc");
+}
+
+TEST_CASE("100 concurrent h2c streams in one tunnel, each routed on its own", "[l7][h2c]") {
+  Mesh m;
+  bookinfo_reviews(m,
+                   "apiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+                   "metadata: {name: reviews, namespace: default}\n"
+                   "spec:\n  hosts: [reviews]\n  http:\n"
+                   "  - match: [{headers: {end-user: {exact: jason}}}]\n"
+                   "    route: [{destination: {host: reviews, subset: v2}}]\n"
+                   "  - route: [{destination: {host: reviews, subset: v1}}]\n");
+  REQUIRE(m.start() == "");
+  auto client = m.client();
+  TestTunnel& t = client->open(reviews_vip(m));
+  H2cConn c(*client, t);
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 100; ++i) {
+    Fields h = {{"x-delay-ms", std::to_string(50 + (i * 37) % 100)}};
+    if (i % 2 == 0) {
+      h.push_back({"end-user", "jason"});
+    }
+    ids.push_back(c.start("POST", "/reviews/" + std::to_string(i), h, "body-" + std::to_string(i)));
+    REQUIRE(ids.back() > 0);
+  }
+  REQUIRE(c.run_until_done(ids, 20s));
+  for (int i = 0; i < 100; ++i) {
+    HttpResponse& r = c.response(ids[i]);
+    INFO(i);
+    CHECK(r.status == 200);
+    CHECK(r.body == "body-" + std::to_string(i));
+    if (i % 2 == 0) {
+      CHECK(r.header("x-pod") == "reviews-v2");
+    } else {
+      CHECK(r.header("x-pod").rfind("reviews-v1", 0) == 0);
+    }
+  }
+  CHECK(m.waypoint->stat("chains_sniffed_h2c") == 1);
+  CHECK(m.waypoint->stat("downstream_rq_total") == 100);
+}
+
+TEST_CASE("outlier detection ejects a failing pod and brings it back", "[l7][outlier]") {
+  Mesh m;
+  m.spec.concurrency = 1;  // outlier state is per worker
+  one_service(m, 2, "  http:\n  - route: [{destination: {host: svc}}]\n    retries: {attempts: 0}\n",
+              "  trafficPolicy:\n    outlierDetection: {consecutive5xxErrors: 3, interval: 100ms, baseEjectionTime: 1s,"
+              " maxEjectionPercent: 50}\n");
+  REQUIRE(m.start() == "");
+  m.pods[0]->fail_next(3, 500);
+  auto client = m.client();
+  TestTunnel& t = client->open(svc_vip(m));
+  Http1Conn c(*client, t);
+  int failures = 0;
+  for (int i = 0; i < 6; ++i) {
+    failures += c.request("GET", "/x").status == 500;
+  }
+  CHECK(failures == 3);  // round robin: 3 of the first 6 went to pod 0, then it was ejected
+  REQUIRE(m.waypoint->stat("outlier_ejections_total") == 1);
+  uint64_t before = m.pods[0]->http_requests();
+  for (int i = 0; i < 10; ++i) {
+    CHECK(c.request("GET", "/x").header("x-pod") == "svc-1");
+  }
+  CHECK(m.pods[0]->http_requests() == before);
+  // After baseEjectionTime (1 s) it takes traffic again.
+  auto ejected_at = std::chrono::steady_clock::now();
+  bool back = false;
+  while (!back && std::chrono::steady_clock::now() - ejected_at < 5s) {
+    back = c.request("GET", "/x").header("x-pod") == "svc-0";
+  }
+  CHECK(back);
+  CHECK(std::chrono::steady_clock::now() - ejected_at >= 800ms);
+  CHECK(m.waypoint->stat("outlier_ejections_active") == 0);
+}
+
+TEST_CASE("no healthy upstream and upstream connect failures answer 503 with Envoy's bodies", "[l7][local]") {
+  Mesh m;
+  m.add_pod("down", 1, {{"app", "down"}}, {.listening = false});
+  m.add_service("down", 100, 80, 80, {{"app", "down"}}, "http");
+  m.add_service("empty", 101, 80, 80, {{"app", "nobody"}}, "http");
+  REQUIRE(m.start() == "");
+  auto client = m.client();
+  TestTunnel& t1 = client->open(m.env.addr(101, 80).to_string());
+  Http1Conn c1(*client, t1);
+  HttpResponse r1 = c1.request("GET", "/");
+  CHECK(r1.status == 503);
+  CHECK(r1.body == "no healthy upstream");
+  TestTunnel& t2 = client->open(m.env.addr(100, 80).to_string());
+  Http1Conn c2(*client, t2);
+  HttpResponse r2 = c2.request("GET", "/");
+  CHECK(t2.status == 200);  // HTTP chains answer 200 at once and decide per request
+  CHECK(r2.status == 503);
+  CHECK(r2.body == "upstream connect error or disconnect/reset before headers");
+  CHECK(m.waypoint->log().find("\"response_flags\":\"URX,UF\"") != std::string::npos);
+}
+
+TEST_CASE("a pod IP destination carrying HTTP is a direct-http chain to that pod", "[l7][direct]") {
+  Mesh m;
+  m.add_pod("solo", 3, {{"app", "solo"}}, http_pod());
+  REQUIRE(m.start() == "");
+  auto client = m.client();
+  TestTunnel& t = client->open(m.env.addr(3, 8080).to_string());
+  Http1Conn c(*client, t);
+  HttpResponse r = c.request("GET", "/direct");
+  CHECK(r.status == 200);
+  CHECK(r.header("x-pod") == "solo");
+  REQUIRE(m.pods[0]->authorities().size() == 1);
+  CHECK(m.pods[0]->authorities()[0] == m.env.addr(3, 8080).to_string());
+  CHECK(m.waypoint->log().find("\"chain\":\"direct-http\"") != std::string::npos);
+  CHECK(m.waypoint->stat("chains_sniffed_http1") == 1);
+}
