@@ -81,6 +81,97 @@ const char* with_urx(const char* flag) {
 
 }  // namespace
 
+// Where an attempt to `ep` goes: the pod's HBONE port, its identity, and the CONNECT headers that
+// carry the client's address and trace context.
+UpstreamKey upstream_key(const TunnelInfo& tunnel, const config::Endpoint& ep, uint16_t hbone_port) {
+  UpstreamKey key;
+  key.hbone_address = net::SockAddr(ep.pod->ip, hbone_port);
+  key.identity = ep.pod->spiffe_id;
+  key.authority = ep.address;
+  key.h2c = tunnel.upstream_h2c;
+  const net::IpAddr& src = tunnel.source_ip;
+  key.client = src.to_string();
+  key.connect_headers.emplace_back("forwarded",
+                                   src.is_v4() ? "for=\"" + key.client + "\"" : "for=\"[" + key.client + "]\"");
+  if (!tunnel.traceparent.empty()) {
+    key.connect_headers.emplace_back("traceparent", tunnel.traceparent);
+  }
+  if (!tunnel.baggage.empty()) {
+    key.connect_headers.emplace_back("baggage", tunnel.baggage);
+  }
+  return key;
+}
+
+// A mirrored copy of a request (VirtualService mirror, HTTPRoute RequestMirror): sent to a host of
+// the mirror cluster with the authority suffixed "-shadow" (as Envoy does); the response is read
+// and dropped. It owns itself and ends on the response's end, a failure, or kMaxLife.
+class MirrorRequest final : public UpstreamStreamCallbacks,
+                            public UpstreamPoolCallbacks,
+                            public event::DeferredDeletable {
+ public:
+  static constexpr std::chrono::seconds kMaxLife{60};
+
+  static void start(WorkerContext& w, UpstreamKey key, RequestHead head, buffer::Buffer body) {
+    auto* m = new MirrorRequest(w, std::move(head), std::move(body));
+    m->pending_ = w.upstream.new_stream(key, *m, *m);
+  }
+
+  void on_pool_ready(UpstreamStream& s) override {
+    up_ = &s;
+    bool has_body = !body_.empty();
+    s.send_head(head_, !has_body);
+    if (has_body && up_ != nullptr) {
+      up_->send_body(body_, true);
+    }
+  }
+  void on_pool_failure(hbone::UpstreamFailure) override { done(); }
+  void on_upstream_head(ResponseHead&&) override {}
+  void on_upstream_body(const uint8_t*, size_t len) override {
+    if (up_ != nullptr) {
+      up_->consume(len);
+    }
+  }
+  void on_upstream_trailers(HeaderMap&&) override {}
+  void on_upstream_end() override {
+    up_ = nullptr;
+    done();
+  }
+  void on_upstream_error(UpstreamError) override {
+    up_ = nullptr;
+    done();
+  }
+  void on_upstream_drained() override {}
+
+ private:
+  MirrorRequest(WorkerContext& w, RequestHead head, buffer::Buffer body)
+      : w_(w), head_(std::move(head)), body_(std::move(body)), timer_(w.loop, [this] { done(); }) {
+    timer_.start(kMaxLife);
+    w_.stats.add(stats::Id::upstream_rq_mirrored);
+  }
+  void done() {
+    if (finished_) {
+      return;
+    }
+    finished_ = true;
+    timer_.stop();
+    if (up_ != nullptr) {
+      up_->abandon();
+      up_ = nullptr;
+    }
+    w_.loop.defer_delete(std::unique_ptr<event::DeferredDeletable>(this));
+  }
+  ~MirrorRequest() override = default;
+  friend std::default_delete<MirrorRequest>;
+
+  WorkerContext& w_;
+  RequestHead head_;
+  buffer::Buffer body_;
+  event::Timer timer_;
+  std::unique_ptr<UpstreamHttpPool::Pending> pending_;
+  UpstreamStream* up_ = nullptr;
+  bool finished_ = false;
+};
+
 uint32_t WorkerContext::random() {
   uint64_t x = rng_state;
   x ^= x >> 12;
@@ -221,6 +312,42 @@ void ActiveRequest::after_fault_delay() {
     route_timer_.start(*route_->timeout);
   }
   start_attempt();
+  if (request_complete_) {
+    send_mirrors();
+  }
+}
+
+void ActiveRequest::send_mirrors() {
+  if (mirrored_ || route_ == nullptr || route_->mirrors.empty() || state_ == State::Done) {
+    return;
+  }
+  mirrored_ = true;
+  if (!replayable_) {
+    return;  // the body was streamed on: there is no copy to send (counted nowhere: rare, logged)
+  }
+  for (const config::Mirror& mirror : route_->mirrors) {
+    if (mirror.cluster == nullptr || !router::chance(mirror.per_million, w_.random())) {
+      continue;
+    }
+    auto host = w_.clusters.get(*mirror.cluster).pick(std::chrono::steady_clock::now(), {}, std::nullopt);
+    if (!host) {
+      continue;
+    }
+    RequestHead head = head_;
+    head.authority += "-shadow";
+    if (request_trailers_ || !replay_.empty()) {
+      head.content_length = replay_.length();
+      head.chunked = false;
+    } else {
+      head.content_length.reset();
+      head.chunked = false;
+    }
+    buffer::Buffer body;
+    replay_.for_each([&](const uint8_t* p, size_t n) { body.append(p, n); });
+    MirrorRequest::start(
+        w_, upstream_key(tunnel_, mirror.cluster->endpoints[*host], snapshot_->bootstrap.upstream.hbone_port),
+        std::move(head), std::move(body));
+  }
 }
 
 void ActiveRequest::prepare_upstream_head() {
@@ -317,6 +444,9 @@ void ActiveRequest::on_request_end() {
       up_->send_body(empty, true);
     }
   }
+  if (state_ == State::Upstream || state_ == State::Responding) {
+    send_mirrors();
+  }
 }
 
 void ActiveRequest::on_downstream_reset() {
@@ -411,21 +541,7 @@ void ActiveRequest::start_attempt() {
   w_.stats.add(stats::Id::upstream_rq_total);
   w_.stats.add(stats::Id::upstream_rq_active);
 
-  UpstreamKey key;
-  key.hbone_address = net::SockAddr(ep.pod->ip, snapshot_->bootstrap.upstream.hbone_port);
-  key.identity = ep.pod->spiffe_id;
-  key.authority = ep.address;
-  key.h2c = tunnel_.upstream_h2c;
-  const net::IpAddr& src = tunnel_.source_ip;
-  key.client = src.to_string();
-  key.connect_headers.emplace_back("forwarded",
-                                   src.is_v4() ? "for=\"" + key.client + "\"" : "for=\"[" + key.client + "]\"");
-  if (!tunnel_.traceparent.empty()) {
-    key.connect_headers.emplace_back("traceparent", tunnel_.traceparent);
-  }
-  if (!tunnel_.baggage.empty()) {
-    key.connect_headers.emplace_back("baggage", tunnel_.baggage);
-  }
+  UpstreamKey key = upstream_key(tunnel_, ep, snapshot_->bootstrap.upstream.hbone_port);
   if (route_->retry.per_try_timeout && route_->retry.per_try_timeout->count() > 0) {
     per_try_timer_.start(*route_->retry.per_try_timeout);
   }

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <map>
 #include <string>
+#include <thread>
 
 #include "fixture.h"
 #include "support/http_client.h"
@@ -61,6 +62,19 @@ void one_service(Mesh& m, int pods, const std::string& vs_http = "", const std::
 
 std::string svc_vip(Mesh& m) {
   return m.env.addr(100, 80).to_string();
+}
+
+// The access log reaches the waypoint's stdout at the end of a loop iteration, which may be just
+// after the client saw the response: poll for the line.
+bool log_has(Mesh& m, const std::string& text) {
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (m.waypoint->log().find(text) != std::string::npos) {
+      return true;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  return false;
 }
 
 }  // namespace
@@ -123,7 +137,7 @@ TEST_CASE("header-match routing: end-user jason goes to v2, everyone else to v1"
   CHECK(r.body.empty());
   CHECK(m.pods[0]->http_requests() + m.pods[1]->http_requests() + m.pods[2]->http_requests() == before);
   CHECK(m.waypoint->stat("rq_no_route") == 1);
-  CHECK(m.waypoint->log().find("\"response_flags\":\"NR\"") != std::string::npos);
+  CHECK(log_has(m, "\"response_flags\":\"NR\""));
 }
 
 TEST_CASE("1,000 sequential requests in one tunnel reuse one upstream tunnel", "[l7][upstream]") {
@@ -193,7 +207,7 @@ TEST_CASE("retries stop at the limit and the last answer is passed on (URX)", "[
   CHECK(m.pods[0]->http_requests() == 3);  // the try and two retries
   CHECK(m.waypoint->stat("upstream_rq_retry") == 2);
   CHECK(m.waypoint->stat("upstream_rq_retry_limit_exceeded") == 1);
-  CHECK(m.waypoint->log().find("\"response_flags\":\"URX\"") != std::string::npos);
+  CHECK(log_has(m, "\"response_flags\":\"URX\""));
 }
 
 TEST_CASE("a retry prefers a host not tried before", "[l7][retry]") {
@@ -247,7 +261,7 @@ TEST_CASE("per-try timeouts retry and end in 504 when every try is slow", "[l7][
   CHECK(r.status == 504);
   CHECK(m.pods[0]->http_requests() == 3);
   CHECK(m.waypoint->stat("upstream_rq_per_try_timeout") == 3);
-  CHECK(m.waypoint->log().find("\"response_flags\":\"URX,UT\"") != std::string::npos);
+  CHECK(log_has(m, "\"response_flags\":\"URX,UT\""));
 }
 
 TEST_CASE("fault abort at 0 %, 50 % and 100 %; fault delay", "[l7][fault]") {
@@ -496,7 +510,7 @@ TEST_CASE("no healthy upstream and upstream connect failures answer 503 with Env
   CHECK(t2.status == 200);  // HTTP chains answer 200 at once and decide per request
   CHECK(r2.status == 503);
   CHECK(r2.body == "upstream connect error or disconnect/reset before headers");
-  CHECK(m.waypoint->log().find("\"response_flags\":\"URX,UF\"") != std::string::npos);
+  CHECK(log_has(m, "\"response_flags\":\"URX,UF\""));
 }
 
 TEST_CASE("a pod IP destination carrying HTTP is a direct-http chain to that pod", "[l7][direct]") {
@@ -511,6 +525,88 @@ TEST_CASE("a pod IP destination carrying HTTP is a direct-http chain to that pod
   CHECK(r.header("x-pod") == "solo");
   REQUIRE(m.pods[0]->authorities().size() == 1);
   CHECK(m.pods[0]->authorities()[0] == m.env.addr(3, 8080).to_string());
-  CHECK(m.waypoint->log().find("\"chain\":\"direct-http\"") != std::string::npos);
+  CHECK(log_has(m, "\"chain\":\"direct-http\""));
   CHECK(m.waypoint->stat("chains_sniffed_http1") == 1);
+}
+
+TEST_CASE("mirror: a copy goes to the mirror service with a -shadow authority, its answer is ignored", "[l7][mirror]") {
+  Mesh m;
+  m.add_pod("main", 1, {{"app", "main"}}, http_pod());
+  m.add_pod("shadow", 2, {{"app", "shadow"}}, http_pod());
+  m.add_service("main", 100, 80, 8080, {{"app", "main"}}, "http");
+  m.add_service("shadow", 101, 80, 8080, {{"app", "shadow"}}, "http");
+  m.spec.extra_documents +=
+      "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+      "metadata: {name: main, namespace: default}\nspec:\n  hosts: [main]\n  http:\n"
+      "  - route: [{destination: {host: main}}]\n    mirror: {host: shadow}\n"
+      "    mirrorPercentage: {value: 100}\n";
+  REQUIRE(m.start() == "");
+  m.pods[1]->fail_next(100, 500);  // the shadow's answers never reach the client
+  auto client = m.client();
+  TestTunnel& t = client->open(m.env.addr(100, 80).to_string());
+  Http1Conn c(*client, t);
+  for (int i = 0; i < 5; ++i) {
+    HttpResponse r = c.request("POST", "/m", {{"host", "main"}}, "copy-" + std::to_string(i));
+    CHECK(r.status == 200);
+    CHECK(r.body == "copy-" + std::to_string(i));
+    CHECK(r.header("x-pod") == "main");
+  }
+  REQUIRE(m.waypoint->wait_stat("upstream_rq_mirrored", [](int64_t v) { return v == 5; }));
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (m.pods[1]->http_requests() < 5 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  auto shadowed = m.pods[1]->requests();
+  REQUIRE(shadowed.size() == 5);
+  CHECK(shadowed[0].authority == "main-shadow");
+  CHECK(shadowed[0].body_bytes == 6);
+}
+
+TEST_CASE("an http2 service port talks h2c to its pods, many requests on one upstream tunnel", "[l7][h2c]") {
+  Mesh m;
+  m.add_pod("grpcish", 1, {{"app", "g"}}, http_pod());
+  m.add_service("g", 100, 80, 8080, {{"app", "g"}}, "http2");
+  m.spec.concurrency = 1;
+  REQUIRE(m.start() == "");
+  auto client = m.client();
+  TestTunnel& t = client->open(m.env.addr(100, 80).to_string());
+  H2cConn c(*client, t);
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 50; ++i) {
+    ids.push_back(c.start("POST", "/g/" + std::to_string(i), {{"x-delay-ms", "30"}}, "m" + std::to_string(i)));
+  }
+  REQUIRE(c.run_until_done(ids, 20s));
+  for (int i = 0; i < 50; ++i) {
+    CHECK(c.response(ids[i]).status == 200);
+    CHECK(c.response(ids[i]).body == "m" + std::to_string(i));
+  }
+  // HTTP/1.1 from the client is carried as h2c too.
+  TestTunnel& t1 = client->open(m.env.addr(100, 80).to_string());
+  Http1Conn c1(*client, t1);
+  CHECK(c1.request("GET", "/one").status == 200);
+  auto reqs = m.pods[0]->requests();
+  REQUIRE(reqs.size() == 51);
+  for (const auto& r : reqs) {
+    CHECK(r.h2c);
+  }
+  CHECK(m.pods[0]->tunnels() == 1);  // every stream multiplexed on one upstream tunnel
+}
+
+TEST_CASE("Expect: 100-continue is answered by the waypoint, then the body goes through", "[l7][http1]") {
+  Mesh m;
+  one_service(m, 1);
+  REQUIRE(m.start() == "");
+  auto client = m.client();
+  TestTunnel& t = client->open(svc_vip(m));
+  t.send("POST /upload HTTP/1.1\r\nHost: svc\r\nContent-Length: 7\r\nExpect: 100-continue\r\n\r\n");
+  REQUIRE(client->run_until([&] { return t.received.find("\r\n\r\n") != std::string::npos; }));
+  CHECK(t.received == "HTTP/1.1 100 Continue\r\n\r\n");
+  t.send("payload");
+  REQUIRE(client->run_until(
+      [&] { return t.received.size() >= 7 && t.received.substr(t.received.size() - 7) == "payload"; }));
+  CHECK(t.received.find("HTTP/1.1 200 OK\r\n", 25) != std::string::npos);
+  auto reqs = m.pods[0]->requests();
+  REQUIRE(reqs.size() == 1);
+  CHECK_FALSE(reqs[0].headers.has("expect"));  // the pod is not asked again
+  CHECK(reqs[0].body_bytes == 7);
 }

@@ -115,6 +115,7 @@ class ActiveRequest final : public UpstreamStreamCallbacks,
   void route();
   void after_fault_delay();
   void prepare_upstream_head();
+  void send_mirrors();
   void start_attempt();
   void end_attempt(bool failure);
   void attempt_failed(int kind, const char* flag);  // router::Outcome::Kind
@@ -149,6 +150,7 @@ class ActiveRequest final : public UpstreamStreamCallbacks,
   uint32_t attempts_ = 0;
   bool stale_retry_used_ = false;
   bool retries_exhausted_ = false;
+  bool mirrored_ = false;
 
   // Request body.
   bool expect_continue_ = false;
