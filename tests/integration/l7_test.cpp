@@ -610,3 +610,62 @@ TEST_CASE("Expect: 100-continue is answered by the waypoint, then the body goes 
   CHECK_FALSE(reqs[0].headers.has("expect"));  // the pod is not asked again
   CHECK(reqs[0].body_bytes == 7);
 }
+
+TEST_CASE("header rules, rewrite and redirect from a VirtualService", "[l7][routing]") {
+  Mesh m;
+  one_service(m, 1,
+              "  http:\n"
+              "  - match: [{uri: {prefix: /old}}]\n"
+              "    redirect: {uri: /new, redirectCode: 302}\n"
+              "  - match: [{uri: {prefix: /api/}}]\n"
+              "    rewrite: {uri: /v2/, authority: backend.internal}\n"
+              "    headers:\n"
+              "      request: {set: {x-added: one}, remove: [x-secret]}\n"
+              "      response: {add: {x-resp: two}}\n"
+              "    route: [{destination: {host: svc}}]\n");
+  REQUIRE(m.start() == "");
+  auto client = m.client();
+  TestTunnel& t = client->open(svc_vip(m));
+  Http1Conn c(*client, t);
+  HttpResponse r = c.request("GET", "/old/page", {{"host", "svc"}});
+  CHECK(r.status == 302);
+  CHECK(r.header("location") == "http://svc/new");
+  CHECK(m.pods[0]->http_requests() == 0);
+
+  HttpResponse a = c.request("GET", "/api/items?q=1", {{"host", "svc"}, {"x-secret", "s"}, {"x-added", "zero"}});
+  CHECK(a.status == 200);
+  CHECK(a.header("x-resp") == "two");
+  auto reqs = m.pods[0]->requests();
+  REQUIRE(reqs.size() == 1);
+  CHECK(reqs[0].target == "/v2/items?q=1");
+  CHECK(reqs[0].authority == "backend.internal");
+  CHECK(reqs[0].headers.get("x-added").value_or("") == "one");
+  CHECK(reqs[0].headers.count("x-added") == 1);
+  CHECK_FALSE(reqs[0].headers.has("x-secret"));
+}
+
+TEST_CASE("connectionPool http2MaxRequests: requests over the limit get 503 (UO), counted", "[l7][limits]") {
+  Mesh m;
+  m.spec.concurrency = 1;
+  one_service(m, 1, "", "  trafficPolicy:\n    connectionPool: {http: {http2MaxRequests: 2}}\n");
+  REQUIRE(m.start() == "");
+  auto client = m.client();
+  TestTunnel& t = client->open(svc_vip(m));
+  H2cConn c(*client, t);
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 6; ++i) {
+    ids.push_back(c.start("GET", "/slow", {{"x-delay-ms", "300"}}));
+  }
+  REQUIRE(c.run_until_done(ids, 10s));
+  int ok = 0, overflow = 0;
+  for (int32_t id : ids) {
+    ok += c.response(id).status == 200;
+    overflow += c.response(id).status == 503;
+  }
+  CHECK(ok == 2);
+  CHECK(overflow == 4);
+  CHECK(m.waypoint->stat("upstream_rq_pending_overflow") == 4);
+  CHECK(log_has(m, "\"response_flags\":\"UO\""));
+  // Once they finish, the slots are free again.
+  CHECK(c.request("GET", "/after").status == 200);
+}
