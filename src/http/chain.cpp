@@ -535,13 +535,25 @@ void ActiveRequest::start_attempt() {
     ep.pod = tunnel_.direct_pod;
     ep.address = tunnel_.destination;
   }
+  UpstreamKey key = upstream_key(tunnel_, ep, snapshot_->bootstrap.upstream.hbone_port);
+  if (cluster_ != nullptr && cluster_->policy.max_connections > 0) {
+    key.cluster = cluster_->name;
+    key.max_connections = cluster_->policy.max_connections;
+    key.max_pending = cluster_->policy.http1_max_pending_requests;
+    if (w_.upstream.would_overflow(key)) {
+      w_.stats.add(stats::Id::upstream_rq_pending_overflow);
+      cluster_state()->end_request(host_);
+      host_counted_ = false;
+      local_reply(503, "upstream connect error or disconnect/reset before headers", "UO");
+      return;
+    }
+  }
   ++attempts_;
   record_.attempts = attempts_;
   record_.upstream_host = ep.address.to_string();
   w_.stats.add(stats::Id::upstream_rq_total);
   w_.stats.add(stats::Id::upstream_rq_active);
 
-  UpstreamKey key = upstream_key(tunnel_, ep, snapshot_->bootstrap.upstream.hbone_port);
   if (route_->retry.per_try_timeout && route_->retry.per_try_timeout->count() > 0) {
     per_try_timer_.start(*route_->retry.per_try_timeout);
   }

@@ -58,6 +58,7 @@ class Http1Upstream final : public UpstreamStream,
 
   const std::string& key() const { return key_; }
   State state() const { return state_; }
+  std::string budget;  // the cluster whose connectionPool limit counts this tunnel ("" = none)
 
   void connect(const UpstreamKey& key, UpstreamStreamCallbacks& scb, UpstreamPoolCallbacks& pcb) {
     stream_cb_ = &scb;
@@ -768,6 +769,8 @@ UpstreamHttpPool::UpstreamHttpPool(event::Loop& loop, hbone::Pool& tunnels, stat
     : loop_(loop), tunnels_(tunnels), stats_(stats), idle_timeout_(idle_timeout) {}
 
 UpstreamHttpPool::~UpstreamHttpPool() {
+  *alive_ = false;
+  pending_handoff_.clear();
   close_all();
 }
 
@@ -775,18 +778,102 @@ std::string UpstreamHttpPool::key_of(const UpstreamKey& key) {
   return key.authority.to_string() + (key.h2c ? "|h2c|" : "|http1|") + key.identity + "|" + key.client;
 }
 
+Http1Upstream* UpstreamHttpPool::find_idle(const std::string& k) {
+  auto eit = entries_.find(k);
+  if (eit == entries_.end()) {
+    return nullptr;
+  }
+  auto& idle = eit->second.idle;
+  while (!idle.empty()) {
+    Http1Upstream* conn = idle.back();
+    idle.pop_back();
+    if (conn->state() == Http1Upstream::State::Idle) {
+      return conn;
+    }
+  }
+  return nullptr;
+}
+
+bool UpstreamHttpPool::would_overflow(const UpstreamKey& key) const {
+  if (key.h2c || key.max_connections == 0 || key.max_pending == 0) {
+    return false;
+  }
+  auto b = budgets_.find(key.cluster);
+  if (b == budgets_.end() || b->second.open < key.max_connections) {
+    return false;
+  }
+  auto eit = entries_.find(key_of(key));
+  if (eit != entries_.end() && !eit->second.idle.empty()) {
+    return false;
+  }
+  return b->second.waiters.size() >= key.max_pending;
+}
+
+std::unique_ptr<UpstreamHttpPool::Pending> UpstreamHttpPool::connect_http1(const UpstreamKey& key,
+                                                                           UpstreamStreamCallbacks& scb,
+                                                                           UpstreamPoolCallbacks& pcb) {
+  auto owned = std::make_unique<Http1Upstream>(*this, key_of(key));
+  Http1Upstream* conn = owned.get();
+  http1_.emplace(conn, std::move(owned));
+  if (key.max_connections > 0) {
+    conn->budget = key.cluster;
+    budgets_[key.cluster].open++;
+  }
+  conn->connect(key, scb, pcb);
+  return std::make_unique<PendingHandle>([this, conn] {
+    if (http1_.count(conn) != 0 && conn->state() == Http1Upstream::State::Connecting) {
+      conn->cancel_connect();
+    }
+  });
+}
+
+// A tunnel of a limited cluster was released or closed: waiting requests take idle tunnels to
+// their endpoint, or the room that closing an idle tunnel to another endpoint makes.
+void UpstreamHttpPool::serve_waiters(const std::string& cluster) {
+  auto bit = budgets_.find(cluster);
+  if (bit == budgets_.end()) {
+    return;
+  }
+  Budget& b = bit->second;
+  while (!b.waiters.empty()) {
+    Waiter& w = b.waiters.front();
+    if (Http1Upstream* conn = find_idle(key_of(w.key))) {
+      idle_count_--;
+      stats_.sub(stats::Id::upstream_http_tunnels_idle);
+      stats_.add(stats::Id::upstream_http_tunnels_reused);
+      Waiter taken = std::move(w);
+      b.waiters.pop_front();
+      conn->activate(*taken.scb);
+      taken.pcb->on_pool_ready(*conn);
+      continue;
+    }
+    if (b.open >= w.key.max_connections) {
+      Http1Upstream* victim = nullptr;
+      for (auto& [c, owned] : http1_) {
+        if (c->budget == cluster && c->state() == Http1Upstream::State::Idle) {
+          victim = c;
+          break;
+        }
+      }
+      if (victim == nullptr) {
+        return;  // every tunnel is busy: wait for one to finish
+      }
+      victim->close();  // frees one (remove() decrements b.open)
+      continue;
+    }
+    Waiter taken = std::move(w);
+    b.waiters.pop_front();
+    // The request keeps waiting on a new tunnel; its cancel handle reaches it through the id.
+    pending_handoff_[taken.id] = connect_http1(taken.key, *taken.scb, *taken.pcb);
+  }
+}
+
 std::unique_ptr<UpstreamHttpPool::Pending> UpstreamHttpPool::new_stream(const UpstreamKey& key,
                                                                         UpstreamStreamCallbacks& scb,
                                                                         UpstreamPoolCallbacks& pcb) {
   std::string k = key_of(key);
-  Entry& e = entries_[k];
   if (!key.h2c) {
-    while (!e.idle.empty()) {
-      Http1Upstream* conn = e.idle.back();
-      e.idle.pop_back();
-      if (conn->state() != Http1Upstream::State::Idle) {
-        continue;
-      }
+    if (Http1Upstream* conn = find_idle(k)) {
       idle_count_--;
       stats_.sub(stats::Id::upstream_http_tunnels_idle);
       stats_.add(stats::Id::upstream_http_tunnels_reused);
@@ -794,16 +881,24 @@ std::unique_ptr<UpstreamHttpPool::Pending> UpstreamHttpPool::new_stream(const Up
       pcb.on_pool_ready(*conn);
       return nullptr;
     }
-    auto owned = std::make_unique<Http1Upstream>(*this, k);
-    Http1Upstream* conn = owned.get();
-    http1_.emplace(conn, std::move(owned));
-    conn->connect(key, scb, pcb);
-    return std::make_unique<PendingHandle>([this, conn] {
-      if (http1_.count(conn) != 0 && conn->state() == Http1Upstream::State::Connecting) {
-        conn->cancel_connect();
-      }
-    });
+    if (key.max_connections > 0 && budgets_[key.cluster].open >= key.max_connections) {
+      // At maxConnections: wait for a tunnel (would_overflow() told the caller whether it may).
+      uint64_t id = ++next_waiter_;
+      budgets_[key.cluster].waiters.push_back(Waiter{key, &scb, &pcb, id});
+      return std::make_unique<PendingHandle>([this, cluster = key.cluster, id, alive = alive_] {
+        if (!*alive) {
+          return;
+        }
+        pending_handoff_.erase(id);  // cancels a tunnel dialled for it, if any
+        auto bit = budgets_.find(cluster);
+        if (bit != budgets_.end()) {
+          bit->second.waiters.remove_if([id](const Waiter& w) { return w.id == id; });
+        }
+      });
+    }
+    return connect_http1(key, scb, pcb);
   }
+  Entry& e = entries_[k];
   for (H2cUpstream* conn : e.h2c) {
     if (!conn->closed() && conn->available() > 0) {
       stats_.add(stats::Id::upstream_http_tunnels_reused);
@@ -835,9 +930,36 @@ std::unique_ptr<UpstreamHttpPool::Pending> UpstreamHttpPool::new_stream(const Up
 
 void UpstreamHttpPool::release(Http1Upstream& conn) {
   entries_[conn.key()].idle.push_back(&conn);
+  if (!conn.budget.empty()) {
+    auto bit = budgets_.find(conn.budget);
+    if (bit != budgets_.end() && !bit->second.waiters.empty()) {
+      // Not from inside the finishing exchange's callbacks: after them.
+      loop_.run_after_io([this, cluster = conn.budget, alive = alive_] {
+        if (*alive) {
+          serve_waiters(cluster);
+        }
+      });
+    }
+  }
 }
 
 void UpstreamHttpPool::remove(Http1Upstream& conn) {
+  if (!conn.budget.empty()) {
+    auto bit = budgets_.find(conn.budget);
+    if (bit != budgets_.end()) {
+      bit->second.open--;
+      if (!bit->second.waiters.empty()) {
+        loop_.run_after_io([this, cluster = conn.budget, alive = alive_] {
+          if (*alive) {
+            serve_waiters(cluster);
+          }
+        });
+      } else if (bit->second.open == 0) {
+        budgets_.erase(bit);
+      }
+    }
+    conn.budget.clear();
+  }
   auto eit = entries_.find(conn.key());
   if (eit != entries_.end()) {
     eit->second.idle.remove(&conn);

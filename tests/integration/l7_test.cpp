@@ -669,3 +669,31 @@ TEST_CASE("connectionPool http2MaxRequests: requests over the limit get 503 (UO)
   // Once they finish, the slots are free again.
   CHECK(c.request("GET", "/after").status == 200);
 }
+
+TEST_CASE("connectionPool maxConnections and http1MaxPendingRequests: one tunnel, one waiting, the rest 503 UO",
+          "[l7][limits]") {
+  Mesh m;
+  m.spec.concurrency = 1;
+  one_service(m, 1, "",
+              "  trafficPolicy:\n    connectionPool: {tcp: {maxConnections: 1}, http: {http1MaxPendingRequests: 1}}\n");
+  REQUIRE(m.start() == "");
+  auto client = m.client();
+  std::vector<std::unique_ptr<Http1Conn>> conns;
+  for (int i = 0; i < 3; ++i) {
+    TestTunnel& t = client->open(svc_vip(m));
+    conns.push_back(std::make_unique<Http1Conn>(*client, t));
+    conns.back()->send_raw("GET /" + std::to_string(i) + " HTTP/1.1\r\nHost: svc\r\nx-delay-ms: 300\r\n\r\n");
+    // In order: the first takes the only tunnel, the second waits, the third overflows.
+    REQUIRE(client->run_until([&] { return m.waypoint->stat("downstream_rq_total") == i + 1; }));
+  }
+  std::map<int, int> statuses;
+  for (auto& c : conns) {
+    auto rs = c->read_responses(1);
+    REQUIRE(rs.size() == 1);
+    statuses[rs[0].status]++;
+  }
+  CHECK(statuses[200] == 2);
+  CHECK(statuses[503] == 1);
+  CHECK(m.pods[0]->tunnels() == 1);  // the waiting request reused the tunnel once it was free
+  CHECK(m.waypoint->stat("upstream_rq_pending_overflow") == 1);
+}

@@ -71,6 +71,12 @@ struct UpstreamKey {
   bool h2c = false;
   hbone::H2Stream::HeaderList connect_headers;  // forwarded, traceparent, baggage
   std::string client;                           // client address: part of the pooling key
+  // DestinationRule connectionPool of the cluster (HTTP/1.1 tunnels, per worker): at most
+  // `max_connections` tunnels open to the cluster (0 = unlimited); a request that needs another
+  // one waits for a tunnel to free up, at most `max_pending` of them (0 = unlimited).
+  std::string cluster;
+  uint32_t max_connections = 0;
+  uint32_t max_pending = 0;
 };
 
 class Http1Upstream;
@@ -92,12 +98,29 @@ class UpstreamHttpPool {
   // tunnel, or an h2c tunnel with a free stream), or returns a Pending whose callback comes later.
   std::unique_ptr<Pending> new_stream(const UpstreamKey& key, UpstreamStreamCallbacks& stream_cb,
                                       UpstreamPoolCallbacks& pool_cb);
+  // True when a request for `key` would exceed the cluster's connectionPool limits now (answer it
+  // 503, flag UO): no idle tunnel, maxConnections reached and http1MaxPendingRequests waiting.
+  bool would_overflow(const UpstreamKey& key) const;
   void close_all();
   size_t idle_count() const { return idle_count_; }
 
  private:
   friend class Http1Upstream;
   friend class H2cUpstream;
+  struct Waiter {
+    UpstreamKey key;
+    UpstreamStreamCallbacks* scb;
+    UpstreamPoolCallbacks* pcb;
+    uint64_t id;
+  };
+  struct Budget {
+    uint32_t open = 0;  // HTTP/1.1 tunnels of the cluster, connecting, active or idle
+    std::list<Waiter> waiters;
+  };
+  void serve_waiters(const std::string& cluster);
+  Http1Upstream* find_idle(const std::string& key);
+  std::unique_ptr<Pending> connect_http1(const UpstreamKey& key, UpstreamStreamCallbacks& scb,
+                                         UpstreamPoolCallbacks& pcb);
   struct Entry {
     std::list<Http1Upstream*> idle;  // kept-alive HTTP/1.1 tunnels, most recent at the back
     std::list<H2cUpstream*> h2c;     // h2c tunnels (ready or connecting)
@@ -115,6 +138,11 @@ class UpstreamHttpPool {
   std::unordered_map<Http1Upstream*, std::unique_ptr<Http1Upstream>> http1_;
   std::unordered_map<H2cUpstream*, std::unique_ptr<H2cUpstream>> h2c_;
   size_t idle_count_ = 0;
+  std::unordered_map<std::string, Budget> budgets_;  // by cluster name (limited clusters only)
+  uint64_t next_waiter_ = 0;
+  // Tunnels dialled for a waiter that was served: its cancel handle, by waiter id.
+  std::unordered_map<uint64_t, std::unique_ptr<Pending>> pending_handoff_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace wp::http
