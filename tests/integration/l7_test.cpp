@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <map>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -696,4 +697,49 @@ TEST_CASE("connectionPool maxConnections and http1MaxPendingRequests: one tunnel
   CHECK(statuses[503] == 1);
   CHECK(m.pods[0]->tunnels() == 1);  // the waiting request reused the tunnel once it was free
   CHECK(m.waypoint->stat("upstream_rq_pending_overflow") == 1);
+}
+
+TEST_CASE("consistentHash on a header keeps each user on one pod", "[l7][lb]") {
+  Mesh m;
+  m.spec.concurrency = 1;
+  one_service(m, 3, "", "  trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user}}}\n");
+  REQUIRE(m.start() == "");
+  auto client = m.client();
+  TestTunnel& t = client->open(svc_vip(m));
+  Http1Conn c(*client, t);
+  std::map<std::string, std::set<std::string>> pods_of_user;
+  std::set<std::string> used;
+  for (int round = 0; round < 5; ++round) {
+    for (int u = 0; u < 30; ++u) {
+      std::string user = "user-" + std::to_string(u);
+      std::string pod = c.request("GET", "/h", {{"x-user", user}}).header("x-pod");
+      pods_of_user[user].insert(pod);
+      used.insert(pod);
+    }
+  }
+  for (const auto& [user, pods] : pods_of_user) {
+    INFO(user);
+    CHECK(pods.size() == 1);
+  }
+  CHECK(used.size() == 3);  // 30 users spread over the 3 pods
+}
+
+TEST_CASE("h2c bodies of 4 MiB both ways through the waypoint", "[l7][h2c][body]") {
+  Mesh m;
+  one_service(m, 1);
+  REQUIRE(m.start() == "");
+  auto client = m.client();
+  TestTunnel& t = client->open(svc_vip(m));
+  H2cConn c(*client, t);
+  std::string body(4 << 20, '\0');
+  for (size_t i = 0; i < body.size(); ++i) {
+    body[i] = static_cast<char>('0' + i % 43);
+  }
+  std::vector<int32_t> ids = {c.start("POST", "/a", {}, body), c.start("POST", "/b", {}, body),
+                              c.start("GET", "/c", {{"x-body-bytes", std::to_string(4 << 20)}})};
+  REQUIRE(c.run_until_done(ids, 30s));
+  CHECK(c.response(ids[0]).status == 200);
+  CHECK((c.response(ids[0]).body == body));
+  CHECK((c.response(ids[1]).body == body));
+  CHECK(c.response(ids[2]).body.size() == size_t(4 << 20));
 }
