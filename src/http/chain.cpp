@@ -89,16 +89,8 @@ UpstreamKey upstream_key(const TunnelInfo& tunnel, const config::Endpoint& ep, u
   key.identity = ep.pod->spiffe_id;
   key.authority = ep.address;
   key.h2c = tunnel.upstream_h2c;
-  const net::IpAddr& src = tunnel.source_ip;
-  key.client = src.to_string();
-  key.connect_headers.emplace_back("forwarded",
-                                   src.is_v4() ? "for=\"" + key.client + "\"" : "for=\"[" + key.client + "]\"");
-  if (!tunnel.traceparent.empty()) {
-    key.connect_headers.emplace_back("traceparent", tunnel.traceparent);
-  }
-  if (!tunnel.baggage.empty()) {
-    key.connect_headers.emplace_back("baggage", tunnel.baggage);
-  }
+  key.client = tunnel.client;
+  key.connect_headers = &tunnel.connect_headers;
   return key;
 }
 
@@ -197,7 +189,7 @@ ActiveRequest::ActiveRequest(WorkerContext& worker, const TunnelInfo& tunnel, Do
   record_.protocol = protocol;
   record_.chain = tunnel.chain;
   record_.source_principal = tunnel.source_principal;
-  record_.source_address = tunnel.source_ip.to_string();
+  record_.source_address = tunnel.client;
   record_.upstream_host = "-";
   record_.route = "-";
   record_.cluster = "-";
@@ -372,11 +364,10 @@ void ActiveRequest::prepare_upstream_head() {
     head_.chunked = true;
   }
   // x-forwarded-for: the client address the CONNECT's forwarded header named (or the peer).
-  std::string client = tunnel_.source_ip.to_string();
   if (auto xff = head_.headers.get("x-forwarded-for")) {
-    head_.headers.set("x-forwarded-for", std::string(*xff) + ", " + client);
+    head_.headers.set("x-forwarded-for", std::string(*xff) + ", " + tunnel_.client);
   } else {
-    head_.headers.add("x-forwarded-for", client);
+    head_.headers.add("x-forwarded-for", tunnel_.client);
   }
   if (!head_.headers.has("x-forwarded-proto")) {
     head_.headers.add("x-forwarded-proto", "http");
@@ -588,20 +579,14 @@ void ActiveRequest::on_pool_ready(UpstreamStream& stream) {
   if (replayable_ && !replay_.empty()) {
     buffer::Buffer copy;
     replay_.for_each([&](const uint8_t* p, size_t n) { copy.append(p, n); });
-    send_request_body(copy, request_complete_ && !request_trailers_);
+    up_->send_body(copy, request_complete_ && !request_trailers_);
   } else if (!pending_.empty()) {
-    send_request_body(pending_, request_complete_ && !request_trailers_);
+    up_->send_body(pending_, request_complete_ && !request_trailers_);
   }
   if (up_ != nullptr && request_complete_ && request_trailers_) {
     up_->send_trailers(*request_trailers_);
   }
   consume_downstream();
-}
-
-void ActiveRequest::send_request_body(buffer::Buffer& data, bool end) {
-  if (up_ != nullptr) {
-    up_->send_body(data, end);
-  }
 }
 
 void ActiveRequest::on_pool_failure(hbone::UpstreamFailure failure) {

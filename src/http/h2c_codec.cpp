@@ -719,7 +719,7 @@ void H2cEngine::deliver_head(Stream& s, bool end_stream) {
     }
     head.headers = std::move(s.fields);
     s.reset_fields();
-    server_cb_->on_request(id, std::move(head));
+    server_cb_->on_request(id, std::move(head), end_stream);
   } else {
     ResponseHead head;
     head.status = static_cast<int>(parse_u64(s.status).value_or(0));

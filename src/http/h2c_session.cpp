@@ -1,7 +1,5 @@
 #include <spdlog/spdlog.h>
 
-#include <optional>
-
 #include "waypoint/http/session.h"
 
 namespace wp::http {
@@ -54,12 +52,6 @@ class H2cSession::Stream final : public DownstreamStream {
 
   H2cSession& session_;
   int32_t id_;
-  // Until started: the request as it arrives (delivered once it is known whether a body follows).
-  bool started_ = false;
-  RequestHead head_;
-  buffer::Buffer early_body_;
-  std::optional<HeaderMap> early_trailers_;
-  bool early_end_ = false;
   bool closed_ = false;        // on_stream_closed seen
   bool request_done_ = false;  // the ActiveRequest finished
   std::unique_ptr<ActiveRequest> request;
@@ -160,7 +152,7 @@ void H2cSession::on_tunnel_closed(hbone::Tunnel&, bool) {
   maybe_done();
 }
 
-void H2cSession::on_request(int32_t id, RequestHead&& head) {
+void H2cSession::on_request(int32_t id, RequestHead&& head, bool end_stream) {
   auto stream = std::make_unique<Stream>(*this, id);
   Stream* s = stream.get();
   streams_[id] = std::move(stream);
@@ -178,41 +170,12 @@ void H2cSession::on_request(int32_t id, RequestHead&& head) {
       }
     }
   });
-  s->head_ = std::move(head);
-  // on_request_end follows at once when the HEADERS carried END_STREAM: start after this feed.
-  w_.loop.run_after_io([this, s, id, alive = alive_] {
-    if (!*alive || streams_.count(id) == 0 || streams_[id].get() != s || s->request == nullptr) {
-      return;
-    }
-    s->started_ = true;
-    bool end_only = s->early_end_ && s->early_body_.empty() && !s->early_trailers_;
-    ActiveRequest* r = s->request.get();
-    r->on_request_head(std::move(s->head_), end_only);
-    if (s->request == nullptr || end_only) {
-      return;
-    }
-    if (!s->early_body_.empty()) {
-      buffer::Buffer body = std::move(s->early_body_);
-      body.for_each([&](const uint8_t* p, size_t n) {
-        if (s->request != nullptr) {
-          s->request->on_request_body(p, n);
-        }
-      });
-    }
-    if (s->request != nullptr && s->early_trailers_) {
-      s->request->on_request_trailers(std::move(*s->early_trailers_));
-    }
-    if (s->request != nullptr && s->early_end_) {
-      s->request->on_request_end();
-    }
-  });
+  s->request->on_request_head(std::move(head), end_stream);
 }
 
 void H2cSession::on_request_body(int32_t id, const uint8_t* data, size_t len) {
   auto it = streams_.find(id);
-  if (it != streams_.end() && it->second->request != nullptr && !it->second->started_) {
-    it->second->early_body_.append(data, len);
-  } else if (it != streams_.end() && it->second->request != nullptr) {
+  if (it != streams_.end() && it->second->request != nullptr) {
     it->second->request->on_request_body(data, len);
   } else {
     codec_.consume(id, len);
@@ -221,18 +184,14 @@ void H2cSession::on_request_body(int32_t id, const uint8_t* data, size_t len) {
 
 void H2cSession::on_request_trailers(int32_t id, HeaderMap&& trailers) {
   auto it = streams_.find(id);
-  if (it != streams_.end() && it->second->request != nullptr && !it->second->started_) {
-    it->second->early_trailers_ = std::move(trailers);
-  } else if (it != streams_.end() && it->second->request != nullptr) {
+  if (it != streams_.end() && it->second->request != nullptr) {
     it->second->request->on_request_trailers(std::move(trailers));
   }
 }
 
 void H2cSession::on_request_end(int32_t id) {
   auto it = streams_.find(id);
-  if (it != streams_.end() && it->second->request != nullptr && !it->second->started_) {
-    it->second->early_end_ = true;
-  } else if (it != streams_.end() && it->second->request != nullptr) {
+  if (it != streams_.end() && it->second->request != nullptr) {
     it->second->request->on_request_end();
   }
 }

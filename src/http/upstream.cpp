@@ -16,7 +16,9 @@ hbone::UpstreamTarget target_of(const UpstreamKey& key) {
   t.hbone_address = key.hbone_address;
   t.identity = key.identity;
   t.authority = key.authority.to_string();
-  t.headers = key.connect_headers;
+  if (key.connect_headers != nullptr) {
+    t.headers = *key.connect_headers;
+  }
   return t;
 }
 
@@ -283,7 +285,6 @@ class Http1Upstream final : public UpstreamStream,
       tunnel_ = nullptr;
     }
     if (was_idle) {
-      pool_.idle_count_--;
       pool_.stats_.sub(stats::Id::upstream_http_tunnels_idle);
     }
     pool_.remove(*this);
@@ -347,7 +348,6 @@ class Http1Upstream final : public UpstreamStream,
     stream_cb_ = nullptr;
     if (keep_alive_ && !eof_ && tunnel_ != nullptr && codec_.state() == CodecState::Running && in_.empty()) {
       state_ = State::Idle;
-      pool_.idle_count_++;
       pool_.stats_.add(stats::Id::upstream_http_tunnels_idle);
       idle_timer_.start(pool_.idle_timeout_);
       pool_.release(*this);
@@ -775,7 +775,12 @@ UpstreamHttpPool::~UpstreamHttpPool() {
 }
 
 std::string UpstreamHttpPool::key_of(const UpstreamKey& key) {
-  return key.authority.to_string() + (key.h2c ? "|h2c|" : "|http1|") + key.identity + "|" + key.client;
+  std::string k = key.authority.to_string();
+  k += key.h2c ? "|h2c|" : "|http1|";
+  k += key.identity;
+  k += '|';
+  k += key.client;
+  return k;
 }
 
 Http1Upstream* UpstreamHttpPool::find_idle(const std::string& k) {
@@ -838,7 +843,6 @@ void UpstreamHttpPool::serve_waiters(const std::string& cluster) {
   while (!b.waiters.empty()) {
     Waiter& w = b.waiters.front();
     if (Http1Upstream* conn = find_idle(key_of(w.key))) {
-      idle_count_--;
       stats_.sub(stats::Id::upstream_http_tunnels_idle);
       stats_.add(stats::Id::upstream_http_tunnels_reused);
       Waiter taken = std::move(w);
@@ -874,7 +878,6 @@ std::unique_ptr<UpstreamHttpPool::Pending> UpstreamHttpPool::new_stream(const Up
   std::string k = key_of(key);
   if (!key.h2c) {
     if (Http1Upstream* conn = find_idle(k)) {
-      idle_count_--;
       stats_.sub(stats::Id::upstream_http_tunnels_idle);
       stats_.add(stats::Id::upstream_http_tunnels_reused);
       conn->activate(scb);

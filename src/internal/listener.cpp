@@ -34,6 +34,24 @@ ChainMatch select_chain(const config::Snapshot& snapshot, const net::SockAddr& d
   return m;
 }
 
+namespace {
+
+// The headers of a re-originated CONNECT: the client's address and the trace context.
+hbone::H2Stream::HeaderList upstream_connect_headers(const net::IpAddr& src, const std::string& traceparent,
+                                                     const std::string& baggage) {
+  hbone::H2Stream::HeaderList h;
+  h.emplace_back("forwarded", src.is_v4() ? "for=\"" + src.to_string() + "\"" : "for=\"[" + src.to_string() + "]\"");
+  if (!traceparent.empty()) {
+    h.emplace_back("traceparent", traceparent);
+  }
+  if (!baggage.empty()) {
+    h.emplace_back("baggage", baggage);
+  }
+  return h;
+}
+
+}  // namespace
+
 struct InternalListener::Accepted {
   hbone::H2Stream* stream = nullptr;
   config::SnapshotPtr snapshot;
@@ -271,7 +289,8 @@ void InternalListener::start_http(Accepted& a, Sniffed protocol, buffer::Buffer 
   info.source_principal = a.peer_identity;
   info.source_ip = a.source_ip;
   info.traceparent = a.traceparent;
-  info.baggage = a.baggage;
+  info.client = a.source_ip.to_string();
+  info.connect_headers = upstream_connect_headers(a.source_ip, a.traceparent, a.baggage);
   if (m.kind == ChainMatch::Kind::Vip) {
     info.routes = a.snapshot->find_routes(a.destination);
     info.upstream_h2c =
@@ -312,15 +331,7 @@ void InternalListener::start_tcp(Accepted& a, const config::Pod* pod, net::SockA
   target.hbone_address = net::SockAddr(pod->ip, snap.bootstrap.upstream.hbone_port);
   target.identity = pod->spiffe_id;
   target.authority = authority.to_string();
-  const net::IpAddr& src = a.source_ip;
-  target.headers.emplace_back("forwarded",
-                              src.is_v4() ? "for=\"" + src.to_string() + "\"" : "for=\"[" + src.to_string() + "]\"");
-  if (!a.traceparent.empty()) {
-    target.headers.emplace_back("traceparent", a.traceparent);
-  }
-  if (!a.baggage.empty()) {
-    target.headers.emplace_back("baggage", a.baggage);
-  }
+  target.headers = upstream_connect_headers(a.source_ip, a.traceparent, a.baggage);
   auto proxy = std::make_unique<TcpProxy>(*a.stream, std::move(record), a.snapshot, stats_, log_, [this](TcpProxy& p) {
     auto it = proxies_.find(&p);
     if (it != proxies_.end()) {

@@ -636,7 +636,7 @@ class H2cServer final : public PodHttpServer, private http::H2cServerCallbacks {
   }
 
   // H2cServerCallbacks
-  void on_request(int32_t id, http::RequestHead&& head) override {
+  void on_request(int32_t id, http::RequestHead&& head, bool) override {
     if (dying_) {
       return;
     }

@@ -37,15 +37,16 @@ struct WorkerContext {
 
 // What the chain knows about the tunnel its requests arrive in (fixed at CONNECT time).
 struct TunnelInfo {
-  config::SnapshotPtr snapshot;                // pinned for the tunnel's life
-  std::string chain;                           // inbound-vip|9080|http|fqdn, or direct-http
-  const config::RouteTable* routes = nullptr;  // service chains
-  const config::Pod* direct_pod = nullptr;     // direct-http: the pod the tunnel was addressed to
-  net::SockAddr destination;                   // the CONNECT authority
-  std::string source_principal;                // the client's SPIFFE ID
-  net::IpAddr source_ip;                       // forwarded for=, else the TCP peer
-  std::string traceparent;                     // from the CONNECT, passed on to upstream CONNECTs
-  std::string baggage;
+  config::SnapshotPtr snapshot;                 // pinned for the tunnel's life
+  std::string chain;                            // inbound-vip|9080|http|fqdn, or direct-http
+  const config::RouteTable* routes = nullptr;   // service chains
+  const config::Pod* direct_pod = nullptr;      // direct-http: the pod the tunnel was addressed to
+  net::SockAddr destination;                    // the CONNECT authority
+  std::string source_principal;                 // the client's SPIFFE ID
+  net::IpAddr source_ip;                        // forwarded for=, else the TCP peer
+  std::string traceparent;                      // from the CONNECT, passed on to the requests
+  std::string client;                           // source_ip as text (x-forwarded-for, pooling key)
+  hbone::H2Stream::HeaderList connect_headers;  // forwarded, traceparent, baggage for upstream CONNECTs
   bool upstream_h2c = false;  // talk h2c to the pods (port http2/h2c/grpc, or h2c sniffed on a pod chain)
 };
 
@@ -121,7 +122,6 @@ class ActiveRequest final : public UpstreamStreamCallbacks,
   void attempt_failed(int kind, const char* flag);  // router::Outcome::Kind
   void retry_or_reply(int kind, uint16_t status, const char* flag);
   void schedule_retry();
-  void send_request_body(buffer::Buffer& data, bool end);
   void local_reply(int status, std::string_view body, const char* flags, const HeaderMap* extra = nullptr);
   void on_route_timeout();
   void on_per_try_timeout();

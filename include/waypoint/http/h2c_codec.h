@@ -33,8 +33,9 @@ struct H2cSettings {
 class H2cServerCallbacks {
  public:
   virtual ~H2cServerCallbacks() = default;
-  // A complete request header block. When it carried END_STREAM, on_request_end follows at once.
-  virtual void on_request(int32_t stream, RequestHead&& head) = 0;
+  // A complete request header block; `end_stream`: it carried END_STREAM (no body follows, and
+  // on_request_end follows at once).
+  virtual void on_request(int32_t stream, RequestHead&& head, bool end_stream) = 0;
   virtual void on_request_body(int32_t stream, const uint8_t* data, size_t len) = 0;
   virtual void on_request_trailers(int32_t stream, HeaderMap&& trailers) = 0;
   virtual void on_request_end(int32_t stream) = 0;  // END_STREAM received

@@ -91,7 +91,7 @@ class H2cSession final : public Session, public hbone::TunnelHandler, public H2c
   void on_tunnel_drained(hbone::Tunnel& t, size_t bytes) override;
   void on_tunnel_closed(hbone::Tunnel& t, bool clean) override;
 
-  void on_request(int32_t stream, RequestHead&& head) override;
+  void on_request(int32_t stream, RequestHead&& head, bool end_stream) override;
   void on_request_body(int32_t stream, const uint8_t* data, size_t len) override;
   void on_request_trailers(int32_t stream, HeaderMap&& trailers) override;
   void on_request_end(int32_t stream) override;

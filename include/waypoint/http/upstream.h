@@ -69,8 +69,9 @@ struct UpstreamKey {
   std::string identity;         // expected SPIFFE ID of the pod
   net::SockAddr authority;      // podIP:targetPort (the CONNECT :authority)
   bool h2c = false;
-  hbone::H2Stream::HeaderList connect_headers;  // forwarded, traceparent, baggage
-  std::string client;                           // client address: part of the pooling key
+  // Per tunnel, computed once (TunnelInfo): both must outlive the request that uses the key.
+  const hbone::H2Stream::HeaderList* connect_headers = nullptr;  // forwarded, traceparent, baggage
+  std::string_view client;                                       // client address: part of the pooling key
   // DestinationRule connectionPool of the cluster (HTTP/1.1 tunnels, per worker): at most
   // `max_connections` tunnels open to the cluster (0 = unlimited); a request that needs another
   // one waits for a tunnel to free up, at most `max_pending` of them (0 = unlimited).
@@ -102,7 +103,6 @@ class UpstreamHttpPool {
   // 503, flag UO): no idle tunnel, maxConnections reached and http1MaxPendingRequests waiting.
   bool would_overflow(const UpstreamKey& key) const;
   void close_all();
-  size_t idle_count() const { return idle_count_; }
 
  private:
   friend class Http1Upstream;
@@ -137,7 +137,6 @@ class UpstreamHttpPool {
   std::unordered_map<std::string, Entry> entries_;
   std::unordered_map<Http1Upstream*, std::unique_ptr<Http1Upstream>> http1_;
   std::unordered_map<H2cUpstream*, std::unique_ptr<H2cUpstream>> h2c_;
-  size_t idle_count_ = 0;
   std::unordered_map<std::string, Budget> budgets_;  // by cluster name (limited clusters only)
   uint64_t next_waiter_ = 0;
   // Tunnels dialled for a waiter that was served: its cancel handle, by waiter id.

@@ -61,7 +61,7 @@ struct ServerRec : H2cServerCallbacks {
   std::function<void(int32_t)> on_end;
   std::function<void(int32_t)> on_drained;
 
-  void on_request(int32_t s, RequestHead&& h) override {
+  void on_request(int32_t s, RequestHead&& h, bool) override {
     events.push_back("request " + std::to_string(s) + " " + h.method + " " + h.target + " @" + h.authority + " cl=" +
                      (h.content_length ? std::to_string(*h.content_length) : "-") + " [" + to_string(h.headers) + "]");
     heads[s] = std::move(h);
