@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages waypoint needs to build, test and run its demo. Idempotent: does
-# nothing when everything is present. Run as root.
+# nothing when everything is present. Run as root. Extra packages may be named as arguments
+# (bench/run adds its peers: haproxy, nghttp2-proxy).
 set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config
   libuv1-dev libnghttp2-dev libssl-dev libspdlog-dev libyaml-cpp-dev node-llhttp catch2
   python3 python3-h2 procps
+  "$@"
 )
 
 missing=()

@@ -538,7 +538,7 @@ int32_t H2cEngine::submit_request(const RequestHead& head, bool end_stream) {
   }
   const bool connect = head.method == "CONNECT";
   if (!connect) {
-    nv.add(":scheme", "http");
+    nv.add(":scheme", settings_.scheme);
   }
   if (!authority.empty()) {
     nv.add(":authority", authority);

@@ -28,6 +28,7 @@ struct H2cSettings {
   uint32_t max_frame_size = 16384;
   size_t max_header_list_bytes = 64 * 1024;  // larger request/response header blocks: the
                                              // stream is answered 431 (server) / reset (client)
+  const char* scheme = "http";  // client: the :scheme of requests ("https" over TLS, bench/)
 };
 
 class H2cServerCallbacks {
