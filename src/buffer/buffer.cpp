@@ -104,7 +104,10 @@ void Buffer::append(const void* p, size_t n) {
   auto* src = static_cast<const uint8_t*>(p);
   length_ += n;
   while (n > 0) {
-    if (slices_.empty() || slices_.back().tailroom() == 0) {
+    if (slices_.size() == head_ || slices_.back().tailroom() == 0) {
+      if (slices_.capacity() == 0) {
+        slices_.reserve(4);  // one allocation for the usual one to four slices
+      }
       slices_.emplace_back(n);
     }
     size_t k = slices_.back().append(src, n);
@@ -114,17 +117,19 @@ void Buffer::append(const void* p, size_t n) {
 }
 
 void Buffer::move_from(Buffer& other) {
-  if (other.slices_.empty()) {
+  if (other.slices_.size() == other.head_) {
     return;
   }
-  if (slices_.empty()) {
+  if (slices_.size() == head_) {
     slices_.swap(other.slices_);
+    std::swap(head_, other.head_);
   } else {
-    for (auto& s : other.slices_) {
-      slices_.push_back(std::move(s));
+    for (size_t i = other.head_; i < other.slices_.size(); ++i) {
+      slices_.push_back(std::move(other.slices_[i]));
     }
-    other.slices_.clear();
   }
+  other.slices_.clear();
+  other.head_ = 0;
   length_ += other.length_;
   other.length_ = 0;
 }
@@ -132,10 +137,8 @@ void Buffer::move_from(Buffer& other) {
 size_t Buffer::copy_out(void* dst, size_t n) const {
   auto* out = static_cast<uint8_t*>(dst);
   size_t done = 0;
-  for (const auto& s : slices_) {
-    if (done == n) {
-      break;
-    }
+  for (size_t i = head_; i < slices_.size() && done < n; ++i) {
+    const Slice& s = slices_[i];
     size_t k = std::min(n - done, s.size());
     std::memcpy(out + done, s.data(), k);
     done += k;
@@ -147,33 +150,40 @@ void Buffer::drain(size_t n) {
   n = std::min(n, length_);
   length_ -= n;
   while (n > 0) {
-    auto& s = slices_.front();
+    Slice& s = slices_[head_];
     if (s.size() <= n) {
       n -= s.size();
-      slices_.pop_front();
+      s = Slice();  // its block goes back to the pool now
+      ++head_;
     } else {
       s.drain(n);
       n = 0;
     }
   }
-  // An empty front slice (possible after a drain that ended exactly on a boundary) never stays.
-  while (!slices_.empty() && slices_.front().size() == 0 && slices_.size() > 1) {
-    slices_.pop_front();
+  // Empty slices (possible after a drain that ended exactly on a boundary) never stay in front.
+  while (head_ < slices_.size() && slices_[head_].size() == 0 && slices_.size() - head_ > 1) {
+    slices_[head_] = Slice();
+    ++head_;
   }
   if (length_ == 0) {
     slices_.clear();
+    head_ = 0;
+  } else if (head_ >= 16 && head_ * 2 >= slices_.size()) {
+    slices_.erase(slices_.begin(), slices_.begin() + static_cast<std::ptrdiff_t>(head_));
+    head_ = 0;
   }
 }
 
 void Buffer::clear() {
   slices_.clear();
+  head_ = 0;
   length_ = 0;
 }
 
 std::span<const uint8_t> Buffer::front() const {
-  for (const auto& s : slices_) {
-    if (s.size() > 0) {
-      return {s.data(), s.size()};
+  for (size_t i = head_; i < slices_.size(); ++i) {
+    if (slices_[i].size() > 0) {
+      return {slices_[i].data(), slices_[i].size()};
     }
   }
   return {};

@@ -105,28 +105,34 @@ void Loop::on_async(uv_async_t* h) {
   }
 }
 
-Timer::Timer(Loop& loop, std::function<void()> cb) : handle_(new uv_timer_t), cb_(std::move(cb)) {
-  uv_timer_init(loop.uv(), handle_);
-  handle_->data = this;
-}
+Timer::Timer(Loop& loop, std::function<void()> cb) : loop_(&loop), cb_(std::move(cb)) {}
 
 Timer::~Timer() {
-  uv_timer_stop(handle_);
-  handle_->data = nullptr;
-  close_and_delete(handle_);
+  if (handle_ != nullptr) {
+    uv_timer_stop(handle_);
+    handle_->data = nullptr;
+    close_and_delete(handle_);
+  }
 }
 
 void Timer::start(std::chrono::milliseconds after, std::chrono::milliseconds repeat) {
+  if (handle_ == nullptr) {
+    handle_ = new uv_timer_t;
+    uv_timer_init(loop_->uv(), handle_);
+    handle_->data = this;
+  }
   uv_timer_start(handle_, &Timer::on_timer, static_cast<uint64_t>(after.count()),
                  static_cast<uint64_t>(repeat.count()));
 }
 
 void Timer::stop() {
-  uv_timer_stop(handle_);
+  if (handle_ != nullptr) {
+    uv_timer_stop(handle_);
+  }
 }
 
 bool Timer::armed() const {
-  return uv_is_active(reinterpret_cast<const uv_handle_t*>(handle_)) != 0;
+  return handle_ != nullptr && uv_is_active(reinterpret_cast<const uv_handle_t*>(handle_)) != 0;
 }
 
 void Timer::on_timer(uv_timer_t* h) {

@@ -59,9 +59,17 @@ std::string uuid4(WorkerContext& w) {
   }
   b[6] = static_cast<uint8_t>((b[6] & 0x0f) | 0x40);
   b[8] = static_cast<uint8_t>((b[8] & 0x3f) | 0x80);
-  char out[37];
-  std::snprintf(out, sizeof(out), "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-                b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+  // 8-4-4-4-12 hex digits, written by hand: snprintf cost 2 % of a request's CPU (bench/).
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(36, '-');
+  size_t pos = 0;
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) {
+      ++pos;  // the dash already there
+    }
+    out[pos++] = kHex[b[i] >> 4];
+    out[pos++] = kHex[b[i] & 0x0f];
+  }
   return out;
 }
 
@@ -561,18 +569,23 @@ void ActiveRequest::on_pool_ready(UpstreamStream& stream) {
   up_ = &stream;
   bool body_now = !replay_.empty() || !pending_.empty();
   bool end = request_complete_ && !body_now && !request_trailers_;
-  RequestHead head = head_;  // the upstream copy (a retry sends it again)
-  if (request_complete_ && !head.content_length) {
+  // This attempt's framing is set on head_ for the send and put back after (a retry starts from
+  // the same head), instead of copying the whole head per attempt.
+  const std::optional<uint64_t> content_length = head_.content_length;
+  const bool chunked = head_.chunked;
+  if (request_complete_ && !head_.content_length) {
     // The whole body is known now: send it with a length instead of chunks when we can.
     if (replayable_ && !request_trailers_) {
-      head.content_length = replay_.length();
-      head.chunked = false;
+      head_.content_length = replay_.length();
+      head_.chunked = false;
       if (replay_.empty()) {
-        head.content_length.reset();
+        head_.content_length.reset();
       }
     }
   }
-  up_->send_head(head, end);
+  up_->send_head(head_, end);
+  head_.content_length = content_length;
+  head_.chunked = chunked;
   if (up_ == nullptr) {
     return;  // failed synchronously
   }

@@ -37,15 +37,17 @@ bool is_hop_by_hop(std::string_view n) {
 }
 
 void HeaderMap::add(std::string_view name, std::string_view value) {
+  if (fields_.empty() && fields_.capacity() == 0) {
+    fields_.reserve(8);  // one allocation for a typical head instead of four as it grows
+  }
   fields_.push_back(Header{lowercase(name), std::string(value)});
   bytes_ += name.size() + value.size();
 }
 
 void HeaderMap::set(std::string_view name, std::string_view value) {
-  std::string n = lowercase(name);
   bool placed = false;
   for (auto it = fields_.begin(); it != fields_.end();) {
-    if (it->name == n) {
+    if (iequals(it->name, name)) {
       bytes_ -= it->name.size() + it->value.size();
       if (!placed) {
         it->value.assign(value);
@@ -60,16 +62,14 @@ void HeaderMap::set(std::string_view name, std::string_view value) {
     }
   }
   if (!placed) {
-    bytes_ += n.size() + value.size();
-    fields_.push_back(Header{std::move(n), std::string(value)});
+    add(name, value);
   }
 }
 
 size_t HeaderMap::remove(std::string_view name) {
-  std::string n = lowercase(name);
   size_t removed = 0;
   for (auto it = fields_.begin(); it != fields_.end();) {
-    if (it->name == n) {
+    if (iequals(it->name, name)) {
       bytes_ -= it->name.size() + it->value.size();
       it = fields_.erase(it);
       ++removed;

@@ -775,7 +775,10 @@ UpstreamHttpPool::~UpstreamHttpPool() {
 }
 
 std::string UpstreamHttpPool::key_of(const UpstreamKey& key) {
-  std::string k = key.authority.to_string();
+  std::string authority = key.authority.to_string();
+  std::string k;
+  k.reserve(authority.size() + 7 + key.identity.size() + 1 + key.client.size());  // one allocation
+  k += authority;
   k += key.h2c ? "|h2c|" : "|http1|";
   k += key.identity;
   k += '|';

@@ -72,7 +72,8 @@ class Timer {
 
  private:
   static void on_timer(uv_timer_t* h);
-  uv_timer_t* handle_;
+  Loop* loop_;
+  uv_timer_t* handle_ = nullptr;  // created by the first start(): most request timers never run
   std::function<void()> cb_;
 };
 

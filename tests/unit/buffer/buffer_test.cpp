@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <random>
 #include <string>
 
 #include "waypoint/buffer/buffer.h"
@@ -62,4 +63,80 @@ TEST_CASE("slices return to the per-thread pool", "[buffer]") {
     CHECK(wp::buffer::thread_slice_bytes_in_use() >= before + big.size());
   }
   CHECK(wp::buffer::thread_slice_bytes_in_use() == before);
+}
+
+TEST_CASE("Buffer matches a plain string model under random appends, drains, moves and clears", "[buffer]") {
+  std::mt19937 rng(12345);
+  Buffer buf, other;
+  std::string model, other_model;
+  auto contents = [](const Buffer& b) {
+    std::string s(b.length(), '\0');
+    REQUIRE(b.copy_out(s.data(), s.size()) == s.size());
+    std::string walked;
+    b.for_each([&](const uint8_t* p, size_t n) { walked.append(reinterpret_cast<const char*>(p), n); });
+    CHECK(walked == s);
+    return s;
+  };
+  for (int step = 0; step < 20000; ++step) {
+    switch (rng() % 7) {
+      case 0:
+      case 1: {  // append 1 byte .. 40 KiB
+        size_t n = 1 + rng() % (rng() % 2 ? 64 : 40000);
+        std::string data(n, '\0');
+        for (auto& c : data) {
+          c = static_cast<char>('a' + rng() % 26);
+        }
+        buf.append(data.data(), n);
+        model += data;
+        break;
+      }
+      case 2: {  // drain some, sometimes exactly to a slice boundary
+        size_t n = model.empty() ? 0 : rng() % (model.size() + 1);
+        if (rng() % 4 == 0 && !buf.empty()) {
+          n = buf.front().size();
+        }
+        buf.drain(n);
+        model.erase(0, n);
+        break;
+      }
+      case 3: {  // fill the other buffer and move it over
+        size_t n = rng() % 20000;
+        std::string data(n, 'z');
+        other.append(data.data(), n);
+        other_model += data;
+        buf.move_from(other);
+        model += other_model;
+        other_model.clear();
+        CHECK(other.empty());
+        CHECK(other.slice_count() == 0);
+        break;
+      }
+      case 4: {  // move-construct away and back: the moved-from buffer stays usable
+        Buffer tmp(std::move(buf));
+        CHECK(buf.empty());
+        buf.append("q", 1);
+        buf.clear();
+        buf = std::move(tmp);
+        break;
+      }
+      case 5:
+        if (rng() % 50 == 0) {
+          buf.clear();
+          model.clear();
+        }
+        break;
+      default:
+        break;
+    }
+    REQUIRE(buf.length() == model.size());
+    if (step % 97 == 0) {
+      REQUIRE(contents(buf) == model);
+    }
+    if (!model.empty()) {
+      auto f = buf.front();
+      REQUIRE(!f.empty());
+      REQUIRE(f[0] == static_cast<uint8_t>(model[0]));
+    }
+  }
+  REQUIRE(contents(buf) == model);
 }

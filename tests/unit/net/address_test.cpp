@@ -1,3 +1,5 @@
+#include <arpa/inet.h>
+
 #include <catch2/catch.hpp>
 
 #include "waypoint/net/address.h"
@@ -64,6 +66,21 @@ TEST_CASE("IpAddr equality and hashing distinguish families and bytes", "[net]")
   CHECK_FALSE(a == c);
   CHECK_FALSE(a == v6);
   CHECK(IpAddr::v4(0x7f000001).to_string() == "127.0.0.1");
+}
+
+TEST_CASE("IPv4 formatting matches inet_ntop for every octet value and position", "[net]") {
+  for (uint32_t v = 0; v < 256; ++v) {
+    for (int shift : {0, 8, 16, 24}) {
+      uint32_t host = (v << shift) | (shift == 0 ? 0x0a000000u : 1u);
+      in_addr in{htonl(host)};
+      char want[INET_ADDRSTRLEN];
+      inet_ntop(AF_INET, &in, want, sizeof(want));
+      INFO(want);
+      CHECK(IpAddr::v4(host).to_string() == want);
+    }
+  }
+  CHECK(IpAddr::v4(0xffffffffu).to_string() == "255.255.255.255");
+  CHECK(IpAddr::v4(0).to_string() == "0.0.0.0");
 }
 
 TEST_CASE("SockAddr round-trips through sockaddr_storage", "[net]") {
