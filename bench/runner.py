@@ -65,7 +65,10 @@ class Proc:
             while time.time() < deadline:
                 line = self.p.stdout.readline()
                 if not line:
-                    raise RuntimeError(f"{name} exited before '{wait_line}' (see {self.log_path})")
+                    self.logf.flush()
+                    with open(self.log_path) as f:
+                        tail = f.read()[-500:].strip()
+                    raise RuntimeError(f"{name} exited before '{wait_line}': {tail} (log {self.log_path})")
                 if line.strip() == wait_line:
                     break
             threading.Thread(target=self._drain, daemon=True).start()
@@ -110,6 +113,31 @@ class Proc:
                 pass
         return total
 
+    def memory(self):
+        """RSS split into anonymous (the process's own) and file-backed pages (shared library code
+        mapped from the page cache), and the file-backed RSS of each mapped file."""
+        out = {"anon_kb": 0, "file_kb": 0, "files": {}}
+        for pid in self.pids():
+            try:
+                with open(f"/proc/{pid}/status") as f:
+                    for line in f:
+                        if line.startswith("RssAnon:"):
+                            out["anon_kb"] += int(line.split()[1])
+                        elif line.startswith("RssFile:"):
+                            out["file_kb"] += int(line.split()[1])
+                name = None
+                with open(f"/proc/{pid}/smaps") as f:
+                    for line in f:
+                        first = line.split(None, 1)[0]
+                        if "-" in first and not first.endswith(":"):
+                            parts = line.split()
+                            name = os.path.basename(parts[5]) if len(parts) > 5 and parts[5].startswith("/") else None
+                        elif first == "Rss:" and name:
+                            out["files"][name] = out["files"].get(name, 0) + int(line.split()[1])
+            except OSError:
+                pass
+        return out
+
     def stop(self):
         if self.p.poll() is None:
             self.p.send_signal(signal.SIGTERM)
@@ -141,6 +169,41 @@ class PeakSampler:
         self.running = False
         self.t.join()
         return self.peak
+
+
+class Profiler:
+    """perf record (cpu-clock) of one process for `length` seconds after `delay`, in the
+    background; result() gives where the time went, by shared object and by symbol."""
+
+    def __init__(self, run_dir, name, pid, delay, length):
+        self.path = os.path.join(run_dir, f"perf-{name}.data")
+        self.t = threading.Thread(target=self._run, args=(pid, delay, length), daemon=True)
+        self.t.start()
+
+    def _run(self, pid, delay, length):
+        time.sleep(delay)
+        subprocess.run(["perf", "record", "-q", "-e", "cpu-clock", "-F", "999", "-p", str(pid), "-o", self.path,
+                        "--", "sleep", f"{length:.1f}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def report(self, sort, limit):
+        r = subprocess.run(["perf", "report", "-i", self.path, "--stdio", "--no-children", "--sort", sort,
+                            "-g", "none", "--percent-limit", "0.5"], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True)
+        rows = []
+        for line in r.stdout.splitlines():
+            line = line.strip()
+            if not line or line.startswith("#") or "%" not in line.split()[0]:
+                continue
+            pct, rest = line.split(None, 1)
+            rest = " ".join(w for w in rest.split() if w not in ("[.]", "[k]"))
+            rows.append((float(pct.rstrip("%")), os.path.basename(rest) if sort == "dso" else rest[:90]))
+        return rows[:limit]
+
+    def result(self):
+        self.t.join()
+        if not os.path.exists(self.path):
+            return None
+        return {"dso": self.report("dso", 8), "sym": self.report("sym", 12)}
 
 
 def http_get(addr, path, timeout=1.0):
@@ -292,6 +355,10 @@ class Bench:
         self.procs = []
         self.pods = {}
         self.results = []  # one dict per scenario
+        self.profiles = {}  # scenario -> [(percent, where)]
+        self.idle = {}
+        self.idle_memory = {}
+        self.ciphers = {}
         self.raw = []
 
     # --- processes -----------------------------------------------------------------------
@@ -380,10 +447,11 @@ class Bench:
         return out
 
     # --- load ----------------------------------------------------------------------------
-    def loadgen(self, label, target, mode="hbone", identity="", extra=(), duration=None, warmup=None):
+    def loadgen(self, label, target, mode="hbone", identity="", extra=(), duration=None, warmup=None, record=True):
         duration = duration if duration is not None else self.args.duration
         warmup = warmup if warmup is not None else self.args.warmup
-        out = os.path.join(self.run_dir, f"load-{len(self.raw)}.json")
+        self.load_count = getattr(self, "load_count", 0) + 1
+        out = os.path.join(self.run_dir, f"load-{self.load_count}-{label}.json")
         argv = ["taskset", "-c", LOAD_CPU, self.tool("bench", "wp-loadgen"), "--mode", mode, "--target",
                 f"{target[0]}:{target[1]}", "--cert", f"{self.certs}/client.pem", "--key", f"{self.certs}/client.key",
                 "--root", f"{self.certs}/root.pem", "--duration", str(duration), "--warmup", str(warmup), "--json",
@@ -396,12 +464,14 @@ class Bench:
         with open(out) as f:
             res = json.load(f)
         res["argv"] = " ".join(argv[3:])
-        self.raw.append(res)
+        if record:
+            self.raw.append(res)
         return res
 
-    def measured(self, proc, label, target, **kw):
+    def measured(self, proc, label, target, profile=None, **kw):
         """Runs a load while measuring `proc` (CPU-seconds, peak RSS); returns the load's result
-        with cpu_s, cpu_per_10k, rss_idle_kb, rss_peak_kb added."""
+        with cpu_s, cpu_per_10k, rss_idle_kb, rss_peak_kb added. With `profile` (a name), perf
+        samples `proc` during the measured part of the load (when perf works here)."""
         rss_idle = proc.rss_kb() if proc else 0
         cpu0 = proc.cpu_seconds() if proc else 0
         sampler = PeakSampler(proc) if proc else None
@@ -414,7 +484,39 @@ class Bench:
             res["cpu_per_10k"] = res["cpu_s"] / total * 10000 if total else None
             if res.get("tcp_bytes_total"):
                 res["mb_per_cpu_s"] = res["tcp_bytes_total"] / 1e6 / res["cpu_s"] if res["cpu_s"] > 0 else None
+        if profile and proc and self.perf_ok():
+            # A second, shorter run of the same load under perf, so sampling never skews the figures above.
+            length = min(self.args.duration, 4.0)
+            perf = Profiler(self.run_dir, profile, proc.p.pid, self.args.warmup + 0.2, max(0.5, length - 0.5))
+            self.loadgen(label + "-profile", target, duration=length, record=False, **kw)
+            self.profiles[profile] = perf.result()
         return res
+
+    def perf_ok(self):
+        if self.args.smoke:
+            return False
+        if not hasattr(self, "_perf_ok"):
+            try:
+                r = subprocess.run(["perf", "record", "-e", "cpu-clock", "-o", os.path.join(self.run_dir, "perf-probe"),
+                                    "--", "true"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                self._perf_ok = r.returncode == 0
+            except OSError:
+                self._perf_ok = False
+        return self._perf_ok
+
+    def cipher_speed(self):
+        """AES-128-GCM and AES-256-GCM throughput of one core (openssl speed, 16 KiB blocks), on
+        the proxy's CPU: the cipher's ceiling for bytes that are decrypted and encrypted again."""
+        out = {}
+        for c in ("aes-128-gcm", "aes-256-gcm"):
+            try:
+                r = subprocess.run(["taskset", "-c", PROXY_CPU, "openssl", "speed", "-seconds", "1", "-bytes", "16384",
+                                    "-evp", c], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                last = r.stdout.strip().splitlines()[-1].split()
+                out[c] = float(last[-1].rstrip("k")) * 1000 / 1e9  # GB/s
+            except (OSError, IndexError, ValueError):
+                pass
+        return out
 
     # --- scenarios -----------------------------------------------------------------------
     def hbone_to_pod(self, pod, port):
@@ -427,7 +529,7 @@ class Bench:
         res = {"key": key, "title": title, "rows": []}
         rows = res["rows"]
         common = ["--proto", proto, "--host", "reviews"] + hbone_args
-        r = self.measured(waypoint, "waypoint", WP_HBONE, identity=WAYPOINT_ID,
+        r = self.measured(waypoint, "waypoint", WP_HBONE, identity=WAYPOINT_ID, profile=key,
                           extra=common + ["--authority", authority])
         r["who"] = "waypoint (HBONE in, HBONE out)"
         rows.append(r)
@@ -446,6 +548,21 @@ class Bench:
         self.results.append(res)
         self.print_scenario(res)
 
+    def same_core_row(self, wp, key, extra):
+        """The same load with the waypoint moved onto the load's CPU: no cross-CPU wake-ups on the
+        path, which on a VM cost more than the waypoint's own work at low rates."""
+        subprocess.run(["taskset", "-a", "-p", "-c", LOAD_CPU, str(wp.p.pid)], stdout=subprocess.DEVNULL, check=True)
+        try:
+            r = self.measured(wp, "waypoint-same-cpu", WP_HBONE, identity=WAYPOINT_ID, extra=extra)
+        finally:
+            subprocess.run(["taskset", "-a", "-p", "-c", PROXY_CPU, str(wp.p.pid)], stdout=subprocess.DEVNULL,
+                           check=True)
+        r["who"] = f"waypoint moved to CPU {LOAD_CPU}, with the load and the pods"
+        res = next(x for x in self.results if x["key"] == key)
+        res["rows"].insert(1, r)
+        log(f"| {r['who']} | {r['rps']:.0f} | p50 {r['latency_us']['p50'] / 1000:.3f} | p99 "
+            f"{r['latency_us']['p99'] / 1000:.3f} ms |")
+
     def run_traffic(self):
         self.start_pods()
         wp = self.start_waypoint(bench_config(self.run_dir))
@@ -455,8 +572,10 @@ class Bench:
             peers.append(("haproxy", self.start_haproxy(), HAPROXY))
             peers.append(("nghttpx", self.start_nghttpx(), NGHTTPX))
         self.idle = {"waypoint": idle_rss}
+        self.idle_memory = {"waypoint": wp.memory()}
         for name, proc, _ in peers:
             self.idle[name] = proc.rss_kb()
+            self.idle_memory[name] = proc.memory()
         only = self.args.only
         if not only or "http1-1k" in only:
             self.scenario_http("http1-1k", "1 KiB responses, HTTP/1.1 inside HBONE to the reviews VIP (90/10 route), "
@@ -468,6 +587,10 @@ class Bench:
                                "(Istio's benchmark shape), open loop", wp, peers,
                                ["--connections", "4", "--tunnels", "1", "--rate", "1000", "--response-bytes", "1024"],
                                ["--connections", "4", "--streams", "1", "--rate", "1000", "--response-bytes", "1024"])
+            if PROXY_CPU != LOAD_CPU:
+                self.same_core_row(wp, "http1-1k-rate", ["--proto", "http1", "--host", "reviews", "--connections", "4",
+                                                         "--tunnels", "1", "--rate", "1000", "--response-bytes",
+                                                         "1024", "--authority", f"{VIP['reviews']}:9080"])
         if not only or "http1-64k" in only:
             self.scenario_http("http1-64k", "64 KiB responses, HTTP/1.1 inside HBONE to the reviews VIP, closed loop, "
                                "4 connections x 4 tunnels", wp, peers,
@@ -481,7 +604,7 @@ class Bench:
                                baseline_pod="ratings-v1", authority=f"{VIP['ratings']}:9080", proto="h2c")
         if not only or "tcp" in only:
             res = {"key": "tcp", "title": "TCP passthrough, 16 KiB writes, 1 tunnel, to a sink pod", "rows": []}
-            r = self.measured(wp, "waypoint", WP_HBONE, identity=WAYPOINT_ID,
+            r = self.measured(wp, "waypoint", WP_HBONE, identity=WAYPOINT_ID, profile="tcp",
                               extra=["--proto", "tcp", "--authority", f"{VIP['sink']}:9000", "--write-size", "16384"])
             r["who"] = "waypoint (TCP service VIP)"
             res["rows"].append(r)
@@ -492,17 +615,18 @@ class Bench:
             res["rows"].append(b)
             self.results.append(res)
             self.print_scenario(res)
-        if (not only and not self.args.smoke) or (only and "idle" in only):
-            self.idle_tunnels(wp)
         for name, proc, _ in peers:
             self.stop(proc)
         self.stop(wp)
+        if (not only and not self.args.smoke) or (only and "idle" in only):
+            self.idle_tunnels()
         self.stop_all()
 
-    def idle_tunnels(self, wp):
-        res = {"key": "idle", "title": "Idle tunnels to the sink TCP service (each holds an upstream tunnel too)",
-               "rows": []}
+    def idle_tunnels(self):
+        res = {"key": "idle", "title": "Idle tunnels to the sink TCP service (each holds an upstream tunnel too); "
+               "a freshly started waypoint for each count", "rows": []}
         for n, conns in ((1000, 10), (10000, 100)):
+            wp = self.start_waypoint(bench_config(self.run_dir))
             base = wp.rss_kb()
             out = os.path.join(self.run_dir, f"idle-{n}.log")
             argv = ["taskset", "-c", LOAD_CPU, self.tool("bench", "wp-loadgen"), "--target",
@@ -522,7 +646,7 @@ class Bench:
                                 "established": established, "rss_before_kb": base, "rss_kb": held,
                                 "per_tunnel_b": (held - base) * 1024 / n if established else None,
                                 "argv": " ".join(argv[3:]), "held": rest.strip()})
-            time.sleep(1)
+            self.stop(wp)
         self.results.append(res)
         self.print_scenario(res)
 
@@ -592,6 +716,11 @@ class Bench:
             lines.append("")
             lines.append(f"Added by the waypoint over the HBONE baseline: p50 {d['p50']:+.3f} ms, p90 {d['p90']:+.3f} ms, "
                          f"p99 {d['p99']:+.3f} ms.")
+        same = next((r for r in res["rows"] if r["label"] == "waypoint-same-cpu"), None)
+        if base and same:
+            d = {p: (same["latency_us"][p] - base["latency_us"][p]) / 1000 for p in ("p50", "p90", "p99")}
+            lines.append(f"With the waypoint on the load's CPU (no cross-CPU wake-ups): p50 {d['p50']:+.3f} ms, "
+                         f"p90 {d['p90']:+.3f} ms, p99 {d['p99']:+.3f} ms.")
         return lines
 
     def print_scenario(self, res):
@@ -622,11 +751,19 @@ class Bench:
         w, b = row("http1-1k-rate", "waypoint"), row("http1-1k-rate", "baseline")
         if w and b:
             added = (w["latency_us"]["p99"] - b["latency_us"]["p99"]) / 1000
-            out.append(("added p99 at 1,000 req/s <= 0.5 ms", f"{added:+.3f} ms", added <= 0.5))
-        if "waypoint" in getattr(self, "idle", {}):
+            same = row("http1-1k-rate", "waypoint-same-cpu")
+            note = ""
+            if same:
+                note = (f" (with the waypoint on the load's CPU, no cross-CPU wake-ups: "
+                        f"{(same['latency_us']['p99'] - b['latency_us']['p99']) / 1000:+.3f} ms)")
+            out.append(("added p99 at 1,000 req/s <= 0.5 ms", f"{added:+.3f} ms{note}", added <= 0.5))
+        if "waypoint" in self.idle:
             mib = self.idle["waypoint"] / 1024
+            m = self.idle_memory.get("waypoint", {})
+            split = (f"; {m['anon_kb'] / 1024:.1f} MiB anonymous, {m['file_kb'] / 1024:.1f} MiB file-backed"
+                     if m else "")
             out.append(("idle RSS <= 10 MB (10^7 bytes)", f"{self.idle['waypoint'] * 1024 / 1e6:.1f} MB "
-                        f"({mib:.1f} MiB)", self.idle["waypoint"] * 1024 <= 10e6))
+                        f"({mib:.1f} MiB{split})", self.idle["waypoint"] * 1024 <= 10e6))
         idle = by.get("idle")
         if idle:
             for r in idle["rows"]:
@@ -635,8 +772,13 @@ class Bench:
                                 r["per_tunnel_b"] <= 20000))
         t = row("tcp", "waypoint")
         if t and t.get("mb_per_cpu_s"):
+            ceiling = ""
+            if "aes-128-gcm" in self.ciphers:
+                ceiling = (f"; AES-128-GCM alone runs at {self.ciphers['aes-128-gcm']:.2f} GB/s on this core, so "
+                           f"deciphering and enciphering each byte caps a core at "
+                           f"{self.ciphers['aes-128-gcm'] / 2:.2f} GB/s before any other work")
             out.append(("TCP passthrough >= 1 GB/s per waypoint core", f"{t['mb_per_cpu_s'] / 1000:.2f} GB per "
-                        f"CPU-second ({t['mb_per_s']:.0f} MB/s measured)", t["mb_per_cpu_s"] >= 1000))
+                        f"CPU-second ({t['mb_per_s']:.0f} MB/s measured){ceiling}", t["mb_per_cpu_s"] >= 1000))
         return out
 
     def machine(self):
@@ -684,9 +826,26 @@ class Bench:
         for name, value, ok in self.targets():
             lines.append(f"| {name} | {value} | {'yes' if ok else '**no**'} |")
         lines.append("")
-        if getattr(self, "idle", None):
-            lines.append("Idle RSS right after start (before any load): " + ", ".join(
-                f"{k} {v / 1024:.1f} MiB" for k, v in self.idle.items()) + ".")
+        if self.idle_memory:
+            lines += ["## Memory at idle (right after start, before any load)", "",
+                      "| process | RSS | anonymous (its own) | file-backed (mapped code and data) |", "|---|---|---|---|"]
+            for name, m in self.idle_memory.items():
+                lines.append(f"| {name} | {self.idle[name] / 1024:.1f} MiB | {m['anon_kb'] / 1024:.1f} MiB | "
+                             f"{m['file_kb'] / 1024:.1f} MiB |")
+            files = sorted(self.idle_memory["waypoint"]["files"].items(), key=lambda kv: -kv[1])[:8]
+            lines += ["", "The waypoint's file-backed RSS by file: " + ", ".join(
+                f"{n} {kb / 1024:.2f} MiB" for n, kb in files) + ".", ""]
+        if self.profiles:
+            lines += ["## Where the waypoint's CPU goes (perf, cpu-clock, during the measured load)", ""]
+            for key, prof in self.profiles.items():
+                if not prof:
+                    continue
+                lines.append(f"- **{key}**, by object: " + ", ".join(f"{w} {p:.1f} %" for p, w in prof["dso"]) + ".")
+                lines.append("  Top symbols: " + ", ".join(f"`{w}` {p:.1f} %" for p, w in prof["sym"]) + ".")
+            lines.append("")
+        if self.ciphers:
+            lines.append("Cipher speed on the proxy's core (`openssl speed -evp`, 16 KiB blocks, one direction): " +
+                         ", ".join(f"{c.upper()} {v:.2f} GB/s" for c, v in self.ciphers.items()) + ".")
             lines.append("")
         for res in self.results:
             lines.append(f"## {res['key']}: {res['title']}")
@@ -731,6 +890,8 @@ def main():
     log(f"bench: {b.machine()}; proxy on CPU {PROXY_CPU}, load generator and pods on CPU {LOAD_CPU}")
     try:
         b.certgen()
+        if not args.smoke:
+            b.ciphers = b.cipher_speed()
         if not args.only or set(args.only) - {"config"}:
             b.run_traffic()
         if not args.only or "config" in args.only:
@@ -738,7 +899,8 @@ def main():
     finally:
         b.stop_all()
     with open(os.path.join(b.run_dir, "results.json"), "w") as f:
-        json.dump({"results": b.results, "loads": b.raw}, f, indent=1)
+        json.dump({"results": b.results, "loads": b.raw, "profiles": b.profiles, "idle_memory": b.idle_memory,
+                   "ciphers": b.ciphers}, f, indent=1)
     log("\n== targets")
     for name, value, ok in b.targets():
         log(f"  [{'met' if ok else 'MISSED'}] {name}: {value}")
