@@ -509,13 +509,14 @@ class Bench:
         the proxy's CPU: the cipher's ceiling for bytes that are decrypted and encrypted again."""
         out = {}
         for c in ("aes-128-gcm", "aes-256-gcm"):
-            try:
-                r = subprocess.run(["taskset", "-c", PROXY_CPU, "openssl", "speed", "-seconds", "1", "-bytes", "16384",
-                                    "-evp", c], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-                last = r.stdout.strip().splitlines()[-1].split()
-                out[c] = float(last[-1].rstrip("k")) * 1000 / 1e9  # GB/s
-            except (OSError, IndexError, ValueError):
-                pass
+            for _ in range(3):  # the best of three: the VM's speed drifts
+                try:
+                    r = subprocess.run(["taskset", "-c", PROXY_CPU, "openssl", "speed", "-seconds", "1", "-bytes",
+                                        "16384", "-evp", c], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                    last = r.stdout.strip().splitlines()[-1].split()
+                    out[c] = max(out.get(c, 0.0), float(last[-1].rstrip("k")) * 1000 / 1e9)  # GB/s
+                except (OSError, IndexError, ValueError):
+                    pass
         return out
 
     # --- scenarios -----------------------------------------------------------------------
@@ -844,7 +845,7 @@ class Bench:
                 lines.append("  Top symbols: " + ", ".join(f"`{w}` {p:.1f} %" for p, w in prof["sym"]) + ".")
             lines.append("")
         if self.ciphers:
-            lines.append("Cipher speed on the proxy's core (`openssl speed -evp`, 16 KiB blocks, one direction): " +
+            lines.append("Cipher speed on the proxy's core (`openssl speed -evp`, 16 KiB blocks, one direction, best of three): " +
                          ", ".join(f"{c.upper()} {v:.2f} GB/s" for c, v in self.ciphers.items()) + ".")
             lines.append("")
         for res in self.results:

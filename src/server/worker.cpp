@@ -76,14 +76,23 @@ void Worker::run() {
       });
   spdlog::debug("worker {} running", index_);
   loop_.run();
-  // Whatever is left (shutdown path) is closed here, on the worker's own thread.
+  // Whatever is left (shutdown path) is closed here, on the worker's own thread. close() tells
+  // on_connection_closed, which erases from connections_: iterate over a copy.
   listener_.abort_all();
+  std::vector<hbone::H2Connection*> left;
   for (auto& [p, c] : connections_) {
+    left.push_back(p);
+  }
+  for (auto* c : left) {
     c->close();
   }
   pool_.close_all();
   acceptor_.reset();
   drain_timer_.reset();
+  // Closing queued tasks and deferred deletions that point at connections, streams and requests:
+  // run them now, while the listener, pool and stats they touch exist (~Loop runs last, after the
+  // other members are gone).
+  loop_.drain_deferred();
   connections_.clear();
 }
 

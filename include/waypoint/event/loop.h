@@ -28,6 +28,9 @@ class Loop {
   uv_loop_t* uv() { return &loop_; }
   void run();   // until stop() or nothing is left
   void stop();  // loop thread only
+  // Loop thread only: runs every end-of-iteration task and deferred deletion now, until none is
+  // left. Teardown after run() returned calls it while the objects those tasks touch still exist.
+  void drain_deferred();
 
   // Thread-safe: runs fn on the loop thread soon.
   void post(std::function<void()> fn);
@@ -43,7 +46,6 @@ class Loop {
  private:
   static void on_check(uv_check_t* h);
   static void on_async(uv_async_t* h);
-  void drain_deferred();
   void update_idle();
 
   uv_loop_t loop_{};
