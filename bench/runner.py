@@ -803,7 +803,8 @@ class Bench:
             except (OSError, IndexError):
                 return "not found"
         commit = first_line(["git", "-C", TOP, "rev-parse", "--short", "HEAD"])
-        dirty = subprocess.run(["git", "-C", TOP, "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "-C", TOP, "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":!bench/RESULTS.md"],
                                stdout=subprocess.PIPE, text=True).stdout.strip()
         return {"waypoint": f"commit {commit}{' (with uncommitted changes)' if dirty else ''}",
                 "haproxy": first_line(["haproxy", "-v"]), "nghttpx": first_line(["nghttpx", "--version"])}
