@@ -8,6 +8,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "config/authz.h"
 #include "config/files.h"
 #include "config/resources.h"
 #include "config/routing.h"
@@ -24,6 +25,7 @@ enum class Handling {
   VirtualService,
   DestinationRule,
   HTTPRoute,
+  AuthorizationPolicy,
   NotApplied,
   Foreign
 };
@@ -75,7 +77,7 @@ const std::vector<KnownGroup>& known_groups() {
       {"security.istio.io",
        true,
        {"v1", "v1beta1"},
-       {{"AuthorizationPolicy", Handling::NotApplied, "authorization arrives with L7 support"},
+       {{"AuthorizationPolicy", Handling::AuthorizationPolicy, ""},
         {"PeerAuthentication", Handling::Foreign, ""},
         {"RequestAuthentication", Handling::Foreign, ""}}},
   };
@@ -315,6 +317,7 @@ void load(const std::string& text, Diagnostics& diag, Snapshot& snapshot) {
   const Bootstrap& b = resources.bootstrap.bootstrap;
   NameRegistry names;
   RoutingResources routing;
+  std::vector<AuthzPolicySpec> policies;
   for (const auto& e : entries) {
     if (e.handling == Handling::Bootstrap) {
       continue;
@@ -357,6 +360,9 @@ void load(const std::string& text, Diagnostics& diag, Snapshot& snapshot) {
       case Handling::HTTPRoute:
         parse_http_route(e.node, e.meta, b, diag, routing);
         break;
+      case Handling::AuthorizationPolicy:
+        parse_authorization_policy(e.node, e.meta, b, diag, policies);
+        break;
       case Handling::NotApplied:
         diag.warning(mark_of(e.node),
                      e.meta.kind + " " + e.meta.name + ": not applied by this version (" + std::string(e.note) + ")");
@@ -372,6 +378,9 @@ void load(const std::string& text, Diagnostics& diag, Snapshot& snapshot) {
   // Service is reported once rather than again by every route naming it.
   if (!diag.failed()) {
     compile_routing(routing, diag, snapshot);
+  }
+  if (!diag.failed()) {
+    compile_authz(policies, diag, snapshot);
   }
 }
 

@@ -96,4 +96,17 @@ class Reader {
   std::string subject_;
 };
 
+// Calls `each(item, item_path)` for every entry of the list at map[key] (absent: nothing).
+template <typename F>
+void for_each_item(Reader& r, const YAML::Node& map, const char* key, const std::string& path, F each) {
+  const YAML::Node list = child(map, key);
+  std::string list_path = path.empty() ? key : path + "." + key;
+  if (!present(list) || !r.expect_sequence(list, list_path)) {
+    return;
+  }
+  for (size_t i = 0; i < list.size(); ++i) {
+    each(list[i], list_path + "[" + std::to_string(i) + "]");
+  }
+}
+
 }  // namespace wp::config

@@ -247,7 +247,36 @@ void ActiveRequest::on_request_head(RequestHead&& head, bool end_stream) {
   record_.destination = head_.authority.empty() ? tunnel_.destination.to_string() : head_.authority;
   expect_continue_ = head_.expect_continue;
   expects_body_ = !end_stream;
+  if (!authorized()) {
+    w_.stats.add(stats::Id::rq_authz_denied);
+    local_reply(403, "RBAC: access denied", "-");
+    return;
+  }
   route();
+}
+
+// AuthorizationPolicy (SPEC §4: before routing). The attributes are views into the request and
+// the tunnel: nothing is allocated.
+bool ActiveRequest::authorized() {
+  if (tunnel_.authz == nullptr || tunnel_.authz->empty()) {
+    return true;
+  }
+  auto a = filters::Attributes::l4(tunnel_.source_principal, tunnel_.source_ip, tunnel_.destination);
+  a.http = true;
+  a.host = head_.authority;
+  a.method = head_.method;
+  a.path = path_;
+  a.header = [](const void* ctx, std::string_view name) { return static_cast<const HeaderMap*>(ctx)->get(name); };
+  a.header_ctx = &head_.headers;
+  filters::Verdict v = tunnel_.authz->evaluate(a);
+  if (v.audited) {
+    w_.stats.add(stats::Id::authz_audited);
+  }
+  if (!v.allowed) {
+    spdlog::debug("request {} {} from {}: denied by {}", head_.method, head_.target, tunnel_.source_principal,
+                  v.decided_by != nullptr ? v.decided_by->name : std::string("no matching ALLOW policy"));
+  }
+  return v.allowed;
 }
 
 void ActiveRequest::route() {

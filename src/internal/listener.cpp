@@ -158,12 +158,38 @@ InternalListener::InternalListener(event::Loop& loop, hbone::Pool& pool, stats::
   ctx_.rng_state = (static_cast<uint64_t>(rd()) << 32 | rd()) | 1;
 }
 
-void InternalListener::reject(const hbone::InboundConnect& request, TunnelRecord& record, int status,
-                              const char* flags) {
+// L4 authorization of a TCP chain (a TCP service port, or a sniffed chain that turned out TCP).
+bool InternalListener::authorize_l4(const Accepted& a) {
+  const ChainMatch& m = a.match;
+  const filters::PolicySet& set = a.snapshot->authz_for(m.kind == ChainMatch::Kind::Vip ? m.vip->service : nullptr);
+  if (set.empty()) {
+    return true;
+  }
+  filters::Verdict v = set.evaluate(filters::Attributes::l4(a.peer_identity, a.source_ip, a.destination));
+  if (v.audited) {
+    stats_.add(stats::Id::authz_audited);
+  }
+  if (!v.allowed) {
+    stats_.add(stats::Id::tunnels_rejected_authz);
+    spdlog::info("tunnel from {} to {}: denied by {}", a.peer_identity, a.destination.to_string(),
+                 v.decided_by != nullptr ? v.decided_by->name : std::string("no matching ALLOW policy"));
+  }
+  return v.allowed;
+}
+
+// A CONNECT refused before any upstream exists: answered `status` and logged.
+void InternalListener::reject(const Accepted& a, const std::string& chain, int status, const char* flags) {
+  TunnelRecord record;
+  record.start = a.start;
+  record.chain = chain;
+  record.source_principal = a.peer_identity;
+  record.source_address = a.source_ip.to_string();
+  record.destination = a.destination.to_string();
+  record.upstream_host = "-";
   record.response_code = status;
   record.response_flags = flags;
   log_.log(record);
-  request.stream.respond(status);
+  a.stream->respond(status);
 }
 
 InternalListener::~InternalListener() {
@@ -200,34 +226,24 @@ void InternalListener::on_connect_request(const hbone::InboundConnect& request) 
   a.start = std::chrono::system_clock::now();
 
   if (match.kind == ChainMatch::Kind::None) {
-    TunnelRecord record;
-    record.start = a.start;
-    record.chain = "-";
-    record.source_principal = request.peer_identity;
-    record.source_address = request.source_ip.to_string();
-    record.destination = request.destination.to_string();
-    record.upstream_host = "-";
     stats_.add(stats::Id::tunnels_rejected_not_served);
     spdlog::info("tunnel from {} to {}: not served by this waypoint: 503", request.peer_identity,
                  request.destination.to_string());
-    reject(request, record, 503, "NR");  // no route: nothing here serves that destination
+    reject(a, "-", 503, "NR");  // no route: nothing here serves that destination
     return;
   }
   if (match.kind == ChainMatch::Kind::Vip && match.vip->protocol == config::ChainProtocol::Tcp) {
+    if (!authorize_l4(a)) {
+      reject(a, match.vip->name, 401, "-");  // denied: the pod is never dialled
+      return;
+    }
     // A TCP service port: the CONNECT's answer waits for the upstream tunnel (503 when it fails).
     const config::Endpoint* ep = pick_round_robin(match.vip->cluster);
     if (ep == nullptr) {
-      TunnelRecord record;
-      record.start = a.start;
-      record.chain = match.vip->name;
-      record.source_principal = request.peer_identity;
-      record.source_address = request.source_ip.to_string();
-      record.destination = request.destination.to_string();
-      record.upstream_host = "-";
       stats_.add(stats::Id::tunnels_rejected_no_endpoint);
       spdlog::info("tunnel from {} to {} ({}): no ready endpoint: 503", request.peer_identity,
                    request.destination.to_string(), match.vip->name);
-      reject(request, record, 503, "UH");  // no healthy upstream
+      reject(a, match.vip->name, 503, "UH");  // no healthy upstream
       return;
     }
     start_tcp(a, ep->pod, ep->address, false, {}, false);
@@ -259,6 +275,10 @@ void InternalListener::sniffed(Sniffer& s, Sniffed protocol, buffer::Buffer init
   bool http_port = m.kind == ChainMatch::Kind::Vip && m.vip->protocol == config::ChainProtocol::Http;
   if (protocol == Sniffed::Tcp && !http_port) {
     stats_.add(stats::Id::chains_sniffed_tcp);
+    if (!authorize_l4(a)) {
+      a.stream->reset();  // the CONNECT was answered before sniffing: a deny can only reset
+      return;
+    }
     if (m.kind == ChainMatch::Kind::Pod) {
       start_tcp(a, m.pod, a.destination, true, std::move(initial), eof);
       return;
@@ -291,6 +311,7 @@ void InternalListener::start_http(Accepted& a, Sniffed protocol, buffer::Buffer 
   info.traceparent = a.traceparent;
   info.client = a.source_ip.to_string();
   info.connect_headers = upstream_connect_headers(a.source_ip, a.traceparent, a.baggage);
+  info.authz = &a.snapshot->authz_for(m.kind == ChainMatch::Kind::Vip ? m.vip->service : nullptr);
   if (m.kind == ChainMatch::Kind::Vip) {
     info.routes = a.snapshot->find_routes(a.destination);
     info.upstream_h2c =

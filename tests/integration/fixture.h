@@ -18,6 +18,13 @@ struct PodOptions {
   int respond_delay_ms = 0;
 };
 
+// A pod that serves HTTP (HTTP/1.1 or h2c) inside its tunnels.
+inline PodOptions http_pod() {
+  PodOptions o;
+  o.behavior = PodBehavior::Http;
+  return o;
+}
+
 struct Mesh {
   TestEnv env;
   Identity client_id = env.identity("client", "default", "client");

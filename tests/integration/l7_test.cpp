@@ -17,12 +17,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-PodOptions http_pod() {
-  PodOptions o;
-  o.behavior = PodBehavior::Http;
-  return o;
-}
-
 // reviews: two v1 pods and one v2 pod behind one http service; subsets by version.
 void bookinfo_reviews(Mesh& m, const std::string& virtual_service) {
   m.add_pod("reviews-v1-a", 1, {{"app", "reviews"}, {"version", "v1"}}, http_pod());

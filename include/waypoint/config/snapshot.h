@@ -14,6 +14,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "waypoint/filters/authz.h"
 #include "waypoint/net/address.h"
 
 namespace wp::config {
@@ -339,9 +340,25 @@ struct Snapshot {
   std::unordered_map<net::SockAddr, RouteTable> route_tables;   // VIP:port of http and sniffed ports
   std::unordered_map<net::SockAddr, TcpRouteTable> tcp_routes;  // VIP:port with a VirtualService tcp[] route
 
+  // Authorization (AuthorizationPolicy): the Gateway's policies, which apply to every chain, and
+  // per served Service (by name) the Gateway's plus the Service's own.
+  filters::PolicySet authz_gateway;
+  std::unordered_map<std::string, filters::PolicySet> authz_services;
+  size_t authz_policy_count = 0;
+
   std::vector<std::string> ignored;   // "Service other/foo: namespace other is not this waypoint's"
   std::vector<std::string> warnings;  // "FILE:LINE:COL: VirtualService reviews: not applied by this version"
 
+  // The policies of a chain: its Service's set, or the Gateway's for a pod IP (service == nullptr).
+  const filters::PolicySet& authz_for(const Service* service) const {
+    if (service != nullptr) {
+      auto it = authz_services.find(service->name);
+      if (it != authz_services.end()) {
+        return it->second;
+      }
+    }
+    return authz_gateway;
+  }
   const VipChain* find_vip(const net::SockAddr& dst) const {
     auto it = vip_chains.find(dst);
     return it == vip_chains.end() ? nullptr : &it->second;

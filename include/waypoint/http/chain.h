@@ -48,6 +48,7 @@ struct TunnelInfo {
   std::string client;                           // source_ip as text (x-forwarded-for, pooling key)
   hbone::H2Stream::HeaderList connect_headers;  // forwarded, traceparent, baggage for upstream CONNECTs
   bool upstream_h2c = false;  // talk h2c to the pods (port http2/h2c/grpc, or h2c sniffed on a pod chain)
+  const filters::PolicySet* authz = nullptr;  // the chain's AuthorizationPolicies (in `snapshot`)
 };
 
 // The downstream half of one request, implemented by the session.
@@ -110,6 +111,7 @@ class ActiveRequest final : public UpstreamStreamCallbacks,
   void on_pool_failure(hbone::UpstreamFailure failure) override;
 
  private:
+  bool authorized();  // AuthorizationPolicy; false: answer 403
   enum class State { Head, Delaying, Upstream, Responding, Done };
   struct Attempt;
 

@@ -52,7 +52,8 @@ class InternalListener final : public hbone::ConnectHandler {
   struct Accepted;  // what a tunnel's CONNECT said, kept while sniffing
   class Sniffer;
   const config::Endpoint* pick_round_robin(const config::Cluster& cluster);
-  void reject(const hbone::InboundConnect& request, TunnelRecord& record, int status, const char* flags);
+  void reject(const Accepted& a, const std::string& chain, int status, const char* flags);
+  bool authorize_l4(const Accepted& a);  // AuthorizationPolicy on a TCP chain; counts and logs a deny
   void start_tcp(Accepted& a, const config::Pod* pod, net::SockAddr authority, bool answered, buffer::Buffer initial,
                  bool eof);
   void sniffed(Sniffer& s, Sniffed protocol, buffer::Buffer initial, bool eof);

@@ -65,8 +65,8 @@ metadata: {name: reviews}
                             "warnings (1):\n"
                             "  " +
                             file +
-                            ":27:1: AuthorizationPolicy reviews: not applied by this version (authorization arrives "
-                            "with L7 support)\n");
+                            ":27:1: AuthorizationPolicy reviews: spec.targetRefs: none: ignored (a waypoint applies "
+                            "only policies whose targetRefs name its Gateway or a Service)\n");
 }
 
 TEST_CASE("config: describe shows the routes a VirtualService makes", "[config]") {

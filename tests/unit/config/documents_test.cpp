@@ -150,7 +150,8 @@ metadata: {name: typo, namespace: default}
             .find("cfg.yaml:2:7: VirtualServce typo: kind: unknown kind in networking.istio.io") == 0);
 }
 
-TEST_CASE("config: routing kinds are read, AuthorizationPolicy is accepted with a warning", "[config]") {
+TEST_CASE("config: routing kinds are read, an AuthorizationPolicy without targetRefs is ignored with a warning",
+          "[config]") {
   // Routing resources for hosts this waypoint does not serve are reported and ignored (the
   // routing itself is tested in tests/unit/router/).
   auto s = load(R"(apiVersion: networking.istio.io/v1
@@ -183,8 +184,9 @@ metadata: {name: allow-productpage}
             testing::fixture_dir() + "/cfg.yaml:14:23: HTTPRoute reviews: spec.parentRefs[0]: parent "
                                      "gateway.networking.k8s.io/Gateway is not a Service; the waypoint uses only "
                                      "Service parents",
-            testing::fixture_dir() + "/cfg.yaml:16:1: AuthorizationPolicy allow-productpage: not applied "
-                                     "by this version (authorization arrives with L7 support)",
+            testing::fixture_dir() + "/cfg.yaml:16:1: AuthorizationPolicy allow-productpage: spec.targetRefs: "
+                                     "none: ignored (a waypoint applies only policies whose targetRefs name its "
+                                     "Gateway or a Service)",
         });
   CHECK(s->route_tables.empty());
 }

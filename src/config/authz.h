@@ -1,0 +1,29 @@
+#pragma once
+// Private to config/: AuthorizationPolicy resources → filters::Policy (include/waypoint/filters/authz.h)
+// plus what they target.
+#include <string>
+#include <vector>
+
+#include "config/reader.h"
+#include "config/resources.h"
+#include "waypoint/filters/authz.h"
+
+namespace wp::config {
+
+struct AuthzPolicySpec {
+  filters::Policy policy;
+  bool gateway = false;               // targets this waypoint's Gateway: every served Service
+  std::vector<std::string> services;  // targeted Services, by name
+  Mark mark;
+};
+
+// Reports problems to `diag`; appends the policy to `out` unless it is unusable or targets nothing
+// this waypoint serves (then a warning says why it is ignored).
+void parse_authorization_policy(const YAML::Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap,
+                                Diagnostics& diag, std::vector<AuthzPolicySpec>& out);
+
+// Builds snapshot.authz_gateway and snapshot.authz_services (each served Service: the Gateway's
+// policies plus its own). A Service target this waypoint does not serve is a warning.
+void compile_authz(const std::vector<AuthzPolicySpec>& policies, Diagnostics& diag, Snapshot& snapshot);
+
+}  // namespace wp::config
