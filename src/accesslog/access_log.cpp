@@ -13,7 +13,7 @@
 namespace wp::accesslog {
 namespace {
 
-void append_json_string(std::string& out, const std::string& s) {
+void append_json_string(std::string& out, std::string_view s) {
   out += '"';
   for (unsigned char c : s) {
     switch (c) {
@@ -86,34 +86,37 @@ AccessLog::~AccessLog() {
 std::string AccessLog::format(const TunnelRecord& r) {
   std::string out = "{\"start_time\":\"" + iso8601(r.start) + "\",\"protocol\":\"" + r.protocol +
                     "\",\"duration_ms\":" + std::to_string(r.duration.count()) +
-                    ",\"response_code\":" + std::to_string(r.response_code) + ",\"response_flags\":";
-  append_json_string(out, r.response_flags);
+                    ",\"response_code\":" + std::to_string(r.response_code);
+  auto text = [&out](const char* key, std::string_view value) {
+    out += ",\"";
+    out += key;
+    out += "\":";
+    append_json_string(out, value);
+  };
+  auto number = [&out](const char* key, uint64_t value) {
+    out += ",\"";
+    out += key;
+    out += "\":";
+    out += std::to_string(value);
+  };
+  text("response_flags", r.response_flags);
   bool http = std::string_view(r.protocol) != "tcp";
-  out += ",\"route_name\":";
-  append_json_string(out, http ? r.route : r.chain);
+  text("route_name", http ? r.route : r.chain);
   if (http) {
-    out += ",\"method\":";
-    append_json_string(out, r.method);
-    out += ",\"path\":";
-    append_json_string(out, r.path);
-    out += ",\"chain\":";
-    append_json_string(out, r.chain);
-    out += ",\"upstream_cluster\":";
-    append_json_string(out, r.cluster);
-    out += ",\"x_request_id\":";
-    append_json_string(out, r.request_id);
-    out += ",\"attempts\":" + std::to_string(r.attempts);
+    text("method", r.method);
+    text("path", r.path);
+    text("chain", r.chain);
+    text("upstream_cluster", r.cluster);
+    text("x_request_id", r.request_id);
+    number("attempts", r.attempts);
   }
-  out += ",\"source_principal\":";
-  append_json_string(out, r.source_principal);
-  out += ",\"downstream_remote_address\":";
-  append_json_string(out, r.source_address);
-  out += ",\"authority\":";
-  append_json_string(out, r.destination);
-  out += ",\"upstream_host\":";
-  append_json_string(out, r.upstream_host);
-  out += ",\"bytes_received\":" + std::to_string(r.bytes_received) + ",\"bytes_sent\":" + std::to_string(r.bytes_sent) +
-         "}";
+  text("source_principal", r.source_principal);
+  text("downstream_remote_address", r.source_address);
+  text("authority", r.destination);
+  text("upstream_host", r.upstream_host);
+  number("bytes_received", r.bytes_received);
+  number("bytes_sent", r.bytes_sent);
+  out += "}";
   return out;
 }
 

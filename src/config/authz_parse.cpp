@@ -306,6 +306,12 @@ void compile_authz(const std::vector<AuthzPolicySpec>& policies, Diagnostics& di
     }
     snapshot.authz_services.emplace(service.name, std::move(set));
   }
+  // Each chain points at its Service's set (map nodes never move): no lookup per tunnel.
+  for (auto& [vip, chain] : snapshot.vip_chains) {
+    if (chain.service != nullptr) {
+      chain.authz = &snapshot.authz_services.at(chain.service->name);
+    }
+  }
   // L7 fields on a TCP chain cannot be evaluated: said here, and failed closed at run time.
   auto needs_l7 = [](const filters::Rule& rule) {
     for (const auto& o : rule.to) {

@@ -161,7 +161,7 @@ InternalListener::InternalListener(event::Loop& loop, hbone::Pool& pool, stats::
 // L4 authorization of a TCP chain (a TCP service port, or a sniffed chain that turned out TCP).
 bool InternalListener::authorize_l4(const Accepted& a) {
   const ChainMatch& m = a.match;
-  const filters::PolicySet& set = a.snapshot->authz_for(m.kind == ChainMatch::Kind::Vip ? m.vip->service : nullptr);
+  const filters::PolicySet& set = a.snapshot->authz_for(m.kind == ChainMatch::Kind::Vip ? m.vip : nullptr);
   if (set.empty()) {
     return true;
   }
@@ -311,7 +311,7 @@ void InternalListener::start_http(Accepted& a, Sniffed protocol, buffer::Buffer 
   info.traceparent = a.traceparent;
   info.client = a.source_ip.to_string();
   info.connect_headers = upstream_connect_headers(a.source_ip, a.traceparent, a.baggage);
-  info.authz = &a.snapshot->authz_for(m.kind == ChainMatch::Kind::Vip ? m.vip->service : nullptr);
+  info.authz = &a.snapshot->authz_for(m.kind == ChainMatch::Kind::Vip ? m.vip : nullptr);
   if (m.kind == ChainMatch::Kind::Vip) {
     info.routes = a.snapshot->find_routes(a.destination);
     info.upstream_h2c =

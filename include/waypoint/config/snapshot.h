@@ -138,6 +138,7 @@ struct VipChain {
   const ServicePort* port = nullptr;
   ChainProtocol protocol = ChainProtocol::Sniff;
   Cluster cluster;
+  const filters::PolicySet* authz = nullptr;  // its Service's entry of Snapshot::authz_services
 };
 
 // ---- L7 routing (VirtualService, DestinationRule, HTTPRoute), compiled per service port --------
@@ -349,15 +350,9 @@ struct Snapshot {
   std::vector<std::string> ignored;   // "Service other/foo: namespace other is not this waypoint's"
   std::vector<std::string> warnings;  // "FILE:LINE:COL: VirtualService reviews: not applied by this version"
 
-  // The policies of a chain: its Service's set, or the Gateway's for a pod IP (service == nullptr).
-  const filters::PolicySet& authz_for(const Service* service) const {
-    if (service != nullptr) {
-      auto it = authz_services.find(service->name);
-      if (it != authz_services.end()) {
-        return it->second;
-      }
-    }
-    return authz_gateway;
+  // The policies of a chain: its Service's set, or the Gateway's for a pod IP (vip == nullptr).
+  const filters::PolicySet& authz_for(const VipChain* vip) const {
+    return vip != nullptr && vip->authz != nullptr ? *vip->authz : authz_gateway;
   }
   const VipChain* find_vip(const net::SockAddr& dst) const {
     auto it = vip_chains.find(dst);
