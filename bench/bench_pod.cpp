@@ -82,16 +82,6 @@ void append_body(buffer::Buffer& out, uint64_t n) {
   }
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-    s.remove_prefix(1);
-  }
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-    s.remove_suffix(1);
-  }
-  return s;
-}
-
 std::optional<uint64_t> parse_u64(std::string_view s) {
   uint64_t v = 0;
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -103,7 +93,7 @@ std::optional<uint64_t> parse_u64(std::string_view s) {
 
 // An x-body-bytes value as a response body size; -1 (answered 400) unless 0..64 MiB.
 int64_t body_size(std::string_view value) {
-  auto n = parse_u64(trim(value));
+  auto n = parse_u64(http::trim_ows(value));
   return n && *n <= kMaxBody ? static_cast<int64_t>(*n) : -1;
 }
 
@@ -327,7 +317,7 @@ class Http1Parser {
         }
         return true;
       case State::ChunkSize: {  // hex size [; extensions]
-        line = trim(line.substr(0, line.find(';')));
+        line = http::trim_ows(line.substr(0, line.find(';')));
         auto [end, ec] = std::from_chars(line.data(), line.data() + line.size(), left_, 16);
         state_ = left_ == 0 ? State::Trailers : State::ChunkData;
         return !line.empty() && ec == std::errc() && end == line.data() + line.size();
@@ -358,7 +348,7 @@ class Http1Parser {
       return false;
     }
     std::string_view name = line.substr(0, colon);
-    std::string_view value = trim(line.substr(colon + 1));
+    std::string_view value = http::trim_ows(line.substr(colon + 1));
     if (http::iequals(name, "content-length")) {
       auto n = parse_u64(value);
       left_ = n.value_or(0);

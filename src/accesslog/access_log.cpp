@@ -10,40 +10,10 @@
 #include <ctime>
 #include <string_view>
 
+#include "waypoint/common/json.h"
+
 namespace wp::accesslog {
 namespace {
-
-void append_json_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
-}
 
 std::string iso8601(std::chrono::system_clock::time_point t) {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
@@ -85,13 +55,14 @@ AccessLog::~AccessLog() {
 
 std::string AccessLog::format(const TunnelRecord& r) {
   std::string out = "{\"start_time\":\"" + iso8601(r.start) + "\",\"protocol\":\"" + r.protocol +
-                    "\",\"duration_ms\":" + std::to_string(r.duration.count()) +
+                    "\",\"duration_ms\":" +
+                    std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(r.duration).count()) +
                     ",\"response_code\":" + std::to_string(r.response_code);
   auto text = [&out](const char* key, std::string_view value) {
     out += ",\"";
     out += key;
     out += "\":";
-    append_json_string(out, value);
+    json::append_string(out, value);
   };
   auto number = [&out](const char* key, uint64_t value) {
     out += ",\"";

@@ -19,6 +19,8 @@ const char* reason(int status) {
       return "Not Found";
     case 405:
       return "Method Not Allowed";
+    case 500:
+      return "Internal Server Error";
     case 503:
       return "Service Unavailable";
     default:
@@ -26,6 +28,20 @@ const char* reason(int status) {
   }
 }
 }  // namespace
+
+std::optional<std::string> Request::param(std::string_view name) const {
+  std::string_view rest = query;
+  while (!rest.empty()) {
+    auto amp = rest.find('&');
+    std::string_view item = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+    auto eq = item.find('=');
+    if (item.substr(0, eq) == name) {
+      return std::string(eq == std::string_view::npos ? std::string_view() : item.substr(eq + 1));
+    }
+  }
+  return std::nullopt;
+}
 
 // One admin connection: read one request, answer, close. Owns itself; freed in the close callback.
 class AdminServer::Session {
@@ -79,13 +95,23 @@ class AdminServer::Session {
     llhttp_errno_t err = llhttp_execute(&parser_, buf->base, static_cast<size_t>(n));
     if (complete_) {
       uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
-      respond(server_.handler_(llhttp_method_name(static_cast<llhttp_method_t>(parser_.method)), url_));
+      Request request;
+      request.method = llhttp_method_name(static_cast<llhttp_method_t>(parser_.method));
+      auto q = url_.find('?');
+      request.path = url_.substr(0, q);
+      request.query = q == std::string::npos ? "" : url_.substr(q + 1);
+      // The session lives until the reply is sent: reading has stopped, so nothing else closes it.
+      server_.handler_(request, [this](Response r) { respond(r); });
     } else if (err != HPE_OK) {
       respond({400, "text/plain", "bad request\n"});
     }
   }
 
   void respond(const Response& r) {
+    if (responded_ || closing_) {
+      return;
+    }
+    responded_ = true;
     out_ = "HTTP/1.1 " + std::to_string(r.status) + " " + reason(r.status) + "\r\nContent-Type: " + r.content_type +
            "\r\nContent-Length: " + std::to_string(r.body.size()) + "\r\nConnection: close\r\n\r\n" + r.body;
     uv_buf_t b = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
@@ -104,6 +130,7 @@ class AdminServer::Session {
   size_t received_ = 0;
   bool complete_ = false;
   bool closing_ = false;
+  bool responded_ = false;
 };
 
 AdminServer::AdminServer(event::Loop& loop, Handler handler) : loop_(loop), handler_(std::move(handler)) {}

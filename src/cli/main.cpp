@@ -1,20 +1,29 @@
-// waypoint: one binary, subcommands run (default) and validate.
+// waypoint: one binary; subcommands run (default), validate, explain, proxy-config, version.
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "cli/explain.h"
+#include "cli/proxy_config.h"
 #include "waypoint/config/snapshot.h"
 #include "waypoint/server/server.h"
 
 namespace {
 
 void usage(FILE* out) {
-  std::fprintf(out,
-               "usage:\n"
-               "  waypoint [run] --config FILE [--drain-time DURATION]   run the proxy\n"
-               "  waypoint validate --config FILE                        check the file, print what would be served\n"
-               "  waypoint version\n");
+  std::fprintf(
+      out,
+      "usage:\n"
+      "  waypoint [run] --config FILE [--drain-time DURATION]   run the proxy\n"
+      "  waypoint validate --config FILE                        check the file, print what would be served\n"
+      "  waypoint explain --config FILE --from SPIFFE_ID --to IP:PORT [--method M] [--path P] [-H 'k: v']\n"
+      "                                                         dry-run one request (exit 0 allowed, 2 denied,\n"
+      "                                                         3 no route)\n"
+      "  waypoint proxy-config listener|clusters|routes|endpoints [--admin HOST:PORT] [--name NAME]\n"
+      "                       [-o table|json|yaml] [--direction inbound|outbound]\n"
+      "                                                         a running waypoint's config, as istioctl\n"
+      "  waypoint version\n");
 }
 
 struct Args {
@@ -60,6 +69,13 @@ Args parse(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // These parse their own options.
+  if (argc > 1 && std::strcmp(argv[1], "explain") == 0) {
+    return wp::cli::explain_main(argc - 1, argv + 1);
+  }
+  if (argc > 1 && std::strcmp(argv[1], "proxy-config") == 0) {
+    return wp::cli::proxy_config_main(argc - 1, argv + 1);
+  }
   Args args = parse(argc, argv);
   if (args.help) {
     usage(stdout);

@@ -105,62 +105,65 @@ std::optional<BootstrapResource> parse_bootstrap(const YAML::Node& doc, const Ob
 
   YAML::Node tls_node;
   out.gateway_node.reset(spec);
-  r.strict_map(spec, "spec",
-               {
-                   {"gateway",
-                    [&](const YAML::Node& v, const std::string& path) {
-                      out.gateway_node.reset(v);
-                      text(b.gateway)(v, path);
-                    }},
-                   {"trustDomain",
-                    [&](const YAML::Node& v, const std::string& path) {
-                      text(b.trust_domain)(v, path);
-                      if (b.trust_domain.find('/') != std::string::npos) {
-                        r.error(v, path, "a trust domain cannot contain '/'");
-                      }
-                    }},
-                   {"clusterDomain", text(b.cluster_domain)},
-                   {"listeners",
-                    [&](const YAML::Node& v, const std::string& path) {
-                      r.strict_map(v, path,
-                                   {{"hbone", address(b.listeners.hbone)},
-                                    {"admin", address(b.listeners.admin)},
-                                    {"metrics", address(b.listeners.metrics)},
-                                    {"health", address(b.listeners.health)}});
-                    }},
-                   {"tls",
-                    [&](const YAML::Node& v, const std::string& path) {
-                      tls_node.reset(v);
-                      r.strict_map(v, path,
-                                   {{"certChain", tls_file(out.cert_chain)},
-                                    {"privateKey", tls_file(out.private_key)},
-                                    {"rootCert", tls_file(out.root_cert)}});
-                    }},
-                   {"upstream",
-                    [&](const YAML::Node& v, const std::string& path) {
-                      auto& u = b.upstream;
-                      r.strict_map(v, path,
-                                   {{"hbonePort", port(u.hbone_port)},
-                                    {"connectTimeout", timeout(u.connect_timeout)},
-                                    {"maxStreamsPerConnection", count(u.max_streams_per_connection, 1, kMaxU32)},
-                                    {"idleTimeout", timeout(u.idle_timeout)}});
-                    }},
-                   {"downstream",
-                    [&](const YAML::Node& v, const std::string& path) {
-                      auto& d = b.downstream;
-                      r.strict_map(v, path,
-                                   {{"maxConcurrentStreams", count(d.max_concurrent_streams, 1, kMaxU32)},
-                                    {"keepaliveInterval", timeout(d.keepalive_interval)},
-                                    {"keepaliveTimeout", timeout(d.keepalive_timeout)},
-                                    {"handshakeTimeout", timeout(d.handshake_timeout)},
-                                    {"maxConnections", count(d.max_connections, 1, kMaxU32)},
-                                    {"maxHeaderListBytes", count(d.max_header_list_bytes, 1, kMaxU32)}});
-                    }},
-                   {"concurrency", count(b.concurrency, 0, 1024)},
-                   {"log",
-                    [&](const YAML::Node& v, const std::string& path) {
-                      r.strict_map(
-                          v, path,
+  r.strict_map(
+      spec, "spec",
+      {
+          {"gateway",
+           [&](const YAML::Node& v, const std::string& path) {
+             out.gateway_node.reset(v);
+             text(b.gateway)(v, path);
+           }},
+          {"trustDomain",
+           [&](const YAML::Node& v, const std::string& path) {
+             text(b.trust_domain)(v, path);
+             if (b.trust_domain.find('/') != std::string::npos) {
+               r.error(v, path, "a trust domain cannot contain '/'");
+             }
+           }},
+          {"clusterDomain", text(b.cluster_domain)},
+          {"listeners",
+           [&](const YAML::Node& v, const std::string& path) {
+             r.strict_map(v, path,
+                          {{"hbone", address(b.listeners.hbone)},
+                           {"admin", address(b.listeners.admin)},
+                           {"metrics", address(b.listeners.metrics)},
+                           {"health", address(b.listeners.health)},
+                           {"allowNonLoopbackAdmin", [&](const YAML::Node& flag, const std::string& flag_path) {
+                              b.listeners.allow_non_loopback_admin = r.boolean(flag, flag_path).value_or(false);
+                            }}});
+           }},
+          {"tls",
+           [&](const YAML::Node& v, const std::string& path) {
+             tls_node.reset(v);
+             r.strict_map(v, path,
+                          {{"certChain", tls_file(out.cert_chain)},
+                           {"privateKey", tls_file(out.private_key)},
+                           {"rootCert", tls_file(out.root_cert)}});
+           }},
+          {"upstream",
+           [&](const YAML::Node& v, const std::string& path) {
+             auto& u = b.upstream;
+             r.strict_map(v, path,
+                          {{"hbonePort", port(u.hbone_port)},
+                           {"connectTimeout", timeout(u.connect_timeout)},
+                           {"maxStreamsPerConnection", count(u.max_streams_per_connection, 1, kMaxU32)},
+                           {"idleTimeout", timeout(u.idle_timeout)}});
+           }},
+          {"downstream",
+           [&](const YAML::Node& v, const std::string& path) {
+             auto& d = b.downstream;
+             r.strict_map(v, path,
+                          {{"maxConcurrentStreams", count(d.max_concurrent_streams, 1, kMaxU32)},
+                           {"keepaliveInterval", timeout(d.keepalive_interval)},
+                           {"keepaliveTimeout", timeout(d.keepalive_timeout)},
+                           {"handshakeTimeout", timeout(d.handshake_timeout)},
+                           {"maxConnections", count(d.max_connections, 1, kMaxU32)},
+                           {"maxHeaderListBytes", count(d.max_header_list_bytes, 1, kMaxU32)}});
+           }},
+          {"concurrency", count(b.concurrency, 0, 1024)},
+          {"log",
+           [&](const YAML::Node& v, const std::string& path) {
+             r.strict_map(v, path,
                           {{"level",
                             [&](const YAML::Node& level, const std::string& level_path) {
                               auto value = r.string(level, level_path);
@@ -175,8 +178,8 @@ std::optional<BootstrapResource> parse_bootstrap(const YAML::Node& doc, const Ob
                               }
                             }},
                            {"accessLog", text(b.access_log)}});
-                    }},
-               });
+           }},
+      });
 
   if (b.gateway.empty() && !present(child(spec, "gateway"))) {
     r.error(spec, "spec.gateway", "required (the name of the Gateway this waypoint serves)");
@@ -196,6 +199,14 @@ std::optional<BootstrapResource> parse_bootstrap(const YAML::Node& doc, const Ob
                     listeners[j].second->to_string());
       }
     }
+  }
+
+  if (!b.listeners.admin.ip().is_loopback() && !b.listeners.allow_non_loopback_admin) {
+    YAML::Node at = child(listeners_node, "admin");
+    r.error(present(at) ? at : spec, "spec.listeners.admin",
+            b.listeners.admin.to_string() +
+                " is not a loopback address; the admin API can change the running proxy (POST /logging, "
+                "/drain_listeners), so exposing it needs spec.listeners.allowNonLoopbackAdmin: true");
   }
 
   const std::pair<const char*, BootstrapResource::TlsFile*> tls_files[] = {

@@ -5,12 +5,11 @@
 #include <sstream>
 
 #include "waypoint/config/snapshot.h"
+#include "waypoint/net/order.h"
 
 namespace wp::config {
 
-namespace {
-
-std::string_view protocol_name(ChainProtocol p) {
+std::string_view to_string(ChainProtocol p) {
   switch (p) {
     case ChainProtocol::Http:
       return "http";
@@ -22,20 +21,21 @@ std::string_view protocol_name(ChainProtocol p) {
   return "?";
 }
 
-// Numeric address order (10.96.0.9 before 10.96.0.10), v4 before v6.
-bool ip_less(const net::IpAddr& a, const net::IpAddr& b) {
-  if (a.family() != b.family()) {
-    return a.is_v4();
+std::string_view to_string(LoadBalancer lb) {
+  switch (lb) {
+    case LoadBalancer::RoundRobin:
+      return "ROUND_ROBIN";
+    case LoadBalancer::LeastRequest:
+      return "LEAST_REQUEST";
+    case LoadBalancer::Random:
+      return "RANDOM";
+    case LoadBalancer::ConsistentHash:
+      return "RING_HASH";
   }
-  return std::lexicographical_compare(a.bytes(), a.bytes() + a.size(), b.bytes(), b.bytes() + b.size());
+  return "?";
 }
 
-bool addr_less(const net::SockAddr& a, const net::SockAddr& b) {
-  if (!(a.ip() == b.ip())) {
-    return ip_less(a.ip(), b.ip());
-  }
-  return a.port() < b.port();
-}
+namespace {
 
 void section(std::ostream& out, std::string_view title, const std::vector<std::string>& lines) {
   out << "\n" << title << " (" << lines.size() << "):\n";
@@ -88,11 +88,11 @@ std::string describe(const Snapshot& s) {
   for (const auto& entry : s.vip_chains) {
     chains.push_back(&entry);
   }
-  std::sort(chains.begin(), chains.end(), [](auto* a, auto* b) { return addr_less(a->first, b->first); });
+  std::sort(chains.begin(), chains.end(), [](auto* a, auto* b) { return net::addr_less(a->first, b->first); });
   out << "\nservice chains (" << chains.size() << "):\n";
   for (const auto* entry : chains) {
     const VipChain& chain = entry->second;
-    out << "  " << entry->first.to_string() << "  " << chain.name << "  " << protocol_name(chain.protocol)
+    out << "  " << entry->first.to_string() << "  " << chain.name << "  " << to_string(chain.protocol)
         << "  endpoints: ";
     if (chain.cluster.endpoints.empty()) {
       out << "none";
@@ -111,7 +111,7 @@ std::string describe(const Snapshot& s) {
       tables.push_back(&entry);
     }
   }
-  std::sort(tables.begin(), tables.end(), [](auto* a, auto* b) { return addr_less(a->first, b->first); });
+  std::sort(tables.begin(), tables.end(), [](auto* a, auto* b) { return net::addr_less(a->first, b->first); });
   out << "\nroutes (" << tables.size() << " service ports with VirtualService/HTTPRoute):\n";
   for (const auto* entry : tables) {
     out << "  " << entry->first.to_string() << "  " << entry->second.name << "\n";
@@ -124,7 +124,7 @@ std::string describe(const Snapshot& s) {
   for (const Pod& pod : s.pods) {
     pods.push_back(&pod);
   }
-  std::sort(pods.begin(), pods.end(), [](const Pod* a, const Pod* b) { return ip_less(a->ip, b->ip); });
+  std::sort(pods.begin(), pods.end(), [](const Pod* a, const Pod* b) { return net::ip_less(a->ip, b->ip); });
   out << "\npods (" << pods.size() << "):\n";
   for (const Pod* pod : pods) {
     out << "  " << pod->ip.to_string() << "  " << pod->name << "  sa " << pod->service_account << "  "

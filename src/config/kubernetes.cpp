@@ -165,6 +165,85 @@ std::optional<ServiceResource> parse_service(const YAML::Node& doc, const Object
   return out;
 }
 
+namespace {
+
+bool lower_alnum(std::string_view s) {
+  return !s.empty() &&
+         std::all_of(s.begin(), s.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); });
+}
+
+// `name` without its last "-segment" when that segment satisfies `pred`.
+template <typename Pred>
+std::optional<std::string> strip_segment(const std::string& name, Pred pred) {
+  auto dash = name.rfind('-');
+  if (dash == std::string::npos || dash == 0 || !pred(std::string_view(name).substr(dash + 1))) {
+    return std::nullopt;
+  }
+  return name.substr(0, dash);
+}
+
+// The workload a pod belongs to, as Istio names it: a ReplicaSet owner stands for its Deployment
+// (the ReplicaSet's name without its hash), a Job for its CronJob (without the schedule suffix),
+// any other controller for itself. Without ownerReferences (trimmed config) the generated name
+// "<deployment>-<hash>-<5 chars>" is recognised; anything else is its own workload.
+std::string workload_of(const YAML::Node& meta, const std::string& pod_name,
+                        const std::map<std::string, std::string>& labels) {
+  for (const auto& owner : child(meta, "ownerReferences")) {
+    YAML::Node kind = child(owner, "kind");
+    YAML::Node name = child(owner, "name");
+    if (!kind.IsScalar() || !name.IsScalar() || name.Scalar().empty()) {
+      continue;
+    }
+    const std::string& owner_name = name.Scalar();
+    if (kind.Scalar() == "ReplicaSet") {
+      return strip_segment(owner_name, lower_alnum).value_or(owner_name);
+    }
+    if (kind.Scalar() == "Job") {
+      auto digits = [](std::string_view s) { return !s.empty() && std::all_of(s.begin(), s.end(), ::isdigit); };
+      return strip_segment(owner_name, digits).value_or(owner_name);
+    }
+    return owner_name;
+  }
+  auto hash = labels.find("pod-template-hash");
+  if (hash != labels.end()) {
+    auto at = pod_name.rfind("-" + hash->second + "-");
+    if (at != std::string::npos && at > 0) {
+      return pod_name.substr(0, at);
+    }
+  }
+  auto random5 = [](std::string_view s) { return s.size() == 5 && lower_alnum(s); };
+  auto rs_hash = [](std::string_view s) { return s.size() >= 6 && s.size() <= 10 && lower_alnum(s); };
+  if (auto rs = strip_segment(pod_name, random5)) {
+    if (auto deployment = strip_segment(*rs, rs_hash)) {
+      return *deployment;
+    }
+  }
+  return pod_name;
+}
+
+std::string first_label(const std::map<std::string, std::string>& labels, std::initializer_list<const char*> keys,
+                        const std::string& otherwise) {
+  for (const char* key : keys) {
+    auto it = labels.find(key);
+    if (it != labels.end() && !it->second.empty()) {
+      return it->second;
+    }
+  }
+  return otherwise;
+}
+
+void workload_labels(Pod& p, const YAML::Node& meta) {
+  p.workload = workload_of(meta, p.name, p.labels);
+  p.app = first_label(p.labels, {"app"}, "unknown");
+  p.version = first_label(p.labels, {"version"}, "unknown");
+  p.canonical_service =
+      first_label(p.labels, {"service.istio.io/canonical-name", "app.kubernetes.io/name", "app"}, p.workload);
+  p.canonical_revision =
+      first_label(p.labels, {"service.istio.io/canonical-revision", "app.kubernetes.io/version", "version"}, "latest");
+}
+
+}  // namespace
+
 std::optional<PodResource> parse_pod(const YAML::Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap,
                                      Diagnostics& diag) {
   size_t errors_before = diag.error_count();
@@ -233,6 +312,7 @@ std::optional<PodResource> parse_pod(const YAML::Node& doc, const ObjectMeta& me
     }
   }
   p.spiffe_id = "spiffe://" + bootstrap.trust_domain + "/ns/" + p.namespace_ + "/sa/" + p.service_account;
+  workload_labels(p, child(doc, "metadata"));
   if (diag.error_count() != errors_before) {
     return std::nullopt;
   }

@@ -133,6 +133,14 @@ std::optional<uint16_t> Reader::port(const YAML::Node& node, std::string_view pa
   return value ? std::optional<uint16_t>(static_cast<uint16_t>(*value)) : std::nullopt;
 }
 
+std::optional<bool> Reader::boolean(const YAML::Node& node, std::string_view path) {
+  if (node.IsScalar() && (node.Scalar() == "true" || node.Scalar() == "false")) {
+    return node.Scalar() == "true";
+  }
+  error(node, path, "expected true or false");
+  return std::nullopt;
+}
+
 std::optional<net::IpAddr> Reader::ip(const YAML::Node& node, std::string_view path) {
   auto text = string(node, path);
   if (!text) {

@@ -74,6 +74,7 @@ class Reader {
   std::optional<int64_t> integer(const YAML::Node& node, std::string_view path, int64_t min, int64_t max,
                                  std::string_view noun = "an integer");
   std::optional<uint16_t> port(const YAML::Node& node, std::string_view path);
+  std::optional<bool> boolean(const YAML::Node& node, std::string_view path);  // true / false only
   std::optional<net::IpAddr> ip(const YAML::Node& node, std::string_view path);
   std::optional<Millis> duration(const YAML::Node& node, std::string_view path);
   std::map<std::string, std::string> string_map(const YAML::Node& node, std::string_view path);

@@ -561,26 +561,53 @@ std::optional<HttpRouteSpec> istio_http_route(Reader& r, const YAML::Node& node,
 
 }  // namespace
 
+namespace {
+// Envoy's retry_on names, one per RetryOn bit, in the order Istio writes its default policy.
+constexpr struct {
+  std::string_view name;
+  uint32_t bit;
+} kRetryOnTokens[] = {
+    {"5xx", kRetry5xx},
+    {"gateway-error", kRetryGatewayError},
+    {"reset", kRetryReset},
+    {"reset-before-request", kRetryResetBeforeRequest},
+    {"connect-failure", kRetryConnectFailure},
+    {"refused-stream", kRetryRefusedStream},
+    {"unavailable", kRetryGrpcUnavailable},
+    {"cancelled", kRetryGrpcCancelled},
+    {"deadline-exceeded", kRetryGrpcDeadlineExceeded},
+    {"internal", kRetryGrpcInternal},
+    {"resource-exhausted", kRetryGrpcResourceExhausted},
+    {"retriable-4xx", kRetryRetriable4xx},
+    {"envoy-ratelimited", kRetryEnvoyRateLimited},
+    {"retriable-status-codes", kRetryRetriableStatusCodes},
+};
+}  // namespace
+
+std::string retry_on_names(uint32_t bits) {
+  std::string out;
+  for (const auto& t : kRetryOnTokens) {
+    if ((bits & t.bit) != 0) {
+      if (!out.empty()) {
+        out += ',';
+      }
+      out += t.name;
+    }
+  }
+  return out;
+}
+
+const Route& direct_route() {
+  static const Route r = [] {
+    Route route;
+    route.name = "default";
+    route.source = "direct";
+    return route;
+  }();
+  return r;
+}
+
 std::string parse_retry_on(std::string_view text, RetryPolicy& policy) {
-  static constexpr struct {
-    std::string_view name;
-    uint32_t bit;
-  } kTokens[] = {
-      {"5xx", kRetry5xx},
-      {"gateway-error", kRetryGatewayError},
-      {"reset", kRetryReset},
-      {"reset-before-request", kRetryResetBeforeRequest},
-      {"connect-failure", kRetryConnectFailure},
-      {"refused-stream", kRetryRefusedStream},
-      {"retriable-status-codes", kRetryRetriableStatusCodes},
-      {"retriable-4xx", kRetryRetriable4xx},
-      {"envoy-ratelimited", kRetryEnvoyRateLimited},
-      {"cancelled", kRetryGrpcCancelled},
-      {"deadline-exceeded", kRetryGrpcDeadlineExceeded},
-      {"internal", kRetryGrpcInternal},
-      {"resource-exhausted", kRetryGrpcResourceExhausted},
-      {"unavailable", kRetryGrpcUnavailable},
-  };
   // Istio: a given retryOn replaces the default conditions and status codes; bare status codes
   // imply retriable-status-codes.
   policy.retry_on = 0;
@@ -598,8 +625,9 @@ std::string parse_retry_on(std::string_view text, RetryPolicy& policy) {
     if (token.empty()) {
       continue;
     }
-    auto known = std::find_if(std::begin(kTokens), std::end(kTokens), [&](const auto& t) { return t.name == token; });
-    if (known != std::end(kTokens)) {
+    auto known = std::find_if(std::begin(kRetryOnTokens), std::end(kRetryOnTokens),
+                              [&](const auto& t) { return t.name == token; });
+    if (known != std::end(kRetryOnTokens)) {
       policy.retry_on |= known->bit;
       continue;
     }

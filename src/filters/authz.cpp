@@ -6,6 +6,18 @@
 
 namespace wp::filters {
 
+const char* to_string(Action a) {
+  switch (a) {
+    case Action::Allow:
+      return "ALLOW";
+    case Action::Deny:
+      return "DENY";
+    case Action::Audit:
+      return "AUDIT";
+  }
+  return "?";
+}
+
 namespace {
 
 constexpr std::string_view kSpiffeScheme = "spiffe://";

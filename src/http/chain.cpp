@@ -37,16 +37,6 @@ class MapList final : public router::HeaderList {
 };
 
 // The pod chain's route: forward to the addressed pod, Istio's default retry policy.
-const config::Route& direct_route() {
-  static const config::Route r = [] {
-    config::Route route;
-    route.name = "default";
-    route.source = "direct";
-    return route;
-  }();
-  return r;
-}
-
 const char* version_name(Version v) {
   return v == Version::Http10 ? "HTTP/1.0" : "HTTP/1.1";
 }
@@ -201,6 +191,9 @@ ActiveRequest::ActiveRequest(WorkerContext& worker, const TunnelInfo& tunnel, Do
   record_.upstream_host = "-";
   record_.route = "-";
   record_.cluster = "-";
+  record_.source_pod = tunnel.source_pod;
+  record_.destination_service = tunnel.routes != nullptr ? tunnel.routes->service : nullptr;
+  record_.destination_pod = tunnel.direct_pod;
   w_.stats.add(stats::Id::downstream_rq_total);
   w_.stats.add(stats::Id::downstream_rq_active);
 }
@@ -245,6 +238,9 @@ void ActiveRequest::on_request_head(RequestHead&& head, bool end_stream) {
   query_ = std::string(query);
   record_.path = head_.target;
   record_.destination = head_.authority.empty() ? tunnel_.destination.to_string() : head_.authority;
+  record_.request_header_bytes = head_.headers.byte_size();
+  auto content_type = head_.headers.get("content-type");
+  record_.grpc = content_type && content_type->starts_with("application/grpc");
   expect_continue_ = head_.expect_continue;
   expects_body_ = !end_stream;
   if (!authorized()) {
@@ -290,7 +286,7 @@ void ActiveRequest::route() {
       return;
     }
   } else {
-    route_ = &direct_route();
+    route_ = &config::direct_route();
   }
   record_.route = route_->name;
   if (route_->redirect) {
@@ -331,6 +327,7 @@ void ActiveRequest::after_fault_delay() {
     }
     cluster_ = router::pick(*route_, w_.random()).cluster;
     record_.cluster = cluster_->name;
+    record_.destination_service = cluster_->service;
   } else {
     record_.cluster = "encap";
   }
@@ -579,6 +576,7 @@ void ActiveRequest::start_attempt() {
   ++attempts_;
   record_.attempts = attempts_;
   record_.upstream_host = ep.address.to_string();
+  record_.destination_pod = ep.pod;
   w_.stats.add(stats::Id::upstream_rq_total);
   w_.stats.add(stats::Id::upstream_rq_active);
 
@@ -761,6 +759,7 @@ void ActiveRequest::on_upstream_head(ResponseHead&& head) {
   router::apply(route_->response_headers, list);
   head.headers.remove("content-length");
   head.headers.remove("transfer-encoding");
+  record_.response_header_bytes = head.headers.byte_size();
   down_.send_head(head, false);
 }
 
@@ -916,6 +915,7 @@ void ActiveRequest::local_reply(int status, std::string_view body, const char* f
   head.content_length = body.size();
   head.keep_alive = !close_connection();
   record_.bytes_sent = body.size();
+  record_.response_header_bytes = head.headers.byte_size();
   if (body.empty()) {
     down_.send_head(head, true);
   } else {
@@ -945,7 +945,7 @@ void ActiveRequest::finish() {
     w_.stats.add(kClass[code / 100 - 1]);
   }
   record_.response_flags = flags_;
-  record_.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_);
+  record_.duration = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started_);
   w_.log.log(record_);
   consume_downstream();
   if (done_) {

@@ -37,21 +37,11 @@ bool clean(std::string_view s) {
   return true;
 }
 
-std::string_view trim(std::string_view t) {
-  while (!t.empty() && (t.front() == ' ' || t.front() == '\t')) {
-    t.remove_prefix(1);
-  }
-  while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) {
-    t.remove_suffix(1);
-  }
-  return t;
-}
-
 // True when a comma-separated list value contains `token` (case-insensitive).
 bool list_has(std::string_view list, std::string_view token) {
   while (!list.empty()) {
     size_t comma = list.find(',');
-    if (iequals(trim(list.substr(0, comma)), token)) {
+    if (iequals(http::trim_ows(list.substr(0, comma)), token)) {
       return true;
     }
     if (comma == std::string_view::npos) {
@@ -715,7 +705,7 @@ void H2cEngine::deliver_head(Stream& s, bool end_stream) {
       head.content_length = parse_u64(*cl);  // nghttp2 has validated it
     }
     if (auto expect = s.fields.get("expect")) {
-      head.expect_continue = iequals(trim(*expect), "100-continue");
+      head.expect_continue = iequals(http::trim_ows(*expect), "100-continue");
     }
     head.headers = std::move(s.fields);
     s.reset_fields();

@@ -3,6 +3,16 @@
 #include "waypoint/http/message.h"
 
 namespace wp::http {
+
+std::string_view trim_ows(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) {
+    v.remove_prefix(1);
+  }
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) {
+    v.remove_suffix(1);
+  }
+  return v;
+}
 namespace {
 
 char lower(char c) {

@@ -8,16 +8,6 @@ namespace {
 // A counter name for the side being parsed: downstream requests or upstream responses.
 #define WP_COUNTER(suffix) (role_ == Role::Request ? "downstream_rq_" suffix : "upstream_rs_" suffix)
 
-std::string_view trim_ows(std::string_view v) {
-  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) {
-    v.remove_prefix(1);
-  }
-  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) {
-    v.remove_suffix(1);
-  }
-  return v;
-}
-
 // Calls f(token) for each element of a comma-separated list (elements trimmed, may be empty).
 template <class F>
 void for_each_token(std::string_view list, F&& f) {

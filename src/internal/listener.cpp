@@ -146,7 +146,7 @@ class InternalListener::Sniffer final : public hbone::TunnelHandler {
   bool decided_ = false;
 };
 
-InternalListener::InternalListener(event::Loop& loop, hbone::Pool& pool, stats::Block& stats, AccessLog& log)
+InternalListener::InternalListener(event::Loop& loop, hbone::Pool& pool, stats::Block& stats, Telemetry& log)
     : loop_(loop),
       pool_(pool),
       stats_(stats),
@@ -188,6 +188,9 @@ void InternalListener::reject(const Accepted& a, const std::string& chain, int s
   record.upstream_host = "-";
   record.response_code = status;
   record.response_flags = flags;
+  record.source_pod = a.snapshot != nullptr ? a.snapshot->find_pod(a.source_ip) : nullptr;
+  record.destination_service = a.match.kind == ChainMatch::Kind::Vip ? a.match.vip->service : nullptr;
+  log_.tcp_opened(record);
   log_.log(record);
   a.stream->respond(status);
 }
@@ -308,6 +311,7 @@ void InternalListener::start_http(Accepted& a, Sniffed protocol, buffer::Buffer 
   info.destination = a.destination;
   info.source_principal = a.peer_identity;
   info.source_ip = a.source_ip;
+  info.source_pod = a.snapshot->find_pod(a.source_ip);
   info.traceparent = a.traceparent;
   info.client = a.source_ip.to_string();
   info.connect_headers = upstream_connect_headers(a.source_ip, a.traceparent, a.baggage);
@@ -347,6 +351,10 @@ void InternalListener::start_tcp(Accepted& a, const config::Pod* pod, net::SockA
   record.source_address = a.source_ip.to_string();
   record.destination = a.destination.to_string();
   record.upstream_host = authority.to_string();
+  record.source_pod = snap.find_pod(a.source_ip);
+  record.destination_pod = pod;
+  record.destination_service = a.match.kind == ChainMatch::Kind::Vip ? a.match.vip->service : nullptr;
+  log_.tcp_opened(record);
 
   hbone::UpstreamTarget target;
   target.hbone_address = net::SockAddr(pod->ip, snap.bootstrap.upstream.hbone_port);

@@ -5,7 +5,7 @@
 namespace wp::internal {
 
 TcpProxy::TcpProxy(hbone::H2Stream& downstream, TunnelRecord record, config::SnapshotPtr snapshot, stats::Block& stats,
-                   AccessLog& log, Done done)
+                   Telemetry& log, Done done)
     : downstream_stream_(&downstream),
       record_(std::move(record)),
       started_(std::chrono::steady_clock::now()),
@@ -161,7 +161,7 @@ void TcpProxy::maybe_finish() {
     return;  // still waiting for the upstream outcome
   }
   state_ = State::Finished;
-  record_.duration = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_);
+  record_.duration = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started_);
   log_.log(record_);
   if (done_) {
     auto done = std::move(done_);

@@ -67,6 +67,14 @@ std::string IpAddr::to_string() const {
   return buf;
 }
 
+bool IpAddr::is_loopback() const {
+  if (is_v4()) {
+    return bytes_[0] == 127;
+  }
+  static constexpr std::array<uint8_t, 16> kV6Loopback{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  return bytes_ == kV6Loopback;
+}
+
 size_t IpAddr::hash() const {
   // FNV-1a over the significant bytes and the family.
   size_t h = 1469598103934665603ULL ^ static_cast<size_t>(family_);

@@ -37,8 +37,8 @@ Worker::Worker(int index, config::SnapshotPtr snapshot, tls::ContextPtr server_t
       client_tls_(std::move(client_tls)),
       downstream_settings_(downstream_settings(snapshot_->bootstrap)),
       pool_(loop_, client_tls_, pool_settings(snapshot_->bootstrap), stats_),
-      access_log_(loop_, snapshot_->bootstrap.access_log, stats_),
-      listener_(loop_, pool_, stats_, access_log_) {
+      telemetry_(loop_, snapshot_->bootstrap.access_log, stats_),
+      listener_(loop_, pool_, stats_, telemetry_) {
   listener_.set_snapshot(snapshot_);
 }
 
@@ -130,6 +130,44 @@ void Worker::on_connection_closed(hbone::H2Connection& conn) {
   }
 }
 
+void Worker::sample(std::function<void(WorkerSample)> done) {
+  loop_.post([this, done = std::move(done)] {
+    WorkerSample s;
+    s.metrics = telemetry_.series().sample();
+    s.metrics.buffered_bytes = static_cast<int64_t>(buffer::thread_slice_bytes_in_use());
+    auto now = upstream::Clock::now();
+    listener_.clusters().for_each([&](const config::RoutedCluster& cluster, const upstream::ClusterState& state) {
+      auto& hosts = s.hosts[cluster.name];
+      hosts.resize(state.size());
+      for (size_t i = 0; i < state.size(); ++i) {
+        const upstream::HostState& h = state.host(i);
+        hosts[i] = {state.ejected(i, now), h.consecutive_5xx, h.active_requests};
+      }
+    });
+    done(std::move(s));
+  });
+}
+
+void Worker::drain_listeners() {
+  loop_.post([this] {
+    if (!draining_) {
+      stop_accepting();
+    }
+  });
+}
+
+void Worker::stop_accepting() {
+  acceptor_.reset();
+  listen_fd_ = -1;
+  std::vector<hbone::H2Connection*> conns;
+  for (auto& [p, c] : connections_) {
+    conns.push_back(p);
+  }
+  for (auto* c : conns) {
+    c->drain();
+  }
+}
+
 void Worker::shutdown(std::chrono::milliseconds drain_time) {
   loop_.post([this, drain_time] { begin_drain(drain_time); });
 }
@@ -139,15 +177,7 @@ void Worker::begin_drain(std::chrono::milliseconds drain_time) {
     return;
   }
   draining_ = true;
-  acceptor_.reset();  // no new connections on this worker
-  listen_fd_ = -1;
-  std::vector<hbone::H2Connection*> conns;
-  for (auto& [p, c] : connections_) {
-    conns.push_back(p);
-  }
-  for (auto* c : conns) {
-    c->drain();
-  }
+  stop_accepting();
   if (connections_.empty()) {
     finish();
     return;

@@ -289,11 +289,16 @@ int connect_blocking(const net::SockAddr& addr, int timeout_ms = 2000) {
 }  // namespace
 
 std::pair<int, std::string> http_get(const net::SockAddr& addr, const std::string& path) {
+  return http_request(addr, "GET", path);
+}
+
+std::pair<int, std::string> http_request(const net::SockAddr& addr, const std::string& method,
+                                         const std::string& path) {
   int fd = connect_blocking(addr);
   if (fd < 0) {
     return {0, ""};
   }
-  std::string req = "GET " + path + " HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n";
+  std::string req = method + " " + path + " HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
   if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
     ::close(fd);
     return {0, ""};

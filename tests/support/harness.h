@@ -109,6 +109,7 @@ class WaypointProcess {
 
 // Blocking GET; returns {status, body}; status 0 when the connection failed.
 std::pair<int, std::string> http_get(const net::SockAddr& addr, const std::string& path);
+std::pair<int, std::string> http_request(const net::SockAddr& addr, const std::string& method, const std::string& path);
 
 // Runs a program to completion; returns {exit status, stdout+stderr}.
 std::pair<int, std::string> run_command(const std::vector<std::string>& argv);

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "waypoint/config/snapshot.h"
 #include "waypoint/event/loop.h"
 #include "waypoint/stats/stats.h"
 
@@ -15,16 +16,16 @@ namespace wp::accesslog {
 
 struct TunnelRecord {
   std::chrono::system_clock::time_point start;
-  std::chrono::milliseconds duration{0};
-  std::string chain;                 // inbound-vip|...|fqdn, direct-tcp, or "-" when none matched
-  std::string source_principal;      // the client's SPIFFE ID
-  std::string source_address;        // forwarded for= or the TCP peer
-  std::string destination;           // the CONNECT authority
-  std::string upstream_host;         // podIP:port, or "-"
-  int response_code = 0;             // the CONNECT's answer: 200, 503, ...
-  const char* response_flags = "-";  // "-", NR, UH, UF, UC, DC, URX, UT, DI, FI, UO... (static strings)
-  uint64_t bytes_received = 0;       // client -> pod
-  uint64_t bytes_sent = 0;           // pod -> client
+  std::chrono::microseconds duration{0};  // logged in ms; the duration histogram has sub-ms buckets
+  std::string chain;                      // inbound-vip|...|fqdn, direct-tcp, or "-" when none matched
+  std::string source_principal;           // the client's SPIFFE ID
+  std::string source_address;             // forwarded for= or the TCP peer
+  std::string destination;                // the CONNECT authority
+  std::string upstream_host;              // podIP:port, or "-"
+  int response_code = 0;                  // the CONNECT's answer: 200, 503, ...
+  const char* response_flags = "-";       // "-", NR, UH, UF, UC, DC, URX, UT, DI, FI, UO... (static strings)
+  uint64_t bytes_received = 0;            // client -> pod
+  uint64_t bytes_sent = 0;                // pod -> client
   // HTTP requests (one line each) also carry these; `protocol` "tcp" leaves them out.
   const char* protocol = "tcp";  // "tcp", "HTTP/1.0", "HTTP/1.1", "HTTP/2" (static strings)
   std::string method;
@@ -33,6 +34,14 @@ struct TunnelRecord {
   std::string cluster;     // the cluster picked, or "-"
   std::string request_id;  // x-request-id as sent upstream
   uint32_t attempts = 0;   // upstream tries, retries included
+  // For Istio's metrics (accesslog::Telemetry): pointers into the snapshot the tunnel pinned, null
+  // when unknown (a client that is not a pod of this namespace; no endpoint reached).
+  const config::Pod* source_pod = nullptr;
+  const config::Pod* destination_pod = nullptr;
+  const config::Service* destination_service = nullptr;
+  uint64_t request_header_bytes = 0;  // HTTP: the header fields' bytes, counted into istio_request_bytes
+  uint64_t response_header_bytes = 0;
+  bool grpc = false;  // content-type application/grpc: request_protocol="grpc"
 };
 
 class AccessLog {

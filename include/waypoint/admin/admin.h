@@ -1,9 +1,12 @@
 #pragma once
-// The admin listener (127.0.0.1:15000 by default), served on the main thread's loop. Each request
-// is one short HTTP/1.1 exchange: parsed with llhttp, answered, closed.
+// A small HTTP/1.1 server on the main thread's loop, for the admin API (127.0.0.1:15000), the
+// metrics listener (15020) and the health listener (15021). Each request is one short exchange:
+// parsed with llhttp, answered (possibly later: a handler may wait for the workers), closed.
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "waypoint/event/loop.h"
 #include "waypoint/net/address.h"
@@ -16,8 +19,18 @@ struct Response {
   std::string body;
 };
 
-// Called with method and path (query string included); returns the response.
-using Handler = std::function<Response(const std::string& method, const std::string& path)>;
+struct Request {
+  std::string method;
+  std::string path;   // without the query string
+  std::string query;  // after '?', without it
+  // The value of query parameter `name` ("" for a bare "name"), nullopt when absent. No
+  // percent-decoding: admin parameters are plain words.
+  std::optional<std::string> param(std::string_view name) const;
+};
+
+// Answers the request; may be called later, from the loop's thread, exactly once.
+using Reply = std::function<void(Response)>;
+using Handler = std::function<void(const Request& request, Reply reply)>;
 
 class AdminServer {
  public:

@@ -60,6 +60,9 @@ struct Listeners {
   net::SockAddr admin;    // default 127.0.0.1:15000
   net::SockAddr metrics;  // default 0.0.0.0:15020
   net::SockAddr health;   // default 0.0.0.0:15021
+  // The admin API can change the proxy (log level, drain): a non-loopback admin address is refused
+  // unless this is set (spec.listeners.allowNonLoopbackAdmin: true).
+  bool allow_non_loopback_admin = false;
 };
 
 struct Bootstrap {
@@ -93,11 +96,20 @@ struct Pod {
   bool ready = true;  // false when status.phase is set and not Running, or the Ready condition is not "True"
   std::map<std::string, uint16_t> named_ports;  // spec.containers[].ports[].name -> containerPort
   std::string spiffe_id;                        // spiffe://<trust_domain>/ns/<ns>/sa/<sa>
+  // Istio's telemetry labels, derived once (see workload_labels() in kubernetes.cpp): the workload
+  // (the Deployment, from ownerReferences or the generated name), labels app and version, and the
+  // canonical service and revision.
+  std::string workload;
+  std::string app = "unknown";
+  std::string version = "unknown";
+  std::string canonical_service;
+  std::string canonical_revision = "latest";
   Mark mark;
 };
 
 // How the internal listener treats a service port (SPEC §4).
 enum class ChainProtocol { Http, Tcp, Sniff };
+std::string_view to_string(ChainProtocol p);  // "http", "tcp", "sniff"
 
 struct ServicePort {
   std::string name;
@@ -173,6 +185,7 @@ struct RouteMatch {
 };
 
 enum class LoadBalancer { RoundRobin, LeastRequest, Random, ConsistentHash };
+std::string_view to_string(LoadBalancer lb);  // Envoy's names: ROUND_ROBIN, LEAST_REQUEST, RANDOM, RING_HASH
 
 // DestinationRule trafficPolicy after subset overrides; unset limits are 0 (= Envoy's defaults).
 struct ClusterPolicy {
@@ -224,6 +237,9 @@ enum RetryOn : uint32_t {
   kRetryGrpcResourceExhausted = 1u << 12,
   kRetryGrpcUnavailable = 1u << 13,
 };
+
+// Envoy's names of the set bits ("connect-failure,refused-stream,..."), in Envoy's order; "" for none.
+std::string retry_on_names(uint32_t bits);
 
 // Defaults are Istio's for a route without `retries`.
 struct RetryPolicy {
@@ -298,6 +314,10 @@ struct Route {
   Rewrite rewrite;
   std::vector<Mirror> mirrors;
 };
+
+// The route of a pod-IP (direct-http) chain: forward to the addressed pod with the default retry
+// policy and no timeout.
+const Route& direct_route();
 
 // The routes of one service port, tried in order; the first matching route wins.
 struct RouteTable {

@@ -89,6 +89,7 @@ struct Rule {
 };
 
 enum class Action : uint8_t { Allow, Deny, Audit };
+const char* to_string(Action a);  // "ALLOW", "DENY", "AUDIT"
 
 struct Policy {
   std::string name;  // "namespace/name", for logs and the verdict
@@ -138,6 +139,10 @@ class PolicySet {
   void add(Policy policy);  // computes each rule's needs_l7
   bool empty() const { return deny_.empty() && allow_.empty() && audit_.empty(); }
   Verdict evaluate(const Attributes& a) const;  // allocation-free
+  // The policies by action, in config order (for config_dump and explain).
+  const std::vector<Policy>& deny() const { return deny_; }
+  const std::vector<Policy>& allow() const { return allow_; }
+  const std::vector<Policy>& audit() const { return audit_; }
 
  private:
   std::vector<Policy> deny_, allow_, audit_;

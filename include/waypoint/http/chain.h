@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "waypoint/accesslog/access_log.h"
+#include "waypoint/accesslog/telemetry.h"
 #include "waypoint/config/snapshot.h"
 #include "waypoint/event/loop.h"
 #include "waypoint/hbone/pool.h"
@@ -28,7 +28,7 @@ namespace wp::http {
 struct WorkerContext {
   event::Loop& loop;
   stats::Block& stats;
-  accesslog::AccessLog& log;
+  accesslog::Telemetry& log;  // access log and Istio metrics
   UpstreamHttpPool& upstream;
   upstream::ClusterManager& clusters;
   uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -44,6 +44,7 @@ struct TunnelInfo {
   net::SockAddr destination;                    // the CONNECT authority
   std::string source_principal;                 // the client's SPIFFE ID
   net::IpAddr source_ip;                        // forwarded for=, else the TCP peer
+  const config::Pod* source_pod = nullptr;      // the client, when it is a pod of this namespace (telemetry)
   std::string traceparent;                      // from the CONNECT, passed on to the requests
   std::string client;                           // source_ip as text (x-forwarded-for, pooling key)
   hbone::H2Stream::HeaderList connect_headers;  // forwarded, traceparent, baggage for upstream CONNECTs

@@ -11,6 +11,9 @@
 
 namespace wp::http {
 
+// Without leading and trailing optional white space (SP / HTAB, RFC 9110 §5.6.3).
+std::string_view trim_ows(std::string_view v);
+
 struct Header {
   std::string name;  // lowercase
   std::string value;

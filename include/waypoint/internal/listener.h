@@ -19,7 +19,7 @@
 
 namespace wp::internal {
 
-using accesslog::AccessLog;
+using accesslog::Telemetry;
 using accesslog::TunnelRecord;
 
 // The chain a destination selects (pure; unit-tested).
@@ -39,7 +39,8 @@ class InternalListener final : public hbone::ConnectHandler {
   // server-first protocol: the client waits for the server to speak).
   static constexpr std::chrono::milliseconds kSniffTimeout{300};
 
-  InternalListener(event::Loop& loop, hbone::Pool& pool, stats::Block& stats, AccessLog& log);
+  InternalListener(event::Loop& loop, hbone::Pool& pool, stats::Block& stats, Telemetry& log);
+  const upstream::ClusterManager& clusters() const { return clusters_; }
   ~InternalListener() override;
 
   void set_snapshot(config::SnapshotPtr snapshot);
@@ -62,7 +63,7 @@ class InternalListener final : public hbone::ConnectHandler {
   event::Loop& loop_;
   hbone::Pool& pool_;
   stats::Block& stats_;
-  AccessLog& log_;
+  Telemetry& log_;
   config::SnapshotPtr snapshot_;
   http::UpstreamHttpPool http_pool_;
   upstream::ClusterManager clusters_;

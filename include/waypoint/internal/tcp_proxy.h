@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "waypoint/accesslog/access_log.h"
+#include "waypoint/accesslog/telemetry.h"
 #include "waypoint/config/snapshot.h"
 #include "waypoint/event/loop.h"
 #include "waypoint/hbone/pool.h"
@@ -14,7 +14,7 @@
 
 namespace wp::internal {
 
-using accesslog::AccessLog;
+using accesslog::Telemetry;
 using accesslog::TunnelRecord;
 
 class TcpProxy final : public event::DeferredDeletable, public hbone::UpstreamRequest::Callbacks {
@@ -22,7 +22,7 @@ class TcpProxy final : public event::DeferredDeletable, public hbone::UpstreamRe
   using Done = std::function<void(TcpProxy&)>;
   // `record` is pre-filled with what is known at CONNECT time; the proxy completes and logs it.
   TcpProxy(hbone::H2Stream& downstream, TunnelRecord record, config::SnapshotPtr snapshot, stats::Block& stats,
-           AccessLog& log, Done done);
+           Telemetry& log, Done done);
   ~TcpProxy() override;
 
   void start(hbone::Pool& pool, hbone::UpstreamTarget target);
@@ -59,7 +59,7 @@ class TcpProxy final : public event::DeferredDeletable, public hbone::UpstreamRe
   std::chrono::steady_clock::time_point started_;
   config::SnapshotPtr snapshot_;  // pinned for the tunnel's life
   stats::Block& stats_;
-  AccessLog& log_;
+  Telemetry& log_;
   Done done_;
   Side down_{*this, true};
   Side up_{*this, false};

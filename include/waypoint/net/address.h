@@ -27,6 +27,7 @@ class IpAddr {
   size_t size() const { return is_v4() ? 4 : 16; }
   std::string to_string() const;
   size_t hash() const;
+  bool is_loopback() const;  // 127.0.0.0/8 or ::1
   bool operator==(const IpAddr&) const = default;
 
  private:

@@ -4,6 +4,7 @@
 // with other workers; the main thread talks to a worker only by posting tasks to its loop.
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -20,6 +21,18 @@
 
 namespace wp::server {
 
+// What a worker reports to a scrape or a config dump: copies, made on the worker's thread.
+struct WorkerSample {
+  stats::WorkerSample metrics;
+  // Per routed cluster (by name) and endpoint index: this worker's view of each host.
+  struct Host {
+    bool ejected = false;
+    uint32_t consecutive_5xx = 0;
+    uint32_t active_requests = 0;
+  };
+  std::map<std::string, std::vector<Host>> hosts;
+};
+
 class Worker final : public hbone::H2Connection::Owner {
  public:
   Worker(int index, config::SnapshotPtr snapshot, tls::ContextPtr server_tls, tls::ContextPtr client_tls);
@@ -33,6 +46,12 @@ class Worker final : public hbone::H2Connection::Owner {
   // up to `drain_time`, then close what is left and end the thread.
   void shutdown(std::chrono::milliseconds drain_time);
   void join();
+  // Thread-safe. Runs `done` on the worker's thread with a copy of its metrics and host state;
+  // `done` must hand the sample on (post it) and return. Never runs if the worker has ended.
+  void sample(std::function<void(WorkerSample)> done);
+  // Thread-safe. Stop accepting and GOAWAY every connection, but keep serving what is open (the
+  // admin API's POST /drain_listeners); the thread ends only with shutdown().
+  void drain_listeners();
 
   const stats::Block& stats() const { return stats_; }
 
@@ -41,6 +60,7 @@ class Worker final : public hbone::H2Connection::Owner {
   void on_accept(int fd, const net::SockAddr& peer);
   void on_connection_closed(hbone::H2Connection& conn) override;
   void begin_drain(std::chrono::milliseconds drain_time);
+  void stop_accepting();  // close the listener, GOAWAY to every connection
   void finish();
 
   int index_;
@@ -51,7 +71,7 @@ class Worker final : public hbone::H2Connection::Owner {
   stats::Block stats_;
   hbone::H2Settings downstream_settings_;
   hbone::Pool pool_;
-  accesslog::AccessLog access_log_;
+  accesslog::Telemetry telemetry_;
   internal::InternalListener listener_;
   int listen_fd_ = -1;
   std::unique_ptr<net::Acceptor> acceptor_;

@@ -116,6 +116,13 @@ class ClusterManager {
   ~ClusterManager();
   void set_snapshot(const config::SnapshotPtr& snapshot);
   ClusterState& get(const config::RoutedCluster& cluster);  // created on first use
+  // The clusters used so far (the others have no state yet: every host healthy, nothing active).
+  template <typename Fn>
+  void for_each(Fn&& fn) const {
+    for (const auto& [cluster, state] : states_) {
+      fn(*cluster, *state);
+    }
+  }
 
  private:
   stats::Block& stats_;

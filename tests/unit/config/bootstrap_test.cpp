@@ -163,6 +163,12 @@ TEST_CASE("config: bootstrap errors point at the field", "[config]") {
       {"  listeners: {admin: \"localhost:15000\"}\n",
        w + "22: WaypointBootstrap waypoint: spec.listeners.admin: \"localhost:15000\" is not an "
            "IP:port address (port 1..65535)"},
+      {"  listeners: {admin: \"0.0.0.0:15000\"}\n",
+       w + "22: WaypointBootstrap waypoint: spec.listeners.admin: 0.0.0.0:15000 is not a loopback address; the "
+           "admin API can change the running proxy (POST /logging, /drain_listeners), so exposing it needs "
+           "spec.listeners.allowNonLoopbackAdmin: true"},
+      {"  listeners: {allowNonLoopbackAdmin: yes}\n",
+       w + "38: WaypointBootstrap waypoint: spec.listeners.allowNonLoopbackAdmin: expected true or false"},
       {"  listeners: {metrics: \"127.0.0.1:15000\"}\n",
        w + "24: WaypointBootstrap waypoint: spec.listeners.metrics: 127.0.0.1:15000 collides with "
            "the "
@@ -183,6 +189,14 @@ TEST_CASE("config: bootstrap errors point at the field", "[config]") {
     INFO(c.spec_tail);
     CHECK(errors(bootstrap(c.spec_tail)) == c.error);
   }
+}
+
+TEST_CASE("config: a non-loopback admin address needs allowNonLoopbackAdmin", "[config]") {
+  auto s = load(bootstrap("  listeners: {admin: \"0.0.0.0:16000\", allowNonLoopbackAdmin: true}\n"));
+  CHECK(s->bootstrap.listeners.admin.to_string() == "0.0.0.0:16000");
+  CHECK(s->bootstrap.listeners.allow_non_loopback_admin);
+  // IPv6 loopback is loopback.
+  CHECK(errors(bootstrap("  listeners: {admin: \"[::1]:16000\"}\n")).empty());
 }
 
 TEST_CASE("config: bootstrap requires gateway and tls", "[config]") {

@@ -262,5 +262,41 @@ TEST_CASE("config: gateway annotation scopes the waypoint to a service account",
   CHECK(s->gateway.mark.line == 9);
 }
 
+TEST_CASE("config: a pod's telemetry labels (workload, app, version, canonical service)", "[config]") {
+  struct Case {
+    std::string metadata;
+    std::string workload, app, version, canonical_service, canonical_revision;
+  };
+  const Case cases[] = {
+      // Generated Deployment pod names, with and without the pod-template-hash label.
+      {"{name: reviews-v1-545db77b95-zhl9p, labels: {app: reviews, version: v1}}", "reviews-v1", "reviews", "v1",
+       "reviews", "v1"},
+      {"{name: web-7f9c-abcde, labels: {pod-template-hash: 7f9c}}", "web", "unknown", "unknown", "web", "latest"},
+      // ownerReferences win: a ReplicaSet stands for its Deployment, a Job for its CronJob.
+      {"{name: x-1, ownerReferences: [{kind: ReplicaSet, name: ratings-v1-6b8c4d5f9c}]}", "ratings-v1", "unknown",
+       "unknown", "ratings-v1", "latest"},
+      {"{name: x-2, ownerReferences: [{kind: Job, name: backup-28372610}]}", "backup", "unknown", "unknown", "backup",
+       "latest"},
+      {"{name: db-0, ownerReferences: [{kind: StatefulSet, name: db}]}", "db", "unknown", "unknown", "db", "latest"},
+      // A hand-made name is its own workload; the canonical labels take precedence over app/version.
+      {"{name: solo, labels: {app: a, version: v9, service.istio.io/canonical-name: canon, "
+       "app.kubernetes.io/version: '2.1'}}",
+       "solo", "a", "v9", "canon", "2.1"},
+      {"{name: echo-0}", "echo-0", "unknown", "unknown", "echo-0", "latest"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.metadata);
+    auto s =
+        load("apiVersion: v1\nkind: Pod\nmetadata: " + c.metadata + "\nstatus: {podIP: 10.244.0.9}\n" + base_config());
+    REQUIRE(s->pods.size() == 1);
+    const Pod& p = s->pods[0];
+    CHECK(p.workload == c.workload);
+    CHECK(p.app == c.app);
+    CHECK(p.version == c.version);
+    CHECK(p.canonical_service == c.canonical_service);
+    CHECK(p.canonical_revision == c.canonical_revision);
+  }
+}
+
 }  // namespace
 }  // namespace wp::config
