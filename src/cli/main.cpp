@@ -1,10 +1,11 @@
-// waypoint: one binary; subcommands run (default), validate, explain, proxy-config, version.
+// waypoint: one binary; subcommands run (default), validate, explain, generate, proxy-config, version.
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "cli/explain.h"
+#include "cli/generate.h"
 #include "cli/proxy_config.h"
 #include "waypoint/config/snapshot.h"
 #include "waypoint/server/server.h"
@@ -20,6 +21,8 @@ void usage(FILE* out) {
       "  waypoint explain --config FILE --from SPIFFE_ID --to IP:PORT [--method M] [--path P] [-H 'k: v']\n"
       "                                                         dry-run one request (exit 0 allowed, 2 denied,\n"
       "                                                         3 no route)\n"
+      "  waypoint generate [--name N] [--namespace NS] [--service-account SA]\n"
+      "                                                         print the waypoint's Gateway YAML\n"
       "  waypoint proxy-config listener|clusters|routes|endpoints [--admin HOST:PORT] [--name NAME]\n"
       "                       [-o table|json|yaml] [--direction inbound|outbound]\n"
       "                                                         a running waypoint's config, as istioctl\n"
@@ -72,6 +75,9 @@ int main(int argc, char** argv) {
   // These parse their own options.
   if (argc > 1 && std::strcmp(argv[1], "explain") == 0) {
     return wp::cli::explain_main(argc - 1, argv + 1);
+  }
+  if (argc > 1 && std::strcmp(argv[1], "generate") == 0) {
+    return wp::cli::generate_main(argc - 1, argv + 1);
   }
   if (argc > 1 && std::strcmp(argv[1], "proxy-config") == 0) {
     return wp::cli::proxy_config_main(argc - 1, argv + 1);
