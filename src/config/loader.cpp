@@ -280,19 +280,6 @@ std::optional<YAML::Mark> parser_stuck_at(const std::string& text) {
   return std::nullopt;
 }
 
-std::string version_of(const std::string& bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned i = 0; i < 8; ++i) {
-    hex += kHex[digest[i] >> 4];
-    hex += kHex[digest[i] & 0xF];
-  }
-  return hex;
-}
-
 void load(const std::string& text, Diagnostics& diag, Snapshot& snapshot) {
   std::vector<YAML::Node> docs;
   try {
@@ -385,6 +372,19 @@ void load(const std::string& text, Diagnostics& diag, Snapshot& snapshot) {
 }
 
 }  // namespace
+
+std::string version_of(const std::string& bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned i = 0; i < 8; ++i) {
+    hex += kHex[digest[i] >> 4];
+    hex += kHex[digest[i] & 0xF];
+  }
+  return hex;
+}
 
 SnapshotPtr load_snapshot_from_string(const std::string& text, const std::string& path) {
   auto snapshot = std::make_shared<Snapshot>();

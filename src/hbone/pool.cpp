@@ -31,9 +31,10 @@ const char* to_string(UpstreamFailure f) {
 HboneClientConnection::HboneClientConnection(event::Loop& loop, int fd, const net::SockAddr& addr,
                                              const tls::ContextPtr& tls, std::string expected_identity,
                                              const H2Settings& settings, Pool& pool, stats::Block& stats)
-    : H2Connection(loop, Role::Client,
-                   std::make_unique<tls::Socket>(loop, fd, tls, std::move(expected_identity), settings.handshake_timeout),
-                   settings, pool, stats),
+    : H2Connection(
+          loop, Role::Client,
+          std::make_unique<tls::Socket>(loop, fd, tls, std::move(expected_identity), settings.handshake_timeout),
+          settings, pool, stats),
       pool_(pool),
       idle_timer_(loop, [this] {
         if (stream_count() == 0 && state() == State::Open) {
@@ -341,6 +342,22 @@ void Pool::drain_all() {
     for (auto& c : e->conns) {
       c->drain();
     }
+  }
+}
+
+void Pool::drain_unless(const std::function<bool(const net::SockAddr& address, const std::string& identity)>& keep) {
+  std::vector<HboneClientConnection*> gone;
+  for (auto& [k, e] : entries_) {
+    if (!keep(e->address, e->identity)) {
+      for (auto& c : e->conns) {
+        if (c->opened()) {  // a dial in progress serves the requests waiting for it first
+          gone.push_back(c.get());
+        }
+      }
+    }
+  }
+  for (auto* c : gone) {
+    c->drain();
   }
 }
 

@@ -175,7 +175,6 @@ ActiveRequest::ActiveRequest(WorkerContext& worker, const TunnelInfo& tunnel, Do
                              const char* protocol, Done done)
     : w_(worker),
       tunnel_(tunnel),
-      snapshot_(tunnel.snapshot),
       down_(downstream),
       done_(std::move(done)),
       started_(std::chrono::steady_clock::now()),
@@ -183,6 +182,7 @@ ActiveRequest::ActiveRequest(WorkerContext& worker, const TunnelInfo& tunnel, Do
       route_timer_(worker.loop, [this] { on_route_timeout(); }),
       retry_timer_(worker.loop, [this] { start_attempt(); }),
       delay_timer_(worker.loop, [this] { after_fault_delay(); }) {
+  bind_config();
   record_.start = std::chrono::system_clock::now();
   record_.protocol = protocol;
   record_.chain = tunnel.chain;
@@ -192,10 +192,42 @@ ActiveRequest::ActiveRequest(WorkerContext& worker, const TunnelInfo& tunnel, Do
   record_.route = "-";
   record_.cluster = "-";
   record_.source_pod = tunnel.source_pod;
-  record_.destination_service = tunnel.routes != nullptr ? tunnel.routes->service : nullptr;
-  record_.destination_pod = tunnel.direct_pod;
+  record_.destination_service = routes_ != nullptr ? routes_->service : nullptr;
+  record_.destination_pod = direct_pod_;
   w_.stats.add(stats::Id::downstream_rq_total);
   w_.stats.add(stats::Id::downstream_rq_active);
+}
+
+// The configuration a request runs on: the worker's current snapshot, so that a config change
+// applies to the next request on a kept-alive tunnel too (as Envoy applies a route update to new
+// requests on open connections); the tunnel's own snapshot when the current one no longer serves
+// the tunnel's destination (the tunnel then ends on the config it began with).
+void ActiveRequest::bind_config() {
+  const config::SnapshotPtr& current = w_.snapshot != nullptr ? *w_.snapshot : tunnel_.snapshot;
+  if (current != nullptr && current != tunnel_.snapshot) {
+    const net::SockAddr& dst = tunnel_.destination;
+    if (tunnel_.routes != nullptr) {
+      const config::RouteTable* routes = current->find_routes(dst);
+      if (routes != nullptr) {
+        snapshot_ = current;
+        routes_ = routes;
+        authz_ = &current->authz_for(current->find_vip(dst));
+        return;
+      }
+    } else if (tunnel_.direct_pod != nullptr) {
+      const config::Pod* pod = current->find_pod(dst.ip());
+      if (pod != nullptr) {
+        snapshot_ = current;
+        direct_pod_ = pod;
+        authz_ = &current->authz_gateway;
+        return;
+      }
+    }
+  }
+  snapshot_ = tunnel_.snapshot;
+  routes_ = tunnel_.routes;
+  direct_pod_ = tunnel_.direct_pod;
+  authz_ = tunnel_.authz;
 }
 
 ActiveRequest::~ActiveRequest() {
@@ -220,7 +252,7 @@ ActiveRequest::~ActiveRequest() {
 }
 
 upstream::ClusterState* ActiveRequest::cluster_state() {
-  return cluster_ != nullptr ? &w_.clusters.get(*cluster_) : nullptr;
+  return cluster_state_;
 }
 
 // ---- request from downstream ---------------------------------------------------------------------
@@ -254,7 +286,7 @@ void ActiveRequest::on_request_head(RequestHead&& head, bool end_stream) {
 // AuthorizationPolicy (SPEC §4: before routing). The attributes are views into the request and
 // the tunnel: nothing is allocated.
 bool ActiveRequest::authorized() {
-  if (tunnel_.authz == nullptr || tunnel_.authz->empty()) {
+  if (authz_ == nullptr || authz_->empty()) {
     return true;
   }
   auto a = filters::Attributes::l4(tunnel_.source_principal, tunnel_.source_ip, tunnel_.destination);
@@ -264,7 +296,7 @@ bool ActiveRequest::authorized() {
   a.path = path_;
   a.header = [](const void* ctx, std::string_view name) { return static_cast<const HeaderMap*>(ctx)->get(name); };
   a.header_ctx = &head_.headers;
-  filters::Verdict v = tunnel_.authz->evaluate(a);
+  filters::Verdict v = authz_->evaluate(a);
   if (v.audited) {
     w_.stats.add(stats::Id::authz_audited);
   }
@@ -278,8 +310,8 @@ bool ActiveRequest::authorized() {
 void ActiveRequest::route() {
   MapSource source(head_.headers);
   router::RequestView view{head_.method, path_, query_, head_.authority, tunnel_.destination.port(), &source};
-  if (tunnel_.routes != nullptr) {
-    route_ = router::match(*tunnel_.routes, view);
+  if (routes_ != nullptr) {
+    route_ = router::match(*routes_, view);
     if (route_ == nullptr) {
       w_.stats.add(stats::Id::rq_no_route);
       local_reply(404, "", "NR");
@@ -320,12 +352,15 @@ void ActiveRequest::route() {
 void ActiveRequest::after_fault_delay() {
   state_ = State::Upstream;
   prepare_upstream_head();
-  if (tunnel_.routes != nullptr) {
+  if (routes_ != nullptr) {
     if (route_->clusters.empty()) {
       local_reply(503, "no healthy upstream", "UH");
       return;
     }
     cluster_ = router::pick(*route_, w_.random()).cluster;
+    // The state of the pinned snapshot's cluster: a config change meanwhile gives new requests
+    // new states, while this one keeps counting against the hosts (indices) it picked from.
+    cluster_state_ = &w_.clusters.get(snapshot_, *cluster_);
     record_.cluster = cluster_->name;
     record_.destination_service = cluster_->service;
   } else {
@@ -355,7 +390,7 @@ void ActiveRequest::send_mirrors() {
     if (mirror.cluster == nullptr || !router::chance(mirror.per_million, w_.random())) {
       continue;
     }
-    auto host = w_.clusters.get(*mirror.cluster).pick(std::chrono::steady_clock::now(), {}, std::nullopt);
+    auto host = w_.clusters.get(snapshot_, *mirror.cluster).pick(std::chrono::steady_clock::now(), {}, std::nullopt);
     if (!host) {
       continue;
     }
@@ -557,7 +592,7 @@ void ActiveRequest::start_attempt() {
     tried_.push_back(host_);
     ep = cluster_->endpoints[host_];
   } else {
-    ep.pod = tunnel_.direct_pod;
+    ep.pod = direct_pod_;
     ep.address = tunnel_.destination;
   }
   UpstreamKey key = upstream_key(tunnel_, ep, snapshot_->bootstrap.upstream.hbone_port);

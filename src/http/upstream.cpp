@@ -60,7 +60,8 @@ class Http1Upstream final : public UpstreamStream,
 
   const std::string& key() const { return key_; }
   State state() const { return state_; }
-  std::string budget;  // the cluster whose connectionPool limit counts this tunnel ("" = none)
+  std::string budget;    // the cluster whose connectionPool limit counts this tunnel ("" = none)
+  bool retired = false;  // a config change: end the tunnel after the exchange in progress
 
   void connect(const UpstreamKey& key, UpstreamStreamCallbacks& scb, UpstreamPoolCallbacks& pcb) {
     stream_cb_ = &scb;
@@ -346,7 +347,8 @@ class Http1Upstream final : public UpstreamStream,
       return;
     }
     stream_cb_ = nullptr;
-    if (keep_alive_ && !eof_ && tunnel_ != nullptr && codec_.state() == CodecState::Running && in_.empty()) {
+    if (keep_alive_ && !retired && !eof_ && tunnel_ != nullptr && codec_.state() == CodecState::Running &&
+        in_.empty()) {
       state_ = State::Idle;
       pool_.stats_.add(stats::Id::upstream_http_tunnels_idle);
       idle_timer_.start(pool_.idle_timeout_);
@@ -424,8 +426,18 @@ class H2cUpstream final : public hbone::UpstreamRequest::Callbacks,
   }
 
   const std::string& key() const { return key_; }
-  bool ready() const { return tunnel_ != nullptr && codec_.usable(); }
+  bool ready() const { return tunnel_ != nullptr && codec_.usable() && !draining_; }
   bool connecting() const { return connecting_; }
+  // A config change: no new streams here; the streams open finish, then the tunnel closes.
+  void retire() {
+    if (connecting_ || !waiters_.empty() || closed_) {
+      return;  // it serves requests already waiting for it; they finish on it
+    }
+    draining_ = true;
+    if (streams_.empty() && unsubmitted_.empty()) {
+      schedule_close();
+    }
+  }
   bool closed() const { return closed_; }
   size_t waiting() const { return waiters_.size(); }
   uint32_t available() const {
@@ -731,7 +743,7 @@ class H2cUpstream final : public hbone::UpstreamRequest::Callbacks,
   bool used_ = false;
   bool in_flush_ = false;
   bool gc_scheduled_ = false;
-  bool draining_ = false;  // graceful GOAWAY received
+  bool draining_ = false;  // graceful GOAWAY received, or retired
   uint32_t reserved_ = 0;  // streams handed out but not yet submitted
   uint64_t next_waiter_ = 0;
   std::map<uint64_t, Waiter> waiters_;
@@ -992,6 +1004,27 @@ void UpstreamHttpPool::remove(H2cUpstream& conn) {
   if (it != h2c_.end()) {
     loop_.defer_delete(std::move(it->second));
     h2c_.erase(it);
+  }
+}
+
+void UpstreamHttpPool::retire_all() {
+  std::vector<Http1Upstream*> idle;
+  for (auto& [p, o] : http1_) {
+    if (p->state() == Http1Upstream::State::Idle) {
+      idle.push_back(p);
+    } else {
+      p->retired = true;
+    }
+  }
+  for (auto* p : idle) {
+    p->close();
+  }
+  std::vector<H2cUpstream*> h2;
+  for (auto& [p, o] : h2c_) {
+    h2.push_back(p);
+  }
+  for (auto* p : h2) {
+    p->retire();
   }
 }
 

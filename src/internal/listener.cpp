@@ -1,5 +1,7 @@
 #include "waypoint/internal/listener.h"
 
+#include <unordered_set>
+
 #include <spdlog/spdlog.h>
 
 #include <random>
@@ -156,6 +158,7 @@ InternalListener::InternalListener(event::Loop& loop, hbone::Pool& pool, stats::
       ctx_{loop, stats, log, http_pool_, clusters_} {
   std::random_device rd;
   ctx_.rng_state = (static_cast<uint64_t>(rd()) << 32 | rd()) | 1;
+  ctx_.snapshot = &snapshot_;
 }
 
 // L4 authorization of a TCP chain (a TCP service port, or a sniffed chain that turned out TCP).
@@ -200,9 +203,25 @@ InternalListener::~InternalListener() {
 }
 
 void InternalListener::set_snapshot(config::SnapshotPtr snapshot) {
+  bool change = snapshot_ != nullptr && snapshot_ != snapshot;
   snapshot_ = std::move(snapshot);
   clusters_.set_snapshot(snapshot_);
   rr_.clear();
+  if (!change) {
+    return;
+  }
+  // Requests and tunnels in flight finish on the old snapshot. Upstream HTTP tunnels are not
+  // reused across the change, and pooled connections to pods the new config no longer has
+  // drain: GOAWAY, they close when their last tunnel ends.
+  http_pool_.retire_all();
+  std::unordered_set<std::string> pods;
+  const uint16_t port = snapshot_->bootstrap.upstream.hbone_port;
+  for (const auto& pod : snapshot_->pods) {
+    pods.insert(net::SockAddr(pod.ip, port).to_string() + "|" + pod.spiffe_id);
+  }
+  pool_.drain_unless([&pods](const net::SockAddr& address, const std::string& identity) {
+    return pods.count(address.to_string() + "|" + identity) > 0;
+  });
 }
 
 const config::Endpoint* InternalListener::pick_round_robin(const config::Cluster& cluster) {

@@ -3,9 +3,15 @@
 #include <spdlog/spdlog.h>
 
 #include <malloc.h>
+#include <sched.h>
 
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -23,6 +29,68 @@ namespace {
 // How long a scrape or a config dump waits for the workers' samples before it answers with what
 // it has (a worker that has just ended never answers).
 constexpr std::chrono::milliseconds kGatherTimeout{1'000};
+
+// File events come in bursts (an editor's write + rename, a ConfigMap's symlink swap): act once
+// the directory has been quiet this long.
+constexpr std::chrono::milliseconds kReloadDebounce{100};
+constexpr std::chrono::milliseconds kReloadMaxDelay{1'000};
+
+// concurrency 0: one worker per CPU this process may actually use — the CPUs it is allowed to run
+// on, and at most the cgroup's CPU quota (a container limited to 2 CPUs on a 64-core node gets 2
+// workers, not 64).
+int effective_cpus() {
+  cpu_set_t set;
+  int cpus = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set)
+                                                          : static_cast<int>(std::thread::hardware_concurrency());
+  std::ifstream max("/sys/fs/cgroup/cpu.max");  // cgroup v2: "<quota> <period>" or "max <period>"
+  std::string quota;
+  long period = 0;
+  if (max >> quota >> period && quota != "max" && period > 0) {
+    long q = std::atol(quota.c_str());
+    if (q > 0) {
+      cpus = std::min<int>(cpus, static_cast<int>((q + period - 1) / period));
+    }
+  }
+  return std::max(1, cpus);
+}
+
+// The bytes that decide the TLS contexts: the three files and the trust domain.
+bool read_tls_inputs(const config::Bootstrap& b, std::string* bytes, std::string* error) {
+  bytes->clear();
+  for (const std::string* path : {&b.tls.cert_chain, &b.tls.private_key, &b.tls.root_cert}) {
+    std::ifstream in(*path, std::ios::binary);
+    std::stringstream s;
+    s << in.rdbuf();
+    if (!in) {
+      *error = *path + ": cannot read";
+      return false;
+    }
+    *bytes += s.str();
+    *bytes += '\0';
+  }
+  *bytes += b.trust_domain;
+  return true;
+}
+
+// Settings that only take effect at start-up; a reload that changes them says so.
+std::vector<std::string> restart_only_changes(const config::Bootstrap& a, const config::Bootstrap& b) {
+  std::vector<std::string> out;
+  auto check = [&out](bool same, const char* what) {
+    if (!same) {
+      out.push_back(what);
+    }
+  };
+  check(a.listeners.hbone == b.listeners.hbone && a.listeners.admin == b.listeners.admin &&
+            a.listeners.metrics == b.listeners.metrics && a.listeners.health == b.listeners.health,
+        "spec.listeners");
+  check(a.concurrency == b.concurrency, "spec.concurrency");
+  check(a.access_log == b.access_log, "spec.log.accessLog");
+  check(a.upstream.hbone_port == b.upstream.hbone_port && a.upstream.connect_timeout == b.upstream.connect_timeout &&
+            a.upstream.max_streams_per_connection == b.upstream.max_streams_per_connection &&
+            a.upstream.idle_timeout == b.upstream.idle_timeout,
+        "spec.upstream");
+  return out;
+}
 
 admin::Response text(int status, std::string body) {
   return {status, "text/plain; charset=utf-8", std::move(body)};
@@ -56,6 +124,29 @@ class Process {
     }
   };
 
+  // One reload's work, done on libuv's thread pool so that parsing a large file never stalls the
+  // admin listeners; the result is applied on the main thread.
+  struct Reload {
+    uv_work_t req{};
+    Process* self = nullptr;
+    // in
+    std::string path;
+    std::string current_version;
+    std::string current_tls;
+    config::Bootstrap current_bootstrap;
+    // out
+    config::SnapshotPtr snapshot;  // a new, different config
+    std::string config_error;
+    std::string tls_bytes;
+    tls::ContextPtr server_tls, client_tls;  // new certificates
+    std::string tls_error;
+  };
+  void request_reload(const char* why);
+  static void load(Reload& job);
+  void apply(std::unique_ptr<Reload> job);
+  void publish(const config::SnapshotPtr& snapshot);
+  void watch_files();
+
   bool start_workers(const tls::ContextPtr& server_tls, const tls::ContextPtr& client_tls);
   bool start_listeners();
   void install_signals();
@@ -84,11 +175,232 @@ class Process {
   std::unique_ptr<admin::AdminServer> metrics_;
   std::unique_ptr<admin::AdminServer> health_;
   std::vector<uv_signal_t*> signal_handles_;
+  tls::ContextPtr server_tls_;
+  tls::ContextPtr client_tls_;
+  std::string tls_bytes_;  // what the contexts in force were built from
+  bool loading_ = false;
+  bool reload_again_ = false;
+  int64_t config_loads_ok_ = 1;  // the start-up load
+  int64_t config_loads_failed_ = 0;
+  int64_t tls_loads_ok_ = 1;
+  int64_t tls_loads_failed_ = 0;
+  struct Watch {
+    uv_fs_event_t* handle = nullptr;
+    std::set<std::string> names;  // the entries of the directory that matter
+  };
+  void on_file_event(const std::string& dir, const char* name);
+  std::map<std::string, Watch> watches_;  // by directory
+  std::unique_ptr<event::Timer> debounce_;
+  std::chrono::steady_clock::time_point first_event_{};  // of the burst the debounce is waiting out
 };
+
+void Process::request_reload(const char* why) {
+  if (draining_) {
+    return;
+  }
+  if (loading_) {
+    reload_again_ = true;  // the file may have changed after that load read it
+    return;
+  }
+  loading_ = true;
+  spdlog::debug("reload ({}): reading {}", why, options_.config_path);
+  auto job = std::make_unique<Reload>();
+  job->self = this;
+  job->path = options_.config_path;
+  job->current_version = snapshot_->version;
+  job->current_tls = tls_bytes_;
+  job->current_bootstrap = snapshot_->bootstrap;
+  job->req.data = job.get();
+  uv_queue_work(
+      loop_.uv(), &job.release()->req, [](uv_work_t* req) { load(*static_cast<Reload*>(req->data)); },
+      [](uv_work_t* req, int) {
+        std::unique_ptr<Reload> owned(static_cast<Reload*>(req->data));
+        owned->self->apply(std::move(owned));
+      });
+}
+
+// On the thread pool: touches nothing of the process, only the job.
+void Process::load(Reload& job) {
+  std::string text;
+  {
+    std::ifstream in(job.path, std::ios::binary);
+    std::stringstream s;
+    s << in.rdbuf();
+    if (!in) {
+      job.config_error = job.path + ": cannot read";
+    }
+    text = s.str();
+  }
+  if (job.config_error.empty() && config::version_of(text) != job.current_version) {
+    try {
+      job.snapshot = config::load_snapshot_from_string(text, job.path);
+    } catch (const config::ConfigError& e) {
+      job.config_error = e.what();
+    }
+  }
+  const config::Bootstrap& boot = job.snapshot ? job.snapshot->bootstrap : job.current_bootstrap;
+  if (!read_tls_inputs(boot, &job.tls_bytes, &job.tls_error) || job.tls_bytes == job.current_tls) {
+    return;
+  }
+  try {
+    job.server_tls = tls::Context::make(tls::Context::Role::Server, boot.tls, boot.trust_domain);
+    job.client_tls = tls::Context::make(tls::Context::Role::Client, boot.tls, boot.trust_domain);
+  } catch (const std::exception& e) {
+    job.server_tls.reset();
+    job.tls_error = e.what();
+  }
+}
+
+void Process::apply(std::unique_ptr<Reload> job) {
+  loading_ = false;
+  if (draining_) {
+    return;
+  }
+  if (!job->config_error.empty()) {
+    ++config_loads_failed_;
+    spdlog::error("config reload rejected; version {} stays in force:\n{}", snapshot_->version, job->config_error);
+  } else if (job->snapshot) {
+    for (const auto& what : restart_only_changes(snapshot_->bootstrap, job->snapshot->bootstrap)) {
+      spdlog::warn("config reload: {} changed; it takes effect at the next start", what);
+    }
+    for (const auto& w : job->snapshot->warnings) {
+      spdlog::warn("config: {}", w);
+    }
+    spdlog::set_level(spdlog::level::from_str(job->snapshot->bootstrap.log_level));
+    publish(job->snapshot);
+  }
+  if (!job->tls_error.empty()) {
+    ++tls_loads_failed_;
+    spdlog::error("certificate reload rejected; the certificates in force stay: {}", job->tls_error);
+  } else if (job->server_tls) {
+    server_tls_ = job->server_tls;
+    client_tls_ = job->client_tls;
+    tls_bytes_ = job->tls_bytes;
+    for (auto& w : workers_) {
+      w->set_tls(server_tls_, client_tls_);
+    }
+    ++tls_loads_ok_;
+    spdlog::info("certificates reloaded: new handshakes use {}", server_tls_->own_identity());
+  }
+  watch_files();
+  if (reload_again_) {
+    reload_again_ = false;
+    request_reload("changed while loading");
+  }
+}
+
+// Every worker switches; the snapshot becomes the one the admin API shows (and counts as
+// loaded) once all have, so /config_dump never shows a config some worker is not running.
+void Process::publish(const config::SnapshotPtr& snapshot) {
+  auto pending = std::make_shared<size_t>(0);
+  auto done = [this, snapshot] {
+    spdlog::info("config reloaded: version {} -> {}", snapshot_->version, snapshot->version);
+    snapshot_ = snapshot;
+    ++config_loads_ok_;
+  };
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    if (!running_[i]) {
+      continue;
+    }
+    ++*pending;
+    workers_[i]->set_snapshot(snapshot, [this, pending, done] {
+      loop_.post([pending, done] {
+        if (--*pending == 0) {
+          done();
+        }
+      });
+    });
+  }
+  if (*pending == 0) {
+    done();
+  }
+}
+
+// Watch the directories, not the files: editors replace files (a new inode), and Kubernetes
+// swaps a `..data` symlink in the mounted directory. An event on one of the entries that lead to
+// the config or a certificate (the name, the first hop of its symlink, the resolved file)
+// triggers a debounced reload, which re-reads the config and the certificates and applies only
+// what changed. Other files in those directories (a log file, say) are ignored.
+void Process::watch_files() {
+  std::map<std::string, std::set<std::string>> wanted;
+  auto add = [&wanted](const std::string& path) {
+    std::error_code ec;
+    std::filesystem::path p = std::filesystem::absolute(path, ec);
+    wanted[p.parent_path().string()].insert(p.filename().string());
+    std::filesystem::path link = std::filesystem::read_symlink(p, ec);
+    if (!ec && link.is_relative() && !link.empty()) {
+      wanted[p.parent_path().string()].insert(link.begin()->string());  // "..data" of "..data/config.yaml"
+    }
+    auto real = std::filesystem::canonical(p, ec);
+    if (!ec) {
+      wanted[real.parent_path().string()].insert(real.filename().string());
+    }
+  };
+  add(options_.config_path);
+  const config::TlsFiles& t = snapshot_->bootstrap.tls;
+  for (const auto* f : {&t.cert_chain, &t.private_key, &t.root_cert}) {
+    add(*f);
+  }
+  for (auto it = watches_.begin(); it != watches_.end();) {
+    if (wanted.count(it->first) == 0) {
+      event::close_and_delete(it->second.handle);
+      it = watches_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& [dir, names] : wanted) {
+    auto it = watches_.find(dir);
+    if (it != watches_.end()) {
+      it->second.names = std::move(names);
+      continue;
+    }
+    auto* h = new uv_fs_event_t;
+    uv_fs_event_init(loop_.uv(), h);
+    h->data = this;
+    int rc = uv_fs_event_start(
+        h,
+        [](uv_fs_event_t* handle, const char* name, int, int) {
+          char path[4096];
+          size_t size = sizeof(path);
+          if (uv_fs_event_getpath(handle, path, &size) == 0) {
+            static_cast<Process*>(handle->data)->on_file_event(std::string(path, size), name);
+          }
+        },
+        dir.c_str(), 0);
+    if (rc != 0) {
+      spdlog::warn("cannot watch {} for changes ({}); reload with SIGHUP", dir, uv_strerror(rc));
+      event::close_and_delete(h);
+      continue;
+    }
+    watches_.emplace(dir, Watch{h, std::move(names)});
+  }
+}
+
+void Process::on_file_event(const std::string& dir, const char* name) {
+  auto it = watches_.find(dir);
+  if (it == watches_.end()) {
+    return;
+  }
+  std::string_view n = name != nullptr ? name : "";
+  // Kubernetes' atomic writer stages "..data_tmp" and renames it over "..data".
+  bool relevant = n.empty() || n.starts_with("..data") || it->second.names.count(std::string(n)) != 0;
+  if (!relevant) {
+    return;
+  }
+  // Wait for the burst to end, but not for ever: a file rewritten without pause still reloads.
+  auto now = std::chrono::steady_clock::now();
+  if (!debounce_->armed()) {
+    first_event_ = now;
+  }
+  if (now - first_event_ < kReloadMaxDelay) {
+    debounce_->start(kReloadDebounce);
+  }
+}
 
 bool Process::start_workers(const tls::ContextPtr& server_tls, const tls::ContextPtr& client_tls) {
   const config::Bootstrap& boot = snapshot_->bootstrap;
-  int n = boot.concurrency > 0 ? boot.concurrency : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int n = boot.concurrency > 0 ? boot.concurrency : effective_cpus();
   for (int i = 0; i < n; ++i) {
     auto w = std::make_unique<Worker>(i, snapshot_, server_tls, client_tls);
     std::string err;
@@ -159,7 +471,10 @@ std::vector<const stats::Block*> Process::blocks() const {
 stats::ProcessMetrics Process::process_metrics() const {
   stats::ProcessMetrics p;
   p.workers = static_cast<int64_t>(workers_.size());
-  p.config_loads_ok = 1;  // start-up; a failed start-up load never gets this far
+  p.config_loads_ok = config_loads_ok_;
+  p.config_loads_failed = config_loads_failed_;
+  p.certificate_loads_ok = tls_loads_ok_;
+  p.certificate_loads_failed = tls_loads_failed_;
   p.config_loaded_at = std::chrono::duration<double>(snapshot_->loaded_at.time_since_epoch()).count();
   p.ready = ready_;
   return p;
@@ -304,22 +619,33 @@ void Process::install_signals() {
         signum);
     signal_handles_.push_back(h);
   }
+  auto* hup = new uv_signal_t;
+  uv_signal_init(loop_.uv(), hup);
+  hup->data = this;
+  uv_signal_start(
+      hup, [](uv_signal_t* s, int) { static_cast<Process*>(s->data)->request_reload("SIGHUP"); }, SIGHUP);
+  signal_handles_.push_back(hup);
 }
 
 int Process::run() {
   const config::Bootstrap& boot = snapshot_->bootstrap;
-  tls::ContextPtr server_tls;
-  tls::ContextPtr client_tls;
+  std::string error;
+  if (!read_tls_inputs(boot, &tls_bytes_, &error)) {
+    std::fprintf(stderr, "%s: tls: %s\n", options_.config_path.c_str(), error.c_str());
+    return 1;
+  }
   try {
-    server_tls = tls::Context::make(tls::Context::Role::Server, boot.tls, boot.trust_domain);
-    client_tls = tls::Context::make(tls::Context::Role::Client, boot.tls, boot.trust_domain);
+    server_tls_ = tls::Context::make(tls::Context::Role::Server, boot.tls, boot.trust_domain);
+    client_tls_ = tls::Context::make(tls::Context::Role::Client, boot.tls, boot.trust_domain);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "%s: tls: %s\n", options_.config_path.c_str(), e.what());
     return 1;
   }
-  if (!start_workers(server_tls, client_tls) || !start_listeners()) {
+  if (!start_workers(server_tls_, client_tls_) || !start_listeners()) {
     return 1;
   }
+  debounce_ = std::make_unique<event::Timer>(loop_, [this] { request_reload("file change"); });
+  watch_files();
   // Each worker says when its thread ends; the main loop stops after the last one (the listeners
   // keep answering, readiness 503, meanwhile).
   for (size_t i = 0; i < workers_.size(); ++i) {
@@ -341,9 +667,17 @@ int Process::run() {
       snapshot_->version);
   install_signals();
   loop_.run();
+  while (loading_) {  // a reload in flight: let it finish (it sees draining_ and changes nothing)
+    uv_run(loop_.uv(), UV_RUN_ONCE);
+  }
   for (auto* h : signal_handles_) {
     event::close_and_delete(h);
   }
+  for (auto& [dir, w] : watches_) {
+    event::close_and_delete(w.handle);
+  }
+  watches_.clear();
+  debounce_.reset();
   for (auto& w : workers_) {
     w->join();
   }

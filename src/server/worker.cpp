@@ -148,6 +148,25 @@ void Worker::sample(std::function<void(WorkerSample)> done) {
   });
 }
 
+void Worker::set_snapshot(config::SnapshotPtr snapshot, std::function<void()> applied) {
+  loop_.post([this, snapshot = std::move(snapshot), applied = std::move(applied)] {
+    snapshot_ = snapshot;
+    downstream_settings_ = downstream_settings(snapshot_->bootstrap);
+    listener_.set_snapshot(snapshot_);
+    if (applied) {
+      applied();
+    }
+  });
+}
+
+void Worker::set_tls(tls::ContextPtr server, tls::ContextPtr client) {
+  loop_.post([this, server = std::move(server), client = std::move(client)] {
+    server_tls_ = server;
+    client_tls_ = client;
+    pool_.set_tls(client_tls_);
+  });
+}
+
 void Worker::drain_listeners() {
   loop_.post([this] {
     if (!draining_) {

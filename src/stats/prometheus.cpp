@@ -369,6 +369,11 @@ std::string render_prometheus(const WorkerSample& merged, const std::vector<cons
   header(out, "waypoint_config_loads_total", "counter", "Configuration loads, by result (start-up and reloads).");
   sample_line(out, "waypoint_config_loads_total", "result=\"ok\"", std::to_string(process.config_loads_ok));
   sample_line(out, "waypoint_config_loads_total", "result=\"failed\"", std::to_string(process.config_loads_failed));
+  header(out, "waypoint_certificate_loads_total", "counter",
+         "Certificate loads (cert chain, key, root), by result (start-up and rotations).");
+  sample_line(out, "waypoint_certificate_loads_total", "result=\"ok\"", std::to_string(process.certificate_loads_ok));
+  sample_line(out, "waypoint_certificate_loads_total", "result=\"failed\"",
+              std::to_string(process.certificate_loads_failed));
   header(out, "waypoint_config_loaded_at_seconds", "gauge", "When the configuration in force was loaded (Unix time).");
   sample_line(out, "waypoint_config_loaded_at_seconds", "", number(process.config_loaded_at));
   header(out, "waypoint_ready", "gauge", "1 when serving (config loaded, listeners up, not draining).");

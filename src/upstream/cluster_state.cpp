@@ -320,29 +320,112 @@ bool ClusterState::ejected(size_t host, Clock::time_point now) const {
   return host < hosts_.size() && hosts_[host].ejected_until && *hosts_[host].ejected_until > now;
 }
 
+void ClusterState::take_over(ClusterState& previous) {
+  std::unordered_map<net::SockAddr, size_t> index;
+  for (size_t i = 0; i < cluster_.endpoints.size(); ++i) {
+    index.emplace(cluster_.endpoints[i].address, i);
+  }
+  for (size_t j = 0; j < previous.hosts_.size(); ++j) {
+    auto it = index.find(previous.cluster_.endpoints[j].address);
+    if (it == index.end()) {
+      continue;
+    }
+    HostState& mine = hosts_[it->second];
+    HostState& theirs = previous.hosts_[j];
+    mine.consecutive_5xx = theirs.consecutive_5xx;
+    mine.times_ejected = theirs.times_ejected;
+    if (theirs.ejected_until) {
+      // The ejection moves: counted once, here, in outlier_ejections_active.
+      mine.ejected_until = theirs.ejected_until;
+      theirs.ejected_until.reset();
+      --previous.ejected_;
+      ++ejected_;
+    }
+  }
+}
+
 // ---- ClusterManager ----------------------------------------------------------------------------
 
 ClusterManager::ClusterManager(stats::Block& stats, uint64_t seed)
     : stats_(stats), seed_(seed != 0 ? seed : random_seed()) {}
 
 ClusterManager::~ClusterManager() {
-  states_.clear();  // before the snapshot their clusters live in
+  // States go before the snapshots their clusters live in.
+  retired_.clear();
+  current_.reset();
 }
 
 void ClusterManager::set_snapshot(const config::SnapshotPtr& snapshot) {
-  states_.clear();
-  snapshot_ = snapshot;
+  prune();
+  if (current_ && current_->raw == snapshot.get()) {
+    return;
+  }
+  if (current_) {
+    current_->pinned.reset();
+    retired_.push_back(std::move(current_));
+  }
+  current_ = std::make_unique<Generation>();
+  current_->pinned = snapshot;
+  current_->weak = snapshot;
+  current_->raw = snapshot.get();
+  prune();
+}
+
+void ClusterManager::prune() {
+  std::erase_if(retired_, [](const std::unique_ptr<Generation>& g) { return g->weak.expired(); });
+}
+
+ClusterManager::Generation* ClusterManager::find(const config::Snapshot& snapshot) {
+  if (current_ && current_->raw == &snapshot) {
+    return current_.get();  // pinned: its address cannot have been reused
+  }
+  prune();
+  for (auto& g : retired_) {
+    // Alive (not expired), so the address is still this snapshot's.
+    if (g->raw == &snapshot && !g->weak.expired()) {
+      return g.get();
+    }
+  }
+  return nullptr;
 }
 
 ClusterState& ClusterManager::get(const config::RoutedCluster& cluster) {
-  auto it = states_.find(&cluster);
-  if (it == states_.end()) {
-    // Per-cluster stream derived from the worker's seed and the cluster's name, so that a fixed
-    // seed gives the same picks whatever the order clusters are first used in.
-    const uint64_t seed = splitmix64(seed_ ^ hash_bytes(cluster.name));
-    it = states_.emplace(&cluster, std::make_unique<ClusterState>(cluster, stats_, seed)).first;
+  return get(current_->pinned, cluster);
+}
+
+ClusterState& ClusterManager::get(const config::SnapshotPtr& snapshot, const config::RoutedCluster& cluster) {
+  Generation* g = find(*snapshot);
+  if (g == nullptr) {
+    // A snapshot this manager was never given as current (every tunnel starts on the current
+    // one, so only tests): track it as a retired generation, which goes with its snapshot.
+    auto owned = std::make_unique<Generation>();
+    owned->raw = snapshot.get();
+    owned->weak = snapshot;
+    g = owned.get();
+    retired_.push_back(std::move(owned));
   }
-  return *it->second;
+  auto it = g->states.find(&cluster);
+  if (it != g->states.end()) {
+    return *it->second;
+  }
+  // Per-cluster stream derived from the worker's seed and the cluster's name, so that a fixed
+  // seed gives the same picks whatever the order clusters are first used in.
+  const uint64_t seed = splitmix64(seed_ ^ hash_bytes(cluster.name));
+  auto state = std::make_unique<ClusterState>(cluster, stats_, seed);
+  if (g == current_.get()) {
+    // The newest previous generation that used a cluster of this name hands its host state on.
+    for (auto r = retired_.rbegin(); r != retired_.rend(); ++r) {
+      auto prev = (*r)->by_name.find(cluster.name);
+      if (prev != (*r)->by_name.end() && !(*r)->weak.expired()) {
+        state->take_over(*prev->second);
+        break;
+      }
+    }
+  }
+  ClusterState& ref = *state;
+  g->by_name.emplace(ref.cluster().name, &ref);
+  g->states.emplace(&cluster, std::move(state));
+  return ref;
 }
 
 }  // namespace wp::upstream

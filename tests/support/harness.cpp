@@ -195,6 +195,25 @@ bool WaypointProcess::start(std::string* log_out) {
   return false;
 }
 
+int WaypointProcess::wait(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (pid_ > 0 && std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return -1;
+}
+
+void WaypointProcess::signal(int signum) const {
+  if (pid_ > 0) {
+    ::kill(pid_, signum);
+  }
+}
+
 int WaypointProcess::stop(std::chrono::milliseconds timeout) {
   if (pid_ <= 0) {
     return -1;
@@ -346,7 +365,7 @@ std::pair<int, std::string> run_command(const std::vector<std::string>& argv) {
   return {status, ss.str()};
 }
 
-bool tls_probe(const net::SockAddr& addr, const ProbeOptions& o) {
+bool tls_probe(const net::SockAddr& addr, const ProbeOptions& o, std::string* server_cert) {
   int fd = connect_blocking(addr, 3000);
   if (fd < 0) {
     return false;
@@ -379,6 +398,18 @@ bool tls_probe(const net::SockAddr& addr, const ProbeOptions& o) {
   SSL* ssl = SSL_new(ctx);
   SSL_set_fd(ssl, fd);
   bool ok = SSL_connect(ssl) == 1;
+  if (server_cert != nullptr) {
+    server_cert->clear();
+    if (X509* peer = SSL_get1_peer_certificate(ssl)) {
+      unsigned char* der = nullptr;
+      int len = i2d_X509(peer, &der);
+      if (len > 0) {
+        server_cert->assign(reinterpret_cast<char*>(der), static_cast<size_t>(len));
+      }
+      OPENSSL_free(der);
+      X509_free(peer);
+    }
+  }
   if (ok) {
     // TLS 1.3: the server judges our certificate after our Finished, so only its first frame (or
     // its alert) tells. Send the HTTP/2 preface and wait for the server's SETTINGS.

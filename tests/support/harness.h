@@ -89,6 +89,9 @@ class WaypointProcess {
   bool start(std::string* log_out = nullptr);
   // SIGTERM and wait; returns the exit status (or -1 on timeout, after SIGKILL).
   int stop(std::chrono::milliseconds timeout = std::chrono::seconds(15));
+  // Waits for the process to exit by itself; its exit status, or -1 if still running at timeout.
+  int wait(std::chrono::milliseconds timeout);
+  void signal(int signum) const;
   pid_t pid() const { return pid_; }
   std::map<std::string, int64_t> stats() const;  // GET /stats, "waypoint.<name>" -> value
   int64_t stat(const std::string& name) const;
@@ -123,7 +126,8 @@ struct ProbeOptions {
   bool send_alpn = true;
   bool plaintext = false;  // send an HTTP/1.1 request instead of TLS
 };
-bool tls_probe(const net::SockAddr& addr, const ProbeOptions& options);
+// `server_cert`: the server's certificate (DER) when the handshake got that far.
+bool tls_probe(const net::SockAddr& addr, const ProbeOptions& options, std::string* server_cert = nullptr);
 
 std::string waypoint_binary();
 

@@ -398,6 +398,9 @@ struct Snapshot {
 
 using SnapshotPtr = std::shared_ptr<const Snapshot>;
 
+// The version of a config file's bytes: the first 16 hex digits of their SHA-256.
+std::string version_of(const std::string& bytes);
+
 // Reads, validates and compiles the file. Throws ConfigError listing every error found
 // ("FILE:LINE:COL: message" per line). Certificate files are read and checked (PEM parses, key
 // matches the certificate) but no SSL_CTX is built here.

@@ -4,6 +4,7 @@
 // most one dial in flight; a new connection is dialled only when every open one is at its stream
 // limit; idle connections close after `idle_timeout`.
 #include <deque>
+#include <functional>
 #include <list>
 #include <memory>
 #include <string>
@@ -99,6 +100,11 @@ class Pool final : public H2Connection::Owner {
   std::unique_ptr<UpstreamRequest> open(UpstreamTarget target, UpstreamRequest::Callbacks& cb);
   // GOAWAY on every connection (used at shutdown).
   void drain_all();
+  // GOAWAY on the connections to endpoints `keep` rejects (a config change removed them): their
+  // open tunnels finish, nothing new goes there.
+  void drain_unless(const std::function<bool(const net::SockAddr& address, const std::string& identity)>& keep);
+  // The client context for connections dialled from now on (certificate rotation).
+  void set_tls(tls::ContextPtr tls) { tls_ = std::move(tls); }
   void close_all();
   size_t connection_count() const;
   const PoolSettings& settings() const { return settings_; }

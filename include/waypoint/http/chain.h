@@ -31,6 +31,8 @@ struct WorkerContext {
   accesslog::Telemetry& log;  // access log and Istio metrics
   UpstreamHttpPool& upstream;
   upstream::ClusterManager& clusters;
+  // The snapshot in force on this worker (new requests run on it); null: the tunnel's.
+  const config::SnapshotPtr* snapshot = nullptr;
   uint64_t rng_state = 0x9e3779b97f4a7c15ull;
   uint32_t random();  // xorshift64*: fast, per worker, good enough for weights and percentages
 };
@@ -135,7 +137,11 @@ class ActiveRequest final : public UpstreamStreamCallbacks,
 
   WorkerContext& w_;
   const TunnelInfo& tunnel_;
-  config::SnapshotPtr snapshot_;  // pinned
+  void bind_config();
+  config::SnapshotPtr snapshot_;                // pinned: the worker's current one, or the tunnel's (bind_config)
+  const config::RouteTable* routes_ = nullptr;  // in snapshot_: the tunnel's VIP:port, else nullptr
+  const config::Pod* direct_pod_ = nullptr;     // in snapshot_: a pod-IP tunnel's pod
+  const filters::PolicySet* authz_ = nullptr;   // in snapshot_
   DownstreamStream& down_;
   Done done_;
   State state_ = State::Head;
@@ -146,6 +152,7 @@ class ActiveRequest final : public UpstreamStreamCallbacks,
   std::string path_, query_;
   const config::Route* route_ = nullptr;
   const config::RoutedCluster* cluster_ = nullptr;
+  upstream::ClusterState* cluster_state_ = nullptr;  // cluster_'s, in snapshot_'s generation
   std::vector<size_t> tried_;
   size_t host_ = 0;
   bool host_counted_ = false;  // try_begin_request succeeded for host_

@@ -103,6 +103,10 @@ class UpstreamHttpPool {
   // 503, flag UO): no idle tunnel, maxConnections reached and http1MaxPendingRequests waiting.
   bool would_overflow(const UpstreamKey& key) const;
   void close_all();
+  // After a config change: idle kept-alive tunnels close, busy ones close after their exchange,
+  // h2c tunnels take no new streams and close when their streams are done. New requests open
+  // tunnels under the new config (to endpoints it still has, over pooled connections).
+  void retire_all();
 
  private:
   friend class Http1Upstream;

@@ -49,6 +49,13 @@ class Worker final : public hbone::H2Connection::Owner {
   // Thread-safe. Runs `done` on the worker's thread with a copy of its metrics and host state;
   // `done` must hand the sample on (post it) and return. Never runs if the worker has ended.
   void sample(std::function<void(WorkerSample)> done);
+  // Thread-safe. New tunnels and requests use `snapshot` from the worker's next loop iteration;
+  // those in flight finish on the one they pinned.
+  // `applied` (optional) runs on the worker's thread once it has switched.
+  void set_snapshot(config::SnapshotPtr snapshot, std::function<void()> applied = nullptr);
+  // Thread-safe. New downstream handshakes use `server`, new upstream dials `client`; open
+  // connections keep the context they were made with.
+  void set_tls(tls::ContextPtr server, tls::ContextPtr client);
   // Thread-safe. Stop accepting and GOAWAY every connection, but keep serving what is open (the
   // admin API's POST /drain_listeners); the thread ends only with shutdown().
   void drain_listeners();

@@ -117,6 +117,8 @@ struct ProcessMetrics {
   int64_t workers = 0;
   int64_t config_loads_ok = 0;
   int64_t config_loads_failed = 0;
+  int64_t certificate_loads_ok = 0;
+  int64_t certificate_loads_failed = 0;
   double config_loaded_at = 0;  // Unix seconds
   bool ready = false;
 };

@@ -72,6 +72,9 @@ class ClusterState {
   // outlierDetection.interval).
   void unexpire(Clock::time_point now);
   bool ejected(size_t host, Clock::time_point now) const;
+  // Takes over the outlier state (consecutive 5xx, ejections) of the hosts of `previous` that have
+  // the same address here; they are no longer counted as ejected there.
+  void take_over(ClusterState& previous);
   size_t ejected_count() const { return ejected_; }
 
  private:
@@ -108,27 +111,47 @@ class ClusterState {
   void uneject(size_t host);
 };
 
-// The ClusterStates of one worker for the snapshot in force. A snapshot change replaces them all
-// (reload arrives with its own issue; state of unchanged clusters is not carried over yet).
+// The ClusterStates of one worker. Each snapshot has its own generation of states, because an
+// in-flight request keeps using the clusters (and endpoint indices) of the snapshot it pinned. A
+// config change makes a new current generation; the previous ones stay while some request or
+// tunnel still pins their snapshot, and are dropped once it is gone. A cluster of the new snapshot
+// that has a cluster of the same name in the previous one takes over its hosts' outlier state,
+// matched by endpoint address (as Envoy keeps host health across cluster updates).
 class ClusterManager {
  public:
   explicit ClusterManager(stats::Block& stats, uint64_t seed = 0);
   ~ClusterManager();
-  void set_snapshot(const config::SnapshotPtr& snapshot);
-  ClusterState& get(const config::RoutedCluster& cluster);  // created on first use
-  // The clusters used so far (the others have no state yet: every host healthy, nothing active).
+  void set_snapshot(const config::SnapshotPtr& snapshot);  // the same snapshot again: no change
+  // The state of `cluster`, which belongs to `snapshot`; the caller pins `snapshot` for as long as
+  // it uses the state. Created on first use.
+  ClusterState& get(const config::SnapshotPtr& snapshot, const config::RoutedCluster& cluster);
+  ClusterState& get(const config::RoutedCluster& cluster);  // a cluster of the current snapshot
+  size_t generations() const { return (current_ ? 1 : 0) + retired_.size(); }
+  // The current snapshot's clusters used so far (the others have no state yet: every host
+  // healthy, nothing active).
   template <typename Fn>
   void for_each(Fn&& fn) const {
-    for (const auto& [cluster, state] : states_) {
-      fn(*cluster, *state);
+    if (current_) {
+      for (const auto& [cluster, state] : current_->states) {
+        fn(*cluster, *state);
+      }
     }
   }
 
  private:
+  struct Generation {
+    config::SnapshotPtr pinned;                  // the current generation only
+    std::weak_ptr<const config::Snapshot> weak;  // every generation
+    const config::Snapshot* raw = nullptr;
+    std::unordered_map<const config::RoutedCluster*, std::unique_ptr<ClusterState>> states;
+    std::unordered_map<std::string_view, ClusterState*> by_name;  // for the next generation's takeover
+  };
+  Generation* find(const config::Snapshot& snapshot);
+  void prune();  // drops retired generations whose snapshot is gone
+
   stats::Block& stats_;
   uint64_t seed_;
-  config::SnapshotPtr snapshot_;
-  std::unordered_map<const config::RoutedCluster*, std::unique_ptr<ClusterState>> states_;
+  std::unique_ptr<Generation> current_;
+  std::vector<std::unique_ptr<Generation>> retired_;
 };
-
 }  // namespace wp::upstream

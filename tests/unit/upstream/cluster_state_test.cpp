@@ -573,13 +573,65 @@ TEST_CASE("upstream: cluster manager keeps one state per cluster until the snaps
   sa.report(1, true, kT0);
   CHECK(stat(b, stats::Id::outlier_ejections_active) == 1);
 
-  // A new snapshot (even the same one) starts from scratch.
+  // The same snapshot again changes nothing.
   m.set_snapshot(snap);
-  CHECK(stat(b, stats::Id::outlier_ejections_active) == 0);
-  ClusterState& fresh = m.get(ca);
-  CHECK(fresh.active_requests() == 0);
-  CHECK(fresh.ejected_count() == 0);
-  CHECK_FALSE(fresh.ejected(1, kT0));
+  CHECK(&m.get(ca) == &sa);
+  CHECK(m.generations() == 1);
+}
+
+TEST_CASE("upstream: a new snapshot gets new states; the old ones live while pinned and hand on ejections",
+          "[upstream]") {
+  auto make = [](size_t first_host, size_t n) {
+    auto snap = std::make_shared<config::Snapshot>();
+    auto a = make_cluster(0);
+    a.name = "a";
+    enable_outlier(a, 1, 100);
+    for (size_t i = 0; i < n; ++i) {
+      config::Endpoint e;
+      e.address = net::SockAddr(net::IpAddr::v4(0x0a000001u + static_cast<uint32_t>(first_host + i)), 9080);
+      a.endpoints.push_back(e);
+    }
+    snap->clusters.emplace("a", a);
+    return snap;
+  };
+  stats::Block b;
+  ClusterManager m(b, kSeed);
+  auto v1 = std::shared_ptr<const config::Snapshot>(make(0, 3));  // hosts .1 .2 .3
+  m.set_snapshot(v1);
+  const config::RoutedCluster& a1 = v1->clusters.at("a");
+  ClusterState& s1 = m.get(v1, a1);
+  REQUIRE(s1.try_begin_request(2));  // a request in flight on host .3
+  s1.report(1, true, kT0);           // host .2 ejected
+  CHECK(stat(b, stats::Id::outlier_ejections_active) == 1);
+
+  // v2: hosts .2 .3 .4 (host .2 is now index 0).
+  auto v2 = std::shared_ptr<const config::Snapshot>(make(1, 3));
+  m.set_snapshot(v2);
+  CHECK(m.generations() == 2);
+  const config::RoutedCluster& a2 = v2->clusters.at("a");
+  ClusterState& s2 = m.get(v2, a2);
+  CHECK(&s2 != &s1);
+  CHECK(s2.ejected(0, kT0));  // .2 is still ejected, under its new index
+  CHECK_FALSE(s2.ejected(1, kT0));
+  CHECK(s2.active_requests() == 0);
+  CHECK(stat(b, stats::Id::outlier_ejections_active) == 1);  // moved, not counted twice
+  // The request pinned to v1 still finds its state and ends its request there.
+  CHECK(&m.get(v1, a1) == &s1);
+  s1.end_request(2);
+  CHECK(s1.active_requests() == 0);
+
+  // Once nothing pins v1 its generation goes.
+  v1.reset();
+  m.set_snapshot(v2);
+  CHECK(m.get(v2, a2).ejected(0, kT0));
+  auto v3 = std::shared_ptr<const config::Snapshot>(make(0, 1));
+  m.set_snapshot(v3);
+  CHECK(m.generations() == 2);  // v3 current, v2 retired but pinned by this test
+  v2.reset();
+  m.set_snapshot(v3);
+  m.get(v3, v3->clusters.at("a"));
+  CHECK(m.generations() == 1);
+  CHECK(stat(b, stats::Id::outlier_ejections_active) == 0);  // v3 has no host .2
 }
 
 TEST_CASE("upstream: a fixed seed gives the same picks, seed 0 draws one", "[upstream]") {
