@@ -179,7 +179,9 @@ TEST_CASE("out of file descriptors: accepting pauses, is counted, and recovers",
     REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0);  // the kernel's backlog accepts
     fds.push_back(fd);
   }
-  CHECK(m.waypoint->wait_stat("downstream_accept_paused", [](int64_t v) { return v >= 1; }));
+  // The admin listener shares the descriptor shortage: /stats answers once the handshake timeout
+  // (10 s) has freed some, hence the long wait.
+  CHECK(m.waypoint->wait_stat("downstream_accept_paused", [](int64_t v) { return v >= 1; }, std::chrono::seconds(40)));
   for (int fd : fds) {
     ::close(fd);
   }

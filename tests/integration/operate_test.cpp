@@ -335,8 +335,8 @@ TEST_CASE("drain: SIGTERM lets a long request finish, refuses new tunnels, exits
   m.start_with(100, 0);
   auto client = m.client();
   TestTunnel& t = client->open(m.svc());
-  Http1Conn c(*client, t);
-  REQUIRE(c.request("GET", "/warm").status == 200);
+  auto c = std::make_unique<Http1Conn>(*client, t);
+  REQUIRE(c->request("GET", "/warm").status == 200);
 
   std::atomic<int> ready_during_drain{0};
   std::thread signaller([&] {
@@ -345,7 +345,7 @@ TEST_CASE("drain: SIGTERM lets a long request finish, refuses new tunnels, exits
     std::this_thread::sleep_for(200ms);
     ready_during_drain = http_get(m.env.addr(253, 15021), "/healthz/ready").first;
   });
-  HttpResponse slow = c.request("GET", "/slow", {{"x-delay-ms", "1500"}});
+  HttpResponse slow = c->request("GET", "/slow", {{"x-delay-ms", "1500"}});
   signaller.join();
   CHECK(slow.status == 200);
   CHECK(ready_during_drain == 503);
@@ -358,6 +358,7 @@ TEST_CASE("drain: SIGTERM lets a long request finish, refuses new tunnels, exits
   probe.key = m.client_id.key;
   probe.root = m.env.root_pem();
   CHECK_FALSE(tls_probe(m.spec.hbone, probe));
+  c.reset();
   client.reset();  // the last connection goes: the waypoint exits before the drain time ends
   CHECK(m.waypoint->wait(4s) == 0);
 }
