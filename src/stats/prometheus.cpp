@@ -1,6 +1,7 @@
 #include "waypoint/stats/prometheus.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cinttypes>
 #include <cstdio>
 #include <map>
@@ -81,9 +82,9 @@ void build_key(std::string& key, const Labels& l) {
   append_key(key, l.destination_service_namespace);
   append_key(key, l.request_protocol);
   append_key(key, l.response_flags);
-  char code[8];
-  int n = std::snprintf(code, sizeof(code), "%d", l.response_code);
-  key.append(code, static_cast<size_t>(n));
+  char code[12];
+  auto end = std::to_chars(code, code + sizeof(code), l.response_code).ptr;
+  key.append(code, end);
 }
 
 }  // namespace
