@@ -109,9 +109,14 @@ void http_chain(Writer& w, std::string_view name, std::string_view route) {
   w.end_array().field("route", route).end_object();
 }
 
-void tcp_chain(Writer& w, std::string_view name, std::string_view cluster) {
+// `route`: the VirtualService tcp[] route table the chain picks its cluster from ("": none).
+void tcp_chain(Writer& w, std::string_view name, std::string_view cluster, std::string_view route = "") {
   w.begin_object().field("name", name).key("application_protocols").begin_array().end_array();
-  w.field("cluster", cluster).end_object();
+  w.field("cluster", cluster);
+  if (!route.empty()) {
+    w.field("route", route);
+  }
+  w.end_object();
 }
 
 void connect_terminate(Writer& w, const Snapshot& s) {
@@ -150,7 +155,8 @@ void vip_entry(Writer& w, const Snapshot& s, const net::SockAddr& vip, const con
     http_chain(w, http_name, table != nullptr ? table->name : http_name);
   }
   if (chain.protocol != ChainProtocol::Http) {
-    tcp_chain(w, chain.name, chain.cluster.name);
+    const config::TcpRouteTable* tcp = s.find_tcp_routes(vip);
+    tcp_chain(w, chain.name, chain.cluster.name, tcp != nullptr ? tcp->name : "");
   }
   w.end_array().end_object();
 }

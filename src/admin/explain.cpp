@@ -499,18 +499,6 @@ int explain_http(Context& c) {
 
 // ---- TCP -----------------------------------------------------------------------------------------
 
-// VirtualService tcp[] routes are compiled, but InternalListener still round-robins a TCP chain
-// over the Service's own endpoints: shown so nobody takes the route for what happens.
-void print_unapplied_tcp_route(Context& c) {
-  const config::TcpRouteTable* t = c.snapshot.find_tcp_routes(c.request.to);
-  if (t == nullptr) {
-    return;
-  }
-  c.out << "tcp route: " << t->source << " (compiled, not applied by this version: TCP tunnels go to the chain's "
-        << "cluster below)\n";
-  print_weighted(c.out, t->route.clusters, t->route.total_weight, false);
-}
-
 int explain_tcp(Context& c) {
   print_chain(c, Sniffed::Tcp);
   const bool tcp_port = c.chain.kind == ChainMatch::Kind::Vip && c.chain.vip->protocol == config::ChainProtocol::Tcp;
@@ -527,7 +515,17 @@ int explain_tcp(Context& c) {
     c.out << "result: forwarded\n";
     return kExplainAllowed;
   }
-  print_unapplied_tcp_route(c);
+  if (const config::TcpRouteTable* t = c.snapshot.find_tcp_routes(c.request.to);
+      t != nullptr && !t->route.clusters.empty()) {
+    // As InternalListener::pick_tcp_endpoint: a weighted pick of the route's clusters, then round
+    // robin within the picked one.
+    c.out << "tcp route: " << t->source
+          << " (a weighted pick per tunnel, round robin within the cluster; a cluster without ready endpoints: "
+          << (tcp_port ? "503" : "reset") << ")\n";
+    print_weighted(c.out, t->route.clusters, t->route.total_weight, true);
+    c.out << "result: forwarded\n";
+    return kExplainAllowed;
+  }
   const config::Cluster& cluster = c.chain.vip->cluster;
   c.out << "cluster: " << cluster.name << " (round robin over its ready endpoints, per worker)\n";
   print_endpoints(c.out, cluster.endpoints, "      ");

@@ -1,10 +1,11 @@
 #include "waypoint/internal/listener.h"
 
-#include <unordered_set>
-
 #include <spdlog/spdlog.h>
 
 #include <random>
+#include <unordered_set>
+
+#include "waypoint/router/route_match.h"
 
 namespace wp::internal {
 
@@ -64,6 +65,7 @@ struct InternalListener::Accepted {
   std::string traceparent;
   std::string baggage;
   std::chrono::system_clock::time_point start;
+  const config::Service* routed_service = nullptr;  // a tcp[] route's destination (telemetry)
 };
 
 // Holds a tunnel answered 200 until its first bytes say which protocol it carries.
@@ -224,14 +226,25 @@ void InternalListener::set_snapshot(config::SnapshotPtr snapshot) {
   });
 }
 
-const config::Endpoint* InternalListener::pick_round_robin(const config::Cluster& cluster) {
-  if (cluster.endpoints.empty()) {
+const config::Endpoint* InternalListener::pick_round_robin(const std::vector<config::Endpoint>& endpoints,
+                                                           const void* cluster) {
+  if (endpoints.empty()) {
     return nullptr;
   }
-  uint32_t& cursor = rr_[&cluster];
-  const config::Endpoint* ep = &cluster.endpoints[cursor % cluster.endpoints.size()];
+  uint32_t& cursor = rr_[cluster];
+  const config::Endpoint* ep = &endpoints[cursor % endpoints.size()];
   ++cursor;
   return ep;
+}
+
+const config::Endpoint* InternalListener::pick_tcp_endpoint(Accepted& a) {
+  const config::TcpRouteTable* table = a.snapshot->find_tcp_routes(a.destination);
+  if (table != nullptr && !table->route.clusters.empty()) {
+    const config::RoutedCluster& c = *router::pick(table->route, ctx_.random()).cluster;
+    a.routed_service = c.service;
+    return pick_round_robin(c.endpoints, &c);
+  }
+  return pick_round_robin(a.match.vip->cluster.endpoints, &a.match.vip->cluster);
 }
 
 void InternalListener::on_connect_request(const hbone::InboundConnect& request) {
@@ -260,7 +273,7 @@ void InternalListener::on_connect_request(const hbone::InboundConnect& request) 
       return;
     }
     // A TCP service port: the CONNECT's answer waits for the upstream tunnel (503 when it fails).
-    const config::Endpoint* ep = pick_round_robin(match.vip->cluster);
+    const config::Endpoint* ep = pick_tcp_endpoint(a);
     if (ep == nullptr) {
       stats_.add(stats::Id::tunnels_rejected_no_endpoint);
       spdlog::info("tunnel from {} to {} ({}): no ready endpoint: 503", request.peer_identity,
@@ -305,7 +318,7 @@ void InternalListener::sniffed(Sniffer& s, Sniffed protocol, buffer::Buffer init
       start_tcp(a, m.pod, a.destination, true, std::move(initial), eof);
       return;
     }
-    const config::Endpoint* ep = pick_round_robin(m.vip->cluster);
+    const config::Endpoint* ep = pick_tcp_endpoint(a);
     if (ep == nullptr) {
       stats_.add(stats::Id::tunnels_rejected_no_endpoint);
       a.stream->reset();
@@ -372,7 +385,9 @@ void InternalListener::start_tcp(Accepted& a, const config::Pod* pod, net::SockA
   record.upstream_host = authority.to_string();
   record.source_pod = snap.find_pod(a.source_ip);
   record.destination_pod = pod;
-  record.destination_service = a.match.kind == ChainMatch::Kind::Vip ? a.match.vip->service : nullptr;
+  record.destination_service = a.routed_service != nullptr             ? a.routed_service
+                               : a.match.kind == ChainMatch::Kind::Vip ? a.match.vip->service
+                                                                       : nullptr;
   log_.tcp_opened(record);
 
   hbone::UpstreamTarget target;

@@ -126,6 +126,40 @@ TEST_CASE("round robin over the service's ready pods", "[l4]") {
   CHECK(b->tunnels() == 5);
 }
 
+TEST_CASE("a VirtualService tcp[] route splits TCP tunnels by weight over subsets", "[l4]") {
+  auto run = [](int w1, int w2, int tunnels, uint64_t* to_v1, uint64_t* to_v2) {
+    Mesh m;
+    FakePod* v1 = m.add_pod("db-v1", 1, {{"app", "db"}, {"version", "v1"}});
+    FakePod* v2 = m.add_pod("db-v2", 2, {{"app", "db"}, {"version", "v2"}});
+    m.add_service("db", 100, 5432, 5432, {{"app", "db"}});
+    m.spec.extra_documents +=
+        "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: db, namespace: default}\n"
+        "spec:\n  host: db\n  subsets:\n  - {name: v1, labels: {version: v1}}\n  - {name: v2, labels: {version: v2}}\n"
+        "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: db, namespace: default}\n"
+        "spec:\n  hosts: [db]\n  tcp:\n  - route:\n    - {destination: {host: db, subset: v1}, weight: " +
+        std::to_string(w1) + "}\n    - {destination: {host: db, subset: v2}, weight: " + std::to_string(w2) + "}\n";
+    REQUIRE(m.start() == "");
+    auto client = m.client();
+    for (int i = 0; i < tunnels; ++i) {
+      TestTunnel& t = client->open(vip(m, 100, 5432));
+      t.send("x");
+      t.send_eof();
+      REQUIRE(client->run_until([&] { return t.closed; }));
+      CHECK(t.status == 200);
+    }
+    *to_v1 = v1->tunnels();
+    *to_v2 = v2->tunnels();
+  };
+  uint64_t a = 0, b = 0;
+  run(0, 100, 8, &a, &b);
+  CHECK(a == 0);
+  CHECK(b == 8);
+  run(50, 50, 60, &a, &b);
+  CHECK(a + b == 60);
+  CHECK(a >= 15);  // fewer than 15 of 60 at 50 % is a 1-in-10^5 event
+  CHECK(b >= 15);
+}
+
 TEST_CASE("200 concurrent tunnels over two downstream connections", "[l4]") {
   Mesh m;
   FakePod* pod = m.add_pod("echo-1", 1, {{"app", "echo"}});

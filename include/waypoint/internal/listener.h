@@ -52,7 +52,10 @@ class InternalListener final : public hbone::ConnectHandler {
  private:
   struct Accepted;  // what a tunnel's CONNECT said, kept while sniffing
   class Sniffer;
-  const config::Endpoint* pick_round_robin(const config::Cluster& cluster);
+  // A TCP service chain's endpoint: a weighted pick over its VirtualService tcp[] route when it
+  // has one, else the Service's own endpoints; round robin within the cluster. Null: none ready.
+  const config::Endpoint* pick_tcp_endpoint(Accepted& a);
+  const config::Endpoint* pick_round_robin(const std::vector<config::Endpoint>& endpoints, const void* cluster);
   void reject(const Accepted& a, const std::string& chain, int status, const char* flags);
   bool authorize_l4(const Accepted& a);  // AuthorizationPolicy on a TCP chain; counts and logs a deny
   void start_tcp(Accepted& a, const config::Pod* pod, net::SockAddr authority, bool answered, buffer::Buffer initial,
@@ -68,7 +71,7 @@ class InternalListener final : public hbone::ConnectHandler {
   http::UpstreamHttpPool http_pool_;
   upstream::ClusterManager clusters_;
   http::WorkerContext ctx_;
-  std::unordered_map<const config::Cluster*, uint32_t> rr_;  // per-worker round-robin cursors
+  std::unordered_map<const void*, uint32_t> rr_;  // per-worker round-robin cursors, by cluster
   std::unordered_map<TcpProxy*, std::unique_ptr<TcpProxy>> proxies_;
   std::unordered_map<http::Session*, std::unique_ptr<http::Session>> sessions_;
   std::unordered_map<Sniffer*, std::unique_ptr<Sniffer>> sniffers_;

@@ -370,7 +370,7 @@ TEST_CASE("explain: the source address decides ipBlocks, and AUDIT policies are 
   CHECK_THAT(unknown.text, Contains("source 0.0.0.0 (unknown"));
 }
 
-TEST_CASE("explain: a sniffed service port, and a tcp route that is not applied yet", "[admin][explain]") {
+TEST_CASE("explain: a sniffed service port, and its tcp route", "[admin][explain]") {
   auto s = config::testing::load(mesh(R"(---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -387,7 +387,8 @@ spec:
   CHECK_THAT(both.text, Contains("chain: inbound-vip|7000|http|raw.default.svc.cluster.local\n"));
   CHECK_THAT(both.text, Contains("chain: inbound-vip|7000|tcp|raw.default.svc.cluster.local\n"));
   CHECK_THAT(both.text, Contains("upstream protocol: as the client speaks"));
-  CHECK_THAT(both.text, Contains("tcp route: VirtualService raw (compiled, not applied by this version"));
+  CHECK_THAT(both.text, Contains("tcp route: VirtualService raw (a weighted pick per tunnel"));
+  CHECK_THAT(both.text, Contains("100%  inbound-vip|7000|tcp|raw.default.svc.cluster.local (weight 100/100)"));
   CHECK_THAT(both.text, Contains("raw-0  10.0.0.3:7000"));
 
   ExplainRequest tcp = request(kProductpage, "10.96.1.3:7000");
