@@ -138,7 +138,7 @@ void connect_terminate(Writer& w, const Snapshot& s) {
 
 // A service VIP:port: HTTP ports go to their route table, TCP ports to the service's pods, and
 // sniffed ports to one or the other by the tunnel's first bytes.
-void vip_entry(Writer& w, const Snapshot& s, const net::SockAddr& vip, const config::VipChain& chain) {
+void vip_entry(Writer& w, const net::SockAddr& vip, const config::VipChain& chain) {
   w.begin_object()
       .field("listener", kMainInternal)
       .field("name", chain.name)
@@ -150,12 +150,12 @@ void vip_entry(Writer& w, const Snapshot& s, const net::SockAddr& vip, const con
       .field("service", chain.service->fqdn);
   w.key("chains").begin_array();
   if (chain.protocol != ChainProtocol::Tcp) {
-    const config::RouteTable* table = s.find_routes(vip);
+    const config::RouteTable* table = chain.routes;
     std::string http_name = "inbound-vip|" + std::to_string(vip.port()) + "|http|" + chain.service->fqdn;
     http_chain(w, http_name, table != nullptr ? table->name : http_name);
   }
   if (chain.protocol != ChainProtocol::Http) {
-    const config::TcpRouteTable* tcp = s.find_tcp_routes(vip);
+    const config::TcpRouteTable* tcp = chain.tcp_routes;
     tcp_chain(w, chain.name, chain.cluster.name, tcp != nullptr ? tcp->name : "");
   }
   w.end_array().end_object();
@@ -201,7 +201,7 @@ void write_listeners(Writer& w, const Snapshot& s) {
   connect_terminate(w, s);
   for (const Target& t : targets) {
     if (t.vip != nullptr) {
-      vip_entry(w, s, t.address, *t.vip);
+      vip_entry(w, t.address, *t.vip);
     } else {
       pod_entry(w, *t.pod);
     }

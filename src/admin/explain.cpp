@@ -469,7 +469,7 @@ int explain_http(Context& c) {
   MapSource source(c.headers);
   router::RequestView view{c.request.method, c.path, c.query, c.authority, c.request.to.port(), &source};
   const bool direct = c.chain.kind == ChainMatch::Kind::Pod;
-  const config::RouteTable* table = direct ? nullptr : c.snapshot.find_routes(c.request.to);
+  const config::RouteTable* table = direct ? nullptr : c.chain.vip->routes;  // as the data path reads it
   const config::Route* route = direct ? &config::direct_route() : nullptr;
   if (!direct) {
     if (table == nullptr) {
@@ -515,8 +515,7 @@ int explain_tcp(Context& c) {
     c.out << "result: forwarded\n";
     return kExplainAllowed;
   }
-  if (const config::TcpRouteTable* t = c.snapshot.find_tcp_routes(c.request.to);
-      t != nullptr && !t->route.clusters.empty()) {
+  if (const config::TcpRouteTable* t = c.chain.vip->tcp_routes; t != nullptr && !t->route.clusters.empty()) {
     // As InternalListener::pick_tcp_endpoint: a weighted pick of the route's clusters, then round
     // robin within the picked one.
     c.out << "tcp route: " << t->source

@@ -406,12 +406,23 @@ SnapshotPtr load_snapshot_from_string(const std::string& text, const std::string
   return snapshot;
 }
 
-SnapshotPtr load_snapshot(const std::string& path) {
+namespace {
+std::string read_config(const std::string& path) {
   std::string text;
   if (int error = read_file(path, text); error != 0) {
     throw ConfigError(path + ": cannot read: " + std::strerror(error));
   }
-  return load_snapshot_from_string(text, path);
+  return text;
+}
+}  // namespace
+
+SnapshotPtr load_snapshot(const std::string& path) {
+  return load_snapshot_from_string(read_config(path), path);
+}
+
+SnapshotPtr load_snapshot_if_changed(const std::string& path, const std::string& version) {
+  std::string text = read_config(path);
+  return version_of(text) == version ? nullptr : load_snapshot_from_string(text, path);
 }
 
 }  // namespace wp::config

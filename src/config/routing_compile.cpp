@@ -367,16 +367,17 @@ class RoutingCompiler {
     for (const Service& svc : s_.services) {
       for (const ServicePort& port : svc.ports) {
         net::SockAddr vip(svc.cluster_ip, port.port);
-        const VipChain* chain = s_.find_vip(vip);
-        if (chain == nullptr || chain->service != &svc) {
+        auto chain = s_.vip_chains.find(vip);
+        if (chain == s_.vip_chains.end() || chain->second.service != &svc) {
           continue;  // not served (a VIP clash was reported by compile())
         }
+        // Elements of an unordered_map keep their address when it grows: the pointers stay valid.
         if (port.protocol != ChainProtocol::Tcp) {
-          s_.route_tables.emplace(vip, http_table(svc, port));
+          chain->second.routes = &s_.route_tables.emplace(vip, http_table(svc, port)).first->second;
         }
         if (port.protocol != ChainProtocol::Http) {
           if (auto table = tcp_table(svc, port)) {
-            s_.tcp_routes.emplace(vip, std::move(*table));
+            chain->second.tcp_routes = &s_.tcp_routes.emplace(vip, std::move(*table)).first->second;
           }
         }
       }

@@ -207,11 +207,11 @@ void ActiveRequest::bind_config() {
   if (current != nullptr && current != tunnel_.snapshot) {
     const net::SockAddr& dst = tunnel_.destination;
     if (tunnel_.routes != nullptr) {
-      const config::RouteTable* routes = current->find_routes(dst);
-      if (routes != nullptr) {
+      const config::VipChain* vip = current->find_vip(dst);
+      if (vip != nullptr && vip->routes != nullptr) {
         snapshot_ = current;
-        routes_ = routes;
-        authz_ = &current->authz_for(current->find_vip(dst));
+        routes_ = vip->routes;
+        authz_ = &current->authz_for(vip);
         return;
       }
     } else if (tunnel_.direct_pod != nullptr) {

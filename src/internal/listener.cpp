@@ -238,7 +238,7 @@ const config::Endpoint* InternalListener::pick_round_robin(const std::vector<con
 }
 
 const config::Endpoint* InternalListener::pick_tcp_endpoint(Accepted& a) {
-  const config::TcpRouteTable* table = a.snapshot->find_tcp_routes(a.destination);
+  const config::TcpRouteTable* table = a.match.vip->tcp_routes;
   if (table != nullptr && !table->route.clusters.empty()) {
     const config::RoutedCluster& c = *router::pick(table->route, ctx_.random()).cluster;
     a.routed_service = c.service;
@@ -349,7 +349,7 @@ void InternalListener::start_http(Accepted& a, Sniffed protocol, buffer::Buffer 
   info.connect_headers = upstream_connect_headers(a.source_ip, a.traceparent, a.baggage);
   info.authz = &a.snapshot->authz_for(m.kind == ChainMatch::Kind::Vip ? m.vip : nullptr);
   if (m.kind == ChainMatch::Kind::Vip) {
-    info.routes = a.snapshot->find_routes(a.destination);
+    info.routes = m.vip->routes;
     info.upstream_h2c =
         m.vip->port->http2 || (m.vip->protocol == config::ChainProtocol::Sniff && protocol == Sniffed::H2c);
   } else {

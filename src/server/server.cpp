@@ -109,20 +109,29 @@ class Process {
   int run();
 
  private:
-  struct Gather {
-    std::vector<WorkerSample> samples;
+  // The state of one fan_out: the answers so far, and what to do with them.
+  template <typename T>
+  struct FanOut {
+    std::vector<T> answers;
     size_t pending = 0;
-    std::function<void(std::vector<WorkerSample>)> done;
+    std::function<void(std::vector<T>)> done;
     std::unique_ptr<event::Timer> timeout;
     void complete() {
       if (done) {
         timeout->stop();
         auto d = std::move(done);
         done = nullptr;
-        d(std::move(samples));
+        d(std::move(answers));
       }
     }
   };
+  // Asks every running worker for a T: `ask` runs on the main thread and hands the worker a
+  // reply, which the worker calls once on its own thread. `done` runs on the main thread with the
+  // answers — once all are in, or after `timeout` (when not zero) with those that came: a worker
+  // that has just ended never answers. The workers never wait for the main thread.
+  template <typename T>
+  void fan_out(const std::function<void(Worker&, std::function<void(T)>)>& ask,
+               std::function<void(std::vector<T>)> done, std::chrono::milliseconds timeout);
 
   // One reload's work, done on libuv's thread pool so that parsing a large file never stalls the
   // admin listeners; the result is applied on the main thread.
@@ -151,7 +160,7 @@ class Process {
   bool start_listeners();
   void install_signals();
   void drain(const char* why);
-  // Collects a sample from every running worker, then calls `done` on the main thread.
+  // Collects a sample from every running worker (at most kGatherTimeout), then calls `done`.
   void gather(std::function<void(std::vector<WorkerSample>)> done);
   std::vector<const stats::Block*> blocks() const;
   stats::ProcessMetrics process_metrics() const;
@@ -194,6 +203,38 @@ class Process {
   std::chrono::steady_clock::time_point first_event_{};  // of the burst the debounce is waiting out
 };
 
+template <typename T>
+void Process::fan_out(const std::function<void(Worker&, std::function<void(T)>)>& ask,
+                      std::function<void(std::vector<T>)> done, std::chrono::milliseconds timeout) {
+  auto f = std::make_shared<FanOut<T>>();
+  f->done = std::move(done);
+  // The timer holds the state weakly: the workers' replies own it, and it goes when the last is in.
+  f->timeout = std::make_unique<event::Timer>(loop_, [weak = std::weak_ptr<FanOut<T>>(f)] {
+    if (auto s = weak.lock()) {
+      s->complete();
+    }
+  });
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    if (!running_[i]) {
+      continue;
+    }
+    ++f->pending;
+    ask(*workers_[i], [this, f](T answer) {
+      loop_.post([f, answer = std::move(answer)]() mutable {
+        f->answers.push_back(std::move(answer));
+        if (--f->pending == 0) {
+          f->complete();
+        }
+      });
+    });
+  }
+  if (f->pending == 0) {
+    f->complete();
+  } else if (timeout.count() > 0) {
+    f->timeout->start(timeout);
+  }
+}
+
 void Process::request_reload(const char* why) {
   if (draining_) {
     return;
@@ -221,22 +262,10 @@ void Process::request_reload(const char* why) {
 
 // On the thread pool: touches nothing of the process, only the job.
 void Process::load(Reload& job) {
-  std::string text;
-  {
-    std::ifstream in(job.path, std::ios::binary);
-    std::stringstream s;
-    s << in.rdbuf();
-    if (!in) {
-      job.config_error = job.path + ": cannot read";
-    }
-    text = s.str();
-  }
-  if (job.config_error.empty() && config::version_of(text) != job.current_version) {
-    try {
-      job.snapshot = config::load_snapshot_from_string(text, job.path);
-    } catch (const config::ConfigError& e) {
-      job.config_error = e.what();
-    }
+  try {
+    job.snapshot = config::load_snapshot_if_changed(job.path, job.current_version);
+  } catch (const config::ConfigError& e) {
+    job.config_error = e.what();
   }
   const config::Bootstrap& boot = job.snapshot ? job.snapshot->bootstrap : job.current_bootstrap;
   if (!read_tls_inputs(boot, &job.tls_bytes, &job.tls_error) || job.tls_bytes == job.current_tls) {
@@ -292,28 +321,16 @@ void Process::apply(std::unique_ptr<Reload> job) {
 // Every worker switches; the snapshot becomes the one the admin API shows (and counts as
 // loaded) once all have, so /config_dump never shows a config some worker is not running.
 void Process::publish(const config::SnapshotPtr& snapshot) {
-  auto pending = std::make_shared<size_t>(0);
-  auto done = [this, snapshot] {
-    spdlog::info("config reloaded: version {} -> {}", snapshot_->version, snapshot->version);
-    snapshot_ = snapshot;
-    ++config_loads_ok_;
-  };
-  for (size_t i = 0; i < workers_.size(); ++i) {
-    if (!running_[i]) {
-      continue;
-    }
-    ++*pending;
-    workers_[i]->set_snapshot(snapshot, [this, pending, done] {
-      loop_.post([pending, done] {
-        if (--*pending == 0) {
-          done();
-        }
-      });
-    });
-  }
-  if (*pending == 0) {
-    done();
-  }
+  fan_out<bool>(
+      [&snapshot](Worker& w, std::function<void(bool)> reply) {
+        w.set_snapshot(snapshot, [reply = std::move(reply)] { reply(true); });
+      },
+      [this, snapshot](std::vector<bool>) {
+        spdlog::info("config reloaded: version {} -> {}", snapshot_->version, snapshot->version);
+        snapshot_ = snapshot;
+        ++config_loads_ok_;
+      },
+      std::chrono::milliseconds(0));  // every worker must have switched: no timeout
 }
 
 // Watch the directories, not the files: editors replace files (a new inode), and Kubernetes
@@ -382,10 +399,9 @@ void Process::on_file_event(const std::string& dir, const char* name) {
   if (it == watches_.end()) {
     return;
   }
-  std::string_view n = name != nullptr ? name : "";
-  // Kubernetes' atomic writer stages "..data_tmp" and renames it over "..data".
-  bool relevant = n.empty() || n.starts_with("..data") || it->second.names.count(std::string(n)) != 0;
-  if (!relevant) {
+  // Kubernetes' atomic writer renames "..data_tmp" over "..data": the event names "..data", the
+  // first hop of the config's symlink, which is among the names watched.
+  if (name != nullptr && *name != '\0' && it->second.names.count(name) == 0) {
     return;
   }
   // Wait for the burst to end, but not for ever: a file rewritten without pause still reloads.
@@ -431,33 +447,8 @@ bool Process::start_listeners() {
 }
 
 void Process::gather(std::function<void(std::vector<WorkerSample>)> done) {
-  auto g = std::make_shared<Gather>();
-  g->done = std::move(done);
-  // The timer holds the state weakly: the workers' replies own it, and it goes when the last is in.
-  g->timeout = std::make_unique<event::Timer>(loop_, [weak = std::weak_ptr<Gather>(g)] {
-    if (auto s = weak.lock()) {
-      s->complete();
-    }
-  });
-  for (size_t i = 0; i < workers_.size(); ++i) {
-    if (!running_[i]) {
-      continue;
-    }
-    ++g->pending;
-    workers_[i]->sample([this, g](WorkerSample s) {
-      loop_.post([g, s = std::move(s)]() mutable {
-        g->samples.push_back(std::move(s));
-        if (--g->pending == 0) {
-          g->complete();
-        }
-      });
-    });
-  }
-  if (g->pending == 0) {
-    g->complete();
-    return;
-  }
-  g->timeout->start(kGatherTimeout);
+  fan_out<WorkerSample>([](Worker& w, std::function<void(WorkerSample)> reply) { w.sample(std::move(reply)); },
+                        std::move(done), kGatherTimeout);
 }
 
 std::vector<const stats::Block*> Process::blocks() const {
@@ -490,11 +481,9 @@ admin::HostLookup Process::host_lookup(std::shared_ptr<const std::vector<WorkerS
       if (it == s.hosts.end() || index >= it->second.size()) {
         continue;
       }
-      const WorkerSample::Host& w = it->second[index];
-      if (w.ejected) {
-        h.ejected = true;
-        ++h.ejected_on_workers;
-      }
+      const admin::HostRuntime& w = it->second[index];
+      h.ejected = h.ejected || w.ejected;
+      h.ejected_on_workers += w.ejected_on_workers;
       h.consecutive_5xx = std::max(h.consecutive_5xx, w.consecutive_5xx);
       h.active_requests += w.active_requests;
     }
@@ -504,7 +493,7 @@ admin::HostLookup Process::host_lookup(std::shared_ptr<const std::vector<WorkerS
 
 void Process::prometheus(admin::Reply reply) {
   gather([this, reply = std::move(reply)](std::vector<WorkerSample> samples) {
-    std::vector<stats::WorkerSample> metrics;
+    std::vector<stats::MetricsSample> metrics;
     for (auto& s : samples) {
       metrics.push_back(std::move(s.metrics));
     }

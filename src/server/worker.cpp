@@ -141,7 +141,8 @@ void Worker::sample(std::function<void(WorkerSample)> done) {
       hosts.resize(state.size());
       for (size_t i = 0; i < state.size(); ++i) {
         const upstream::HostState& h = state.host(i);
-        hosts[i] = {state.ejected(i, now), h.consecutive_5xx, h.active_requests};
+        bool ejected = state.ejected(i, now);
+        hosts[i] = {ejected, ejected ? 1u : 0u, h.consecutive_5xx, h.active_requests};
       }
     });
     done(std::move(s));

@@ -164,16 +164,16 @@ void SeriesStore::tcp_closed(const Labels& l, uint64_t sent, uint64_t received) 
   s.received_bytes += received;
 }
 
-WorkerSample SeriesStore::sample() const {
-  WorkerSample out;
+MetricsSample SeriesStore::sample() const {
+  MetricsSample out;
   out.http = http_;
   out.tcp = tcp_;
   out.series_overflow = overflowed_;
   return out;
 }
 
-WorkerSample merge(const std::vector<WorkerSample>& samples) {
-  WorkerSample out;
+MetricsSample merge(const std::vector<MetricsSample>& samples) {
+  MetricsSample out;
   std::map<std::string_view, HttpSeries> http;
   std::map<std::string_view, TcpSeries> tcp;
   for (const auto& s : samples) {
@@ -313,7 +313,7 @@ const FamilyMember* family_of(Id id) {
 
 }  // namespace
 
-std::string render_prometheus(const WorkerSample& merged, const std::vector<const Block*>& blocks,
+std::string render_prometheus(const MetricsSample& merged, const std::vector<const Block*>& blocks,
                               const ProcessMetrics& process) {
   std::string out;
   out.reserve(4096 + merged.http.size() * 8192 + merged.tcp.size() * 2048);

@@ -389,10 +389,6 @@ ClusterManager::Generation* ClusterManager::find(const config::Snapshot& snapsho
   return nullptr;
 }
 
-ClusterState& ClusterManager::get(const config::RoutedCluster& cluster) {
-  return get(current_->pinned, cluster);
-}
-
 ClusterState& ClusterManager::get(const config::SnapshotPtr& snapshot, const config::RoutedCluster& cluster) {
   Generation* g = find(*snapshot);
   if (g == nullptr) {

@@ -19,7 +19,6 @@ class Telemetry {
   // A TCP tunnel was opened to an upstream (istio_tcp_connections_opened_total); log() closes it.
   void tcp_opened(const TunnelRecord& r);
 
-  AccessLog& access_log() { return log_; }
   const stats::SeriesStore& series() const { return series_; }
 
   // Istio's labels for a record: source from the client's SPIFFE ID (and its pod when it is one of

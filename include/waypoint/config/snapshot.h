@@ -143,7 +143,11 @@ struct Cluster {
   std::vector<Endpoint> endpoints;  // ready pods only, in file order
 };
 
-// A service VIP:port chain (SPEC §4 "service VIP:port").
+struct RouteTable;
+struct TcpRouteTable;
+
+// A service VIP:port chain (SPEC §4 "service VIP:port"). Its route tables and policy set are
+// pointed at once, at config time, so that neither a tunnel nor a request looks them up.
 struct VipChain {
   std::string name;  // inbound-vip|<port>|<http|tcp>|<fqdn>; the Sniff case uses "tcp" until L7 lands
   const Service* service = nullptr;
@@ -151,6 +155,8 @@ struct VipChain {
   ChainProtocol protocol = ChainProtocol::Sniff;
   Cluster cluster;
   const filters::PolicySet* authz = nullptr;  // its Service's entry of Snapshot::authz_services
+  const RouteTable* routes = nullptr;         // its Snapshot::route_tables entry (http and sniffed ports)
+  const TcpRouteTable* tcp_routes = nullptr;  // its Snapshot::tcp_routes entry (a VirtualService tcp[] route)
 };
 
 // ---- L7 routing (VirtualService, DestinationRule, HTTPRoute), compiled per service port --------
@@ -405,6 +411,9 @@ std::string version_of(const std::string& bytes);
 // ("FILE:LINE:COL: message" per line). Certificate files are read and checked (PEM parses, key
 // matches the certificate) but no SSL_CTX is built here.
 SnapshotPtr load_snapshot(const std::string& path);
+
+// Same, unless the file's version (its bytes) is `version`: then nullptr, and nothing is parsed.
+SnapshotPtr load_snapshot_if_changed(const std::string& path, const std::string& version);
 
 // Same, from text already in memory (tests); `path` is used in messages and to resolve relative
 // certificate paths.

@@ -10,6 +10,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "waypoint/admin/config_dump.h"
 #include "waypoint/config/snapshot.h"
 #include "waypoint/event/loop.h"
 #include "waypoint/hbone/pool.h"
@@ -23,14 +24,10 @@ namespace wp::server {
 
 // What a worker reports to a scrape or a config dump: copies, made on the worker's thread.
 struct WorkerSample {
-  stats::WorkerSample metrics;
-  // Per routed cluster (by name) and endpoint index: this worker's view of each host.
-  struct Host {
-    bool ejected = false;
-    uint32_t consecutive_5xx = 0;
-    uint32_t active_requests = 0;
-  };
-  std::map<std::string, std::vector<Host>> hosts;
+  stats::MetricsSample metrics;
+  // Per routed cluster (by name) and endpoint index: this worker's view of each host
+  // (ejected_on_workers is 1 when this worker has ejected it), merged over workers for a dump.
+  std::map<std::string, std::vector<admin::HostRuntime>> hosts;
 };
 
 class Worker final : public hbone::H2Connection::Owner {

@@ -69,7 +69,7 @@ struct TcpSeries {
 };
 
 // What one worker hands to a scrape.
-struct WorkerSample {
+struct MetricsSample {
   std::vector<HttpSeries> http;
   std::vector<TcpSeries> tcp;
   int64_t buffered_bytes = 0;    // pooled buffer bytes in use on the worker
@@ -90,7 +90,7 @@ class SeriesStore {
 
   size_t size() const { return http_.size() + tcp_.size(); }
   uint64_t overflowed() const { return overflowed_; }
-  WorkerSample sample() const;
+  MetricsSample sample() const;
 
  private:
   template <typename S>
@@ -108,7 +108,7 @@ class SeriesStore {
 std::string render_labels(const Labels& l, bool http);
 
 // Sums samples of all workers by label set.
-WorkerSample merge(const std::vector<WorkerSample>& samples);
+MetricsSample merge(const std::vector<MetricsSample>& samples);
 
 // The whole /stats/prometheus page: Istio's standard metrics from `merged`, then the proxy's own
 // counters and gauges from the workers' blocks (waypoint_*, with labelled families for handshake
@@ -122,7 +122,7 @@ struct ProcessMetrics {
   double config_loaded_at = 0;  // Unix seconds
   bool ready = false;
 };
-std::string render_prometheus(const WorkerSample& merged, const std::vector<const Block*>& blocks,
+std::string render_prometheus(const MetricsSample& merged, const std::vector<const Block*>& blocks,
                               const ProcessMetrics& process);
 
 }  // namespace wp::stats

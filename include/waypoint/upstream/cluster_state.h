@@ -125,7 +125,6 @@ class ClusterManager {
   // The state of `cluster`, which belongs to `snapshot`; the caller pins `snapshot` for as long as
   // it uses the state. Created on first use.
   ClusterState& get(const config::SnapshotPtr& snapshot, const config::RoutedCluster& cluster);
-  ClusterState& get(const config::RoutedCluster& cluster);  // a cluster of the current snapshot
   size_t generations() const { return (current_ ? 1 : 0) + retired_.size(); }
   // The current snapshot's clusters used so far (the others have no state yet: every host
   // healthy, nothing active).

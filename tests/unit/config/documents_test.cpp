@@ -11,6 +11,22 @@ using testing::base_config;
 using testing::errors;
 using testing::load;
 
+TEST_CASE("config: load_snapshot_if_changed parses only a file whose bytes changed", "[config]") {
+  std::string path = testing::fixture_dir() + "/reload.yaml";
+  std::string text = base_config().substr(4);  // without the leading "---\n"
+  testing::write_file(path, text);
+  auto first = load_snapshot(path);
+  CHECK(first->version == version_of(text));
+  CHECK(load_snapshot_if_changed(path, first->version) == nullptr);
+  testing::write_file(path, text + "# a comment changes the bytes\n");
+  auto second = load_snapshot_if_changed(path, first->version);
+  REQUIRE(second != nullptr);
+  CHECK(second->version != first->version);
+  testing::write_file(path, text + "---\napiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {ports: 7}\n");
+  CHECK_THROWS_AS(load_snapshot_if_changed(path, second->version), ConfigError);
+  CHECK_THROWS_AS(load_snapshot_if_changed(path + ".missing", second->version), ConfigError);
+}
+
 TEST_CASE("config: a kind: List holds the resources", "[config]") {
   auto s = load(R"(apiVersion: v1
 kind: List

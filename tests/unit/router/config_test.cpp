@@ -404,6 +404,16 @@ spec:
   CHECK(pick(t->route, 74).cluster->service->name == "echo");
   CHECK(pick(t->route, 75).cluster->service->name == "ratings");
   CHECK(t->route.clusters[1].cluster->endpoints.at(0).address.to_string() == "10.0.0.4:9443");
+  // The chain points at its tables (the data path reads them there, with no lookup).
+  const config::VipChain* echo = s->find_vip(*net::SockAddr::parse("10.96.0.30:7000"));
+  REQUIRE(echo != nullptr);
+  CHECK(echo->tcp_routes == t);
+  CHECK(echo->routes == nullptr);  // a TCP port has no HTTP route table
+  const config::VipChain* ratings = s->find_vip(*net::SockAddr::parse("10.96.0.12:9443"));
+  REQUIRE(ratings != nullptr);
+  CHECK(ratings->routes == s->find_routes(*net::SockAddr::parse("10.96.0.12:9443")));
+  CHECK(ratings->routes != nullptr);
+  CHECK(ratings->tcp_routes == nullptr);  // no tcp[] entry for port 9443
 }
 
 std::string read_text(const std::filesystem::path& path) {

@@ -52,7 +52,7 @@ TEST_CASE("prometheus: one series per label set, merged across workers by labels
   w2.record_request(request("spiffe://cluster.local/ns/default/sa/a", 200), 40, 100, 2000);
   w2.record_request(request("spiffe://cluster.local/ns/default/sa/b", 200), 40, 100, 2000);
   CHECK(w1.size() == 2);
-  WorkerSample merged = merge({w1.sample(), w2.sample()});
+  MetricsSample merged = merge({w1.sample(), w2.sample()});
   REQUIRE(merged.http.size() == 3);
   std::string page = render_prometheus(merged, {}, {});
   std::string a200 = render_labels(request("spiffe://cluster.local/ns/default/sa/a", 200), true);
@@ -88,7 +88,7 @@ TEST_CASE("prometheus: label sets past the limit fold into one overflow series",
   }
   CHECK(store.size() == SeriesStore::kMaxSeries + 1);
   CHECK(store.overflowed() == 50);
-  WorkerSample s = store.sample();
+  MetricsSample s = store.sample();
   CHECK(s.http.back().labels.find("source_principal=\"overflow\"") != std::string::npos);
   CHECK(s.http.back().requests == 50);
   std::string page = render_prometheus(merge({s}), {}, {});

@@ -563,11 +563,11 @@ TEST_CASE("upstream: cluster manager keeps one state per cluster until the snaps
   stats::Block b;
   ClusterManager m(b, kSeed);
   m.set_snapshot(snap);
-  ClusterState& sa = m.get(ca);
-  CHECK(&m.get(ca) == &sa);
+  ClusterState& sa = m.get(snap, ca);
+  CHECK(&m.get(snap, ca) == &sa);
   CHECK(&sa.cluster() == &ca);
-  CHECK(&m.get(cz) != &sa);
-  CHECK(m.get(cz).size() == 2);
+  CHECK(&m.get(snap, cz) != &sa);
+  CHECK(m.get(snap, cz).size() == 2);
 
   REQUIRE(sa.try_begin_request(0));
   sa.report(1, true, kT0);
@@ -575,7 +575,7 @@ TEST_CASE("upstream: cluster manager keeps one state per cluster until the snaps
 
   // The same snapshot again changes nothing.
   m.set_snapshot(snap);
-  CHECK(&m.get(ca) == &sa);
+  CHECK(&m.get(snap, ca) == &sa);
   CHECK(m.generations() == 1);
 }
 
@@ -647,9 +647,9 @@ TEST_CASE("upstream: a fixed seed gives the same picks, seed 0 draws one", "[ups
   m3.set_snapshot(snap);
   std::vector<size_t> s1, s2, s3;
   for (int i = 0; i < 64; ++i) {
-    s1.push_back(pick(m1.get(c)));
-    s2.push_back(pick(m2.get(c)));
-    s3.push_back(pick(m3.get(c)));
+    s1.push_back(pick(m1.get(snap, c)));
+    s2.push_back(pick(m2.get(snap, c)));
+    s3.push_back(pick(m3.get(snap, c)));
   }
   CHECK(s1 == s2);
   CHECK(s1 != s3);
@@ -658,7 +658,7 @@ TEST_CASE("upstream: a fixed seed gives the same picks, seed 0 draws one", "[ups
   r.set_snapshot(snap);
   std::vector<int> n(5, 0);
   for (int i = 0; i < 5'000; ++i) {
-    n[pick(r.get(c))]++;
+    n[pick(r.get(snap, c))]++;
   }
   for (int v : n) {
     CHECK(v > 800);
