@@ -58,6 +58,16 @@ if(NOT yaml-cpp_FOUND)
   wp_missing(libyaml-cpp-dev "yaml-cpp")
 endif()
 
+# RE2 (libre2-dev): every regex in the config, as Envoy's and Istio's safe_regex (linear time,
+# no backreferences, bounded program size). libstdc++'s std::regex recurses per character.
+find_path(WP_RE2_INCLUDE re2/re2.h)
+find_library(WP_RE2_LIB NAMES re2)
+if(NOT WP_RE2_INCLUDE OR NOT WP_RE2_LIB)
+  wp_missing(libre2-dev "RE2")
+endif()
+add_library(wp::re2 UNKNOWN IMPORTED)
+set_target_properties(wp::re2 PROPERTIES IMPORTED_LOCATION ${WP_RE2_LIB} INTERFACE_INCLUDE_DIRECTORIES ${WP_RE2_INCLUDE})
+
 # llhttp: Debian ships only the C sources (package node-llhttp); build them as a static library.
 set(WP_LLHTTP_SRC_DIR /usr/share/llhttp CACHE PATH "llhttp C sources")
 set(WP_LLHTTP_INCLUDE_DIR /usr/share/include/llhttp CACHE PATH "llhttp header")

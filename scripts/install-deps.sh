@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config
-  libuv1-dev libnghttp2-dev libssl-dev libspdlog-dev libyaml-cpp-dev node-llhttp catch2
+  libuv1-dev libnghttp2-dev libssl-dev libspdlog-dev libyaml-cpp-dev libre2-dev node-llhttp catch2
   python3 python3-h2 procps
   "$@"
 )

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstdlib>
 
+#include <re2/re2.h>
+
 #include "config/routing.h"
 
 namespace wp::config {
@@ -18,18 +20,32 @@ std::string lower(std::string text) {
   return text;
 }
 
-std::optional<std::regex> compile_regex(Reader& r, const YAML::Node& node, const std::string& path,
-                                        const std::string& pattern, bool icase) {
-  try {
-    auto flags = std::regex::ECMAScript;
-    if (icase) {
-      flags |= std::regex::icase;
-    }
-    return std::regex(pattern, flags);
-  } catch (const std::regex_error& e) {
-    r.error(node, path, "bad regex \"" + pattern + "\" (ECMAScript syntax): " + e.what());
+// RE2's syntax (Envoy's safe_regex, which Istio's regex fields use), full-match semantics at the
+// call site. A pattern whose compiled program is bigger than Istio's bound for Envoy
+// (re2.max_program_size.error_level = 32768) is an error, so no config regex can be slow to match.
+constexpr int kMaxRegexProgramSize = 32768;
+
+std::optional<std::shared_ptr<const re2::RE2>> compile_regex(Reader& r, const YAML::Node& node,
+                                                             const std::string& path, const std::string& pattern,
+                                                             bool icase) {
+  RE2::Options options;
+  options.set_log_errors(false);
+  options.set_case_sensitive(!icase);
+  options.set_max_mem(8 << 20);
+  auto re = std::make_shared<const re2::RE2>(pattern, options);
+  if (!re->ok()) {
+    std::string shown = pattern.size() > 80 ? pattern.substr(0, 80) + "..." : pattern;
+    r.error(node, path, "bad regex \"" + shown + "\" (RE2 syntax): " + re->error());
     return std::nullopt;
   }
+  if (re->ProgramSize() > kMaxRegexProgramSize) {
+    std::string shown = pattern.size() > 80 ? pattern.substr(0, 80) + "..." : pattern;
+    r.error(node, path,
+            "regex \"" + shown + "\" is too complex (program size " + std::to_string(re->ProgramSize()) +
+                " > " + std::to_string(kMaxRegexProgramSize) + ")");
+    return std::nullopt;
+  }
+  return re;
 }
 
 // Istio StringMatch {exact|prefix|regex: s}. `allow_empty` accepts {} (presence) → nullopt + true.

@@ -1,7 +1,7 @@
 #include "waypoint/router/route_match.h"
 
 #include <algorithm>
-#include <regex>
+#include <re2/re2.h>
 
 namespace wp::router {
 
@@ -84,7 +84,7 @@ bool matches(const StringMatch& m, std::string_view value) {
     case StringMatch::Kind::PathPrefix:
       return path_prefix(value, m.value, m.ignore_case);
     case StringMatch::Kind::Regex:
-      return std::regex_match(value.begin(), value.end(), m.regex);
+      return m.regex != nullptr && RE2::FullMatch(re2::StringPiece(value.data(), value.size()), *m.regex);
   }
   return false;
 }

@@ -7,12 +7,15 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
+
+namespace re2 {
+class RE2;
+}
 
 #include "waypoint/filters/authz.h"
 #include "waypoint/net/address.h"
@@ -169,7 +172,9 @@ struct StringMatch {
   enum class Kind { Exact, Prefix, Regex, PathPrefix };
   Kind kind = Kind::Exact;
   std::string value;  // the literal (Exact/Prefix) or the pattern as written (Regex)
-  std::regex regex;   // Kind::Regex only; std::regex::ECMAScript (| icase when ignore_case)
+  // Kind::Regex only: RE2 (Envoy's safe_regex dialect), full match, case-folded when ignore_case.
+  // Compiled once at config time; immutable and shared by the snapshots that hold the match.
+  std::shared_ptr<const re2::RE2> regex;
   bool ignore_case = false;
 };
 

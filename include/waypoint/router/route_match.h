@@ -1,7 +1,7 @@
 #pragma once
 // Per-request routing over a compiled RouteTable (config::Snapshot::route_tables): which route a
 // request takes, and which of its weighted clusters. Pure functions over immutable data; matching
-// allocates nothing (std::regex_match may, internally, for regex conditions only).
+// allocates nothing (RE2 matching is linear in the input and allocates only on its first use of a DFA).
 #include <cstdint>
 #include <optional>
 #include <string>

@@ -1,6 +1,7 @@
 // Route matching: every condition kind, its negation, AND within a block, OR across blocks,
 // first match wins, and the per-port filtering done at compile time.
 #include <catch2/catch.hpp>
+#include <chrono>
 
 #include "router_fixtures.h"
 
@@ -203,4 +204,57 @@ TEST_CASE("router: without a VirtualService a port has one default route", "[rou
 }
 
 }  // namespace
+}  // namespace wp::router
+
+// Issue 13: every config regex is RE2 (linear time, no recursion per character), so hostile
+// inputs can neither overflow the stack nor stall the worker.
+namespace wp::router {
+namespace {
+
+using testing::FakeHeaders;
+using testing::request;
+using testing::route_of;
+
+const std::string kHostileRegexes = R"(apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - name: ab-star
+    match: [{uri: {regex: "/x/(a|b)*"}}]
+    route: [{destination: {host: reviews}}]
+  - name: any-user
+    match: [{headers: {x-user: {regex: ".*"}}}]
+    route: [{destination: {host: reviews}}]
+  - name: redos
+    match: [{headers: {x-redos: {regex: "(a+)+$"}}}]
+    route: [{destination: {host: reviews}}]
+)";
+
+
+TEST_CASE("router: regexes are linear: long paths and headers neither crash nor stall", "[router]") {
+  auto s = testing::load(kHostileRegexes);
+  const auto& t = testing::table(*s, "10.96.0.20:9080");
+  std::string path = "/x/";
+  for (int i = 0; i < 12 * 1024; ++i) {
+    path += (i % 3 == 0) ? 'b' : 'a';
+  }
+  CHECK(route_of(t, request("GET", path)) == "ab-star");  // std::regex: SIGSEGV (recursion per char)
+  CHECK(route_of(t, request("GET", path + "c")) == "404");
+  FakeHeaders big{{"x-user", std::string(60 * 1024, 'u')}};
+  CHECK(route_of(t, request("GET", "/", &big)) == "any-user");
+  // (a+)+$ against a^n b: exponential for a backtracking engine (0.4 s at n = 24, doubling per a).
+  auto start = std::chrono::steady_clock::now();
+  for (int n : {24, 28, 32, 4096}) {
+    FakeHeaders redos{{"x-redos", std::string(n, 'a') + "b"}};
+    CHECK(route_of(t, request("GET", "/", &redos)) == "404");
+  }
+  FakeHeaders ok{{"x-redos", std::string(30, 'a')}};
+  CHECK(route_of(t, request("GET", "/", &ok)) == "redos");
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(1));  // backtracking: hours
+}
+
+}  // namespace
+
 }  // namespace wp::router
