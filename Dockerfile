@@ -15,7 +15,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update -qq \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
        build-essential cmake pkg-config \
-       libuv1-dev libnghttp2-dev libssl-dev libspdlog-dev libyaml-cpp-dev node-llhttp \
+       libuv1-dev libnghttp2-dev libssl-dev libspdlog-dev libyaml-cpp-dev libre2-dev node-llhttp \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # What CMake reads with -DWP_BUILD_TESTS=OFF: the top CMakeLists.txt, cmake/, src/, include/, and
@@ -34,11 +34,12 @@ FROM debian:bookworm-slim
 # One package per shared library in `ldd waypoint` (dpkg -S): libuv.so.1 libuv1, libnghttp2.so.14
 # libnghttp2-14, libssl.so.3 + libcrypto.so.3 libssl3, libspdlog.so.1.10 libspdlog1.10, libfmt.so.9
 # libfmt9 (linked directly: spdlog is Debian's external-fmt build), libyaml-cpp.so.0.7 libyaml-cpp0.7,
+# libre2.so.9 libre2-9,
 # libstdc++.so.6 libstdc++6, libgcc_s.so.1 libgcc-s1; libc.so.6 and libm.so.6 are libc6 (in the base).
 # No ca-certificates: the mesh root comes from the configuration.
 RUN apt-get update -qq \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-       libuv1 libnghttp2-14 libssl3 libspdlog1.10 libfmt9 libyaml-cpp0.7 libstdc++6 libgcc-s1 \
+       libuv1 libnghttp2-14 libssl3 libspdlog1.10 libfmt9 libyaml-cpp0.7 libre2-9 libstdc++6 libgcc-s1 \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 1337 waypoint \
     && useradd --system --uid 1337 --gid 1337 --no-create-home --home-dir /nonexistent \

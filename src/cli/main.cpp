@@ -1,5 +1,7 @@
 // waypoint: one binary; subcommands run (default), validate, explain, generate, proxy-config, version.
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -18,6 +20,7 @@ void usage(FILE* out) {
       "usage:\n"
       "  waypoint [run] --config FILE [--drain-time DURATION]   run the proxy\n"
       "  waypoint validate --config FILE                        check the file, print what would be served\n"
+      "    (run, validate: --max-config-bytes N refuses bigger config files; default 67108864 = 64 MiB)\n"
       "  waypoint explain --config FILE --from SPIFFE_ID --to IP:PORT [--method M] [--path P] [-H 'k: v']\n"
       "                                                         dry-run one request (exit 0 allowed, 2 denied,\n"
       "                                                         3 no route)\n"
@@ -33,6 +36,7 @@ struct Args {
   std::string command = "run";
   std::string config;
   std::string drain_time;
+  std::string max_config_bytes;
   bool help = false;
   std::string error;
 };
@@ -62,6 +66,8 @@ Args parse(int argc, char** argv) {
       a.config = value(arg == "-c" ? "-c" : "--config");
     } else if (arg == "--drain-time" || arg.rfind("--drain-time=", 0) == 0) {
       a.drain_time = value("--drain-time");
+    } else if (arg == "--max-config-bytes" || arg.rfind("--max-config-bytes=", 0) == 0) {
+      a.max_config_bytes = value("--max-config-bytes");
     } else {
       a.error = "unknown argument: " + arg;
     }
@@ -105,6 +111,18 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "waypoint: --config FILE is required\n");
     usage(stderr);
     return 2;
+  }
+  if (!args.max_config_bytes.empty()) {
+    char* end = nullptr;
+    errno = 0;
+    unsigned long long n = std::strtoull(args.max_config_bytes.c_str(), &end, 10);
+    if (errno != 0 || end == args.max_config_bytes.c_str() || *end != '\0' || n == 0 ||
+        args.max_config_bytes[0] == '-') {
+      std::fprintf(stderr, "waypoint: --max-config-bytes: \"%s\" is not a positive number of bytes\n",
+                   args.max_config_bytes.c_str());
+      return 2;
+    }
+    wp::config::set_max_config_bytes(static_cast<size_t>(n));
   }
   if (args.command == "validate") {
     try {

@@ -158,7 +158,42 @@ std::optional<BootstrapResource> parse_bootstrap(const YAML::Node& doc, const Ob
                            {"keepaliveTimeout", timeout(d.keepalive_timeout)},
                            {"handshakeTimeout", timeout(d.handshake_timeout)},
                            {"maxConnections", count(d.max_connections, 1, kMaxU32)},
-                           {"maxHeaderListBytes", count(d.max_header_list_bytes, 1, kMaxU32)}});
+                           {"maxHeaderListBytes", count(d.max_header_list_bytes, 1, kMaxU32)},
+                           {"maxConsecutiveEmptyFrames", count(d.max_consecutive_empty_frames, 0, kMaxU32)},
+                           {"prematureResetTotalStreamCount",
+                            count(d.premature_reset_total_stream_count, 0, kMaxU32)},
+                           {"prematureResetMinStreamLifetime", timeout(d.premature_reset_min_stream_lifetime)}});
+           }},
+          {"http",
+           [&](const YAML::Node& v, const std::string& path) {
+             auto& h = b.http;
+             r.strict_map(
+                 v, path,
+                 {{"requestHeadersTimeout", timeout(h.request_headers_timeout)},
+                  {"idleTimeout", timeout(h.idle_timeout)},
+                  {"headersWithUnderscoresAction", [&](const YAML::Node& a, const std::string& a_path) {
+                     auto value = r.string(a, a_path);
+                     if (!value) {
+                       return;
+                     }
+                     if (*value == "ALLOW") {
+                       h.headers_with_underscores = UnderscoreHeaders::Allow;
+                     } else if (*value == "DROP_HEADER") {
+                       h.headers_with_underscores = UnderscoreHeaders::DropHeader;
+                     } else if (*value == "REJECT_REQUEST") {
+                       h.headers_with_underscores = UnderscoreHeaders::RejectRequest;
+                     } else {
+                       r.error(a, a_path, "\"" + *value + "\" is not ALLOW, DROP_HEADER or REJECT_REQUEST");
+                     }
+                   }}});
+           }},
+          {"adminListeners",
+           [&](const YAML::Node& v, const std::string& path) {
+             auto& a = b.admin_listeners;
+             r.strict_map(v, path,
+                          {{"maxConnections", count(a.max_connections, 1, 65536)},
+                           {"idleTimeout", timeout(a.idle_timeout)},
+                           {"maxRequestBytes", count(a.max_request_bytes, 1024, 1 << 24)}});
            }},
           {"concurrency", count(b.concurrency, 0, 1024)},
           {"log",

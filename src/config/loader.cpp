@@ -251,40 +251,114 @@ class NameRegistry {
   std::map<std::string, Mark> seen_;
 };
 
-// yaml-cpp 0.7's LoadAll never returns on some malformed streams (a "," where a document should
-// start: jbeder/yaml-cpp#1040, fixed upstream after 0.8) and allocates until the process dies. A
-// first pass over the parser's events finds the spot: a document starting where the previous one
-// did means the parser made no progress.
-struct DocumentStarts : YAML::EventHandler {
+// A first pass over the parser's events, before any node tree is built:
+// - yaml-cpp 0.7's LoadAll never returns on some malformed streams (a "," where a document should
+//   start: jbeder/yaml-cpp#1040, fixed upstream after 0.8) and allocates until the process dies: a
+//   document starting where the previous one did means the parser made no progress.
+// - yaml-cpp keeps the last of duplicate mapping keys without a word (YAML 1.2 §3.2.1.1 says keys
+//   are unique), so a doubled `weight:` or `spec:` would silently change what is served.
+// An explicit stack of open collections: nesting depth costs memory, never recursion.
+struct Prescan : YAML::EventHandler {
+  struct Open {
+    bool map = false;
+    bool expect_key = true;
+    std::map<std::string, YAML::Mark> keys;
+  };
   YAML::Mark last;
-  void OnDocumentStart(const YAML::Mark& mark) override { last = mark; }
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
-  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
-  void OnSequenceEnd() override {}
-  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
-  void OnMapEnd() override {}
-};
+  std::vector<Open> open;
+  std::optional<std::pair<YAML::Mark, std::string>> duplicate;  // where, and the message
 
-std::optional<YAML::Mark> parser_stuck_at(const std::string& text) {
-  std::istringstream in(text);
-  YAML::Parser parser(in);
-  DocumentStarts starts;
-  for (int previous = -1; parser.HandleNextDocument(starts); previous = starts.last.pos) {
-    if (starts.last.pos == previous) {
-      return starts.last;
+  void node_done() {
+    if (!open.empty() && open.back().map) {
+      open.back().expect_key = !open.back().expect_key;
     }
   }
-  return std::nullopt;
+  void key(const YAML::Mark& mark, const std::string& value) {
+    if (open.empty() || !open.back().map || !open.back().expect_key || value == "<<" || duplicate) {
+      return;
+    }
+    auto [it, inserted] = open.back().keys.emplace(value, mark);
+    if (!inserted) {
+      duplicate = std::make_pair(mark, "duplicate key \"" + value + "\" (first at line " +
+                                           std::to_string(it->second.line + 1) + ", column " +
+                                           std::to_string(it->second.column + 1) + ")");
+    }
+  }
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    last = mark;
+    open.clear();
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override {
+    key(mark, "~");
+    node_done();
+  }
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { node_done(); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t, const std::string& value) override {
+    key(mark, value);
+    node_done();
+  }
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    if (!open.empty() && open.back().map && open.back().expect_key) {
+      open.back().expect_key = false;  // a complex key is never compared; its value follows
+      open.push_back({});
+      open.back().map = false;
+      return;
+    }
+    open.push_back({});
+    open.back().map = false;
+  }
+  void OnSequenceEnd() override {
+    if (!open.empty()) {
+      open.pop_back();
+    }
+    node_done();
+  }
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    open.push_back({});
+    open.back().map = true;
+  }
+  void OnMapEnd() override {
+    if (!open.empty()) {
+      open.pop_back();
+    }
+    node_done();
+  }
+};
+
+struct PrescanResult {
+  std::optional<YAML::Mark> stuck;
+  std::optional<std::pair<YAML::Mark, std::string>> duplicate;
+};
+
+PrescanResult prescan(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  Prescan scan;
+  PrescanResult out;
+  for (int previous = -1; parser.HandleNextDocument(scan); previous = scan.last.pos) {
+    if (scan.last.pos == previous) {
+      out.stuck = scan.last;
+      return out;
+    }
+    if (scan.duplicate) {
+      out.duplicate = scan.duplicate;
+      return out;
+    }
+  }
+  return out;
 }
 
 void load(const std::string& text, Diagnostics& diag, Snapshot& snapshot) {
   std::vector<YAML::Node> docs;
   try {
-    if (auto stuck = parser_stuck_at(text)) {
-      diag.error(to_mark(*stuck), "invalid YAML: unexpected text where a document should start");
+    PrescanResult scan = prescan(text);
+    if (scan.stuck) {
+      diag.error(to_mark(*scan.stuck), "invalid YAML: unexpected text where a document should start");
+      return;
+    }
+    if (scan.duplicate) {
+      diag.error(to_mark(scan.duplicate->first), "invalid YAML: " + scan.duplicate->second);
       return;
     }
     docs = YAML::LoadAll(text);
@@ -407,10 +481,22 @@ SnapshotPtr load_snapshot_from_string(const std::string& text, const std::string
 }
 
 namespace {
+size_t g_max_config_bytes = 64u << 20;
+}  // namespace
+
+size_t max_config_bytes() { return g_max_config_bytes; }
+void set_max_config_bytes(size_t bytes) { g_max_config_bytes = bytes; }
+
+namespace {
 std::string read_config(const std::string& path) {
   std::string text;
-  if (int error = read_file(path, text); error != 0) {
+  const size_t limit = max_config_bytes();
+  if (int error = read_file(path, text, limit + 1); error != 0) {
     throw ConfigError(path + ": cannot read: " + std::strerror(error));
+  }
+  if (text.size() > limit) {
+    throw ConfigError(path + ": the file is larger than " + std::to_string(limit) +
+                      " bytes (--max-config-bytes); not read");
   }
   return text;
 }

@@ -39,6 +39,14 @@ void Loop::stop() {
   uv_stop(&loop_);
 }
 
+void Loop::keep_alive(bool on) {
+  if (on) {
+    uv_ref(reinterpret_cast<uv_handle_t*>(&async_));
+  } else {
+    uv_unref(reinterpret_cast<uv_handle_t*>(&async_));
+  }
+}
+
 void Loop::post(std::function<void()> fn) {
   {
     std::lock_guard<std::mutex> lock(posted_mu_);

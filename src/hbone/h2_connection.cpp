@@ -15,7 +15,10 @@ nghttp2_option* shared_options() {
     // Windows are reopened only as data leaves the proxy: end-to-end flow control.
     nghttp2_option_set_no_auto_window_update(o, 1);
 #ifdef WP_HAVE_NGHTTP2_RESET_RATE_LIMIT
-    nghttp2_option_set_stream_reset_rate_limit(o, 1000, 33);  // rapid-reset guard
+    // nghttp2's token bucket counts every RST_STREAM received, so it closes a busy, well-behaved
+    // client that ends finished tunnels with CANCEL. PrematureResetGuard (h2_guards.h) counts only
+    // streams reset before they were answered; the bucket is opened wide.
+    nghttp2_option_set_stream_reset_rate_limit(o, UINT32_MAX, UINT32_MAX);
 #endif
 #ifdef WP_HAVE_NGHTTP2_MAX_CONTINUATIONS
     nghttp2_option_set_max_continuations(o, 8);  // CONTINUATION flood guard
@@ -113,6 +116,7 @@ void H2Stream::respond(int status, const HeaderList& extra) {
   if (state_ == State::Closed || state_ == State::Open) {
     return;
   }
+  answered_ = true;
   std::string code = std::to_string(status);
   static const std::string kStatus = ":status";
   std::vector<nghttp2_nv> nva = {make_nv(kStatus, code)};
@@ -254,7 +258,9 @@ H2Connection::H2Connection(event::Loop& loop, Role role, std::unique_ptr<net::Tr
       owner_(owner),
       stats_(stats),
       transport_(std::move(transport)),
-      keepalive_timer_(loop, [this] { keepalive_tick(); }) {
+      keepalive_timer_(loop, [this] { keepalive_tick(); }),
+      empty_frames_(settings.limits.max_consecutive_empty_frames),
+      premature_resets_(settings.limits) {
   if (role == Role::Server) {
     nghttp2_session_server_new2(&session_, callbacks(), this, shared_options());
   } else {
@@ -284,9 +290,9 @@ void H2Connection::on_transport_connected() {
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, settings_.max_header_list_bytes},
   };
-  if (role_ == Role::Server) {
-    iv.push_back({NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, settings_.max_concurrent_streams});
-  }
+  // The stream limit is not given to nghttp2, which would enforce it with a connection error; it is
+  // added to the SETTINGS frame on its way out (send_cb) and enforced per stream (on_begin_headers).
+  inject_stream_limit_ = role_ == Role::Server;
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv.data(), iv.size());
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
                                         static_cast<int32_t>(settings_.connection_window));
@@ -304,6 +310,23 @@ void H2Connection::on_transport_data(const uint8_t* data, size_t len) {
                   peer_address_.to_string(), nghttp2_strerror(static_cast<int>(rv)));
     count_protocol_error();
     send_now();  // nghttp2 may have queued a GOAWAY explaining why
+    if (!goaway_sent_ && state_ != State::Closed) {
+      // A fatal error (a flood, a CONTINUATION flood): nghttp2 can no longer frame anything, so the
+      // GOAWAY that tells the peer why is written by hand.
+      const bool flood = rv == NGHTTP2_ERR_FLOODED
+#ifdef WP_HAVE_NGHTTP2_MAX_CONTINUATIONS
+                         || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
+#endif
+          ;
+      auto frame = goaway_frame(nghttp2_session_get_last_proc_stream_id(session_),
+                                flood ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
+      goaway_sent_ = true;
+      transport_->append(frame.data(), frame.size());
+      transport_->flush();
+    }
+    if (state_ == State::Closed) {
+      return;
+    }
     transport_->close(true);
     finish(true);
     return;
@@ -482,6 +505,12 @@ ssize_t H2Connection::send_cb(nghttp2_session*, const uint8_t* data, size_t len,
   if (self->transport_->output_full()) {
     return NGHTTP2_ERR_WOULDBLOCK;
   }
+  if (self->inject_stream_limit_ &&
+      add_max_concurrent_streams(data, len, self->settings_.max_concurrent_streams, self->scratch_)) {
+    self->inject_stream_limit_ = false;
+    self->transport_->append(self->scratch_.data(), self->scratch_.size());
+    return static_cast<ssize_t>(len);
+  }
   self->transport_->append(data, len);
   return static_cast<ssize_t>(len);
 }
@@ -494,6 +523,12 @@ int H2Connection::send_data_cb(nghttp2_session*, nghttp2_frame* frame, const uin
 int H2Connection::on_begin_headers_cb(nghttp2_session*, const nghttp2_frame* frame, void* user) {
   auto* self = static_cast<H2Connection*>(user);
   if (self->role_ == Role::Server && frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+    if (self->streams_.size() >= self->settings_.max_concurrent_streams) {
+      // Over the advertised limit: a stream error (RFC 9113 §5.1.2); the other tunnels go on.
+      self->stats_.add(stats::Id::tunnels_refused_over_limit);
+      nghttp2_submit_rst_stream(self->session_, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_REFUSED_STREAM);
+      return 0;
+    }
     self->add_stream(frame->hd.stream_id);
   }
   return 0;
@@ -514,6 +549,11 @@ int H2Connection::on_header_cb(nghttp2_session*, const nghttp2_frame* frame, con
 
 int H2Connection::on_frame_recv_cb(nghttp2_session*, const nghttp2_frame* frame, void* user) {
   auto* self = static_cast<H2Connection*>(user);
+  if (self->empty_frames_.on_frame_recv(*frame)) {
+    self->terminate(NGHTTP2_ENHANCE_YOUR_CALM, stats::Id::downstream_cx_empty_frames_overflow,
+                    "too many consecutive frames with an empty payload");
+    return 0;
+  }
   switch (frame->hd.type) {
     case NGHTTP2_HEADERS: {
       H2Stream* s = self->find_stream(frame->hd.stream_id);
@@ -554,6 +594,11 @@ int H2Connection::on_frame_recv_cb(nghttp2_session*, const nghttp2_frame* frame,
         self->ping_outstanding_ = false;
       }
       return 0;
+    case NGHTTP2_RST_STREAM:
+      if (H2Stream* s = self->find_stream(frame->hd.stream_id)) {
+        s->reset_by_peer_ = true;
+      }
+      return 0;
     case NGHTTP2_GOAWAY:
       if (self->state_ == State::Open) {
         self->state_ = State::Draining;
@@ -574,6 +619,9 @@ void H2Connection::count_protocol_error() {
 
 int H2Connection::on_frame_send_cb(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
   auto* self = static_cast<H2Connection*>(user);
+  if (frame->hd.type == NGHTTP2_GOAWAY) {
+    self->goaway_sent_ = true;
+  }
   if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR) {
     // nghttp2 detected a connection error (bad frame, flow-control violation, flood, ...).
     spdlog::debug("hbone: GOAWAY({}) to {}", nghttp2_http2_strerror(frame->goaway.error_code),
@@ -612,8 +660,36 @@ int H2Connection::on_stream_close_cb(nghttp2_session*, int32_t stream_id, uint32
   self->streams_.erase(it);
   stream->on_closed(error_code);
   self->on_stream_removed(*stream);
+  bool premature_flood =
+      self->role_ == Role::Server &&
+      self->premature_resets_.on_stream_closed(stream->reset_by_peer_, stream->answered_,
+                                               std::chrono::steady_clock::now() - stream->created_at_);
   self->loop_.defer_delete(std::move(stream));
+  if (premature_flood) {
+    self->terminate(NGHTTP2_ENHANCE_YOUR_CALM, stats::Id::downstream_cx_premature_reset,
+                    "most streams were reset before they were answered (rapid reset)");
+  }
   return 0;
+}
+
+void H2Connection::terminate(uint32_t error_code, stats::Id counter, const char* why) {
+  if (state_ == State::Closed || terminated_) {
+    return;
+  }
+  terminated_ = true;
+  if (role_ == Role::Server) {
+    stats_.add(counter);
+    count_protocol_error();
+  }
+  spdlog::info("hbone: closing the connection {} {}: {}", role_ == Role::Server ? "from" : "to",
+               peer_address_.to_string(), why);
+  // GOAWAY now; nghttp2 then reads nothing more and wants no writes, and send_now closes.
+  nghttp2_session_terminate_session(session_, error_code);
+  if (state_ == State::Open) {
+    state_ = State::Draining;
+    on_closing();
+  }
+  schedule_send();
 }
 
 nghttp2_session_callbacks* H2Connection::callbacks() {

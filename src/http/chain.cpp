@@ -275,12 +275,52 @@ void ActiveRequest::on_request_head(RequestHead&& head, bool end_stream) {
   record_.grpc = content_type && content_type->starts_with("application/grpc");
   expect_continue_ = head_.expect_continue;
   expects_body_ = !end_stream;
+  if (!headers_acceptable()) {
+    return;
+  }
   if (!authorized()) {
     w_.stats.add(stats::Id::rq_authz_denied);
     local_reply(403, "RBAC: access denied", "-");
     return;
   }
   route();
+}
+
+// What the codecs leave to the pipeline, the same for HTTP/1.1 and h2c: CONNECT inside a tunnel
+// (HTTP/1.1's codec answers it 501 itself) and underscore header names.
+bool ActiveRequest::headers_acceptable() {
+  if (head_.method == "CONNECT") {
+    w_.stats.add(stats::Id::downstream_rq_not_implemented);
+    local_reply(501, "CONNECT is not supported inside a tunnel", "DPE");
+    return false;
+  }
+  UnderscoreAction action = UnderscoreAction::Allow;
+  switch (snapshot_->bootstrap.http.headers_with_underscores) {
+    case config::UnderscoreHeaders::Allow:
+      break;
+    case config::UnderscoreHeaders::DropHeader:
+      action = UnderscoreAction::DropHeader;
+      break;
+    case config::UnderscoreHeaders::RejectRequest:
+      action = UnderscoreAction::RejectRequest;
+      break;
+  }
+  switch (check_underscores(head_.headers, action)) {
+    case UnderscoreVerdict::Ok:
+      return true;
+    case UnderscoreVerdict::Dropped:
+      w_.stats.add(stats::Id::downstream_rq_underscore_headers);
+      return true;
+    case UnderscoreVerdict::Rejected:
+      w_.stats.add(stats::Id::downstream_rq_underscore_headers);
+      local_reply(400, "header name with an underscore", "DPE");
+      return false;
+    case UnderscoreVerdict::FramingLookalike:
+      w_.stats.add(stats::Id::downstream_rq_framing_rejected);
+      local_reply(400, "content_length / transfer_encoding header", "DPE");
+      return false;
+  }
+  return true;
 }
 
 // AuthorizationPolicy (SPEC §4: before routing). The attributes are views into the request and

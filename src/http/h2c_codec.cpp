@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <deque>
 #include <limits>
 #include <optional>
@@ -145,6 +146,10 @@ struct Stream {
   std::optional<HeaderMap> trailers;
   bool deferred = false;  // the data provider returned NGHTTP2_ERR_DEFERRED
   bool drain_pending = false;
+  // Premature-reset accounting (server).
+  bool answered = false;  // response headers submitted
+  bool peer_reset = false;  // a RST_STREAM arrived for it
+  std::chrono::steady_clock::time_point born = std::chrono::steady_clock::now();
 
   void reset_fields() {
     fields.clear();
@@ -201,6 +206,8 @@ class H2cEngine {
   nghttp2_data_provider provider();
   void resume(Stream& s);
   void fail(const char* reason);
+  // Ends the session for abuse: GOAWAY(ENHANCE_YOUR_CALM), reported once with `counter`.
+  void terminate(const char* reason, const char* counter);
   void report_error(const char* reason, const char* counter);
   void close_all(uint32_t error_code);
   void reject_431(Stream& s, bool request_ended);
@@ -237,11 +244,21 @@ class H2cEngine {
   std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;
   size_t known_streams_ = 0;
   std::vector<int32_t> drained_;
+  bool inject_stream_limit_ = false;  // server: our first SETTINGS still to carry the stream limit
+  bool terminated_ = false;
+  hbone::EmptyFrameGuard empty_frames_;
+  hbone::PrematureResetGuard premature_resets_;
+  std::vector<uint8_t> scratch_;
 };
 
 H2cEngine::H2cEngine(Role role, H2cServerCallbacks* server_cb, H2cClientCallbacks* client_cb,
                      const H2cSettings& settings)
-    : role_(role), server_cb_(server_cb), client_cb_(client_cb), settings_(settings) {
+    : role_(role),
+      server_cb_(server_cb),
+      client_cb_(client_cb),
+      settings_(settings),
+      empty_frames_(settings.limits.max_consecutive_empty_frames),
+      premature_resets_(settings.limits) {
   // Values the protocol cannot carry are clamped rather than sent (RFC 9113 §6.5.2).
   constexpr uint32_t kMaxWindow = (1u << 31) - 1;
   settings_.initial_window_size = std::min(settings_.initial_window_size, kMaxWindow);
@@ -256,7 +273,9 @@ H2cEngine::H2cEngine(Role role, H2cServerCallbacks* server_cb, H2cClientCallback
   // Our own header blocks may be as large as the biggest we accept, never below nghttp2's 64 KiB.
   nghttp2_option_set_max_send_header_block_length(opt, std::max<size_t>(65536, settings_.max_header_list_bytes + 4096));
 #ifdef WP_HAVE_NGHTTP2_RESET_RATE_LIMIT
-  nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);  // rapid-reset guard
+  // Every received RST_STREAM costs a token there, which closes busy well-behaved clients;
+  // PrematureResetGuard (hbone/h2_guards.h) is the rapid-reset guard instead.
+  nghttp2_option_set_stream_reset_rate_limit(opt, UINT32_MAX, UINT32_MAX);
 #endif
 #ifdef WP_HAVE_NGHTTP2_MAX_CONTINUATIONS
   nghttp2_option_set_max_continuations(opt, 8);  // CONTINUATION flood guard
@@ -276,9 +295,9 @@ H2cEngine::H2cEngine(Role role, H2cServerCallbacks* server_cb, H2cClientCallback
       {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, settings_.max_frame_size},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, max_header_list},
   };
-  if (role_ == Role::Server) {
-    iv.push_back({NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, settings_.max_concurrent_streams});
-  }
+  // The stream limit is not nghttp2's to enforce (it would end the session over one stream): it is
+  // added to our SETTINGS frame on its way out and enforced per stream with REFUSED_STREAM.
+  inject_stream_limit_ = role_ == Role::Server;
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv.data(), iv.size());
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
                                         static_cast<int32_t>(settings_.connection_window_size));
@@ -335,6 +354,15 @@ bool H2cEngine::recv_bytes(const uint8_t* data, size_t len) {
       fail("invalid HTTP/2 connection preface");
     } else {
       output_allowed_ = false;  // fatal (flood, memory): nghttp2 must not be driven any more
+      // nghttp2 can frame nothing more, so the GOAWAY that says why is written by hand.
+      const bool flood = err == NGHTTP2_ERR_FLOODED
+#ifdef WP_HAVE_NGHTTP2_MAX_CONTINUATIONS
+                         || err == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
+#endif
+          ;
+      auto frame = hbone::goaway_frame(nghttp2_session_get_last_proc_stream_id(session_),
+                                       flood ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
+      staged_.append(frame.data(), frame.size());
       fail(nghttp2_strerror(err));
     }
     return false;
@@ -390,6 +418,12 @@ void H2cEngine::flush(buffer::Buffer& out) {
       if (n == 0) {
         break;
       }
+      if (inject_stream_limit_ &&
+          hbone::add_max_concurrent_streams(p, static_cast<size_t>(n), settings_.max_concurrent_streams, scratch_)) {
+        inject_stream_limit_ = false;
+        out.append(scratch_.data(), scratch_.size());
+        continue;
+      }
       out.append(p, static_cast<size_t>(n));
     }
     if (!fire_drained()) {
@@ -438,6 +472,15 @@ void H2cEngine::report_error(const char* reason, const char* counter) {
     e.source = ErrorSource::Upstream;
     client_cb_->on_error(e);
   }
+}
+
+void H2cEngine::terminate(const char* reason, const char* counter) {
+  if (terminated_ || state_ != SessionState::Open) {
+    return;
+  }
+  terminated_ = true;
+  report_error(reason, counter);  // first, so that fail() on the GOAWAY's way out says nothing more
+  nghttp2_session_terminate_session(session_, NGHTTP2_ENHANCE_YOUR_CALM);
 }
 
 void H2cEngine::fail(const char* reason) {
@@ -492,6 +535,7 @@ void H2cEngine::respond(int32_t id, const ResponseHead& head, bool end_stream) {
   if (state_ != SessionState::Open || s == nullptr || s->send != SendState::Idle) {
     return;
   }
+  s->answered = true;
   std::string status = std::to_string(head.status);
   NvList nv;
   nv.add(":status", status);
@@ -677,6 +721,7 @@ ssize_t H2cEngine::read_data(nghttp2_session* session, int32_t id, uint8_t* buf,
 void H2cEngine::reject_431(Stream& s, bool request_ended) {
   // Answered here: the owner never hears of this stream, so nothing is counted.
   s.reset_fields();
+  s.answered = true;
   s.send = SendState::Ended;
   s.recv = request_ended ? RecvState::Ended : RecvState::Body;
   s.reset_after_reply = !request_ended;
@@ -713,6 +758,13 @@ void H2cEngine::deliver_head(Stream& s, bool end_stream) {
   } else {
     ResponseHead head;
     head.status = static_cast<int>(parse_u64(s.status).value_or(0));
+    if (head.status < 100 || head.status > 999) {
+      // nghttp2 accepts :status 000-099; no such response exists (RFC 9110 §15). The stream is
+      // reset, and the owner hears of it as a reset. Found by tests/fuzz/h2c_client_fuzz.cpp.
+      s.reset_fields();
+      nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_PROTOCOL_ERROR);
+      return;
+    }
     if (auto cl = s.fields.get("content-length")) {
       head.content_length = parse_u64(*cl);
     }
@@ -760,6 +812,10 @@ void H2cEngine::stream_closed(int32_t id, uint32_t error_code) {
     // Bytes the owner still holds no longer count against the stream; reopen the connection window.
     nghttp2_session_consume_connection(session_, s->unconsumed);
   }
+  if (role_ == Role::Server && state_ == SessionState::Open &&
+      premature_resets_.on_stream_closed(s->peer_reset, s->answered, std::chrono::steady_clock::now() - s->born)) {
+    terminate("most streams were reset before they were answered (rapid reset)", "inner_h2c_premature_reset");
+  }
   if (!s->known) {
     return;
   }
@@ -783,6 +839,12 @@ int H2cEngine::on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, vo
   }
   const int32_t id = frame->hd.stream_id;
   if (self->role_ == Role::Server && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+    if (self->streams_.size() >= self->settings_.max_concurrent_streams) {
+      // Over the advertised limit: a stream error (RFC 9113 §5.1.2), the session goes on.
+      nghttp2_submit_rst_stream(self->session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
+      self->server_cb_->on_stream_refused(id);
+      return 0;
+    }
     self->add_stream(id);
     return 0;
   }
@@ -854,7 +916,16 @@ int H2cEngine::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void*
   }
   const int32_t id = frame->hd.stream_id;
   const bool end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+  if (self->role_ == Role::Server && self->empty_frames_.on_frame_recv(*frame)) {
+    self->terminate("too many consecutive frames with an empty payload", "inner_h2c_empty_frames_overflow");
+    return 0;
+  }
   switch (frame->hd.type) {
+    case NGHTTP2_RST_STREAM:
+      if (Stream* s = self->find(id)) {
+        s->peer_reset = true;
+      }
+      return 0;
     case NGHTTP2_HEADERS: {
       Stream* s = self->find(id);
       if (s == nullptr || s->local_reset) {

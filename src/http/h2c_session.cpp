@@ -3,6 +3,17 @@
 #include "waypoint/http/session.h"
 
 namespace wp::http {
+namespace {
+
+H2cSettings codec_settings(const config::Bootstrap& b) {
+  H2cSettings s;
+  s.limits.max_consecutive_empty_frames = b.downstream.max_consecutive_empty_frames;
+  s.limits.premature_reset_total_stream_count = b.downstream.premature_reset_total_stream_count;
+  s.limits.premature_reset_min_stream_lifetime = b.downstream.premature_reset_min_stream_lifetime;
+  return s;
+}
+
+}  // namespace
 
 // One h2c stream: the DownstreamStream of its ActiveRequest.
 class H2cSession::Stream final : public DownstreamStream {
@@ -59,7 +70,11 @@ class H2cSession::Stream final : public DownstreamStream {
 
 H2cSession::H2cSession(WorkerContext& worker, TunnelInfo info, hbone::H2Stream& tunnel, buffer::Buffer initial,
                        bool eof, Done done)
-    : w_(worker), info_(std::move(info)), tunnel_(&tunnel), codec_(*this), done_(std::move(done)) {
+    : w_(worker),
+      info_(std::move(info)),
+      tunnel_(&tunnel),
+      codec_(*this, codec_settings(info_.snapshot->bootstrap)),
+      done_(std::move(done)) {
   early_.move_from(initial);
   early_eof_ = eof;
   tunnel.set_handler(this);  // may deliver buffered bytes at once: they queue behind `initial`
@@ -222,8 +237,15 @@ void H2cSession::on_stream_drained(int32_t id) {
   }
 }
 
+void H2cSession::on_stream_refused(int32_t) {
+  w_.stats.add(stats::Id::inner_h2c_refused_over_limit);
+}
+
 void H2cSession::on_error(const CodecError& error) {
   w_.stats.add(stats::Id::downstream_h2c_protocol_error);
+  if (auto id = stats::find(error.counter); id && *id != stats::Id::downstream_h2c_protocol_error) {
+    w_.stats.add(*id);  // the guard that ended the session (empty frames, rapid reset)
+  }
   spdlog::debug("{}: h2c session from {} failed: {}", info_.chain, info_.source_principal, error.reason);
   failed_ = true;
   w_.loop.run_after_io([this, alive = alive_] {

@@ -207,4 +207,46 @@ const char* reason_phrase(int status) {
   }
 }
 
+namespace {
+
+bool is_framing_lookalike(std::string_view name) {
+  auto same = [&](std::string_view target) {
+    if (name.size() != target.size()) {
+      return false;
+    }
+    for (size_t i = 0; i < name.size(); ++i) {
+      char c = name[i] == '_' ? '-' : name[i];
+      if (c != target[i]) {
+        return false;
+      }
+    }
+    return true;
+  };
+  return same("content-length") || same("transfer-encoding");
+}
+
+}  // namespace
+
+UnderscoreVerdict check_underscores(HeaderMap& headers, UnderscoreAction action) {
+  std::vector<std::string> drop;
+  for (const Header& h : headers) {
+    if (h.name.find('_') == std::string::npos) {
+      continue;
+    }
+    if (is_framing_lookalike(h.name)) {
+      return UnderscoreVerdict::FramingLookalike;
+    }
+    if (action == UnderscoreAction::RejectRequest) {
+      return UnderscoreVerdict::Rejected;
+    }
+    if (action == UnderscoreAction::DropHeader) {
+      drop.push_back(h.name);
+    }
+  }
+  for (const std::string& name : drop) {
+    headers.remove(name);
+  }
+  return drop.empty() ? UnderscoreVerdict::Ok : UnderscoreVerdict::Dropped;
+}
+
 }  // namespace wp::http

@@ -445,6 +445,11 @@ int Http1Parser::on_response_head() {
   ResponseHead head;
   head.version = parser_.http_minor == 0 ? Version::Http10 : Version::Http11;
   head.status = parser_.status_code;
+  if (head.status < 100 || head.status > 999) {
+    // llhttp 8.1 lets "HTTP/1.1 20" or "099" through; taken as interim (< 200) they would make the
+    // next bytes a response of their own (a desync). Found by tests/fuzz/http1_client_fuzz.cpp.
+    return fail_cb(make(502, "bad status code", "upstream_rs_malformed"));
+  }
   if (head.status == 101) {
     return fail_cb(make(502, "unexpected protocol switch", "upstream_rs_unexpected"));
   }

@@ -6,8 +6,14 @@ namespace wp::http {
 
 Http1Session::Http1Session(WorkerContext& worker, TunnelInfo info, hbone::H2Stream& tunnel, buffer::Buffer initial,
                            bool eof, Done done)
-    : w_(worker), info_(std::move(info)), tunnel_(&tunnel), codec_(*this), done_(std::move(done)) {
+    : w_(worker),
+      info_(std::move(info)),
+      tunnel_(&tunnel),
+      codec_(*this),
+      timer_(worker.loop, [this] { on_timer(); }),
+      done_(std::move(done)) {
   in_.move_from(initial);
+  wait_for(Wait::Head);  // a tunnel on an HTTP chain is opened to carry a request
   tunnel.set_handler(this);  // may deliver buffered bytes at once: they wait in in_ until started
   // Parse on the next turn: the owner has not stored this session yet.
   eof_ = eof;
@@ -34,7 +40,69 @@ void Http1Session::abort() {
   }
 }
 
+void Http1Session::wait_for(Wait what) {
+  using std::chrono::milliseconds;
+  const config::HttpSettings& http = info_.snapshot->bootstrap.http;
+  wait_ = what;
+  switch (what) {
+    case Wait::None:
+      timer_.stop();
+      break;
+    case Wait::Head: {
+      auto deadline = http.request_headers_timeout;
+      if (!head_timer_used_) {
+        // The first request's head is due requestHeadersTimeout after the tunnel opened (sniffing
+        // its first bytes took part of that).
+        head_timer_used_ = true;
+        auto spent = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - info_.opened);
+        deadline = spent >= deadline ? milliseconds(0) : deadline - spent;
+      }
+      timer_.start(deadline);
+      break;
+    }
+    case Wait::Idle:
+      timer_.start(http.idle_timeout);
+      break;
+    case Wait::Linger:
+      timer_.start(milliseconds(2'000));
+      break;
+  }
+}
+
+void Http1Session::on_timer() {
+  Wait what = wait_;
+  wait_ = Wait::None;
+  if (tunnel_ == nullptr) {
+    return;
+  }
+  switch (what) {
+    case Wait::Head: {
+      if (current_ != nullptr) {
+        return;
+      }
+      CodecError e;
+      e.status = 408;
+      e.reason = "request header timeout";
+      e.counter = "downstream_rq_header_timeout";
+      on_error(e);
+      return;
+    }
+    case Wait::Idle:
+      w_.stats.add(stats::Id::downstream_http_idle_timeout);
+      close_tunnel(false);
+      return;
+    case Wait::Linger:
+      close_tunnel(true);  // we ended our side; the client did not end its own
+      return;
+    case Wait::None:
+      return;
+  }
+}
+
 void Http1Session::on_tunnel_data(hbone::Tunnel&, buffer::Buffer& data) {
+  if (wait_ == Wait::Idle && !data.empty()) {
+    wait_for(Wait::Head);  // the first bytes of the next request: its head has a deadline now
+  }
   in_.move_from(data);
   if (started_) {
     parse();
@@ -76,6 +144,7 @@ void Http1Session::parse() {
 }
 
 void Http1Session::on_head(RequestHead&& head) {
+  wait_for(Wait::None);
   request_done_ = false;
   response_done_ = false;
   current_ =
@@ -171,6 +240,7 @@ void Http1Session::response_done() {
     close_tunnel(false);
     return;
   }
+  wait_for(in_.empty() ? Wait::Idle : Wait::Head);
   // Resume and parse pipelined requests already received after the current callbacks: this may run
   // inside the codec's own on_message_complete (a local reply), where resume() would be undone by
   // the pause that follows.
@@ -227,6 +297,9 @@ void Http1Session::close_tunnel(bool reset) {
     return;
   }
   tunnel_->write_eof();  // the stream closes once the client ends its side too
+  if (wait_ != Wait::Linger) {
+    wait_for(Wait::Linger);  // ... or is reset if it does not
+  }
 }
 
 void Http1Session::maybe_done() {

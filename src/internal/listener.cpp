@@ -73,9 +73,10 @@ class InternalListener::Sniffer final : public hbone::TunnelHandler {
  public:
   Sniffer(InternalListener& l, Accepted a, bool http_only)
       : listener_(l), accepted_(std::move(a)), http_only_(http_only), timer_(l.loop_, [this] { on_timeout(); }) {
-    if (!http_only_) {
-      timer_.start(kSniffTimeout);
-    }
+    // A sniffed chain that stays silent is TCP (server-first protocols); an HTTP chain's tunnel
+    // must bring its request head within requestHeadersTimeout, which the session enforces from
+    // the tunnel's start: after that long undecided, it becomes HTTP/1.1 and answers 408.
+    timer_.start(http_only_ ? accepted_.snapshot->bootstrap.http.request_headers_timeout : kSniffTimeout);
   }
   ~Sniffer() override {
     if (accepted_.stream != nullptr) {
@@ -124,10 +125,15 @@ class InternalListener::Sniffer final : public hbone::TunnelHandler {
     }
   }
   void on_timeout() {
-    if (!decided_) {
-      listener_.stats_.add(stats::Id::chains_sniff_timeout);
-      done(Sniffed::Tcp);
+    if (decided_) {
+      return;
     }
+    if (http_only_) {
+      done(Sniffed::Http1);  // its head timer has run out already: 408
+      return;
+    }
+    listener_.stats_.add(stats::Id::chains_sniff_timeout);
+    done(Sniffed::Tcp);
   }
   void done(Sniffed s) {
     if (decided_) {
@@ -345,6 +351,8 @@ void InternalListener::start_http(Accepted& a, Sniffed protocol, buffer::Buffer 
   info.source_ip = a.source_ip;
   info.source_pod = a.snapshot->find_pod(a.source_ip);
   info.traceparent = a.traceparent;
+  info.opened = std::chrono::steady_clock::now() -
+                std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::system_clock::now() - a.start);
   info.client = a.source_ip.to_string();
   info.connect_headers = upstream_connect_headers(a.source_ip, a.traceparent, a.baggage);
   info.authz = &a.snapshot->authz_for(m.kind == ChainMatch::Kind::Vip ? m.vip : nullptr);

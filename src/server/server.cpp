@@ -4,6 +4,7 @@
 
 #include <malloc.h>
 #include <sched.h>
+#include <sys/resource.h>
 
 #include <csignal>
 #include <cstdio>
@@ -180,6 +181,7 @@ class Process {
   bool ready_ = false;
   bool draining_ = false;
   int signals_seen_ = 0;
+  stats::Block main_stats_;  // the main thread's own counters (admin listeners)
   std::unique_ptr<admin::AdminServer> admin_;
   std::unique_ptr<admin::AdminServer> metrics_;
   std::unique_ptr<admin::AdminServer> health_;
@@ -200,6 +202,13 @@ class Process {
   void on_file_event(const std::string& dir, const char* name);
   std::map<std::string, Watch> watches_;  // by directory
   std::unique_ptr<event::Timer> debounce_;
+  // Gives freed heap back to the kernel (malloc_trim) after a reload or once many connections have
+  // closed: glibc keeps freed chunks of every thread's arena otherwise (TLS buffers of connections
+  // that came and went, the parse trees of the reload threads), and RSS would only ever grow.
+  std::unique_ptr<event::Timer> trim_timer_;
+  int64_t connections_at_trim_ = 0;
+  bool trim_due_ = false;
+  void maybe_trim();
   std::chrono::steady_clock::time_point first_event_{};  // of the burst the debounce is waiting out
 };
 
@@ -320,6 +329,19 @@ void Process::apply(std::unique_ptr<Reload> job) {
 
 // Every worker switches; the snapshot becomes the one the admin API shows (and counts as
 // loaded) once all have, so /config_dump never shows a config some worker is not running.
+void Process::maybe_trim() {
+  auto all = blocks();
+  int64_t connections = stats::sum(all, stats::Id::downstream_cx_active) + stats::sum(all, stats::Id::admin_cx_active) +
+                        stats::sum(all, stats::Id::upstream_cx_active);
+  connections_at_trim_ = std::max(connections_at_trim_, connections);
+  constexpr int64_t kClosedBeforeTrim = 64;
+  if (trim_due_ || connections_at_trim_ - connections >= kClosedBeforeTrim) {
+    trim_due_ = false;
+    connections_at_trim_ = connections;
+    malloc_trim(0);  // every arena; a few ms at most, and only after such events
+  }
+}
+
 void Process::publish(const config::SnapshotPtr& snapshot) {
   fan_out<bool>(
       [&snapshot](Worker& w, std::function<void(bool)> reply) {
@@ -329,6 +351,8 @@ void Process::publish(const config::SnapshotPtr& snapshot) {
         spdlog::info("config reloaded: version {} -> {}", snapshot_->version, snapshot->version);
         snapshot_ = snapshot;
         ++config_loads_ok_;
+        trim_due_ = true;  // the old snapshot and the parse tree are free now (or soon)
+        maybe_trim();
       },
       std::chrono::milliseconds(0));  // every worker must have switched: no timeout
 }
@@ -432,12 +456,33 @@ bool Process::start_workers(const tls::ContextPtr& server_tls, const tls::Contex
 
 bool Process::start_listeners() {
   const config::Listeners& l = snapshot_->bootstrap.listeners;
+  const config::AdminListenerSettings& a = snapshot_->bootstrap.admin_listeners;
+  admin::ServerLimits limits;
+  limits.max_connections = a.max_connections;
+  limits.idle_timeout = a.idle_timeout;
+  limits.max_request_bytes = a.max_request_bytes;
+  // The three listeners together never hold more than a quarter of the descriptors the process
+  // may open, whatever the config says: the rest is for HBONE.
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY) {
+    auto share = static_cast<uint32_t>(std::max<rlim_t>(4, nofile.rlim_cur / 12));
+    if (share < limits.max_connections) {
+      spdlog::info("admin listeners: at most {} connections each (a twelfth of the descriptor limit {})", share,
+                   nofile.rlim_cur);
+      limits.max_connections = share;
+    }
+  }
+  admin::ServerLimits probe_limits = limits;
+  limits.loopback_host_only = !l.allow_non_loopback_admin;
   admin_ = std::make_unique<admin::AdminServer>(
-      loop_, [this](const admin::Request& r, admin::Reply reply) { admin_request(r, std::move(reply)); });
+      loop_, [this](const admin::Request& r, admin::Reply reply) { admin_request(r, std::move(reply)); }, limits,
+      main_stats_);
   metrics_ = std::make_unique<admin::AdminServer>(
-      loop_, [this](const admin::Request& r, admin::Reply reply) { metrics_request(r, std::move(reply)); });
+      loop_, [this](const admin::Request& r, admin::Reply reply) { metrics_request(r, std::move(reply)); },
+      probe_limits, main_stats_);
   health_ = std::make_unique<admin::AdminServer>(
-      loop_, [this](const admin::Request& r, admin::Reply reply) { health_request(r, std::move(reply)); });
+      loop_, [this](const admin::Request& r, admin::Reply reply) { health_request(r, std::move(reply)); },
+      probe_limits, main_stats_);
   std::string err;
   if (!admin_->listen(l.admin, &err) || !metrics_->listen(l.metrics, &err) || !health_->listen(l.health, &err)) {
     std::fprintf(stderr, "%s\n", err.c_str());
@@ -453,6 +498,7 @@ void Process::gather(std::function<void(std::vector<WorkerSample>)> done) {
 
 std::vector<const stats::Block*> Process::blocks() const {
   std::vector<const stats::Block*> out;
+  out.push_back(&main_stats_);
   for (const auto& w : workers_) {
     out.push_back(&w->stats());
   }
@@ -515,9 +561,19 @@ void Process::admin_request(const admin::Request& r, admin::Reply reply) {
       spdlog::info("admin: log level set to {}", *level);
       reply(text(200, "log level: " + *level + "\n"));
     } else if (p == "/drain_listeners") {
-      drain("admin POST /drain_listeners");
+      // As Envoy's: the HBONE listeners close, open connections go on being served (with
+      // ?graceful they get a GOAWAY), and the process exits only on SIGTERM / SIGINT.
+      bool graceful = r.param("graceful").has_value();
+      if (!ready_) {
+        spdlog::info("admin POST /drain_listeners: listeners already closed");
+      } else {
+        spdlog::info("admin POST /drain_listeners{}: HBONE listeners closed, readiness 503; open connections "
+                     "are still served; exit on SIGTERM",
+                     graceful ? "?graceful" : "");
+      }
+      ready_ = false;
       for (auto& w : workers_) {
-        w->drain_listeners();
+        w->drain_listeners(graceful);
       }
       reply(text(200, "OK\n"));
     } else {
@@ -634,6 +690,8 @@ int Process::run() {
     return 1;
   }
   debounce_ = std::make_unique<event::Timer>(loop_, [this] { request_reload("file change"); });
+  trim_timer_ = std::make_unique<event::Timer>(loop_, [this] { maybe_trim(); });
+  trim_timer_->start(std::chrono::seconds(2), std::chrono::seconds(2));
   watch_files();
   // Each worker says when its thread ends; the main loop stops after the last one (the listeners
   // keep answering, readiness 503, meanwhile).
@@ -667,6 +725,7 @@ int Process::run() {
   }
   watches_.clear();
   debounce_.reset();
+  trim_timer_.reset();
   for (auto& w : workers_) {
     w->join();
   }

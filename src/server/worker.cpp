@@ -15,6 +15,9 @@ hbone::H2Settings downstream_settings(const config::Bootstrap& b) {
   s.keepalive_interval = b.downstream.keepalive_interval;
   s.keepalive_timeout = b.downstream.keepalive_timeout;
   s.handshake_timeout = b.downstream.handshake_timeout;
+  s.limits.max_consecutive_empty_frames = b.downstream.max_consecutive_empty_frames;
+  s.limits.premature_reset_total_stream_count = b.downstream.premature_reset_total_stream_count;
+  s.limits.premature_reset_min_stream_lifetime = b.downstream.premature_reset_min_stream_lifetime;
   return s;
 }
 
@@ -75,7 +78,9 @@ void Worker::run() {
                      net::Acceptor::kBackoff.count());
       });
   spdlog::debug("worker {} running", index_);
+  loop_.keep_alive(true);  // the thread ends in finish() (loop_.stop()), never because it went idle
   loop_.run();
+  loop_.keep_alive(false);
   // Whatever is left (shutdown path) is closed here, on the worker's own thread. close() tells
   // on_connection_closed, which erases from connections_: iterate over a copy.
   listener_.abort_all();
@@ -168,17 +173,20 @@ void Worker::set_tls(tls::ContextPtr server, tls::ContextPtr client) {
   });
 }
 
-void Worker::drain_listeners() {
-  loop_.post([this] {
+void Worker::drain_listeners(bool graceful) {
+  loop_.post([this, graceful] {
     if (!draining_) {
-      stop_accepting();
+      stop_accepting(graceful);
     }
   });
 }
 
-void Worker::stop_accepting() {
+void Worker::stop_accepting(bool goaway) {
   acceptor_.reset();
   listen_fd_ = -1;
+  if (!goaway) {
+    return;
+  }
   std::vector<hbone::H2Connection*> conns;
   for (auto& [p, c] : connections_) {
     conns.push_back(p);
@@ -197,7 +205,7 @@ void Worker::begin_drain(std::chrono::milliseconds drain_time) {
     return;
   }
   draining_ = true;
-  stop_accepting();
+  stop_accepting(true);
   if (connections_.empty()) {
     finish();
     return;

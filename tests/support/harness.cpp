@@ -317,7 +317,8 @@ std::pair<int, std::string> http_request(const net::SockAddr& addr, const std::s
   if (fd < 0) {
     return {0, ""};
   }
-  std::string req = method + " " + path + " HTTP/1.1\r\nHost: admin\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+  std::string req = method + " " + path + " HTTP/1.1\r\nHost: " + addr.to_string() +
+                    "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
   if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
     ::close(fd);
     return {0, ""};

@@ -56,6 +56,25 @@ struct DownstreamSettings {
   Millis handshake_timeout{10'000};         // TLS handshake must finish within this
   uint32_t max_connections = 100'000;       // per worker; over it new connections are closed
   uint32_t max_header_list_bytes = 16'384;  // CONNECT request header block limit
+  // HTTP/2 abuse guards, for HBONE and for h2c inside tunnels (hbone/h2_guards.h).
+  uint32_t max_consecutive_empty_frames = 1;         // Envoy's default; 0 = unlimited
+  uint32_t premature_reset_total_stream_count = 500;  // Envoy's premature-reset rule
+  Millis premature_reset_min_stream_lifetime{1'000};
+};
+
+// Inner HTTP connections (the requests inside tunnels on HTTP chains).
+enum class UnderscoreHeaders { Allow, DropHeader, RejectRequest };  // Envoy's headers_with_underscores_action
+struct HttpSettings {
+  Millis request_headers_timeout{10'000};  // a request's head must be complete within this → 408
+  Millis idle_timeout{300'000};            // no request in progress this long → the session closes
+  UnderscoreHeaders headers_with_underscores = UnderscoreHeaders::Allow;
+};
+
+// The admin (15000), metrics (15020) and health (15021) listeners, each.
+struct AdminListenerSettings {
+  uint32_t max_connections = 128;  // more are accepted and closed at once (admin_cx_overflow)
+  Millis idle_timeout{10'000};     // a connection without a complete request this long is closed
+  uint32_t max_request_bytes = 16'384;
 };
 
 struct Listeners {
@@ -78,6 +97,8 @@ struct Bootstrap {
   TlsFiles tls;
   UpstreamSettings upstream;
   DownstreamSettings downstream;
+  HttpSettings http;
+  AdminListenerSettings admin_listeners;
   int concurrency = 0;  // 0 = one worker per core
   std::string log_level = "info";
   std::string access_log = "stdout";
@@ -416,6 +437,10 @@ std::string version_of(const std::string& bytes);
 // ("FILE:LINE:COL: message" per line). Certificate files are read and checked (PEM parses, key
 // matches the certificate) but no SSL_CTX is built here.
 SnapshotPtr load_snapshot(const std::string& path);
+// The largest config file load_snapshot reads (default 64 MiB, `--max-config-bytes`): a bigger
+// one is a ConfigError, not an allocation of its size times yaml-cpp's overhead. Set once at start.
+size_t max_config_bytes();
+void set_max_config_bytes(size_t bytes);
 
 // Same, unless the file's version (its bytes) is `version`: then nullptr, and nothing is parsed.
 SnapshotPtr load_snapshot_if_changed(const std::string& path, const std::string& version);

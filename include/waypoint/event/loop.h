@@ -28,6 +28,9 @@ class Loop {
   uv_loop_t* uv() { return &loop_; }
   void run();   // until stop() or nothing is left
   void stop();  // loop thread only
+  // Loop thread only. true: run() returns only on stop(), even when no handle is left (a worker
+  // whose listener was closed by POST /drain_listeners still serves and waits for a signal).
+  void keep_alive(bool on);
   // Loop thread only: runs every end-of-iteration task and deferred deletion now, until none is
   // left. Teardown after run() returned calls it while the objects those tasks touch still exist.
   void drain_deferred();

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "waypoint/event/loop.h"
+#include "waypoint/hbone/h2_guards.h"
 #include "waypoint/hbone/tunnel.h"
 #include "waypoint/net/address.h"
 #include "waypoint/stats/stats.h"
@@ -28,6 +29,7 @@ struct H2Settings {
   std::chrono::milliseconds keepalive_interval{10'000};  // 0 disables PINGs
   std::chrono::milliseconds keepalive_timeout{20'000};
   std::chrono::milliseconds handshake_timeout{10'000};
+  H2Limits limits;  // empty-frame and premature-reset guards (server side)
 };
 
 class H2Connection;
@@ -102,6 +104,9 @@ class H2Stream final : public Tunnel, public event::DeferredDeletable {
   bool data_deferred_ = false;
   bool drain_scheduled_ = false;
   bool reset_after_response_ = false;
+  bool answered_ = false;       // server: response headers submitted
+  bool reset_by_peer_ = false;  // a RST_STREAM arrived for it
+  std::chrono::steady_clock::time_point created_at_ = std::chrono::steady_clock::now();
 };
 
 // The outcome of a client CONNECT.
@@ -176,6 +181,8 @@ class H2Connection : public net::TransportCallbacks, public event::DeferredDelet
   void count_protocol_error();
   void keepalive_tick();
   void maybe_close_when_idle();
+  // Ends the connection for abuse: GOAWAY(code) through nghttp2, then close once it is out.
+  void terminate(uint32_t error_code, stats::Id counter, const char* why);
 
   static nghttp2_session_callbacks* callbacks();
   static ssize_t send_cb(nghttp2_session*, const uint8_t* data, size_t len, int flags, void* user);
@@ -207,6 +214,12 @@ class H2Connection : public net::TransportCallbacks, public event::DeferredDelet
   bool protocol_error_counted_ = false;
   bool send_scheduled_ = false;
   bool in_send_ = false;
+  bool inject_stream_limit_ = false;  // server: our first SETTINGS still to carry the stream limit
+  bool goaway_sent_ = false;
+  bool terminated_ = false;
+  EmptyFrameGuard empty_frames_;
+  PrematureResetGuard premature_resets_;
+  std::vector<uint8_t> scratch_;
 };
 
 }  // namespace wp::hbone

@@ -48,6 +48,7 @@ struct TunnelInfo {
   net::IpAddr source_ip;                        // forwarded for=, else the TCP peer
   const config::Pod* source_pod = nullptr;      // the client, when it is a pod of this namespace (telemetry)
   std::string traceparent;                      // from the CONNECT, passed on to the requests
+  std::chrono::steady_clock::time_point opened = std::chrono::steady_clock::now();  // the tunnel's start
   std::string client;                           // source_ip as text (x-forwarded-for, pooling key)
   hbone::H2Stream::HeaderList connect_headers;  // forwarded, traceparent, baggage for upstream CONNECTs
   bool upstream_h2c = false;  // talk h2c to the pods (port http2/h2c/grpc, or h2c sniffed on a pod chain)
@@ -114,7 +115,8 @@ class ActiveRequest final : public UpstreamStreamCallbacks,
   void on_pool_failure(hbone::UpstreamFailure failure) override;
 
  private:
-  bool authorized();  // AuthorizationPolicy; false: answer 403
+  bool headers_acceptable();  // CONNECT, underscore names; false: answered 400 / 501
+  bool authorized();          // AuthorizationPolicy; false: answer 403
   enum class State { Head, Delaying, Upstream, Responding, Done };
   struct Attempt;
 

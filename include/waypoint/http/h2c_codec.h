@@ -17,6 +17,7 @@
 #include <memory>
 
 #include "waypoint/buffer/buffer.h"
+#include "waypoint/hbone/h2_guards.h"
 #include "waypoint/http/message.h"
 
 namespace wp::http {
@@ -29,6 +30,7 @@ struct H2cSettings {
   size_t max_header_list_bytes = 64 * 1024;  // larger request/response header blocks: the
                                              // stream is answered 431 (server) / reset (client)
   const char* scheme = "http";  // client: the :scheme of requests ("https" over TLS, bench/)
+  hbone::H2Limits limits;       // server: empty-frame and premature-reset guards
 };
 
 class H2cServerCallbacks {
@@ -45,6 +47,9 @@ class H2cServerCallbacks {
   virtual void on_stream_closed(int32_t stream, uint32_t error_code) = 0;
   // Queued response body of `stream` was framed (pending_body decreased): room to send more.
   virtual void on_stream_drained(int32_t stream) {}
+  // A new stream over max_concurrent_streams was refused (RST_STREAM REFUSED_STREAM); nothing
+  // else happens to the session.
+  virtual void on_stream_refused(int32_t stream) {}
   // Session-level failure (bad preface, protocol error, GOAWAY received...). Once called, the
   // owner flushes output() (the codec has queued a GOAWAY when appropriate) and closes the tunnel.
   virtual void on_error(const CodecError& error) = 0;

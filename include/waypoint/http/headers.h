@@ -60,4 +60,12 @@ bool iequals(std::string_view a, std::string_view b);
 // keep-alive / proxy-connection: connection, keep-alive, proxy-connection, transfer-encoding, te, upgrade.
 bool is_hop_by_hop(std::string_view lowercase_name);
 
+// Header names with '_' (Envoy's headers_with_underscores_action). Names that read as
+// Content-Length or Transfer-Encoding once '_' is taken for '-' are refused whatever the action:
+// CGI/WSGI-style backends merge them with the real ones (HTTP_CONTENT_LENGTH), a desync risk on a
+// kept-alive upstream.
+enum class UnderscoreAction { Allow, DropHeader, RejectRequest };
+enum class UnderscoreVerdict { Ok, Dropped, Rejected, FramingLookalike };
+UnderscoreVerdict check_underscores(HeaderMap& headers, UnderscoreAction action);
+
 }  // namespace wp::http

@@ -60,11 +60,20 @@ class Http1Session final : public Session,
   void request_finished(ActiveRequest& r);
   void close_tunnel(bool reset);
   void maybe_done();
+  // What the session's one timer waits for: the head of a request (requestHeadersTimeout, from
+  // the tunnel's start or a request's first byte → 408), the next request on a kept-alive tunnel
+  // (idleTimeout → close), or the client's end after ours (then the tunnel is reset).
+  enum class Wait { None, Head, Idle, Linger };
+  void wait_for(Wait what);
+  void on_timer();
 
   WorkerContext& w_;
   TunnelInfo info_;
   hbone::H2Stream* tunnel_;
   Http1ServerCodec codec_;
+  event::Timer timer_;
+  Wait wait_ = Wait::None;
+  bool head_timer_used_ = false;
   Done done_;
   buffer::Buffer in_;
   size_t body_delivered_ = 0;  // body bytes handed out during the current feed()
@@ -97,6 +106,7 @@ class H2cSession final : public Session, public hbone::TunnelHandler, public H2c
   void on_request_end(int32_t stream) override;
   void on_stream_closed(int32_t stream, uint32_t error_code) override;
   void on_stream_drained(int32_t stream) override;
+  void on_stream_refused(int32_t stream) override;
   void on_error(const CodecError& error) override;
 
  private:

@@ -53,9 +53,10 @@ class Worker final : public hbone::H2Connection::Owner {
   // Thread-safe. New downstream handshakes use `server`, new upstream dials `client`; open
   // connections keep the context they were made with.
   void set_tls(tls::ContextPtr server, tls::ContextPtr client);
-  // Thread-safe. Stop accepting and GOAWAY every connection, but keep serving what is open (the
-  // admin API's POST /drain_listeners); the thread ends only with shutdown().
-  void drain_listeners();
+  // Thread-safe. Stop accepting, keep serving what is open (the admin API's POST
+  // /drain_listeners, as Envoy's); `graceful` also sends GOAWAY to every connection. The thread
+  // ends only with shutdown().
+  void drain_listeners(bool graceful);
 
   const stats::Block& stats() const { return stats_; }
 
@@ -64,7 +65,7 @@ class Worker final : public hbone::H2Connection::Owner {
   void on_accept(int fd, const net::SockAddr& peer);
   void on_connection_closed(hbone::H2Connection& conn) override;
   void begin_drain(std::chrono::milliseconds drain_time);
-  void stop_accepting();  // close the listener, GOAWAY to every connection
+  void stop_accepting(bool goaway);  // close the listener; GOAWAY to every connection
   void finish();
 
   int index_;

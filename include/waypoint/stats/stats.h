@@ -18,6 +18,9 @@ namespace wp::stats {
   X(downstream_accept_paused, Counter, "accept paused: out of file descriptors or memory")                     \
   X(downstream_cx_keepalive_timeout, Counter, "HBONE connections dropped for an unanswered PING")              \
   X(downstream_cx_protocol_error, Counter, "HBONE connections closed on an HTTP/2 protocol error")             \
+  X(downstream_cx_empty_frames_overflow, Counter, "HBONE connections closed: too many empty frames in a row")  \
+  X(downstream_cx_premature_reset, Counter, "HBONE connections closed: most streams reset before an answer")   \
+  X(tunnels_refused_over_limit, Counter, "CONNECT streams refused over maxConcurrentStreams (REFUSED_STREAM)") \
   X(handshake_failed_not_tls, Counter, "handshake failures: not TLS")                                          \
   X(handshake_failed_protocol_version, Counter, "handshake failures: no TLS 1.3")                              \
   X(handshake_failed_no_certificate, Counter, "handshake failures: no client certificate")                     \
@@ -68,7 +71,13 @@ namespace wp::stats {
   X(downstream_rq_header_bytes_overflow, Counter, "requests refused for a head over the limit (431)")          \
   X(downstream_rq_header_count_overflow, Counter, "requests refused for too many fields (431)")                \
   X(downstream_rq_incomplete, Counter, "requests cut short by the client")                                     \
+  X(downstream_rq_header_timeout, Counter, "requests answered 408: head not complete in requestHeadersTimeout") \
+  X(downstream_http_idle_timeout, Counter, "inner HTTP sessions closed after idleTimeout without a request")    \
+  X(downstream_rq_underscore_headers, Counter, "requests with underscore header names dropped or rejected")     \
   X(downstream_h2c_protocol_error, Counter, "h2c sessions inside tunnels ended on a protocol error")           \
+  X(inner_h2c_empty_frames_overflow, Counter, "h2c sessions ended: too many empty frames in a row")             \
+  X(inner_h2c_premature_reset, Counter, "h2c sessions ended: most streams reset before an answer")             \
+  X(inner_h2c_refused_over_limit, Counter, "h2c streams refused over the stream limit (REFUSED_STREAM)")       \
   X(rq_no_route, Counter, "requests answered 404: no route matched")                                           \
   X(rq_authz_denied, Counter, "requests answered 403: denied by AuthorizationPolicy")                          \
   X(authz_audited, Counter, "requests and tunnels matched by an AUDIT policy")                                 \
@@ -104,7 +113,11 @@ namespace wp::stats {
   X(upstream_http_tunnels_idle, Gauge, "idle kept-alive upstream HTTP tunnels")                                \
   X(outlier_ejections_total, Counter, "hosts ejected by outlier detection")                                    \
   X(outlier_ejections_active, Gauge, "hosts currently ejected")                                                \
-  X(outlier_ejections_overflow, Counter, "ejections skipped: maxEjectionPercent reached")
+  X(outlier_ejections_overflow, Counter, "ejections skipped: maxEjectionPercent reached")                     \
+  X(admin_cx_active, Gauge, "admin, metrics and health connections open")                                     \
+  X(admin_cx_overflow, Counter, "admin/metrics/health connections closed at once over maxConnections")       \
+  X(admin_cx_idle_timeout, Counter, "admin/metrics/health connections closed without a request in time")     \
+  X(admin_rq_forbidden, Counter, "admin POSTs refused (403): an Origin header or a non-loopback Host")
 
 enum class Id : int {
 #define WP_STATS_ENUM(name, kind, help) name,

@@ -134,7 +134,7 @@ TEST_CASE("config: bootstrap errors point at the field", "[config]") {
   const std::string w = "cfg.yaml:8:";  // the first line of spec_tail
   const Case cases[] = {
       {"  listners: {}\n", w + "3: WaypointBootstrap waypoint: spec.listners: unknown field (expected one of: gateway, "
-                               "trustDomain, clusterDomain, listeners, tls, upstream, downstream, concurrency, log)"},
+                               "trustDomain, clusterDomain, listeners, tls, upstream, downstream, http, adminListeners, concurrency, log)"},
       {"  upstream: {connectTimout: 1s}\n",
        w + "14: WaypointBootstrap waypoint: spec.upstream.connectTimout: unknown field (expected "
            "one "
@@ -183,7 +183,8 @@ TEST_CASE("config: bootstrap errors point at the field", "[config]") {
        w + "16: WaypointBootstrap waypoint: spec.trustDomain: a trust domain cannot contain '/'"},
       {"  trustDomain: [a]\n", w + "16: WaypointBootstrap waypoint: spec.trustDomain: expected a string, got a list"},
       {"  listeners: 15008\n", w + "14: WaypointBootstrap waypoint: spec.listeners: expected a map, got a scalar"},
-      {"  gateway: other\n", w + "3: WaypointBootstrap waypoint: spec.gateway: given twice"},
+      // yaml-cpp keeps the last of duplicate keys silently; the prescan refuses them.
+      {"  gateway: other\n", w + "3: invalid YAML: duplicate key \"gateway\" (first at line 5, column 3)"},
   };
   for (const auto& c : cases) {
     INFO(c.spec_tail);

@@ -27,6 +27,43 @@ TEST_CASE("config: load_snapshot_if_changed parses only a file whose bytes chang
   CHECK_THROWS_AS(load_snapshot_if_changed(path + ".missing", second->version), ConfigError);
 }
 
+TEST_CASE("config: duplicate mapping keys anywhere are errors with FILE:LINE:COL", "[config]") {
+  // yaml-cpp alone keeps the last value without a word: a doubled weight would change the split.
+  std::string vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\nspec:\n"
+                   "  hosts: [r]\n  http:\n  - route:\n    - destination: {host: r}\n      weight: 100\n"
+                   "      weight: 0\n";
+  CHECK(errors(vs + base_config()) == "cfg.yaml:10:7: invalid YAML: duplicate key \"weight\" (first at line 9, column 7)");
+  // In flow style, and deep inside sequences of maps.
+  CHECK(errors("apiVersion: v1\nkind: Service\nmetadata: {name: a, name: b}\n" + base_config()) ==
+        "cfg.yaml:3:21: invalid YAML: duplicate key \"name\" (first at line 3, column 12)");
+  // The same key in sibling maps, or in another document, is fine.
+  CHECK(errors("apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec:\n  ports:\n  - {name: x, port: 1}\n"
+               "  - {name: y, port: 2}\n" + base_config()).find("duplicate") == std::string::npos);
+  // Deep nesting costs no recursion in the prescan.
+  std::string deep = "x: " + std::string(1500, '[') + std::string(1500, ']') + "\n";
+  std::string got = errors(deep + base_config());
+  CHECK(got.find("duplicate") == std::string::npos);
+}
+
+TEST_CASE("config: a file over the size limit is refused before it is parsed", "[config]") {
+  std::string path = testing::fixture_dir() + "/big.yaml";
+  std::string text = base_config().substr(4);
+  testing::write_file(path, text);
+  size_t saved = max_config_bytes();
+  CHECK(saved == (64u << 20));
+  set_max_config_bytes(text.size());
+  CHECK_NOTHROW(load_snapshot(path));  // exactly at the limit
+  set_max_config_bytes(text.size() - 1);
+  try {
+    load_snapshot(path);
+    FAIL("a file over the limit was read");
+  } catch (const ConfigError& e) {
+    CHECK(std::string(e.what()).find("larger than " + std::to_string(text.size() - 1) + " bytes") !=
+          std::string::npos);
+  }
+  set_max_config_bytes(saved);
+}
+
 TEST_CASE("config: a kind: List holds the resources", "[config]") {
   auto s = load(R"(apiVersion: v1
 kind: List
