@@ -368,7 +368,15 @@ void H2Connection::send_now() {
       return;
     }
     if (rv != 0) {
-      transport_->close(false);
+      // A fatal error while framing (an outbound flood): tell the peer why, as after mem_recv.
+      if (!goaway_sent_) {
+        auto frame = goaway_frame(nghttp2_session_get_last_proc_stream_id(session_),
+                                  rv == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_INTERNAL_ERROR);
+        goaway_sent_ = true;
+        transport_->append(frame.data(), frame.size());
+      }
+      count_protocol_error();
+      transport_->close(true);
       finish(true);
       return;
     }
