@@ -206,7 +206,7 @@ class Process {
   // closed: glibc keeps freed chunks of every thread's arena otherwise (TLS buffers of connections
   // that came and went, the parse trees of the reload threads), and RSS would only ever grow.
   std::unique_ptr<event::Timer> trim_timer_;
-  int64_t connections_at_trim_ = 0;
+  int64_t closed_at_trim_ = 0;
   bool trim_due_ = false;
   void maybe_trim();
   std::chrono::steady_clock::time_point first_event_{};  // of the burst the debounce is waiting out
@@ -330,14 +330,15 @@ void Process::apply(std::unique_ptr<Reload> job) {
 // Every worker switches; the snapshot becomes the one the admin API shows (and counts as
 // loaded) once all have, so /config_dump never shows a config some worker is not running.
 void Process::maybe_trim() {
+  // Connections closed so far (accepted or dialled, minus those open): a burst that comes and goes
+  // between two checks still counts.
   auto all = blocks();
-  int64_t connections = stats::sum(all, stats::Id::downstream_cx_active) + stats::sum(all, stats::Id::admin_cx_active) +
-                        stats::sum(all, stats::Id::upstream_cx_active);
-  connections_at_trim_ = std::max(connections_at_trim_, connections);
+  int64_t closed = stats::sum(all, stats::Id::downstream_cx_total) - stats::sum(all, stats::Id::downstream_cx_active) +
+                   stats::sum(all, stats::Id::upstream_cx_total) - stats::sum(all, stats::Id::upstream_cx_active);
   constexpr int64_t kClosedBeforeTrim = 64;
-  if (trim_due_ || connections_at_trim_ - connections >= kClosedBeforeTrim) {
+  if (trim_due_ || closed - closed_at_trim_ >= kClosedBeforeTrim) {
     trim_due_ = false;
-    connections_at_trim_ = connections;
+    closed_at_trim_ = closed;
     malloc_trim(0);  // every arena; a few ms at most, and only after such events
   }
 }
