@@ -231,23 +231,9 @@ void ActiveRequest::bind_config() {
 }
 
 ActiveRequest::~ActiveRequest() {
-  pending_stream_.reset();
-  if (up_ != nullptr) {
-    up_->abandon();
-    up_ = nullptr;
-  }
+  abandon_attempt(Report::None);
   if (state_ != State::Done) {
     w_.stats.sub(stats::Id::downstream_rq_active);
-  }
-  if (host_counted_) {
-    if (auto* cs = cluster_state()) {
-      cs->end_request(host_);
-    }
-  }
-  if (in_retry_) {
-    if (auto* cs = cluster_state()) {
-      cs->end_retry();
-    }
   }
 }
 
@@ -652,8 +638,7 @@ void ActiveRequest::start_attempt() {
   record_.attempts = attempts_;
   record_.upstream_host = ep.address.to_string();
   record_.destination_pod = ep.pod;
-  w_.stats.add(stats::Id::upstream_rq_total);
-  w_.stats.add(stats::Id::upstream_rq_active);
+  attempt_.emplace(w_.stats);
 
   if (route_->retry.per_try_timeout && route_->retry.per_try_timeout->count() > 0) {
     per_try_timer_.start(*route_->retry.per_try_timeout);
@@ -715,12 +700,17 @@ void ActiveRequest::on_upstream_drained() {
   consume_downstream();
 }
 
-void ActiveRequest::end_attempt(bool failure) {
+// Settles the per-try bookkeeping: the per-try timer, the attempt's place in upstream_rq_active,
+// the host's active request (and, unless Report::None, the outcome for outlier detection) and the
+// retry budget held. Harmless when no attempt is in flight.
+void ActiveRequest::end_attempt(Report report) {
   per_try_timer_.stop();
-  w_.stats.sub(stats::Id::upstream_rq_active);
+  attempt_.reset();
   if (cluster_ != nullptr && host_counted_) {
     upstream::ClusterState* cs = cluster_state();
-    cs->report(host_, failure, std::chrono::steady_clock::now());
+    if (report != Report::None) {
+      cs->report(host_, report == Report::Failure, std::chrono::steady_clock::now());
+    }
     cs->end_request(host_);
     host_counted_ = false;
   }
@@ -730,9 +720,26 @@ void ActiveRequest::end_attempt(bool failure) {
   }
 }
 
+// The request ends on its own side (a local reply, the route timeout, the client gone, its
+// destruction): abandons the attempt's stream, or its wait for one, and ends the attempt. Only an
+// attempt that had its stream reports `report`; one still waiting never reached the host.
+void ActiveRequest::abandon_attempt(Report report) {
+  pending_stream_.reset();
+  awaiting_pool_ = false;
+  if (up_ != nullptr) {
+    UpstreamStream* s = up_;
+    up_ = nullptr;
+    up_unconsumed_ = 0;
+    s->abandon();
+  } else {
+    report = Report::None;
+  }
+  end_attempt(report);
+}
+
 void ActiveRequest::attempt_failed(int kind_int, const char* flag) {
   Kind kind = static_cast<Kind>(kind_int);
-  end_attempt(true);
+  end_attempt(Report::Failure);
   if (response_started_) {
     // Too late to answer anything else: the client sees the response cut short.
     flags_ = kind == Kind::Timeout ? "UT" : "UC";
@@ -809,7 +816,7 @@ void ActiveRequest::on_upstream_head(ResponseHead&& head) {
       up_ = nullptr;
       up_unconsumed_ = 0;
       s->abandon();
-      end_attempt(failure);
+      end_attempt(failure ? Report::Failure : Report::Success);
       retry_or_reply(static_cast<int>(Kind::Response), outcome.status, "-");
       if (state_ == State::Done || retry_timer_.armed()) {
         return;
@@ -867,17 +874,8 @@ void ActiveRequest::on_upstream_end() {
   if (s == nullptr) {
     return;
   }
-  // A 5xx was reported at head time; the attempt itself ended normally.
-  per_try_timer_.stop();
-  w_.stats.sub(stats::Id::upstream_rq_active);
-  if (cluster_ != nullptr && host_counted_) {
-    cluster_state()->end_request(host_);
-    host_counted_ = false;
-  }
-  if (in_retry_) {
-    cluster_state()->end_retry();
-    in_retry_ = false;
-  }
+  // The outcome (a 5xx or not) was reported at head time; the attempt itself ended normally.
+  end_attempt(Report::None);
   if (!response_started_) {
     return;
   }
@@ -902,7 +900,7 @@ void ActiveRequest::on_upstream_error(UpstreamError error) {
   if (error == UpstreamError::Reset && s->reused() && !response_started_ && !stale_retry_used_ &&
       (replayable_ || record_.bytes_received == 0)) {
     stale_retry_used_ = true;
-    end_attempt(false);
+    end_attempt(Report::Success);
     --attempts_;
     start_attempt();
     return;
@@ -940,14 +938,7 @@ void ActiveRequest::on_route_timeout() {
   }
   w_.stats.add(stats::Id::rq_timeout);
   retry_timer_.stop();
-  pending_stream_.reset();
-  awaiting_pool_ = false;
-  if (up_ != nullptr) {
-    UpstreamStream* s = up_;
-    up_ = nullptr;
-    s->abandon();
-    end_attempt(true);
-  }
+  abandon_attempt(Report::Failure);  // also when it still waits for its upstream tunnel
   if (response_started_) {
     flags_ = "UT";
     response_complete_ = true;
@@ -968,13 +959,7 @@ void ActiveRequest::local_reply(int status, std::string_view body, const char* f
   per_try_timer_.stop();
   route_timer_.stop();
   delay_timer_.stop();
-  pending_stream_.reset();
-  if (up_ != nullptr) {
-    UpstreamStream* s = up_;
-    up_ = nullptr;
-    s->abandon();
-    end_attempt(false);
-  }
+  abandon_attempt(Report::Success);  // also when it still waits for its upstream tunnel
   flags_ = flags;
   response_started_ = true;
   response_complete_ = true;
@@ -1008,9 +993,11 @@ void ActiveRequest::finish() {
   }
   state_ = State::Done;
   retry_timer_.stop();
-  per_try_timer_.stop();
   route_timer_.stop();
   delay_timer_.stop();
+  // An attempt still in flight (the client went away, or its request turned out malformed, while
+  // the response streamed) ends with the request: no upstream callback reaches a finished request.
+  abandon_attempt(Report::None);
   w_.stats.sub(stats::Id::downstream_rq_active);
   int code = record_.response_code;
   if (code >= 100 && code < 600) {

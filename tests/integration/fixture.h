@@ -1,12 +1,33 @@
 #pragma once
 // A waypoint on loopback with fake pods and an HBONE test client, for the L4 integration tests.
+//
+// Every test that uses a Mesh ends with the gauge check (~Mesh): once the test's clients are gone
+// (they are declared after the Mesh, so they are destroyed before it), every gauge of a waypoint
+// still running must come back to its baseline, the value it had when start-up finished:
+//   1. with the pods still up: every gauge but those the upstream pools may hold legitimately
+//      (kept-alive HTTP tunnels and the HBONE connections under them: kPooledGauges);
+//   2. after the pods are stopped (which ends every upstream connection): every gauge.
+// outlier_ejections_active is left out of both (a host stays ejected for its ejection time, and
+// the gauge only drops when that host is next looked at); it must never be negative.
+// Each gauge that does not settle within a few seconds fails the test, naming the gauge and its
+// value. A test that stops the waypoint to see how it exits calls stop_waypoint(), which checks
+// first. Not checked: a test that already failed by an exception (REQUIRE), a waypoint stopped by
+// other means or that exited (the drain tests: SIGTERM or /drain_listeners with connections open
+// on purpose; a drained waypoint exits once they close), and a Mesh whose check_gauges was set to
+// false.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <exception>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "support/fake_pod.h"
 #include "support/harness.h"
 #include "support/hbone_client.h"
+#include "waypoint/stats/stats.h"
 
 namespace wp::testing {
 
@@ -32,9 +53,62 @@ struct Mesh {
   std::vector<std::unique_ptr<FakePod>> pods;
   std::unique_ptr<WaypointProcess> waypoint;
 
+  // Upstream-side gauges that kept-alive tunnels to pods keep up after a test (until the pool's
+  // idle timeout, or the pods going away).
+  static constexpr std::string_view kPooledGauges[] = {"upstream_cx_active", "upstream_tunnels_active",
+                                                       "upstream_http_tunnels_idle"};
+  static constexpr std::chrono::seconds kSettleTimeout{5};
+
+  bool check_gauges = true;  // false: this test leaves a gauge up on purpose (say why)
+
   Mesh() {
     spec.hbone = env.addr(250, 15008);
     spec.admin = env.addr(250, 15000);
+  }
+  ~Mesh() { check_gauges_settled(); }
+  Mesh(const Mesh&) = delete;
+  Mesh& operator=(const Mesh&) = delete;
+
+  // For a test that stops the waypoint itself (to see how it exits): the gauge check first, so the
+  // test keeps it; the test's clients must be gone by then. Returns stop()'s exit status.
+  int stop_waypoint() {
+    check_gauges_settled();
+    return waypoint->stop();
+  }
+
+  // The check described at the top of this file; stops the pods.
+  void check_gauges_settled() {
+    if (!check_gauges || waypoint == nullptr || !waypoint->running() || std::uncaught_exceptions() > 0) {
+      return;
+    }
+    std::vector<std::string> unpooled, all;
+    for (int i = 0; i < stats::kCount; ++i) {
+      const stats::Info& info = stats::info(static_cast<stats::Id>(i));
+      std::string_view name = info.name;
+      if (info.kind != stats::Kind::Gauge || name == "outlier_ejections_active") {
+        continue;
+      }
+      all.emplace_back(name);
+      bool pooled = false;
+      for (std::string_view p : kPooledGauges) {
+        pooled = pooled || p == name;
+      }
+      if (!pooled) {
+        unpooled.emplace_back(name);
+      }
+    }
+    for (const std::string& off : waypoint->gauges_off_baseline(unpooled, kSettleTimeout)) {
+      FAIL_CHECK("gauge not back at its baseline once the test's clients were gone: " << off);
+      std::erase(all, off.substr(0, off.find(' ')));  // reported once
+    }
+    pods.clear();
+    for (const std::string& off : waypoint->gauges_off_baseline(all, kSettleTimeout)) {
+      FAIL_CHECK("gauge not back at its baseline once the pods were stopped: " << off);
+    }
+    int64_t ejected = waypoint->stat("outlier_ejections_active");
+    if (ejected < 0) {
+      FAIL_CHECK("outlier_ejections_active is negative or missing: " << ejected);
+    }
   }
 
   // Adds a pod to the config and starts a fake pod for it.

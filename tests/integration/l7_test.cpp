@@ -73,6 +73,10 @@ bool log_has(Mesh& m, const std::string& text) {
   return false;
 }
 
+bool is_zero(int64_t v) {
+  return v == 0;
+}
+
 }  // namespace
 
 TEST_CASE("bookinfo reviews: 90 % v1 / 10 % v2 over 2,000 requests in one tunnel", "[l7][routing]") {
@@ -739,4 +743,100 @@ TEST_CASE("h2c bodies of 4 MiB both ways through the waypoint", "[l7][h2c][body]
   CHECK((c.response(ids[0]).body == body));
   CHECK((c.response(ids[1]).body == body));
   CHECK(c.response(ids[2]).body.size() == size_t(4 << 20));
+}
+
+// ---- gauges settle on every exit of a request (issue 13) -------------------------------------------
+
+TEST_CASE("h2c responses cut off downstream mid-body end their 100 upstream attempts", "[l7][h2c][gauges]") {
+  Mesh m;
+  one_service(m, 1);
+  REQUIRE(m.start() == "");
+  auto client = m.client();
+  TestTunnel& t = client->open(svc_vip(m));
+  auto c = std::make_unique<H2cConn>(*client, t);
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 100; ++i) {
+    // 64 MiB each: still streaming when the client goes away.
+    ids.push_back(c->start("GET", "/big/" + std::to_string(i), {{"x-body-bytes", std::to_string(64 << 20)}}));
+    REQUIRE(ids.back() > 0);
+  }
+  bool all_started = client->run_until(
+      [&] {
+        for (int32_t id : ids) {
+          if (c->response(id).status == 0) {
+            return false;
+          }
+        }
+        return true;
+      },
+      20s);
+  REQUIRE(all_started);
+  CHECK(m.waypoint->stat("upstream_rq_active") == 100);
+  CHECK(m.waypoint->stat("downstream_rq_active") == 100);
+  SECTION("the downstream tunnel is reset") {
+    t.reset();
+    CHECK(client->run_until([&] { return t.closed; }, 5s));
+  }
+  SECTION("the client's connection goes away") {
+    c.reset();
+    client.reset();
+  }
+  CHECK(m.waypoint->wait_stat("upstream_rq_active", is_zero, 5s));
+  CHECK(m.waypoint->wait_stat("downstream_rq_active", is_zero, 5s));
+  CHECK(m.waypoint->stat("upstream_rq_active") == 0);
+}
+
+TEST_CASE("an HTTP/1.1 response cut off by a downstream reset ends its upstream attempt", "[l7][http1][gauges]") {
+  Mesh m;
+  one_service(m, 1);
+  REQUIRE(m.start() == "");
+  auto client = m.client();
+  TestTunnel& t = client->open(svc_vip(m));
+  Http1Conn c(*client, t);
+  c.send_raw("GET /big HTTP/1.1\r\nhost: svc\r\nx-body-bytes: " + std::to_string(64 << 20) + "\r\n\r\n");
+  REQUIRE(client->run_until([&] { return t.received_bytes > (1 << 20); }, 10s));
+  CHECK(m.waypoint->stat("upstream_rq_active") == 1);
+  t.reset();
+  CHECK(client->run_until([&] { return t.closed; }, 5s));
+  CHECK(m.waypoint->wait_stat("upstream_rq_active", is_zero, 5s));
+  CHECK(m.waypoint->wait_stat("downstream_rq_active", is_zero, 5s));
+  CHECK(m.waypoint->stat("upstream_rq_active") == 0);
+}
+
+TEST_CASE("a request that ends while its upstream tunnel is still being opened ends its attempt",
+          "[l7][timeout][gauges]") {
+  Mesh m;
+  PodOptions slow = http_pod();
+  slow.respond_delay_ms = 4000;  // the pod holds back its answer to each CONNECT
+  m.add_pod("svc-0", 1, {{"app", "svc"}}, slow);
+  m.add_service("svc", 100, 80, 8080, {{"app", "svc"}}, "http");
+  m.spec.extra_documents +=
+      "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+      "metadata: {name: svc, namespace: default}\nspec:\n  hosts: [svc]\n"
+      "  http:\n  - route: [{destination: {host: svc}}]\n    timeout: 1s\n";
+  REQUIRE(m.start() == "");
+  auto client = m.client();
+  TestTunnel& t = client->open(svc_vip(m));
+  Http1Conn c(*client, t);
+  SECTION("the route timeout fires: 504 UT") {
+    auto t0 = std::chrono::steady_clock::now();
+    HttpResponse r = c.request("GET", "/slow");
+    CHECK(r.status == 504);
+    CHECK(r.body == "upstream request timeout");
+    CHECK(std::chrono::steady_clock::now() - t0 < 3s);  // before the pod answers
+    CHECK(log_has(m, "\"response_flags\":\"UT\""));
+  }
+  SECTION("the request body turns out malformed: 400") {
+    c.send_raw("POST /up HTTP/1.1\r\nhost: svc\r\ntransfer-encoding: chunked\r\n\r\n");
+    // The attempt starts on the head: it waits for its tunnel while the body is still to come.
+    REQUIRE(client->run_until([&] { return m.waypoint->stat("upstream_rq_active") == 1; }, 5s));
+    c.send_raw("zz\r\n");
+    auto rs = c.read_responses(1, 3s);
+    REQUIRE(rs.size() == 1);
+    CHECK(rs[0].status == 400);
+  }
+  // The attempt ended with the request, not when the pod answers (4 s after the CONNECT).
+  CHECK(m.waypoint->wait_stat("upstream_rq_active", is_zero, 2s));
+  CHECK(m.waypoint->wait_stat("downstream_rq_active", is_zero, 2s));
+  CHECK(m.waypoint->stat("upstream_rq_active") == 0);
 }

@@ -241,7 +241,7 @@ TEST_CASE("reload: 20 weight changes under load lose no request and the split fo
   INFO("responses by status: 200 x " << statuses[200]);
   CHECK(statuses.size() == 1);
   CHECK(statuses[200] > 800);
-  CHECK(m.waypoint->stop() == 0);
+  CHECK(m.stop_waypoint() == 0);
 }
 
 TEST_CASE("reload: a removed pod's pooled connection drains and closes; a policy change applies to the next request",
@@ -250,8 +250,8 @@ TEST_CASE("reload: a removed pod's pooled connection drains and closes; a policy
   std::string path = m.start_with(0, 100);
   auto client = m.client();
   TestTunnel& t = client->open(m.svc());
-  Http1Conn c(*client, t);
-  REQUIRE(c.request("GET", "/a").status == 200);
+  auto c = std::make_unique<Http1Conn>(*client, t);
+  REQUIRE(c->request("GET", "/a").status == 200);
   REQUIRE(m.pods[1]->connections() == 1);
 
   // v2's pod leaves the config; an AuthorizationPolicy now denies /secret. The same kept-alive
@@ -267,8 +267,8 @@ TEST_CASE("reload: a removed pod's pooled connection drains and closes; a policy
   m.env.write("new.yaml", text);
   fs::rename(fs::path(m.env.dir()) / "new.yaml", path);
   REQUIRE(m.wait_version(wp::config::version_of(text)));
-  CHECK(c.request("GET", "/secret").status == 403);
-  HttpResponse r = c.request("GET", "/b");
+  CHECK(c->request("GET", "/secret").status == 403);
+  HttpResponse r = c->request("GET", "/b");
   CHECK(r.status == 200);
   CHECK(r.header("x-pod") == "svc-v1");
   // The pooled connection to the removed pod got a GOAWAY and closed once idle.
@@ -277,7 +277,9 @@ TEST_CASE("reload: a removed pod's pooled connection drains and closes; a policy
     std::this_thread::sleep_for(10ms);  // polling the pod's counter
   }
   CHECK(m.pods[1]->active_tunnels() == 0);
-  CHECK(m.waypoint->stop() == 0);
+  c.reset();
+  client.reset();
+  CHECK(m.stop_waypoint() == 0);
 }
 
 TEST_CASE("certificates: rotated under load, new handshakes get the new one, open connections go on", "[operate]") {
@@ -292,8 +294,8 @@ TEST_CASE("certificates: rotated under load, new handshakes get the new one, ope
 
   auto early = m.client();
   TestTunnel& t = early->open(m.svc());
-  Http1Conn c(*early, t);
-  REQUIRE(c.request("GET", "/before").status == 200);
+  auto c = std::make_unique<Http1Conn>(*early, t);
+  REQUIRE(c->request("GET", "/before").status == 200);
 
   Load load(m);
   load.mark_and_wait(30);
@@ -311,7 +313,7 @@ TEST_CASE("certificates: rotated under load, new handshakes get the new one, ope
   std::string after;
   REQUIRE(tls_probe(m.spec.hbone, probe, &after));
   CHECK(after != before);
-  CHECK(c.request("GET", "/on-the-old-connection").status == 200);
+  CHECK(c->request("GET", "/on-the-old-connection").status == 200);
   load.mark_and_wait(30);
 
   // A broken certificate is refused and counted; handshakes keep the rotated one.
@@ -327,7 +329,9 @@ TEST_CASE("certificates: rotated under load, new handshakes get the new one, ope
   auto statuses = load.statuses();
   CHECK(statuses.size() == 1);
   CHECK(statuses[200] >= 90);
-  CHECK(m.waypoint->stop() == 0);
+  c.reset();
+  early.reset();
+  CHECK(m.stop_waypoint() == 0);
 }
 
 TEST_CASE("drain: SIGTERM lets a long request finish, refuses new tunnels, exits 0", "[operate]") {

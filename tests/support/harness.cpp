@@ -22,6 +22,8 @@
 #include <sstream>
 #include <thread>
 
+#include "waypoint/stats/stats.h"
+
 extern char** environ;
 
 namespace wp::testing {
@@ -185,6 +187,15 @@ bool WaypointProcess::start(std::string* log_out) {
       return false;
     }
     if (http_get(admin_, "/ready").first == 200) {
+      baseline_.clear();
+      auto all = stats();
+      for (int i = 0; i < stats::kCount; ++i) {
+        const stats::Info& info = stats::info(static_cast<stats::Id>(i));
+        auto it = all.find(std::string("waypoint.") + info.name);
+        if (info.kind == stats::Kind::Gauge && it != all.end()) {
+          baseline_[info.name] = it->second;
+        }
+      }
       return true;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling the readiness endpoint
@@ -264,6 +275,28 @@ bool WaypointProcess::wait_stat(const std::string& name, const std::function<boo
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   return pred(stat(name));
+}
+
+std::vector<std::string> WaypointProcess::gauges_off_baseline(const std::vector<std::string>& names,
+                                                              std::chrono::milliseconds timeout) const {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    auto all = stats();
+    std::vector<std::string> off;
+    for (const std::string& name : names) {
+      auto b = baseline_.find(name);
+      int64_t base = b == baseline_.end() ? 0 : b->second;
+      auto it = all.find("waypoint." + name);
+      int64_t value = it == all.end() ? -1 : it->second;
+      if (value != base) {
+        off.push_back(name + " = " + std::to_string(value) + " (baseline " + std::to_string(base) + ")");
+      }
+    }
+    if (off.empty() || std::chrono::steady_clock::now() >= deadline) {
+      return off;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling /stats
+  }
 }
 
 long WaypointProcess::rss_kb() const {

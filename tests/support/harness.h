@@ -93,6 +93,7 @@ class WaypointProcess {
   int wait(std::chrono::milliseconds timeout);
   void signal(int signum) const;
   pid_t pid() const { return pid_; }
+  bool running() const { return pid_ > 0; }      // started, and neither stopped nor seen exiting
   std::map<std::string, int64_t> stats() const;  // GET /stats, "waypoint.<name>" -> value
   int64_t stat(const std::string& name) const;
   // Polls stat(name) until pred(value) or timeout.
@@ -101,6 +102,13 @@ class WaypointProcess {
   long rss_kb() const;  // VmRSS from /proc
   std::string log() const;
 
+  // Every gauge (stats::Kind::Gauge) by name, as GET /stats showed it once start() saw /ready.
+  const std::map<std::string, int64_t>& gauge_baseline() const { return baseline_; }
+  // Polls GET /stats until each gauge in `names` is at its baseline value (0 when it had none), or
+  // timeout; returns "name = value (baseline b)" for each one that is not (value -1: no answer).
+  std::vector<std::string> gauges_off_baseline(const std::vector<std::string>& names,
+                                               std::chrono::milliseconds timeout) const;
+
  private:
   const TestEnv& env_;
   std::string config_path_;
@@ -108,6 +116,7 @@ class WaypointProcess {
   net::SockAddr admin_;
   std::vector<std::string> wrapper_;
   pid_t pid_ = -1;
+  std::map<std::string, int64_t> baseline_;
 };
 
 // Blocking GET; returns {status, body}; status 0 when the connection failed.

@@ -118,14 +118,32 @@ class ActiveRequest final : public UpstreamStreamCallbacks,
   bool headers_acceptable();  // CONNECT, underscore names; false: answered 400 / 501
   bool authorized();          // AuthorizationPolicy; false: answer 403
   enum class State { Head, Delaying, Upstream, Responding, Done };
-  struct Attempt;
+  // One upstream try's place in upstream_rq_active, from start_attempt until the try ends. Its
+  // destructor is the only place the gauge comes down, and the request's end (finish, or its own
+  // destruction) ends any try still in flight, so no exit can leave the gauge up.
+  class Attempt {
+   public:
+    explicit Attempt(stats::Block& stats) : stats_(stats) {
+      stats_.add(stats::Id::upstream_rq_total);
+      stats_.add(stats::Id::upstream_rq_active);
+    }
+    ~Attempt() { stats_.sub(stats::Id::upstream_rq_active); }
+    Attempt(const Attempt&) = delete;
+    Attempt& operator=(const Attempt&) = delete;
+
+   private:
+    stats::Block& stats_;
+  };
+  // What outlier detection hears of an attempt's end.
+  enum class Report { Success, Failure, None };
 
   void route();
   void after_fault_delay();
   void prepare_upstream_head();
   void send_mirrors();
   void start_attempt();
-  void end_attempt(bool failure);
+  void end_attempt(Report report);
+  void abandon_attempt(Report report);
   void attempt_failed(int kind, const char* flag);  // router::Outcome::Kind
   void retry_or_reply(int kind, uint16_t status, const char* flag);
   void schedule_retry();
@@ -177,6 +195,7 @@ class ActiveRequest final : public UpstreamStreamCallbacks,
   // Upstream.
   std::unique_ptr<UpstreamHttpPool::Pending> pending_stream_;
   UpstreamStream* up_ = nullptr;
+  std::optional<Attempt> attempt_;  // the try in flight, waiting for its stream or on it
   bool awaiting_pool_ = false;
   event::Timer per_try_timer_;
   event::Timer route_timer_;
