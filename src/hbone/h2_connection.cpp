@@ -310,18 +310,8 @@ void H2Connection::on_transport_data(const uint8_t* data, size_t len) {
                   peer_address_.to_string(), nghttp2_strerror(static_cast<int>(rv)));
     count_protocol_error();
     send_now();  // nghttp2 may have queued a GOAWAY explaining why
-    if (!goaway_sent_ && state_ != State::Closed) {
-      // A fatal error (a flood, a CONTINUATION flood): nghttp2 can no longer frame anything, so the
-      // GOAWAY that tells the peer why is written by hand.
-      const bool flood = rv == NGHTTP2_ERR_FLOODED
-#ifdef WP_HAVE_NGHTTP2_MAX_CONTINUATIONS
-                         || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
-#endif
-          ;
-      auto frame = goaway_frame(nghttp2_session_get_last_proc_stream_id(session_),
-                                flood ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
-      goaway_sent_ = true;
-      transport_->append(frame.data(), frame.size());
+    if (state_ != State::Closed) {
+      goaway_by_hand(fatal_goaway_code(static_cast<int>(rv), NGHTTP2_PROTOCOL_ERROR));
       transport_->flush();
     }
     if (state_ == State::Closed) {
@@ -369,12 +359,7 @@ void H2Connection::send_now() {
     }
     if (rv != 0) {
       // A fatal error while framing (an outbound flood): tell the peer why, as after mem_recv.
-      if (!goaway_sent_) {
-        auto frame = goaway_frame(nghttp2_session_get_last_proc_stream_id(session_),
-                                  rv == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_INTERNAL_ERROR);
-        goaway_sent_ = true;
-        transport_->append(frame.data(), frame.size());
-      }
+      goaway_by_hand(fatal_goaway_code(rv, NGHTTP2_INTERNAL_ERROR));
       count_protocol_error();
       transport_->close(true);
       finish(true);
@@ -678,6 +663,17 @@ int H2Connection::on_stream_close_cb(nghttp2_session*, int32_t stream_id, uint32
                     "most streams were reset before they were answered (rapid reset)");
   }
   return 0;
+}
+
+// After a fatal nghttp2 error nghttp2 frames nothing more: the GOAWAY that tells the peer why is
+// written by hand, unless one already left.
+void H2Connection::goaway_by_hand(uint32_t error_code) {
+  if (goaway_sent_) {
+    return;
+  }
+  goaway_sent_ = true;
+  auto frame = goaway_frame(nghttp2_session_get_last_proc_stream_id(session_), error_code);
+  transport_->append(frame.data(), frame.size());
 }
 
 void H2Connection::terminate(uint32_t error_code, stats::Id counter, const char* why) {

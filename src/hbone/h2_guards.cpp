@@ -48,6 +48,15 @@ std::array<uint8_t, 17> goaway_frame(int32_t last_stream_id, uint32_t error_code
   return f;
 }
 
+uint32_t fatal_goaway_code(int nghttp2_error, uint32_t otherwise) {
+  const bool flood = nghttp2_error == NGHTTP2_ERR_FLOODED
+#ifdef WP_HAVE_NGHTTP2_MAX_CONTINUATIONS
+                     || nghttp2_error == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
+#endif
+      ;
+  return flood ? NGHTTP2_ENHANCE_YOUR_CALM : otherwise;
+}
+
 bool EmptyFrameGuard::on_frame_recv(const nghttp2_frame& frame) {
   if (frame.hd.type != NGHTTP2_DATA && frame.hd.type != NGHTTP2_HEADERS) {
     return false;

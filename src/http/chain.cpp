@@ -724,17 +724,24 @@ void ActiveRequest::end_attempt(Report report) {
 // destruction): abandons the attempt's stream, or its wait for one, and ends the attempt. Only an
 // attempt that had its stream reports `report`; one still waiting never reached the host.
 void ActiveRequest::abandon_attempt(Report report) {
-  pending_stream_.reset();
-  awaiting_pool_ = false;
-  if (up_ != nullptr) {
-    UpstreamStream* s = up_;
-    up_ = nullptr;
-    up_unconsumed_ = 0;
-    s->abandon();
-  } else {
+  if (!detach_upstream()) {
     report = Report::None;
   }
   end_attempt(report);
+}
+
+// Lets go of the attempt's upstream stream, or of its wait for one; true when it had a stream.
+bool ActiveRequest::detach_upstream() {
+  pending_stream_.reset();
+  awaiting_pool_ = false;
+  if (up_ == nullptr) {
+    return false;
+  }
+  UpstreamStream* s = up_;
+  up_ = nullptr;
+  up_unconsumed_ = 0;
+  s->abandon();
+  return true;
 }
 
 void ActiveRequest::attempt_failed(int kind_int, const char* flag) {
@@ -812,10 +819,7 @@ void ActiveRequest::on_upstream_head(ResponseHead&& head) {
     router::RetryDecision d = router::should_retry(route_->retry, static_cast<int>(attempts_), outcome);
     bool replay_ok = replayable_ || (record_.bytes_received == 0 && request_complete_);
     if (d.retry && replay_ok && request_complete_) {
-      UpstreamStream* s = up_;
-      up_ = nullptr;
-      up_unconsumed_ = 0;
-      s->abandon();
+      detach_upstream();
       end_attempt(failure ? Report::Failure : Report::Success);
       retry_or_reply(static_cast<int>(Kind::Response), outcome.status, "-");
       if (state_ == State::Done || retry_timer_.armed()) {
@@ -921,14 +925,7 @@ void ActiveRequest::on_upstream_error(UpstreamError error) {
 
 void ActiveRequest::on_per_try_timeout() {
   w_.stats.add(stats::Id::upstream_rq_per_try_timeout);
-  pending_stream_.reset();
-  awaiting_pool_ = false;
-  if (up_ != nullptr) {
-    UpstreamStream* s = up_;
-    up_ = nullptr;
-    up_unconsumed_ = 0;
-    s->abandon();
-  }
+  detach_upstream();  // a try that timed out waiting for its tunnel fails too
   attempt_failed(static_cast<int>(Kind::Timeout), "UT");
 }
 

@@ -355,13 +355,8 @@ bool H2cEngine::recv_bytes(const uint8_t* data, size_t len) {
     } else {
       output_allowed_ = false;  // fatal (flood, memory): nghttp2 must not be driven any more
       // nghttp2 can frame nothing more, so the GOAWAY that says why is written by hand.
-      const bool flood = err == NGHTTP2_ERR_FLOODED
-#ifdef WP_HAVE_NGHTTP2_MAX_CONTINUATIONS
-                         || err == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
-#endif
-          ;
       auto frame = hbone::goaway_frame(nghttp2_session_get_last_proc_stream_id(session_),
-                                       flood ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR);
+                                       hbone::fatal_goaway_code(err, NGHTTP2_PROTOCOL_ERROR));
       staged_.append(frame.data(), frame.size());
       fail(nghttp2_strerror(err));
     }

@@ -227,81 +227,6 @@ void Socket::update_poll() {
   }
 }
 
-namespace {
-
-// A graceful close whose last bytes the kernel would not take yet (a peer that is not reading, a
-// GOAWAY queued behind its unread data): they keep their chance for up to kLingerTime, then the
-// descriptor closes anyway. Owns the SSL object, the descriptor and the poll handle from the
-// socket, and frees itself; nothing is read any more.
-class Linger {
- public:
-  static constexpr uint64_t kLingerTimeMs = 2000;
-  Linger(uv_loop_t* loop, SSL* ssl, int fd, uv_poll_t* poll, buffer::Buffer out)
-      : ssl_(ssl), fd_(fd), poll_(poll), out_(std::move(out)) {
-    poll_->data = this;
-    uv_poll_start(poll_, UV_WRITABLE, [](uv_poll_t* h, int status, int) {
-      auto* self = static_cast<Linger*>(h->data);
-      if (status < 0) {
-        self->finish();
-      } else {
-        self->flush();
-      }
-    });
-    timer_ = new uv_timer_t;
-    uv_timer_init(loop, timer_);
-    timer_->data = this;
-    uv_timer_start(timer_, [](uv_timer_t* t) { static_cast<Linger*>(t->data)->finish(); }, kLingerTimeMs, 0);
-    // Never what keeps a loop running: a worker that shuts down just drops them.
-    uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
-    uv_unref(reinterpret_cast<uv_handle_t*>(timer_));
-  }
-
- private:
-  void flush() {
-    while (!out_.empty()) {
-      auto chunk = out_.front();
-      ERR_clear_error();
-      size_t n = 0;
-      if (SSL_write_ex(ssl_, chunk.data(), chunk.size(), &n) == 1) {
-        out_.drain(n);
-        continue;
-      }
-      int err = SSL_get_error(ssl_, 0);
-      if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
-        return;  // wait for the next writable event (or the timer)
-      }
-      break;
-    }
-    if (out_.empty()) {
-      SSL_shutdown(ssl_);
-    }
-    finish();
-  }
-  void finish() {
-    if (finished_) {
-      return;
-    }
-    finished_ = true;
-    ERR_clear_error();
-    uv_poll_stop(poll_);
-    event::close_and_delete(poll_);
-    uv_timer_stop(timer_);
-    event::close_and_delete(timer_);
-    ::close(fd_);
-    SSL_free(ssl_);
-    delete this;  // the handles' close callbacks free only the handles
-  }
-
-  SSL* ssl_;
-  int fd_;
-  uv_poll_t* poll_;
-  uv_timer_t* timer_ = nullptr;
-  buffer::Buffer out_;
-  bool finished_ = false;
-};
-
-}  // namespace
-
 void Socket::close(bool graceful) {
   if (state_ == State::Closed) {
     return;
@@ -310,27 +235,14 @@ void Socket::close(bool graceful) {
   state_ = State::Closed;
   handshake_timer_.stop();
   if (graceful && was_open) {
-    // What is staged, then close_notify; what the kernel will not take now lingers (Linger).
-    bool blocked = false;
+    // Best effort: whatever is staged, then close_notify; a full socket buffer just loses them.
     while (!out_.empty()) {
       auto chunk = out_.front();
-      ERR_clear_error();
       size_t n = 0;
       if (SSL_write_ex(ssl_, chunk.data(), chunk.size(), &n) != 1) {
-        int err = SSL_get_error(ssl_, 0);
-        blocked = err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ;
         break;
       }
       out_.drain(n);
-    }
-    if (blocked && !out_.empty()) {
-      new Linger(loop_.uv(), ssl_, fd_, poll_, std::move(out_));
-      ssl_ = nullptr;
-      fd_ = -1;
-      poll_ = nullptr;
-      out_ = buffer::Buffer();
-      ERR_clear_error();
-      return;
     }
     SSL_shutdown(ssl_);
   }

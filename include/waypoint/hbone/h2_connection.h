@@ -183,6 +183,7 @@ class H2Connection : public net::TransportCallbacks, public event::DeferredDelet
   void maybe_close_when_idle();
   // Ends the connection for abuse: GOAWAY(code) through nghttp2, then close once it is out.
   void terminate(uint32_t error_code, stats::Id counter, const char* why);
+  void goaway_by_hand(uint32_t error_code);
 
   static nghttp2_session_callbacks* callbacks();
   static ssize_t send_cb(nghttp2_session*, const uint8_t* data, size_t len, int flags, void* user);

@@ -35,6 +35,9 @@ bool add_max_concurrent_streams(const uint8_t* data, size_t len, uint32_t value,
 
 // A GOAWAY frame (RFC 9113 §6.8) without debug data.
 std::array<uint8_t, 17> goaway_frame(int32_t last_stream_id, uint32_t error_code);
+// The GOAWAY error code after a fatal nghttp2 error: ENHANCE_YOUR_CALM for the floods, else
+// `otherwise`.
+uint32_t fatal_goaway_code(int nghttp2_error, uint32_t otherwise);
 
 // Counts consecutive received HEADERS/DATA frames that carry no payload and do not end the stream.
 class EmptyFrameGuard {

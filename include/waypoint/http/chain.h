@@ -144,6 +144,7 @@ class ActiveRequest final : public UpstreamStreamCallbacks,
   void start_attempt();
   void end_attempt(Report report);
   void abandon_attempt(Report report);
+  bool detach_upstream();
   void attempt_failed(int kind, const char* flag);  // router::Outcome::Kind
   void retry_or_reply(int kind, uint16_t status, const char* flag);
   void schedule_retry();
