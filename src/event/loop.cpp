@@ -20,6 +20,7 @@ Loop::Loop() {
 }
 
 Loop::~Loop() {
+  close_adopted();
   drain_deferred();
   uv_close(reinterpret_cast<uv_handle_t*>(&check_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&idle_), nullptr);
@@ -33,6 +34,25 @@ Loop::~Loop() {
 void Loop::run() {
   uv_run(&loop_, UV_RUN_DEFAULT);
   drain_deferred();
+}
+
+void Loop::adopt(std::unique_ptr<DeferredDeletable> obj) {
+  DeferredDeletable* key = obj.get();
+  adopted_.emplace(key, std::move(obj));
+}
+
+void Loop::close_adopted() {
+  auto adopted = std::move(adopted_);
+  adopted_.clear();
+  adopted.clear();
+}
+
+void Loop::release(DeferredDeletable* obj) {
+  auto it = adopted_.find(obj);
+  if (it != adopted_.end()) {
+    defer_delete(std::move(it->second));
+    adopted_.erase(it);
+  }
 }
 
 void Loop::stop() {

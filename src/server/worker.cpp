@@ -1,5 +1,7 @@
 #include "waypoint/server/worker.h"
 
+#include "waypoint/tls/socket.h"
+
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -78,6 +80,7 @@ void Worker::run() {
                      net::Acceptor::kBackoff.count());
       });
   spdlog::debug("worker {} running", index_);
+  tls::Socket::set_thread_stats(&stats_);
   loop_.keep_alive(true);  // the thread ends in finish() (loop_.stop()), never because it went idle
   loop_.run();
   loop_.keep_alive(false);
@@ -94,6 +97,8 @@ void Worker::run() {
   pool_.close_all();
   acceptor_.reset();
   drain_timer_.reset();
+  loop_.close_adopted();  // lingering closes end with the worker
+  tls::Socket::set_thread_stats(nullptr);
   // Closing queued tasks and deferred deletions that point at connections, streams and requests:
   // run them now, while the listener, pool and stats they touch exist (~Loop runs last, after the
   // other members are gone).

@@ -1,7 +1,11 @@
 #include "waypoint/tls/socket.h"
 
 #include <openssl/err.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 
 #include "waypoint/net/socket.h"
 
@@ -16,7 +20,150 @@ uint8_t* scratch() {
   return buf;
 }
 
+// A lingering close (as Apache's and HAProxy's): a connection closed gracefully with bytes still
+// staged (typically a GOAWAY behind the frames a peer did not read) keeps its descriptor, with the
+// loop as owner, until those bytes and a close_notify have left and the peer has closed too. What
+// the peer keeps sending meanwhile is read and discarded, because closing a socket with unread
+// input makes the kernel answer with a RST, which destroys whatever the peer had not read yet —
+// the GOAWAY among it. Bounded: 2 s without progress, 10 s in all, kMaxLingering per loop (beyond
+// that the socket is closed at once, as before, and counted).
+constexpr std::chrono::milliseconds kLingerIdle{2000};
+constexpr std::chrono::milliseconds kLingerAfterShutdown{1000};
+constexpr std::chrono::milliseconds kLingerTotal{10000};
+
+thread_local size_t lingering_count = 0;
+thread_local stats::Block* linger_stats = nullptr;  // the worker's, when the thread has one
+
+void count(stats::Id id, int64_t v) {
+  if (linger_stats != nullptr) {
+    linger_stats->add(id, v);
+  }
+}
+
+class Linger final : public event::DeferredDeletable {
+ public:
+  Linger(event::Loop& loop, SSL* ssl, int fd, uv_poll_t* poll, buffer::Buffer out)
+      : loop_(loop), ssl_(ssl), fd_(fd), poll_(poll), timer_(new uv_timer_t), out_(std::move(out)) {
+    ++lingering_count;
+    count(stats::Id::tls_cx_lingering, 1);
+    started_ = loop_.now_ms();
+    uv_timer_init(loop_.uv(), timer_);
+    timer_->data = this;
+    uv_unref(reinterpret_cast<uv_handle_t*>(timer_));  // never keeps a stopping loop alive
+    poll_->data = this;
+    uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+  }
+
+  ~Linger() override {
+    --lingering_count;
+    count(stats::Id::tls_cx_lingering, -1);
+    uv_poll_stop(poll_);
+    poll_->data = nullptr;
+    event::close_and_delete(poll_);
+    uv_timer_stop(timer_);
+    event::close_and_delete(timer_);
+    SSL_free(ssl_);
+    ::close(fd_);
+  }
+
+  void start() {
+    arm(kLingerIdle);
+    pump();
+  }
+
+ private:
+  static void on_poll(uv_poll_t* h, int status, int /*events*/) {
+    auto* self = static_cast<Linger*>(h->data);
+    if (self == nullptr) {
+      return;
+    }
+    if (status < 0) {
+      self->finish();
+      return;
+    }
+    self->pump();
+  }
+
+  static void on_timer(uv_timer_t* h) { static_cast<Linger*>(h->data)->finish(); }
+
+  void arm(std::chrono::milliseconds after) {
+    uint64_t left = started_ + static_cast<uint64_t>(kLingerTotal.count()) - std::min(loop_.now_ms(), started_ + kLingerTotal.count());
+    uv_timer_start(timer_, &Linger::on_timer, std::min<uint64_t>(static_cast<uint64_t>(after.count()), left), 0);
+  }
+
+  void pump() {
+    if (done_) {
+      return;
+    }
+    bool want_write = false;
+    bool progress = false;
+    while (!out_.empty()) {
+      auto chunk = out_.front();
+      ERR_clear_error();
+      size_t n = 0;
+      if (SSL_write_ex(ssl_, chunk.data(), chunk.size(), &n) == 1) {
+        out_.drain(n);
+        progress = true;
+        continue;
+      }
+      int err = SSL_get_error(ssl_, 0);
+      ERR_clear_error();
+      if (err == SSL_ERROR_WANT_WRITE) {
+        want_write = true;
+        break;
+      }
+      finish();
+      return;
+    }
+    if (out_.empty() && !shut_) {
+      shut_ = true;
+      SSL_shutdown(ssl_);  // close_notify; a full socket just loses it, the FIN still follows
+      ERR_clear_error();
+      ::shutdown(fd_, SHUT_WR);
+      arm(kLingerAfterShutdown);
+    } else if (progress) {
+      arm(kLingerIdle);
+    }
+    // Discard what the peer sends, up to a budget per wake-up; its close ends the linger.
+    size_t budget = 256 * 1024;
+    while (budget > 0) {
+      ssize_t n = ::recv(fd_, scratch(), kReadChunk, 0);
+      if (n > 0) {
+        budget -= std::min(budget, static_cast<size_t>(n));
+        continue;
+      }
+      if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        finish();
+        return;
+      }
+      break;
+    }
+    uv_poll_start(poll_, UV_READABLE | (want_write ? UV_WRITABLE : 0), &Linger::on_poll);
+  }
+
+  void finish() {
+    if (!done_) {
+      done_ = true;
+      uv_poll_stop(poll_);
+      uv_timer_stop(timer_);
+      loop_.release(this);
+    }
+  }
+
+  event::Loop& loop_;
+  SSL* ssl_;
+  int fd_;
+  uv_poll_t* poll_;
+  uv_timer_t* timer_;
+  buffer::Buffer out_;
+  uint64_t started_ = 0;
+  bool shut_ = false;
+  bool done_ = false;
+};
+
 }  // namespace
+
+void Socket::set_thread_stats(stats::Block* stats) { linger_stats = stats; }
 
 Socket::Socket(event::Loop& loop, int fd, const ContextPtr& ctx, std::string expected_identity,
                std::chrono::milliseconds handshake_timeout)
@@ -235,6 +382,21 @@ void Socket::close(bool graceful) {
   state_ = State::Closed;
   handshake_timer_.stop();
   if (graceful && was_open) {
+    if (lingering_count < kMaxLingering) {
+      // The loop owns the descriptor from here on (see Linger); this object keeps nothing of it.
+      uv_poll_stop(poll_);
+      Context::attach(ssl_, nullptr);
+      auto linger = std::make_unique<Linger>(loop_, ssl_, fd_, poll_, std::move(out_));
+      Linger* raw = linger.get();
+      loop_.adopt(std::move(linger));
+      ssl_ = nullptr;
+      poll_ = nullptr;
+      fd_ = -1;
+      out_.clear();
+      raw->start();
+      return;
+    }
+    count(stats::Id::tls_cx_linger_overflow, 1);
     // Best effort: whatever is staged, then close_notify; a full socket buffer just loses them.
     while (!out_.empty()) {
       auto chunk = out_.front();

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
 
 namespace wp::event {
@@ -42,6 +43,14 @@ class Loop {
   void defer_delete(std::unique_ptr<DeferredDeletable> obj);
   // Loop thread only: runs fn once after this iteration's I/O callbacks (used to coalesce writes).
   void run_after_io(std::function<void()> fn);
+  // Loop thread only: the loop owns obj until obj hands itself back with release() (it is then
+  // deferred-deleted) or the loop is destroyed. For objects that outlive their creator by design,
+  // such as a closed socket still flushing its last bytes, so that no such object is ever
+  // unreachable at shutdown.
+  void adopt(std::unique_ptr<DeferredDeletable> obj);
+  void release(DeferredDeletable* obj);
+  size_t adopted() const { return adopted_.size(); }
+  void close_adopted();  // destroys every adopted object now (teardown, on the loop's thread)
 
   std::chrono::steady_clock::time_point now() const;  // cached per iteration
   uint64_t now_ms() const { return uv_now(const_cast<uv_loop_t*>(&loop_)); }
@@ -58,6 +67,7 @@ class Loop {
   bool idle_active_ = false;
   std::vector<std::function<void()>> after_io_;
   std::vector<std::unique_ptr<DeferredDeletable>> to_delete_;
+  std::unordered_map<DeferredDeletable*, std::unique_ptr<DeferredDeletable>> adopted_;
   std::mutex posted_mu_;
   std::vector<std::function<void()>> posted_;
 };

@@ -20,6 +20,8 @@ namespace wp::stats {
   X(downstream_cx_protocol_error, Counter, "HBONE connections closed on an HTTP/2 protocol error")             \
   X(downstream_cx_empty_frames_overflow, Counter, "HBONE connections closed: too many empty frames in a row")  \
   X(downstream_cx_premature_reset, Counter, "HBONE connections closed: most streams reset before an answer")   \
+  X(tls_cx_lingering, Gauge, "closed TLS connections still flushing their last bytes (lingering close)")       \
+  X(tls_cx_linger_overflow, Counter, "graceful TLS closes made at once: too many lingering already")              \
   X(tunnels_refused_over_limit, Counter, "CONNECT streams refused over maxConcurrentStreams (REFUSED_STREAM)") \
   X(handshake_failed_not_tls, Counter, "handshake failures: not TLS")                                          \
   X(handshake_failed_protocol_version, Counter, "handshake failures: no TLS 1.3")                              \

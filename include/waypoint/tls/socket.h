@@ -10,6 +10,7 @@
 
 #include "waypoint/buffer/buffer.h"
 #include "waypoint/event/loop.h"
+#include "waypoint/stats/stats.h"
 #include "waypoint/tls/context.h"
 
 namespace wp::tls {
@@ -44,6 +45,12 @@ class Socket final : public net::Transport {
   const std::string& peer_identity() const override { return verify_.peer_identity; }
 
   State state() const { return state_; }
+  // A graceful close lingers (in the loop's care) until the staged bytes are out and the peer has
+  // closed, at most this many per loop; closes beyond it are immediate (tls_cx_linger_overflow);
+  // tls_cx_lingering counts them.
+  static constexpr size_t kMaxLingering = 512;
+  // The stats those two land in for sockets of the calling thread (a worker sets its own).
+  static void set_thread_stats(stats::Block* stats);
   int fd() const { return fd_; }
 
  private:

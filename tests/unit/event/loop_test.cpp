@@ -78,3 +78,28 @@ TEST_CASE("a Timer may be destroyed before it fires", "[event]") {
   loop.run();
   CHECK_FALSE(fired);
 }
+
+TEST_CASE("an adopted object lives until it releases itself, and no longer than the loop", "[event]") {
+  std::vector<std::string> log;
+  {
+    Loop loop;
+    auto first = std::make_unique<Tracked>(log);
+    Tracked* raw = first.get();
+    loop.adopt(std::move(first));
+    loop.adopt(std::make_unique<Tracked>(log));  // never released: the loop's teardown frees it
+    CHECK(loop.adopted() == 2);
+    wp::event::Timer t(loop, [&] {
+      loop.release(raw);
+      log.push_back("released");
+    });
+    t.start(std::chrono::milliseconds(1));
+    loop.run();
+    REQUIRE(log.size() == 2);
+    CHECK(log[0] == "released");  // deleted after the callback, not inside it
+    CHECK(log[1] == "deleted");
+    CHECK(loop.adopted() == 1);
+    loop.release(raw);  // a second release is a no-op
+  }
+  REQUIRE(log.size() == 3);
+  CHECK(log[2] == "deleted");
+}
