@@ -15,7 +15,7 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update -qq \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
        build-essential cmake pkg-config \
-       libuv1-dev libnghttp2-dev libssl-dev libspdlog-dev libyaml-cpp-dev libre2-dev node-llhttp \
+       libuv1-dev libnghttp2-dev libssl-dev libspdlog-dev libyaml-cpp-dev libre2-dev nlohmann-json3-dev node-llhttp \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # What CMake reads with -DWP_BUILD_TESTS=OFF: the top CMakeLists.txt, cmake/, src/, include/, and

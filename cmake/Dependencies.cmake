@@ -58,6 +58,14 @@ if(NOT yaml-cpp_FOUND)
   wp_missing(libyaml-cpp-dev "yaml-cpp")
 endif()
 
+# nlohmann-json (header-only): the Kubernetes client's objects (src/kube/). Each watched object is
+# held and mutated on its own (kind/apiVersion filled into list items); simdjson's DOM is read-only
+# and tied to its parser's buffer.
+find_package(nlohmann_json 3.9 QUIET CONFIG)
+if(NOT nlohmann_json_FOUND)
+  wp_missing(nlohmann-json3-dev "nlohmann-json")
+endif()
+
 # RE2 (libre2-dev): every regex in the config, as Envoy's and Istio's safe_regex (linear time,
 # no backreferences, bounded program size). libstdc++'s std::regex recurses per character.
 find_path(WP_RE2_INCLUDE re2/re2.h)

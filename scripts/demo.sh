@@ -165,12 +165,110 @@ rc=0
   --to 127.0.10.3:9080 --path /ratings/1 || rc=$?
 echo "exit status $rc"
 
-say "stopping (SIGTERM: GOAWAY, drain, exit 0), then the fake pods"
+say "stopping (SIGTERM: GOAWAY, drain, exit 0)"
 kill -TERM "$wp_pid"
 wait "$wp_pid" && echo "waypoint exited with status 0"
 grep -v '^{' "$run/waypoint.log" | tail -n 2
+
+# ---- The second act: the namespace from the Kubernetes API, no control plane (SPEC §7) ----------
+say "the Kubernetes API mode: a (fake) API server on 127.0.0.1, the waypoint's file holds the bootstrap only"
+# The API server's own certificate (for 127.0.0.1) and a token; a kubeconfig as kubectl reads it.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=fake-apiserver \
+  -addext subjectAltName=IP:127.0.0.1 -keyout "$run/apiserver.key" -out "$run/apiserver.pem" 2>/dev/null
+echo "demo-token" >"$run/apiserver-token"
+cat >"$run/kubeconfig" <<EOF2
+apiVersion: v1
+kind: Config
+current-context: demo
+clusters: [{name: demo, cluster: {server: "https://127.0.0.1:16443", certificate-authority: $run/apiserver.pem}}]
+contexts: [{name: demo, context: {cluster: demo, user: waypoint, namespace: default}}]
+users: [{name: waypoint, user: {tokenFile: $run/apiserver-token}}]
+EOF2
+# The namespace: the Gateway, Service reviews (VIP 127.0.20.4) and one ready pod, reviews-v1.
+cat >"$run/namespace.yaml" <<'EOF2'
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: waypoint, namespace: default}
+spec: {gatewayClassName: istio-waypoint, listeners: [{name: mesh, port: 15008, protocol: HBONE}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: default}
+spec: {clusterIP: 127.0.20.4, ports: [{name: http, port: 9080}], selector: {app: reviews}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: reviews-v1, namespace: default, labels: {app: reviews, version: v1}}
+spec: {serviceAccountName: bookinfo-reviews}
+status: {podIP: 127.0.1.4, phase: Running, conditions: [{type: Ready, status: "True"}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: reviews-x1, namespace: default, labels: {kubernetes.io/service-name: reviews}}
+addressType: IPv4
+ports: [{name: http, port: 9080}]
+endpoints: [{addresses: [127.0.1.4], conditions: {ready: true}, targetRef: {kind: Pod, name: reviews-v1}}]
+EOF2
+/usr/bin/python3 tests/support/fake_apiserver.py --cert "$run/apiserver.pem" --key "$run/apiserver.key" \
+  --token-file "$run/apiserver-token" --port 16443 --load "$run/namespace.yaml" --exit-on-stdin-eof \
+  < <(sleep 600) >"$run/apiserver.log" 2>&1 &
+pids+=("$!")
+for i in $(seq 1 100); do
+  if grep -q LISTENING "$run/apiserver.log"; then break; fi
+  sleep 0.05
+done
+cat >"$run/control.py" <<'EOF2'
+# POST /fake/<what> with stdin as the body: the fake API server's control API.
+import json, ssl, sys, urllib.request
+what, run = sys.argv[1], sys.argv[2]
+ctx = ssl.create_default_context(cafile=run + "/apiserver.pem")
+req = urllib.request.Request("https://127.0.0.1:16443/fake/" + what, data=sys.stdin.buffer.read(),
+                             headers={"Authorization": "Bearer demo-token"}, method="POST")
+answer = json.load(urllib.request.urlopen(req, context=ctx))
+print(", ".join(r["kind"] + " " + r["name"] + " " + r["result"] for r in answer.get("results", [])))
+EOF2
+control() { /usr/bin/python3 "$run/control.py" "$1" "$run"; }
+sed "s|kubeconfig: kubeconfig|kubeconfig: $run/kubeconfig|" config/demo-kubernetes.yaml >"$run/waypoint-kube.yaml"
+say "waypoint validate --kubernetes --kubeconfig $run/kubeconfig (what the live namespace would serve)"
+"$bin/waypoint" validate --kubernetes --config "$run/waypoint-kube.yaml" | sed -n '1,/^pods/p'
+"$bin/waypoint" --config "$run/waypoint-kube.yaml" >"$run/waypoint-kube.log" 2>&1 &
+wp_pid=$!
+pids+=("$wp_pid")
+for i in $(seq 1 200); do
+  if [ "$(get 15021 /healthz/ready 2>/dev/null)" = "ready" ]; then break; fi
+  if [ "$i" = 200 ]; then cat "$run/waypoint-kube.log"; echo "not ready" >&2; exit 1; fi
+  sleep 0.05
+done
+grep 'kubernetes' "$run/waypoint-kube.log" | sed 's/^\[[^]]*\] //' | head -n 4
+echo "-- 20 requests to reviews (one endpoint: reviews-v1):"
+client sleep --to 127.0.20.4:9080 --http GET --path /reviews/1 -H 'host: reviews:9080' --count 20 \
+  --show-header x-pod --quiet
+say "scale-up: reviews-v2 becomes ready (a new Pod and its endpoint in the EndpointSlice, as a rollout writes them)"
+control apply <<'EOF2'
+{"apiVersion": "v1", "kind": "List", "items": [
+ {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "reviews-v2", "namespace": "default",
+  "labels": {"app": "reviews", "version": "v2"}}, "spec": {"serviceAccountName": "bookinfo-reviews"},
+  "status": {"podIP": "127.0.1.5", "phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}},
+ {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {"name": "reviews-x1",
+  "namespace": "default", "labels": {"kubernetes.io/service-name": "reviews"}}, "addressType": "IPv4",
+  "ports": [{"name": "http", "port": 9080}],
+  "endpoints": [{"addresses": ["127.0.1.4"], "conditions": {"ready": true}, "targetRef": {"kind": "Pod", "name": "reviews-v1"}},
+                {"addresses": ["127.0.1.5"], "conditions": {"ready": true}, "targetRef": {"kind": "Pod", "name": "reviews-v2"}}]}]}
+EOF2
+for i in $(seq 1 100); do  # the watch event, 50 ms of batching, the compile
+  get 15000 /config_dump | grep -q '127.0.1.5:9080' && break
+  sleep 0.02
+done
+echo "-- 20 requests to reviews (round robin over both now):"
+client sleep --to 127.0.20.4:9080 --http GET --path /reviews/1 -H 'host: reviews:9080' --count 20 \
+  --show-header x-pod --quiet
+get 15020 /stats/prometheus | grep -E '^waypoint_kubernetes_events_total\{kind="(Pod|EndpointSlice)",type="(ADDED|MODIFIED)"\}'
+kill -TERM "$wp_pid"
+wait "$wp_pid" && echo "waypoint (Kubernetes API mode) exited with status 0"
+
+say "stopping the fake pods and the API server"
 for p in "${pids[@]}"; do
-  if [ "$p" != "$wp_pid" ]; then kill -TERM "$p" && wait "$p"; fi
+  if [ "$p" != "$wp_pid" ]; then kill -TERM "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; fi
 done
 pids=()
 for name in "${pods[@]}"; do

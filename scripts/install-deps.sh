@@ -4,12 +4,20 @@
 # (bench/run adds its peers: haproxy, nghttp2-proxy).
 set -euo pipefail
 
+# python3-kubernetes, python3-yaml (and kubectl, below): independent Kubernetes clients, which prove
+# the tests' fake API server honest; openssl: the demo's and the bench's API server certificate.
 packages=(
   build-essential cmake pkg-config
-  libuv1-dev libnghttp2-dev libssl-dev libspdlog-dev libyaml-cpp-dev libre2-dev node-llhttp catch2
+  libuv1-dev libnghttp2-dev libssl-dev libspdlog-dev libyaml-cpp-dev libre2-dev nlohmann-json3-dev node-llhttp catch2
   python3 python3-h2 procps
+  python3-kubernetes python3-yaml openssl
   "$@"
 )
+# kubectl: Debian's kubernetes-client, unless a kubectl is there already (another package may own
+# /usr/bin/kubectl, and the two cannot both be installed).
+if ! command -v kubectl >/dev/null 2>&1; then
+  packages+=(kubernetes-client)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

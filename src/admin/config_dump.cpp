@@ -958,6 +958,18 @@ std::string config_dump_json(const Snapshot& s, const HostLookup& lookup) {
   write_endpoints(w, s, lookup);
   w.key("authorization");
   write_authorization(w, s);
+  // Objects of the Kubernetes API mode left out of this configuration (SPEC §7).
+  w.key("rejected");
+  w.begin_array();
+  for (const auto& r : s.rejected) {
+    w.begin_object()
+        .field("kind", r.kind)
+        .field("name", r.name)
+        .field("resourceVersion", r.resource_version)
+        .field("reason", r.reason)
+        .end_object();
+  }
+  w.end_array();
   w.end_object();
   return w.take();
 }

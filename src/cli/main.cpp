@@ -9,6 +9,7 @@
 #include "cli/explain.h"
 #include "cli/generate.h"
 #include "cli/proxy_config.h"
+#include "cli/validate_kubernetes.h"
 #include "waypoint/config/snapshot.h"
 #include "waypoint/server/server.h"
 
@@ -20,6 +21,10 @@ void usage(FILE* out) {
       "usage:\n"
       "  waypoint [run] --config FILE [--drain-time DURATION]   run the proxy\n"
       "  waypoint validate --config FILE                        check the file, print what would be served\n"
+      "  waypoint validate --kubernetes [--config FILE] [--kubeconfig FILE] [--namespace NS] [--gateway NAME]\n"
+      "                                                         what the live namespace would serve, each\n"
+      "                                                         rejected object with its reason\n"
+      "    (run: --kubeconfig FILE overrides spec.kubernetes.kubeconfig)\n"
       "    (run, validate: --max-config-bytes N refuses bigger config files; default 67108864 = 64 MiB)\n"
       "  waypoint explain --config FILE --from SPIFFE_ID --to IP:PORT [--method M] [--path P] [-H 'k: v']\n"
       "                                                         dry-run one request (exit 0 allowed, 2 denied,\n"
@@ -37,6 +42,10 @@ struct Args {
   std::string config;
   std::string drain_time;
   std::string max_config_bytes;
+  std::string kubeconfig;
+  std::string namespace_;
+  std::string gateway;
+  bool kubernetes = false;
   bool help = false;
   std::string error;
 };
@@ -68,6 +77,14 @@ Args parse(int argc, char** argv) {
       a.drain_time = value("--drain-time");
     } else if (arg == "--max-config-bytes" || arg.rfind("--max-config-bytes=", 0) == 0) {
       a.max_config_bytes = value("--max-config-bytes");
+    } else if (arg == "--kubeconfig" || arg.rfind("--kubeconfig=", 0) == 0) {
+      a.kubeconfig = value("--kubeconfig");
+    } else if (arg == "--namespace" || arg.rfind("--namespace=", 0) == 0 || arg == "-n") {
+      a.namespace_ = value(arg == "-n" ? "-n" : "--namespace");
+    } else if (arg == "--gateway" || arg.rfind("--gateway=", 0) == 0) {
+      a.gateway = value("--gateway");
+    } else if (arg == "--kubernetes") {
+      a.kubernetes = true;
     } else {
       a.error = "unknown argument: " + arg;
     }
@@ -107,6 +124,9 @@ int main(int argc, char** argv) {
     usage(stderr);
     return 2;
   }
+  if (args.command == "validate" && args.kubernetes) {
+    return wp::cli::validate_kubernetes_main(args.config, args.kubeconfig, args.namespace_, args.gateway);
+  }
   if (args.config.empty()) {
     std::fprintf(stderr, "waypoint: --config FILE is required\n");
     usage(stderr);
@@ -136,6 +156,7 @@ int main(int argc, char** argv) {
   }
   wp::server::RunOptions opts;
   opts.config_path = args.config;
+  opts.kubeconfig = args.kubeconfig;
   if (!args.drain_time.empty()) {
     auto d = wp::config::parse_duration(args.drain_time);
     if (!d) {

@@ -195,6 +195,15 @@ std::optional<BootstrapResource> parse_bootstrap(const YAML::Node& doc, const Ob
                            {"idleTimeout", timeout(a.idle_timeout)},
                            {"maxRequestBytes", count(a.max_request_bytes, 1024, 1 << 24)}});
            }},
+          {"kubernetes",
+           [&](const YAML::Node& v, const std::string& path) {
+             b.kubernetes.enabled = true;
+             if (v.IsMap() && v.size() == 0) {
+               return;  // `kubernetes: {}`: every default
+             }
+             r.strict_map(v, path,
+                          {{"namespace", text(b.kubernetes.namespace_)}, {"kubeconfig", text(b.kubernetes.kubeconfig)}});
+           }},
           {"concurrency", count(b.concurrency, 0, 1024)},
           {"log",
            [&](const YAML::Node& v, const std::string& path) {

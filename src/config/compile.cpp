@@ -2,6 +2,7 @@
 // with its cluster and endpoints, and the pod-IP index. The Snapshot's vectors are filled before
 // any pointer into them is taken and never resized afterwards.
 #include <algorithm>
+#include <unordered_set>
 
 #include "config/resources.h"
 
@@ -36,10 +37,14 @@ std::optional<Gateway> select_gateway(const Resources& res, Diagnostics& diag) {
   }
   if (found == nullptr) {
     if (!b.bootstrap.gateway.empty()) {
-      Reader(diag, "WaypointBootstrap " + b.bootstrap.name)
-          .error(b.gateway_node, "spec.gateway",
-                 "no Gateway " + b.bootstrap.gateway + " in namespace " + b.bootstrap.namespace_ +
-                     " (gateway.networking.k8s.io/v1, gatewayClassName: istio-waypoint)");
+      std::string problem = "no Gateway " + b.bootstrap.gateway + " in namespace " + b.bootstrap.namespace_ +
+                            " (gateway.networking.k8s.io/v1, gatewayClassName: istio-waypoint)";
+      Reader r(diag, "WaypointBootstrap " + b.bootstrap.name);
+      if (res.api_mode) {
+        r.warn(b.gateway_node, "spec.gateway", problem + "; nothing is served until it exists");
+      } else {
+        r.error(b.gateway_node, "spec.gateway", problem);
+      }
     }
     return std::nullopt;
   }
@@ -96,6 +101,51 @@ std::vector<const ServiceResource*> select_services(const Resources& res, const 
   return served;
 }
 
+// The endpoints of one Service port from its EndpointSlices: ready, not terminating, and (for a
+// known pod) the pod itself ready; a pod the waypoint does not serve (another service account of
+// a scoped waypoint) is left out. Returns false when no slice names the Service (then the
+// selector decides, as without an endpoints controller: the file mode's hand-written pods).
+bool slice_endpoints(const std::vector<const EndpointSliceResource*>& slices, const ServicePort& port,
+                     const std::unordered_map<std::string, const Pod*>& pods_by_name,
+                     const std::unordered_set<std::string>& known_pods,
+                     const std::unordered_map<net::IpAddr, const Pod*>& unknown_by_ip, std::vector<Endpoint>& out) {
+  for (const EndpointSliceResource* slice : slices) {
+    auto p = std::find_if(slice->ports.begin(), slice->ports.end(),
+                          [&](const auto& named) { return named.first == port.name; });
+    if (p == slice->ports.end()) {
+      continue;
+    }
+    for (const auto& ep : slice->endpoints) {
+      if (!ep.ready || ep.terminating) {
+        continue;
+      }
+      const Pod* pod = nullptr;
+      if (!ep.pod.empty()) {
+        if (auto it = pods_by_name.find(ep.pod); it != pods_by_name.end()) {
+          pod = it->second;
+        } else if (known_pods.count(ep.pod) != 0) {
+          continue;  // a pod out of the waypoint's scope
+        }
+      }
+      if (pod != nullptr && !pod->ready) {
+        continue;  // e.g. deleted (deletionTimestamp) before the slice said so
+      }
+      for (const net::IpAddr& ip : ep.addresses) {
+        const Pod* target = pod;
+        if (target == nullptr) {
+          auto it = unknown_by_ip.find(ip);
+          if (it == unknown_by_ip.end()) {
+            continue;
+          }
+          target = it->second;
+        }
+        out.push_back(Endpoint{target, net::SockAddr(ip, p->second)});
+      }
+    }
+  }
+  return !slices.empty();
+}
+
 }  // namespace
 
 void compile(const Resources& res, Diagnostics& diag, Snapshot& snapshot) {
@@ -108,49 +158,102 @@ void compile(const Resources& res, Diagnostics& diag, Snapshot& snapshot) {
   auto pods = select_pods(res, *gateway, diag);
   auto services = select_services(res, *gateway, pods, diag);
 
+  std::unordered_map<std::string, std::vector<const EndpointSliceResource*>> slices_of;
+  for (const auto& slice : res.endpoint_slices) {
+    slices_of[slice.service].push_back(&slice);
+  }
+  std::unordered_set<std::string> known_pods;
+  for (const auto& p : res.pods) {
+    known_pods.insert(p.pod.name);
+  }
   for (const PodResource* p : pods) {
     snapshot.pods.push_back(p->pod);
+  }
+  // Endpoint addresses of served Services' slices whose pod is unknown: a stand-in Pod each (the
+  // vector must be complete before any pointer into it is taken).
+  std::unordered_set<net::IpAddr> stand_ins;
+  for (const ServiceResource* s : services) {
+    auto slices = slices_of.find(s->service.name);
+    if (slices == slices_of.end()) {
+      continue;
+    }
+    for (const EndpointSliceResource* slice : slices->second) {
+      for (const auto& ep : slice->endpoints) {
+        if (!ep.ready || ep.terminating || known_pods.count(ep.pod) != 0) {
+          continue;
+        }
+        for (const net::IpAddr& ip : ep.addresses) {
+          if (!stand_ins.insert(ip).second) {
+            continue;
+          }
+          Pod pod;
+          pod.name = ep.pod.empty() ? ip.to_string() : ep.pod;
+          pod.namespace_ = res.bootstrap.bootstrap.namespace_;
+          pod.service_account.clear();
+          pod.ip = ip;
+          pod.workload = pod.name;
+          pod.canonical_service = s->service.name;
+          pod.from_slice_only = true;
+          snapshot.pods.push_back(std::move(pod));
+        }
+      }
+    }
   }
   for (const ServiceResource* s : services) {
     snapshot.services.push_back(s->service);
   }
+  std::unordered_map<std::string, const Pod*> pods_by_name;
+  std::unordered_map<net::IpAddr, const Pod*> unknown_by_ip;
   for (const Pod& pod : snapshot.pods) {
+    if (pod.from_slice_only) {
+      unknown_by_ip.emplace(pod.ip, &pod);
+      continue;
+    }
     snapshot.pods_by_ip.emplace(pod.ip, &pod);
+    pods_by_name.emplace(pod.name, &pod);
   }
 
   for (size_t i = 0; i < services.size(); ++i) {
     const ServiceResource& source = *services[i];
-    const Service& service = snapshot.services[i];
+    Service& service = snapshot.services[i];
     Reader r(diag, "Service " + service.name);
+    std::vector<const EndpointSliceResource*> no_slices;
+    auto slices = slices_of.find(service.name);
+    const auto& service_slices = slices == slices_of.end() ? no_slices : slices->second;
     for (size_t j = 0; j < service.ports.size(); ++j) {
-      const ServicePort& port = service.ports[j];
+      ServicePort& port = service.ports[j];
       const std::string& path = source.port_paths[j];
-      net::SockAddr vip(service.cluster_ip, port.port);
-      if (const VipChain* taken = snapshot.find_vip(vip)) {
-        r.error(child(source.port_nodes[j], "port"), path + ".port",
-                vip.to_string() + " is already served by Service " + taken->service->name);
-        continue;
-      }
       std::string name = "inbound-vip|" + std::to_string(port.port) + "|" +
                          (port.protocol == ChainProtocol::Http ? "http" : "tcp") + "|" + service.fqdn;
-      VipChain chain{name, &service, &port, port.protocol, Cluster{name, {}}};
-      for (const Pod& pod : snapshot.pods) {
-        if (!pod.ready || !selects(service.selector, pod)) {
-          continue;
-        }
-        uint16_t target = port.target_port_number;
-        if (!port.target_port_name.empty()) {
-          auto named = pod.named_ports.find(port.target_port_name);
-          if (named == pod.named_ports.end()) {
-            r.warn(child(source.port_nodes[j], "targetPort"), path + ".targetPort",
-                   "pod " + pod.name + " has no port named " + port.target_port_name + "; not an endpoint");
+      Cluster cluster{name, {}};
+      if (!slice_endpoints(service_slices, port, pods_by_name, known_pods, unknown_by_ip, cluster.endpoints)) {
+        for (const Pod& pod : snapshot.pods) {
+          if (pod.from_slice_only || !pod.ready || !selects(service.selector, pod)) {
             continue;
           }
-          target = named->second;
+          uint16_t target = port.target_port_number;
+          if (!port.target_port_name.empty()) {
+            auto named = pod.named_ports.find(port.target_port_name);
+            if (named == pod.named_ports.end()) {
+              r.warn(child(source.port_nodes[j], "targetPort"), path + ".targetPort",
+                     "pod " + pod.name + " has no port named " + port.target_port_name + "; not an endpoint");
+              continue;
+            }
+            target = named->second;
+          }
+          cluster.endpoints.push_back(Endpoint{&pod, net::SockAddr(pod.ip, target)});
         }
-        chain.cluster.endpoints.push_back(Endpoint{&pod, net::SockAddr(pod.ip, target)});
       }
-      snapshot.vip_chains.emplace(vip, std::move(chain));
+      port.endpoints = cluster.endpoints;
+      for (const net::IpAddr& ip : service.cluster_ips) {
+        net::SockAddr vip(ip, port.port);
+        if (const VipChain* taken = snapshot.find_vip(vip)) {
+          r.error(child(source.port_nodes[j], "port"), path + ".port",
+                  vip.to_string() + " is already served by Service " + taken->service->name);
+          continue;
+        }
+        snapshot.vip_chains.emplace(vip, VipChain{name, &service, &port, port.protocol, cluster});
+      }
     }
   }
 }

@@ -131,6 +131,13 @@ std::string describe(const Snapshot& s) {
         << (pod->ready ? "ready" : "not ready") << "\n";
   }
 
+  if (!s.rejected.empty()) {
+    std::vector<std::string> rejected;
+    for (const auto& r : s.rejected) {
+      rejected.push_back(r.kind + "/" + r.name + " (resourceVersion " + r.resource_version + "): " + r.reason);
+    }
+    section(out, "rejected", rejected);
+  }
   section(out, "ignored", s.ignored);
   section(out, "warnings", s.warnings);
   return out.str();

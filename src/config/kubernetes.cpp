@@ -143,10 +143,38 @@ std::optional<ServiceResource> parse_service(const YAML::Node& doc, const Object
   if (!r.expect_map(spec, "spec")) {
     return std::nullopt;
   }
-  if (auto ip = r.required_string(spec, "clusterIP", "spec.clusterIP"); ip == "None") {
-    r.error(child(spec, "clusterIP"), "spec.clusterIP", "headless services are not supported");
-  } else if (ip) {
-    s.cluster_ip = r.ip(child(spec, "clusterIP"), "spec.clusterIP").value_or(net::IpAddr());
+  if (YAML::Node type = child(spec, "type"); present(type) && r.string(type, "spec.type") == "ExternalName") {
+    diag.ignore("Service " + s.namespace_ + "/" + s.name +
+                ": type ExternalName is a DNS alias with no endpoints of its own; not served");
+    return std::nullopt;
+  }
+  // The API server assigns clusterIP (manifests rarely carry one); "None" is a headless Service.
+  // Without a VIP the Service is reached only through its pods' IPs.
+  YAML::Node cluster_ip = child(spec, "clusterIP");
+  YAML::Node cluster_ips = child(spec, "clusterIPs");
+  auto add_vip = [&](const YAML::Node& node, const std::string& path) {
+    if (node.IsScalar() && node.Scalar() == "None") {
+      return;
+    }
+    if (auto ip = r.ip(node, path)) {
+      if (std::find(s.cluster_ips.begin(), s.cluster_ips.end(), *ip) == s.cluster_ips.end()) {
+        s.cluster_ips.push_back(*ip);
+      }
+    }
+  };
+  if (present(cluster_ip)) {
+    add_vip(cluster_ip, "spec.clusterIP");
+  }
+  if (present(cluster_ips) && r.expect_sequence(cluster_ips, "spec.clusterIPs")) {
+    for (size_t i = 0; i < cluster_ips.size(); ++i) {
+      add_vip(cluster_ips[i], "spec.clusterIPs[" + std::to_string(i) + "]");
+    }
+  }
+  if (!s.cluster_ips.empty()) {
+    s.cluster_ip = s.cluster_ips.front();
+  } else if (!present(cluster_ip) && !present(cluster_ips)) {
+    r.warn(spec, "spec.clusterIP",
+           "not set (the API server assigns it in a cluster): served through its pods' IPs only, no VIP");
   }
   if (const YAML::Node ports = child(spec, "ports"); present(ports) && r.expect_sequence(ports, "spec.ports")) {
     for (size_t i = 0; i < ports.size(); ++i) {
@@ -310,6 +338,11 @@ std::optional<PodResource> parse_pod(const YAML::Node& doc, const ObjectMeta& me
         p.ready = p.ready && value.IsScalar() && value.Scalar() == "True";
       }
     }
+  }
+  // A pod being deleted is terminating: it takes no new requests, whatever its Ready condition says
+  // (the kubelet flips that only later), as the endpoints controller decides.
+  if (present(child(child(doc, "metadata"), "deletionTimestamp"))) {
+    p.ready = false;
   }
   p.spiffe_id = "spiffe://" + bootstrap.trust_domain + "/ns/" + p.namespace_ + "/sa/" + p.service_account;
   workload_labels(p, child(doc, "metadata"));

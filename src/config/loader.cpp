@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <sstream>
+#include <unordered_map>
 
 #include "config/authz.h"
 #include "config/files.h"
@@ -22,6 +24,7 @@ enum class Handling {
   Gateway,
   Service,
   Pod,
+  EndpointSlice,
   VirtualService,
   DestinationRule,
   HTTPRoute,
@@ -48,6 +51,7 @@ struct KnownGroup {
 const std::vector<KnownGroup>& known_groups() {
   static const std::vector<KnownGroup> groups = {
       {"", false, {"v1"}, {{"Service", Handling::Service, ""}, {"Pod", Handling::Pod, ""}}},
+      {"discovery.k8s.io", false, {"v1"}, {{"EndpointSlice", Handling::EndpointSlice, ""}}},
       {"waypoint.proxy", true, {"v1alpha1"}, {{"WaypointBootstrap", Handling::Bootstrap, ""}}},
       {"gateway.networking.k8s.io",
        true,
@@ -349,7 +353,11 @@ PrescanResult prescan(const std::string& text) {
   return out;
 }
 
-void load(const std::string& text, Diagnostics& diag, Snapshot& snapshot) {
+// `bootstrap_only`: the lines [first, last] are the file of the Kubernetes API mode, of which only
+// the bootstrap is read (every other resource there is ignored, with a warning).
+void load(const std::string& text, Diagnostics& diag, Snapshot& snapshot,
+          std::pair<size_t, size_t> bootstrap_only = {0, 0}, const std::string& namespace_override = "",
+          bool certificates = true) {
   std::vector<YAML::Node> docs;
   try {
     PrescanResult scan = prescan(text);
@@ -374,13 +382,24 @@ void load(const std::string& text, Diagnostics& diag, Snapshot& snapshot) {
   if (!bootstrap) {
     return;
   }
-  Resources resources{std::move(*bootstrap), {}, {}, {}};
+  if (!namespace_override.empty()) {
+    bootstrap->bootstrap.namespace_ = namespace_override;
+  }
+  Resources resources{std::move(*bootstrap), {}, {}, {}, {}};
+  resources.api_mode = bootstrap_only.first != 0;
   const Bootstrap& b = resources.bootstrap.bootstrap;
   NameRegistry names;
   RoutingResources routing;
   std::vector<AuthzPolicySpec> policies;
   for (const auto& e : entries) {
     if (e.handling == Handling::Bootstrap) {
+      continue;
+    }
+    if (size_t line = static_cast<size_t>(mark_of(e.node).line);
+        line >= bootstrap_only.first && line <= bootstrap_only.second) {
+      diag.warning(mark_of(e.node), qualified(e.meta, b.namespace_) +
+                                        ": ignored: with spec.kubernetes the namespace's resources come from the "
+                                        "Kubernetes API, the file holds the bootstrap only");
       continue;
     }
     if (e.handling == Handling::Foreign) {
@@ -412,6 +431,11 @@ void load(const std::string& text, Diagnostics& diag, Snapshot& snapshot) {
           resources.pods.push_back(std::move(*pod));
         }
         break;
+      case Handling::EndpointSlice:
+        if (auto slice = parse_endpoint_slice(e.node, e.meta, diag)) {
+          resources.endpoint_slices.push_back(std::move(*slice));
+        }
+        break;
       case Handling::VirtualService:
         parse_virtual_service(e.node, e.meta, diag, routing);
         break;
@@ -433,8 +457,13 @@ void load(const std::string& text, Diagnostics& diag, Snapshot& snapshot) {
         break;
     }
   }
-  check_certificates(resources.bootstrap, diag);
+  if (certificates) {
+    check_certificates(resources.bootstrap, diag);
+  }
   compile(resources, diag, snapshot);
+  if (resources.api_mode && snapshot.gateway.name.empty()) {
+    return;  // no Gateway yet: nothing is served, so no route or policy is checked against it
+  }
   // References (services, subsets) are checked once everything else is sound, so that a broken
   // Service is reported once rather than again by every route naming it.
   if (!diag.failed()) {
@@ -481,6 +510,139 @@ SnapshotPtr load_snapshot_from_string(const std::string& text, const std::string
 }
 
 namespace {
+
+// The text of one API-mode load: a first line of its own (where an error with no position lands),
+// the bootstrap, then each object as a one-line JSON document (JSON is YAML). line_of[i] is the
+// line of objects[included[i]].
+struct Rendered {
+  std::string text;
+  size_t bootstrap_first = 0;
+  size_t bootstrap_last = 0;
+  std::unordered_map<size_t, size_t> object_at_line;  // line -> index into objects
+};
+
+Rendered render(const std::string& bootstrap_text, const std::vector<SourceObject>& objects,
+                const std::vector<bool>& left_out) {
+  Rendered r;
+  r.text = "# waypoint: the bootstrap, then the objects read from the Kubernetes API\n";
+  size_t line = 2;
+  r.bootstrap_first = line;
+  r.text += bootstrap_text;
+  if (!r.text.empty() && r.text.back() != '\n') {
+    r.text += '\n';
+  }
+  line = 1 + static_cast<size_t>(std::count(r.text.begin(), r.text.end(), '\n'));
+  r.bootstrap_last = line - 1;
+  size_t total = r.text.size();
+  for (size_t i = 0; i < objects.size(); ++i) {
+    total += left_out[i] ? 0 : objects[i].json.size() + 5;
+  }
+  r.text.reserve(total);
+  for (size_t i = 0; i < objects.size(); ++i) {
+    if (left_out[i]) {
+      continue;
+    }
+    r.text += "---\n";
+    r.text += objects[i].json;
+    r.text += '\n';
+    r.object_at_line.emplace(line + 1, i);
+    line += 2;
+  }
+  return r;
+}
+
+// The object an error belongs to: by its line, else (no position) by the subject that starts
+// its message ("VirtualService reviews: ...").
+std::optional<size_t> blame(const Rendered& r, const std::vector<SourceObject>& objects,
+                            const std::vector<bool>& left_out, const Diagnostics::Entry& e) {
+  if (auto it = r.object_at_line.find(static_cast<size_t>(e.at.line)); it != r.object_at_line.end()) {
+    return it->second;
+  }
+  if (static_cast<size_t>(e.at.line) >= r.bootstrap_first && static_cast<size_t>(e.at.line) <= r.bootstrap_last) {
+    return std::nullopt;
+  }
+  for (size_t i = 0; i < objects.size(); ++i) {
+    const std::string subject = objects[i].kind + " " + objects[i].name + ":";
+    if (!left_out[i] && e.message.compare(0, subject.size(), subject) == 0) {
+      return i;
+    }
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> object_lines(const Rendered& r, const std::vector<SourceObject>& objects,
+                                      const std::vector<bool>& left_out, const std::string& path,
+                                      const std::vector<Diagnostics::Entry>& entries) {
+  std::vector<std::string> out;
+  for (const auto& e : entries) {
+    if (auto i = blame(r, objects, left_out, e)) {
+      out.push_back(objects[*i].kind + "/" + objects[*i].name + " (resourceVersion " +
+                    objects[*i].resource_version + "): " + e.message);
+    } else {
+      out.push_back(path + ":" + std::to_string(e.at.line - 1) + ":" + std::to_string(e.at.column) + ": " +
+                    e.message);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+SnapshotPtr load_snapshot_from_objects(const std::string& bootstrap_text, const std::string& path,
+                                       const std::string& namespace_, const std::vector<SourceObject>& objects,
+                                       bool check_certificates) {
+  std::vector<bool> left_out(objects.size(), false);
+  std::vector<RejectedObject> rejected;
+  // Each round leaves out at least one object or ends: errors of references (a route to a subset
+  // of a rejected DestinationRule) only show once the objects they name are gone.
+  // The version is the one of everything read (the rejected objects too): a change that only
+  // removes a rejected object is a new configuration with a shorter `rejected`.
+  std::string version;
+  for (size_t round = 0; round <= objects.size(); ++round) {
+    Rendered r = render(bootstrap_text, objects, left_out);
+    if (round == 0) {
+      version = version_of(r.text);
+    }
+    auto snapshot = std::make_shared<Snapshot>();
+    snapshot->source_file = path;
+    snapshot->version = version;
+    snapshot->loaded_at = std::chrono::system_clock::now();
+    Diagnostics diag(path);
+    try {
+      load(r.text, diag, *snapshot, {r.bootstrap_first, r.bootstrap_last}, namespace_, check_certificates);
+    } catch (const YAML::Exception& e) {
+      diag.error(to_mark(e.mark), e.msg);
+    }
+    if (!diag.failed()) {
+      snapshot->warnings = object_lines(r, objects, left_out, path, diag.warnings());
+      snapshot->ignored = diag.ignored();
+      snapshot->rejected = std::move(rejected);
+      return snapshot;
+    }
+    std::map<size_t, std::string> reasons;
+    std::string fatal;
+    for (const auto& e : diag.errors()) {
+      if (auto i = blame(r, objects, left_out, e)) {
+        std::string& reason = reasons[*i];
+        reason += (reason.empty() ? "" : "\n") + e.message;
+      } else {
+        // The bootstrap's own lines (the file) keep FILE:LINE:COL, counted in the file.
+        fatal += (fatal.empty() ? "" : "\n") + path + ":" + std::to_string(e.at.line - 1) + ":" +
+                 std::to_string(e.at.column) + ": " + e.message;
+      }
+    }
+    if (!fatal.empty() || reasons.empty()) {
+      throw ConfigError(fatal.empty() ? diag.error_text() : fatal);
+    }
+    for (auto& [i, reason] : reasons) {
+      left_out[i] = true;
+      rejected.push_back(RejectedObject{objects[i].kind, objects[i].name, objects[i].resource_version, std::move(reason)});
+    }
+  }
+  throw ConfigError(path + ": the objects could not be compiled");
+}
+
+namespace {
 size_t g_max_config_bytes = 64u << 20;
 }  // namespace
 
@@ -501,6 +663,31 @@ std::string read_config(const std::string& path) {
   return text;
 }
 }  // namespace
+
+std::string read_config_text(const std::string& path) { return read_config(path); }
+
+Bootstrap load_bootstrap(const std::string& text, const std::string& path) {
+  Diagnostics diag(path);
+  std::optional<BootstrapResource> bootstrap;
+  try {
+    PrescanResult scan = prescan(text);
+    if (scan.stuck || scan.duplicate) {
+      // The full load says what and where.
+      load_snapshot_from_string(text, path);
+    }
+    std::vector<Entry> entries;
+    for (const auto& doc : YAML::LoadAll(text)) {
+      add_resources(doc, false, entries, diag);
+    }
+    bootstrap = read_bootstrap(entries, diag, path);
+  } catch (const YAML::Exception& e) {
+    diag.error(to_mark(e.mark), "invalid YAML: " + e.msg);
+  }
+  if (diag.failed() || !bootstrap) {
+    throw ConfigError(diag.failed() ? diag.error_text() : path + ": no WaypointBootstrap");
+  }
+  return bootstrap->bootstrap;
+}
 
 SnapshotPtr load_snapshot(const std::string& path) {
   return load_snapshot_from_string(read_config(path), path);

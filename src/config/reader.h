@@ -46,11 +46,14 @@ class Diagnostics {
   std::vector<std::string> warning_lines() const;
   const std::vector<std::string>& ignored() const { return ignored_; }
 
- private:
   struct Entry {
     Mark at;
     std::string message;
   };
+  const std::vector<Entry>& errors() const { return errors_; }
+  const std::vector<Entry>& warnings() const { return warnings_; }
+
+ private:
   std::vector<std::string> lines(const std::vector<Entry>& entries) const;
 
   std::string file_;

@@ -51,12 +51,30 @@ struct PodResource {
   YAML::Node ip_node;  // status.podIP
 };
 
+// A Service's endpoints as the endpoints controller publishes them (discovery.k8s.io/v1).
+struct EndpointSliceResource {
+  struct Endpoint {
+    std::vector<net::IpAddr> addresses;
+    bool ready = true;         // conditions.ready (unset: ready)
+    bool terminating = false;  // conditions.terminating
+    std::string pod;           // targetRef.name when targetRef.kind is Pod
+  };
+  std::string name;
+  std::string service;  // label kubernetes.io/service-name
+  std::vector<Endpoint> endpoints;
+  std::vector<std::pair<std::string, uint16_t>> ports;  // TCP ports: name ("" when unnamed) -> port
+  YAML::Node node;
+};
+
 // Everything in the waypoint's namespace that it reads, in file order.
 struct Resources {
   BootstrapResource bootstrap;
   std::vector<GatewayResource> gateways;
   std::vector<ServiceResource> services;
   std::vector<PodResource> pods;
+  std::vector<EndpointSliceResource> endpoint_slices;
+  // The Kubernetes API mode: a missing Gateway is a state to wait out (nothing served), not an error.
+  bool api_mode = false;
 };
 
 // "WaypointBootstrap" document → bootstrap. `config_path` resolves the relative tls paths.
@@ -70,6 +88,10 @@ std::optional<ServiceResource> parse_service(const YAML::Node& doc, const Object
                                              Diagnostics& diag);
 std::optional<PodResource> parse_pod(const YAML::Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap,
                                      Diagnostics& diag);
+
+// An EndpointSlice; nullopt when unusable or not a Service's IP slice (reported as ignored).
+std::optional<EndpointSliceResource> parse_endpoint_slice(const YAML::Node& doc, const ObjectMeta& meta,
+                                                          Diagnostics& diag);
 
 // Checks the gateway named by the bootstrap (class and mesh listener).
 void check_gateway(const GatewayResource& gateway, Diagnostics& diag);

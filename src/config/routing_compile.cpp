@@ -292,20 +292,12 @@ class RoutingCompiler {
       c.destination_rule = rule->second->name;
       c.policy = merge(rule->second->policy, sub != nullptr && sub->has_policy ? &sub->policy : nullptr);
     }
-    for (const Pod& pod : s_.pods) {
-      if (!pod.ready || svc.selector.empty() || !labels_match(svc.selector, pod.labels) ||
-          !labels_match(c.labels, pod.labels)) {
-        continue;
+    // The port's endpoints (from its EndpointSlices, else its selector: compile()), narrowed to the
+    // subset's labels.
+    for (const Endpoint& ep : port.endpoints) {
+      if (labels_match(c.labels, ep.pod->labels)) {
+        c.endpoints.push_back(ep);
       }
-      uint16_t target = port.target_port_number;
-      if (!port.target_port_name.empty()) {
-        auto named = pod.named_ports.find(port.target_port_name);
-        if (named == pod.named_ports.end()) {
-          continue;  // compile() already warned
-        }
-        target = named->second;
-      }
-      c.endpoints.push_back(Endpoint{&pod, net::SockAddr(pod.ip, target)});
     }
     return &s_.clusters.emplace(name, std::move(c)).first->second;
   }
@@ -366,18 +358,20 @@ class RoutingCompiler {
   void build_tables() {
     for (const Service& svc : s_.services) {
       for (const ServicePort& port : svc.ports) {
-        net::SockAddr vip(svc.cluster_ip, port.port);
-        auto chain = s_.vip_chains.find(vip);
-        if (chain == s_.vip_chains.end() || chain->second.service != &svc) {
-          continue;  // not served (a VIP clash was reported by compile())
-        }
-        // Elements of an unordered_map keep their address when it grows: the pointers stay valid.
-        if (port.protocol != ChainProtocol::Tcp) {
-          chain->second.routes = &s_.route_tables.emplace(vip, http_table(svc, port)).first->second;
-        }
-        if (port.protocol != ChainProtocol::Http) {
-          if (auto table = tcp_table(svc, port)) {
-            chain->second.tcp_routes = &s_.tcp_routes.emplace(vip, std::move(*table)).first->second;
+        for (const net::IpAddr& ip : svc.cluster_ips) {  // dual stack: one chain per VIP, same tables
+          net::SockAddr vip(ip, port.port);
+          auto chain = s_.vip_chains.find(vip);
+          if (chain == s_.vip_chains.end() || chain->second.service != &svc) {
+            continue;  // not served (a VIP clash was reported by compile())
+          }
+          // Elements of an unordered_map keep their address when it grows: the pointers stay valid.
+          if (port.protocol != ChainProtocol::Tcp) {
+            chain->second.routes = &s_.route_tables.emplace(vip, http_table(svc, port)).first->second;
+          }
+          if (port.protocol != ChainProtocol::Http) {
+            if (auto table = tcp_table(svc, port)) {
+              chain->second.tcp_routes = &s_.tcp_routes.emplace(vip, std::move(*table)).first->second;
+            }
           }
         }
       }

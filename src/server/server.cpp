@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -19,6 +20,7 @@
 #include "waypoint/admin/admin.h"
 #include "waypoint/admin/config_dump.h"
 #include "waypoint/config/snapshot.h"
+#include "waypoint/kube/source.h"
 #include "waypoint/server/worker.h"
 #include "waypoint/stats/prometheus.h"
 #include "waypoint/tls/context.h"
@@ -35,6 +37,8 @@ constexpr std::chrono::milliseconds kGatherTimeout{1'000};
 // the directory has been quiet this long.
 constexpr std::chrono::milliseconds kReloadDebounce{100};
 constexpr std::chrono::milliseconds kReloadMaxDelay{1'000};
+// Kubernetes API changes within this long become one new snapshot (SPEC §7).
+constexpr std::chrono::milliseconds kKubeBatch{50};
 
 // concurrency 0: one worker per CPU this process may actually use — the CPUs it is allowed to run
 // on, and at most the cgroup's CPU quota (a container limited to 2 CPUs on a 64-core node gets 2
@@ -104,8 +108,8 @@ admin::Response json(std::string body) {
 // The process on its main thread: workers, the admin/metrics/health listeners, signals.
 class Process {
  public:
-  Process(const RunOptions& options, config::SnapshotPtr snapshot)
-      : options_(options), snapshot_(std::move(snapshot)) {}
+  Process(const RunOptions& options, config::SnapshotPtr snapshot, std::unique_ptr<kube::Source> kube = nullptr)
+      : options_(options), snapshot_(std::move(snapshot)), kube_(std::move(kube)) {}
 
   int run();
 
@@ -144,6 +148,12 @@ class Process {
     std::string current_version;
     std::string current_tls;
     config::Bootstrap current_bootstrap;
+    // The Kubernetes API mode: the objects to compile with the file's bootstrap, and whether every
+    // kind had been listed when they were copied.
+    bool kube = false;
+    std::string kube_namespace;
+    std::vector<config::SourceObject> objects;
+    bool kube_synced = false;
     // out
     config::SnapshotPtr snapshot;  // a new, different config
     std::string config_error;
@@ -174,6 +184,15 @@ class Process {
 
   const RunOptions& options_;
   config::SnapshotPtr snapshot_;
+  // The Kubernetes API source (SPEC §7), when spec.kubernetes is set. Its changes are batched for
+  // kKubeBatch into one reload; readiness waits for the first snapshot built after every kind's
+  // first LIST.
+  std::unique_ptr<kube::Source> kube_;
+  std::unique_ptr<event::Timer> kube_batch_;
+  bool kube_ready_ = false;
+  std::set<std::string> rejected_logged_;  // kind/name@resourceVersion already logged
+  void on_kube_change();
+  bool serving_ready() const { return ready_ && (kube_ == nullptr || kube_ready_); }
   event::Loop loop_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<bool> running_;
@@ -244,6 +263,15 @@ void Process::fan_out(const std::function<void(Worker&, std::function<void(T)>)>
   }
 }
 
+// From a reflector's thread: a burst of changes within kKubeBatch becomes one reload.
+void Process::on_kube_change() {
+  loop_.post([this] {
+    if (kube_batch_ != nullptr && !kube_batch_->armed() && !draining_) {
+      kube_batch_->start(kKubeBatch);
+    }
+  });
+}
+
 void Process::request_reload(const char* why) {
   if (draining_) {
     return;
@@ -260,6 +288,12 @@ void Process::request_reload(const char* why) {
   job->current_version = snapshot_->version;
   job->current_tls = tls_bytes_;
   job->current_bootstrap = snapshot_->bootstrap;
+  if (kube_ != nullptr) {
+    job->kube = true;
+    job->kube_namespace = kube_->namespace_name();
+    job->kube_synced = kube_->synced();  // before the copy: what is copied is at least that complete
+    job->objects = kube_->objects();
+  }
   job->req.data = job.get();
   uv_queue_work(
       loop_.uv(), &job.release()->req, [](uv_work_t* req) { load(*static_cast<Reload*>(req->data)); },
@@ -272,7 +306,16 @@ void Process::request_reload(const char* why) {
 // On the thread pool: touches nothing of the process, only the job.
 void Process::load(Reload& job) {
   try {
-    job.snapshot = config::load_snapshot_if_changed(job.path, job.current_version);
+    if (job.kube) {
+      job.snapshot = config::load_snapshot_from_objects(config::read_config_text(job.path), job.path,
+                                                        job.kube_namespace, job.objects);
+      job.objects.clear();
+      if (job.snapshot->version == job.current_version) {
+        job.snapshot.reset();  // nothing changed
+      }
+    } else {
+      job.snapshot = config::load_snapshot_if_changed(job.path, job.current_version);
+    }
   } catch (const config::ConfigError& e) {
     job.config_error = e.what();
   }
@@ -305,7 +348,18 @@ void Process::apply(std::unique_ptr<Reload> job) {
       spdlog::warn("config: {}", w);
     }
     spdlog::set_level(spdlog::level::from_str(job->snapshot->bootstrap.log_level));
+    for (const auto& r : job->snapshot->rejected) {
+      if (rejected_logged_.insert(r.kind + "/" + r.name + "@" + r.resource_version).second) {
+        spdlog::warn("kubernetes: {} {} (resourceVersion {}) rejected, the rest is served:\n{}", r.kind, r.name,
+                     r.resource_version, r.reason);
+      }
+    }
     publish(job->snapshot);
+  }
+  if (job->kube_synced && !kube_ready_ && job->config_error.empty()) {
+    // The snapshot in force (just published, or unchanged) holds every kind's first LIST.
+    kube_ready_ = true;
+    spdlog::info("kubernetes: every kind listed; ready");
   }
   if (!job->tls_error.empty()) {
     ++tls_loads_failed_;
@@ -514,7 +568,16 @@ stats::ProcessMetrics Process::process_metrics() const {
   p.certificate_loads_ok = tls_loads_ok_;
   p.certificate_loads_failed = tls_loads_failed_;
   p.config_loaded_at = std::chrono::duration<double>(snapshot_->loaded_at.time_since_epoch()).count();
-  p.ready = ready_;
+  p.ready = serving_ready();
+  if (kube_ != nullptr) {
+    p.kubernetes = kube_->metrics();
+    for (const auto& kind : kube::Source::kinds()) {
+      p.rejected_objects[kind.kind] = 0;
+    }
+    for (const auto& r : snapshot_->rejected) {
+      ++p.rejected_objects[r.kind];
+    }
+  }
   return p;
 }
 
@@ -628,7 +691,8 @@ void Process::health_request(const admin::Request& r, admin::Reply reply) {
   if (r.method != "GET") {
     reply(text(405, "method not allowed\n"));
   } else if (r.path == "/healthz/ready") {
-    reply(text(ready_ ? 200 : 503, ready_ ? "ready\n" : "not ready\n"));
+    bool ready = serving_ready();
+    reply(text(ready ? 200 : 503, ready ? "ready\n" : (ready_ ? "not ready: waiting for the first sync of the Kubernetes API\n" : "not ready\n")));
   } else {
     reply(text(404, "not found\n"));
   }
@@ -691,6 +755,9 @@ int Process::run() {
     return 1;
   }
   debounce_ = std::make_unique<event::Timer>(loop_, [this] { request_reload("file change"); });
+  if (kube_ != nullptr) {
+    kube_batch_ = std::make_unique<event::Timer>(loop_, [this] { request_reload("kubernetes"); });
+  }
   trim_timer_ = std::make_unique<event::Timer>(loop_, [this] { maybe_trim(); });
   trim_timer_->start(std::chrono::seconds(2), std::chrono::seconds(2));
   watch_files();
@@ -714,7 +781,14 @@ int Process::run() {
       boot.listeners.metrics.to_string(), boot.listeners.health.to_string(), boot.namespace_, options_.config_path,
       snapshot_->version);
   install_signals();
+  if (kube_ != nullptr) {
+    kube_->set_changed([this] { on_kube_change(); });
+    kube_->start();
+  }
   loop_.run();
+  if (kube_ != nullptr) {
+    kube_->stop();
+  }
   while (loading_) {  // a reload in flight: let it finish (it sees draining_ and changes nothing)
     uv_run(loop_.uv(), UV_RUN_ONCE);
   }
@@ -726,6 +800,7 @@ int Process::run() {
   }
   watches_.clear();
   debounce_.reset();
+  kube_batch_.reset();
   trim_timer_.reset();
   for (auto& w : workers_) {
     w->join();
@@ -739,8 +814,30 @@ int Process::run() {
 int run(const RunOptions& options) {
   std::signal(SIGPIPE, SIG_IGN);
   config::SnapshotPtr snapshot;
+  std::unique_ptr<kube::Source> kube;
   try {
-    snapshot = config::load_snapshot(options.config_path);
+    std::string text = config::read_config_text(options.config_path);
+    // The bootstrap decides the mode; only a file that can hold spec.kubernetes is read twice.
+    std::optional<config::Bootstrap> boot;
+    if (text.find("kubernetes") != std::string::npos) {
+      boot = config::load_bootstrap(text, options.config_path);
+    }
+    if (boot && boot->kubernetes.enabled) {
+      std::string error;
+      auto access = kube::resolve_access(
+          options.kubeconfig.empty() ? boot->kubernetes.kubeconfig : options.kubeconfig, error);
+      if (!access) {
+        std::fprintf(stderr, "%s: spec.kubernetes: %s\n", options.config_path.c_str(), error.c_str());
+        return 1;
+      }
+      std::string ns = kube::watched_namespace(boot->kubernetes.namespace_, *access, boot->namespace_);
+      // Nothing is known yet: the bootstrap alone (readiness waits for the first sync).
+      snapshot = config::load_snapshot_from_objects(text, options.config_path, ns, {});
+      spdlog::info("kubernetes: namespace {} from {} ({})", ns, access->server, access->origin);
+      kube = std::make_unique<kube::Source>(std::move(*access), ns);
+    } else {
+      snapshot = config::load_snapshot_from_string(text, options.config_path);
+    }
   } catch (const config::ConfigError& e) {
     std::fprintf(stderr, "%s\n", e.what());
     return 1;
@@ -752,7 +849,7 @@ int run(const RunOptions& options) {
   for (const auto& w : snapshot->warnings) {
     spdlog::warn("config: {}", w);
   }
-  Process process(options, snapshot);
+  Process process(options, snapshot, std::move(kube));
   return process.run();
 }
 

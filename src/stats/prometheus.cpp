@@ -379,6 +379,36 @@ std::string render_prometheus(const MetricsSample& merged, const std::vector<con
   sample_line(out, "waypoint_config_loaded_at_seconds", "", number(process.config_loaded_at));
   header(out, "waypoint_ready", "gauge", "1 when serving (config loaded, listeners up, not draining).");
   sample_line(out, "waypoint_ready", "", process.ready ? "1" : "0");
+  if (!process.kubernetes.empty()) {
+    auto kind_label = [](const std::string& kind) { return "kind=\"" + kind + "\""; };
+    header(out, "waypoint_kubernetes_watch_errors_total", "counter",
+           "Failed LISTs, WATCHes and undecodable events from the Kubernetes API, by kind.");
+    for (const auto& k : process.kubernetes) {
+      sample_line(out, "waypoint_kubernetes_watch_errors_total", kind_label(k.kind), std::to_string(k.watch_errors));
+    }
+    header(out, "waypoint_kubernetes_events_total", "counter", "Watch events applied, by kind and type.");
+    for (const auto& k : process.kubernetes) {
+      for (const char* type : {"ADDED", "MODIFIED", "DELETED"}) {
+        auto it = k.events.find(type);
+        sample_line(out, "waypoint_kubernetes_events_total", kind_label(k.kind) + ",type=\"" + type + "\"",
+                    std::to_string(it == k.events.end() ? 0 : it->second));
+      }
+    }
+    header(out, "waypoint_kubernetes_last_sync_timestamp_seconds", "gauge",
+           "When the kind was last listed or changed by an event (Unix time; 0: never).");
+    for (const auto& k : process.kubernetes) {
+      sample_line(out, "waypoint_kubernetes_last_sync_timestamp_seconds", kind_label(k.kind), number(k.last_sync));
+    }
+    header(out, "waypoint_kubernetes_objects", "gauge", "Objects held from the Kubernetes API, by kind.");
+    for (const auto& k : process.kubernetes) {
+      sample_line(out, "waypoint_kubernetes_objects", kind_label(k.kind), std::to_string(k.objects));
+    }
+    header(out, "waypoint_config_rejected_objects", "gauge",
+           "Objects left out of the configuration in force (each reported with its reason), by kind.");
+    for (const auto& [kind, n] : process.rejected_objects) {
+      sample_line(out, "waypoint_config_rejected_objects", kind_label(kind), std::to_string(n));
+    }
+  }
   return out;
 }
 

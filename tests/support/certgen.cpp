@@ -186,9 +186,9 @@ void push_general_name(GENERAL_NAMES* names, int type, const std::string& value)
 }
 
 // Built by hand rather than from "URI:..." config text so that commas in a URI cannot split it.
-void add_subject_alt_names(X509* cert, const std::vector<std::string>& uris,
-                           const std::vector<std::string>& dns_names) {
-  if (uris.empty() && dns_names.empty()) {
+void add_subject_alt_names(X509* cert, const std::vector<std::string>& uris, const std::vector<std::string>& dns_names,
+                           const std::vector<std::string>& ips) {
+  if (uris.empty() && dns_names.empty() && ips.empty()) {
     return;
   }
   GeneralNamesPtr names(GENERAL_NAMES_new());
@@ -198,6 +198,15 @@ void add_subject_alt_names(X509* cert, const std::vector<std::string>& uris,
   }
   for (const auto& dns : dns_names) {
     push_general_name(names.get(), GEN_DNS, dns);
+  }
+  for (const auto& ip : ips) {
+    ASN1_OCTET_STRING* bytes = a2i_IPADDRESS(ip.c_str());
+    check(bytes != nullptr, ("not an IP address: " + ip).c_str());
+    GeneralNamePtr name(GENERAL_NAME_new());
+    check(name != nullptr, "allocating a SAN entry");
+    GENERAL_NAME_set0_value(name.get(), GEN_IPADD, bytes);
+    check(sk_GENERAL_NAME_push(names.get(), name.get()) > 0, "appending a SAN entry");
+    name.release();  // Owned by `names` now.
   }
   check(X509_add1_ext_i2d(cert, NID_subject_alt_name, names.get(), 0, X509V3_ADD_DEFAULT) == 1,
         "adding subjectAltName");
@@ -497,7 +506,7 @@ KeyCert make_leaf(const KeyCert& ca, const std::string& spiffe_id, int days, con
     uris.push_back(spiffe_id);
   }
   uris.insert(uris.end(), options.extra_uris.begin(), options.extra_uris.end());
-  add_subject_alt_names(cert.get(), uris, options.dns_names);
+  add_subject_alt_names(cert.get(), uris, options.dns_names, options.ip_addresses);
 
   sign(cert.get(), ca_key.get());
   return KeyCert{key_to_pem(key.get()), cert_to_pem(cert.get())};

@@ -24,6 +24,8 @@ struct LeafOptions {
   std::vector<std::string> extra_uris;
   // DNS SANs, after the URIs.
   std::vector<std::string> dns_names;
+  // IP address SANs ("127.0.0.1", "::1"), after the DNS names.
+  std::vector<std::string> ip_addresses;
 };
 
 // Self-signed root: subject CN=common_name (at most 64 characters), critical basicConstraints
@@ -31,8 +33,8 @@ struct LeafOptions {
 KeyCert make_root_ca(const std::string& common_name, int days = 365);
 
 // Leaf signed by `ca` (whose key must match its certificate): URI SAN spiffe_id (no SAN at all when
-// spiffe_id, extra_uris and dns_names are all empty), critical basicConstraints CA:FALSE, critical
-// keyUsage digitalSignature,keyEncipherment, extendedKeyUsage serverAuth,clientAuth,
+// spiffe_id, extra_uris, dns_names and ip_addresses are all empty), critical basicConstraints
+// CA:FALSE, critical keyUsage digitalSignature,keyEncipherment, extendedKeyUsage serverAuth,clientAuth,
 // authorityKeyIdentifier, subjectKeyIdentifier, random 128-bit serial, notBefore = now - 1 hour.
 // The subject is O=waypoint-test (identity lives only in the SAN, as with Istio).
 KeyCert make_leaf(const KeyCert& ca, const std::string& spiffe_id, int days = 365, const LeafOptions& options = {});

@@ -260,7 +260,7 @@ void PodTunnel::on_tunnel_closed(hbone::Tunnel&, bool) {
   impl.tunnel_closed(*this);
 }
 
-FakePod::FakePod(FakePodOptions options) {
+FakePod::FakePod(FakePodOptions options) : name_(options.name) {
   PodBehavior b = options.behavior;
   impl_ = std::make_unique<Impl>(*this, std::move(options));
   impl_->behavior_ = b;

@@ -75,6 +75,8 @@ class FakePod {
   FakePod(const FakePod&) = delete;
   FakePod& operator=(const FakePod&) = delete;
 
+  const std::string& name() const { return name_; }
+
   // Echo pods: stop/resume reading (a slow reader). Thread-safe.
   void set_reading(bool reading);
   void set_behavior(PodBehavior b);
@@ -103,6 +105,7 @@ class FakePod {
   friend class PodTunnel;
   friend class PodHttpRecorder;
   std::unique_ptr<Impl> impl_;
+  std::string name_;
   std::atomic<uint64_t> connections_{0};
   std::atomic<uint64_t> tunnels_{0};
   std::atomic<uint64_t> active_tunnels_{0};

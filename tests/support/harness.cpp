@@ -111,7 +111,11 @@ std::string render_config(const TestEnv& env, const ConfigSpec& spec) {
     << ", rootCert: " << env.root_pem() << "}\n"
     << "  concurrency: " << spec.concurrency << "\n"
     << "  log: {level: " << spec.log_level << ", accessLog: stdout}\n"
-    << spec.extra_bootstrap << "---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n"
+    << spec.extra_bootstrap;
+  if (spec.bootstrap_only) {
+    return y.str();
+  }
+  y << "---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\n"
     << "metadata: {name: waypoint, namespace: default}\n"
     << "spec:\n  gatewayClassName: istio-waypoint\n  listeners:\n"
     << "  - {name: mesh, port: 15008, protocol: HBONE}\n";

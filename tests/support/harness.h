@@ -75,6 +75,7 @@ struct ConfigSpec {
   std::string extra_bootstrap;  // more lines under spec: (2-space indented)
   std::string extra_documents;  // more YAML documents (VirtualService, DestinationRule...), each starting with ---
   std::string log_level = "info";
+  bool bootstrap_only = false;  // the WaypointBootstrap alone (the Kubernetes API mode's file)
 };
 std::string render_config(const TestEnv& env, const ConfigSpec& spec);
 

@@ -30,6 +30,22 @@ struct Mark {
   int column = 0;
 };
 
+// An object of the live namespace left out of a snapshot, and why.
+struct RejectedObject {
+  std::string kind;
+  std::string name;
+  std::string resource_version;
+  std::string reason;  // the errors, "VirtualService reviews: spec.http[0]...: ..." one per line
+};
+
+// One object as the Kubernetes API serves it: `json` is the object, on one line.
+struct SourceObject {
+  std::string kind;
+  std::string name;
+  std::string resource_version;
+  std::string json;
+};
+
 // Thrown by load_snapshot(); what() is one or more lines "FILE:LINE:COL: message".
 class ConfigError : public std::runtime_error {
  public:
@@ -87,9 +103,18 @@ struct Listeners {
   bool allow_non_loopback_admin = false;
 };
 
+// spec.kubernetes: the namespace's resources come from the Kubernetes API (SPEC §7).
+struct KubernetesSource {
+  bool enabled = false;
+  std::string namespace_;   // as written; empty: the service account's namespace, else metadata.namespace
+  std::string kubeconfig;   // as written (~ expanded by the client); empty: in-cluster, $KUBECONFIG, ~/.kube/config
+};
+
 struct Bootstrap {
   std::string name;        // metadata.name of the WaypointBootstrap
-  std::string namespace_;  // metadata.namespace: the only namespace this waypoint knows
+  // The only namespace this waypoint knows: metadata.namespace, or in the Kubernetes API mode the
+  // namespace it watches.
+  std::string namespace_;
   std::string gateway;     // spec.gateway
   std::string trust_domain = "cluster.local";
   std::string cluster_domain = "cluster.local";  // FQDN suffix: <svc>.<ns>.svc.<cluster_domain>
@@ -102,6 +127,7 @@ struct Bootstrap {
   int concurrency = 0;  // 0 = one worker per core
   std::string log_level = "info";
   std::string access_log = "stdout";
+  KubernetesSource kubernetes;
 };
 
 struct Gateway {
@@ -117,7 +143,8 @@ struct Pod {
   std::string service_account = "default";  // spec.serviceAccountName
   std::map<std::string, std::string> labels;
   net::IpAddr ip;     // status.podIP
-  bool ready = true;  // false when status.phase is set and not Running, or the Ready condition is not "True"
+  bool ready = true;  // false when status.phase is set and not Running, the Ready condition is not "True",
+                     // or metadata.deletionTimestamp is set (terminating)
   std::map<std::string, uint16_t> named_ports;  // spec.containers[].ports[].name -> containerPort
   std::string spiffe_id;                        // spiffe://<trust_domain>/ns/<ns>/sa/<sa>
   // Istio's telemetry labels, derived once (see workload_labels() in kubernetes.cpp): the workload
@@ -129,6 +156,15 @@ struct Pod {
   std::string canonical_service;
   std::string canonical_revision = "latest";
   Mark mark;
+  // An endpoint address of an EndpointSlice whose pod the waypoint does not know (no targetRef, or
+  // the Pod not read): served with the trust-domain check only (spiffe_id empty), no pod-IP chain.
+  bool from_slice_only = false;
+};
+
+// One upstream endpoint: a pod and the port its tunnels CONNECT to.
+struct Endpoint {
+  const Pod* pod = nullptr;
+  net::SockAddr address;  // pod IP : resolved target port (the CONNECT :authority upstream)
 };
 
 // How the internal listener treats a service port (SPEC §4).
@@ -143,23 +179,21 @@ struct ServicePort {
   std::string app_protocol;         // as written (may be empty)
   ChainProtocol protocol = ChainProtocol::Sniff;
   bool http2 = false;  // http2, h2c, grpc, kubernetes.io/h2c: requests go to the pods as h2c
+  // Ready endpoints of this port: from the Service's EndpointSlices when it has any, else the ready
+  // pods its selector picks (compile()); every cluster of the port is a subset of these.
+  std::vector<Endpoint> endpoints;
 };
 
 struct Service {
   std::string name;
   std::string namespace_;
   std::string fqdn;  // <name>.<ns>.svc.<cluster_domain>
-  net::IpAddr cluster_ip;
+  net::IpAddr cluster_ip;                // spec.clusterIP; unset for a headless Service
+  std::vector<net::IpAddr> cluster_ips;  // every VIP served (spec.clusterIPs: dual stack); empty when headless
   std::vector<ServicePort> ports;
   std::map<std::string, std::string> selector;
   std::map<std::string, std::string> labels;
   Mark mark;
-};
-
-// One upstream endpoint: a pod and the port its tunnels CONNECT to.
-struct Endpoint {
-  const Pod* pod = nullptr;
-  net::SockAddr address;  // pod IP : resolved target port (the CONNECT :authority upstream)
 };
 
 struct Cluster {
@@ -399,6 +433,8 @@ struct Snapshot {
   std::unordered_map<std::string, filters::PolicySet> authz_services;
   size_t authz_policy_count = 0;
 
+  // Objects from the Kubernetes API that could not be applied (each skipped alone, SPEC §7).
+  std::vector<RejectedObject> rejected;
   std::vector<std::string> ignored;   // "Service other/foo: namespace other is not this waypoint's"
   std::vector<std::string> warnings;  // "FILE:LINE:COL: VirtualService reviews: not applied by this version"
 
@@ -448,6 +484,23 @@ SnapshotPtr load_snapshot_if_changed(const std::string& path, const std::string&
 // Same, from text already in memory (tests); `path` is used in messages and to resolve relative
 // certificate paths.
 SnapshotPtr load_snapshot_from_string(const std::string& text, const std::string& path);
+
+// The Kubernetes API mode (SPEC §7): the bootstrap document (the file's text) plus the namespace's
+// objects, through the very decoding and compile path of the file mode. Objects stand alone: one
+// whose errors (its own or its references') would fail the load is left out and listed in
+// `rejected`, and the rest is compiled again without it. Throws ConfigError only for the bootstrap.
+// Warnings about an object name it instead of a line of the file.
+// The file's bytes (bounded by max_config_bytes()); throws ConfigError.
+std::string read_config_text(const std::string& path);
+// Only the bootstrap of a config text (to learn the mode before loading); throws ConfigError.
+Bootstrap load_bootstrap(const std::string& text, const std::string& path);
+
+// `namespace_` (when not empty) is the namespace watched; it replaces the bootstrap's.
+// `check_certificates` false: the bootstrap's tls files are not read (validate --kubernetes without
+// a config file).
+SnapshotPtr load_snapshot_from_objects(const std::string& bootstrap_text, const std::string& path,
+                                       const std::string& namespace_, const std::vector<SourceObject>& objects,
+                                       bool check_certificates = true);
 
 // A human-readable summary of what would be served (for `waypoint validate`).
 std::string describe(const Snapshot& snapshot);

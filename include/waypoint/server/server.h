@@ -9,6 +9,7 @@ namespace wp::server {
 struct RunOptions {
   std::string config_path;
   std::chrono::milliseconds drain_time{5'000};
+  std::string kubeconfig;  // --kubeconfig: overrides spec.kubernetes.kubeconfig
 };
 
 // Returns the process exit status.

@@ -7,6 +7,7 @@
 // copies by label set and renders; the data path never waits for a scrape.
 #include <array>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -113,6 +114,15 @@ MetricsSample merge(const std::vector<MetricsSample>& samples);
 // The whole /stats/prometheus page: Istio's standard metrics from `merged`, then the proxy's own
 // counters and gauges from the workers' blocks (waypoint_*, with labelled families for handshake
 // failures and local replies), then `process` gauges and counters the main thread keeps.
+// One kind of the Kubernetes API source (SPEC §7).
+struct KubernetesKindMetrics {
+  std::string kind;
+  int64_t watch_errors = 0;
+  std::map<std::string, int64_t> events;  // by type: ADDED, MODIFIED, DELETED
+  double last_sync = 0;                   // Unix seconds; 0 before the first LIST
+  int64_t objects = 0;
+};
+
 struct ProcessMetrics {
   int64_t workers = 0;
   int64_t config_loads_ok = 0;
@@ -121,6 +131,10 @@ struct ProcessMetrics {
   int64_t certificate_loads_failed = 0;
   double config_loaded_at = 0;  // Unix seconds
   bool ready = false;
+  // The Kubernetes API mode only (empty otherwise): per kind, and the objects the snapshot in force
+  // left out (by kind; every kind listed, 0 included).
+  std::vector<KubernetesKindMetrics> kubernetes;
+  std::map<std::string, int64_t> rejected_objects;
 };
 std::string render_prometheus(const MetricsSample& merged, const std::vector<const Block*>& blocks,
                               const ProcessMetrics& process);

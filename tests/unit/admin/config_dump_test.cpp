@@ -3,7 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <catch2/catch.hpp>
-#include <regex>
+#include <re2/re2.h>
 #include <string>
 #include <vector>
 
@@ -42,7 +42,7 @@ TEST_CASE("config_dump: bookinfo is described exactly as compiled", "[admin]") {
   YAML::Node dump = YAML::Load(config_dump_json(*s, lookup));
   REQUIRE(dump.IsMap());
   CHECK(dump["version"].as<std::string>() == s->version);
-  CHECK(std::regex_match(dump["loaded_at"].as<std::string>(), std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)")));
+  CHECK(RE2::FullMatch(dump["loaded_at"].as<std::string>(), R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)"));
   CHECK(dump["source_file"].as<std::string>() == s->source_file);
   CHECK(dump["namespace"].as<std::string>() == "default");
   CHECK(dump["gateway"].as<std::string>() == "waypoint");

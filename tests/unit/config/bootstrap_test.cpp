@@ -134,7 +134,7 @@ TEST_CASE("config: bootstrap errors point at the field", "[config]") {
   const std::string w = "cfg.yaml:8:";  // the first line of spec_tail
   const Case cases[] = {
       {"  listners: {}\n", w + "3: WaypointBootstrap waypoint: spec.listners: unknown field (expected one of: gateway, "
-                               "trustDomain, clusterDomain, listeners, tls, upstream, downstream, http, adminListeners, concurrency, log)"},
+                               "trustDomain, clusterDomain, listeners, tls, upstream, downstream, http, adminListeners, kubernetes, concurrency, log)"},
       {"  upstream: {connectTimout: 1s}\n",
        w + "14: WaypointBootstrap waypoint: spec.upstream.connectTimout: unknown field (expected "
            "one "
@@ -239,4 +239,20 @@ TEST_CASE("config: exactly one bootstrap", "[config]") {
 }
 
 }  // namespace
+}  // namespace wp::config
+
+namespace wp::config {
+TEST_CASE("config: spec.kubernetes turns the Kubernetes API mode on, with its two fields", "[config]") {
+  auto boot = [](const std::string& spec) {
+    return load_bootstrap(testing::base_config(spec).substr(4), testing::fixture_dir() + "/cfg.yaml");
+  };
+  CHECK_FALSE(boot("").kubernetes.enabled);
+  auto b = boot("kubernetes: {}");
+  CHECK(b.kubernetes.enabled);
+  CHECK(b.kubernetes.namespace_.empty());
+  b = boot("kubernetes: {namespace: shop, kubeconfig: ~/.kube/other}");
+  CHECK(b.kubernetes.namespace_ == "shop");
+  CHECK(b.kubernetes.kubeconfig == "~/.kube/other");
+  CHECK_THROWS_WITH(boot("kubernetes: {namespaces: shop}"), Catch::Contains("spec.kubernetes.namespaces: unknown field"));
+}
 }  // namespace wp::config

@@ -287,14 +287,14 @@ TEST_CASE("config: errors are collected, sorted by position", "[config]") {
   CHECK(errors(R"(apiVersion: v1
 kind: Service
 metadata: {name: b}
-spec: {clusterIP: None}
+spec: {clusterIP: 10.96.0.300}
 ---
 apiVersion: v1
 kind: Service
 metadata: {name: a}
 spec: {clusterIP: 10.96.0.1, ports: [{port: 0}]}
 )" + base_config("concurrency: x")) ==
-        "cfg.yaml:4:19: Service b: spec.clusterIP: headless services are not supported\n"
+        "cfg.yaml:4:19: Service b: spec.clusterIP: \"10.96.0.300\" is not an IP address\n"
         "cfg.yaml:9:45: Service a: spec.ports[0].port: 0 is not a port (1..65535)\n"
         "cfg.yaml:17:16: WaypointBootstrap waypoint: spec.concurrency: \"x\" is not an integer "
         "(0..1024)");

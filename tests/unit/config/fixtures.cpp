@@ -1,5 +1,7 @@
 #include "fixtures.h"
 
+#include <nlohmann/json.hpp>
+
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -134,5 +136,42 @@ std::string errors(const std::string& yaml) {
     return text;
   }
 }
+
+namespace {
+nlohmann::json json_of(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map: {
+      nlohmann::json out = nlohmann::json::object();
+      for (const auto& kv : node) {
+        out[kv.first.Scalar()] = json_of(kv.second);
+      }
+      return out;
+    }
+    case YAML::NodeType::Sequence: {
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& item : node) {
+        out.push_back(json_of(item));
+      }
+      return out;
+    }
+    case YAML::NodeType::Scalar: {
+      const std::string& text = node.Scalar();
+      if (node.Tag() != "!") {  // plain, not quoted
+        if (text == "true" || text == "false") {
+          return text == "true";
+        }
+        if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos) {
+          return std::stoll(text);
+        }
+      }
+      return text;
+    }
+    default:
+      return nullptr;
+  }
+}
+}  // namespace
+
+std::string to_json(const YAML::Node& node) { return json_of(node).dump(); }
 
 }  // namespace wp::config::testing

@@ -2,6 +2,8 @@
 // Shared by the config tests: a per-process temp directory holding freshly generated certificates
 // (certs/waypoint.pem, certs/waypoint.key, certs/root.pem, certs/other.key), and helpers that load
 // YAML text as if it were the file <dir>/cfg.yaml.
+#include <yaml-cpp/yaml.h>
+
 #include <string>
 
 #include "waypoint/config/snapshot.h"
@@ -23,5 +25,9 @@ SnapshotPtr load(const std::string& yaml);
 
 // The ConfigError text with the fixture directory stripped ("cfg.yaml:3:5: ..."), or "" on success.
 std::string errors(const std::string& yaml);
+
+// A YAML node as the JSON the Kubernetes API would serve (plain scalars that are numbers or
+// booleans become JSON numbers and booleans), on one line.
+std::string to_json(const YAML::Node& node);
 
 }  // namespace wp::config::testing

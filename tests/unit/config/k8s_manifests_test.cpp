@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cli/generate.h"
+#include "waypoint/kube/source.h"
 #include "fixtures.h"
 
 namespace wp::config {
@@ -179,17 +180,24 @@ struct Mount {
   std::map<std::string, std::string> config_items;  // ConfigMap key -> path in the volume
 };
 
-// The Deployment's one volume mount and what it projects, checked for the layout the waypoint needs:
-// one projected volume (ConfigMap + Secret), no subPath anywhere.
+// The Deployment's config volume mount and what it projects, checked for the layout the waypoint
+// needs: one projected volume (ConfigMap + Secret) at the config's directory; besides it only the
+// API server's credentials (kube-api-access); no subPath anywhere.
 Mount projected_mount(const YAML::Node& deployment) {
   const YAML::Node pod = deployment["spec"]["template"]["spec"];
   const YAML::Node container = pod["containers"][0];
   REQUIRE(container["volumeMounts"].IsSequence());
-  REQUIRE(container["volumeMounts"].size() == 1);
-  const YAML::Node mount = container["volumeMounts"][0];
-  CHECK(!mount["subPath"]);
-  CHECK(!mount["subPathExpr"]);
-  CHECK(str(mount["readOnly"]) == "true");
+  REQUIRE(container["volumeMounts"].size() == 2);
+  YAML::Node mount;
+  for (const auto& m : container["volumeMounts"]) {
+    CHECK(!m["subPath"]);
+    CHECK(!m["subPathExpr"]);
+    CHECK(str(m["readOnly"]) == "true");
+    if (str(m["name"]) != "kube-api-access") {
+      mount.reset(m);
+    }
+  }
+  REQUIRE(mount.IsMap());
   Mount out;
   out.path = str(mount["mountPath"]);
   std::vector<YAML::Node> volumes;
@@ -350,6 +358,8 @@ TEST_CASE("k8s: every manifest in config/k8s/ is a Kubernetes object in namespac
                                                            {"Deployment", "apps/v1"},
                                                            {"Gateway", "gateway.networking.k8s.io/v1"},
                                                            {"PodDisruptionBudget", "policy/v1"},
+                                                           {"Role", "rbac.authorization.k8s.io/v1"},
+                                                           {"RoleBinding", "rbac.authorization.k8s.io/v1"},
                                                            {"Service", "v1"},
                                                            {"ServiceAccount", "v1"}});
 }
@@ -494,19 +504,24 @@ TEST_CASE("k8s: the ConfigMap's config.yaml validates with the projected certifi
   // at certs/waypoint.pem, certs/waypoint.key and certs/root.pem).
   std::string path = testing::fixture_dir() + "/k8s-config.yaml";
   testing::write_file(path, text);
-  SnapshotPtr s = load_snapshot(path);
+  // The Kubernetes API mode: the file is the bootstrap; the Gateway comes from the API, here as the
+  // manifest in gateway.yaml would be served.
+  REQUIRE(load_bootstrap(text, path).kubernetes.enabled);
+  auto object = [](const YAML::Node& doc) {
+    std::string kind = str(doc["kind"]);
+    return SourceObject{kind, str(doc["metadata"]["name"]), "1", testing::to_json(doc)};
+  };
+  std::vector<SourceObject> objects = {object(find(all, "Gateway", "waypoint"))};
+  SnapshotPtr s = load_snapshot_from_objects(text, path, "default", objects);
   CHECK(s->warnings.empty());
   CHECK(s->ignored.empty());
+  CHECK(s->rejected.empty());
   CHECK(s->bootstrap.namespace_ == "default");
   CHECK(s->bootstrap.trust_domain == "cluster.local");
   CHECK(s->bootstrap.gateway == "waypoint");
   find(all, "Gateway", s->bootstrap.gateway);
-  std::set<std::string> services;
-  for (const Service& svc : s->services) {
-    services.insert(svc.name);
-  }
-  CHECK(services == std::set<std::string>{"productpage", "details", "ratings", "reviews"});
-  CHECK(s->pods.size() == 6);
+  CHECK(s->gateway.name == "waypoint");
+  CHECK(s->services.empty());
 
   // Listeners a pod needs: HBONE, metrics and health on every interface, admin on loopback only,
   // on the ports the Deployment declares.
@@ -538,50 +553,101 @@ TEST_CASE("k8s: the ConfigMap's config.yaml validates with the projected certifi
     CHECK(s->bootstrap.concurrency <= quantity(limits["cpu"]));
   }
 
-  // Fed back to the waypoint (as `kubectl get svc -o yaml` prints it, with the clusterIP the API
-  // server assigned), its own Service is not served.
+  // Its own Service, as the API serves it (with the clusterIP the API server assigned), is in the
+  // namespace too: it is not served.
   YAML::Node own = YAML::Clone(find(all, "Service", "waypoint"));
   own["spec"]["clusterIP"] = "10.96.0.30";
-  std::string with_own_service = text + "\n---\n" + YAML::Dump(own) + "\n";
-  testing::write_file(path, with_own_service);
-  SnapshotPtr again = load_snapshot(path);
-  CHECK(again->services.size() == 4);
+  objects.push_back(object(own));
+  SnapshotPtr again = load_snapshot_from_objects(text, path, "default", objects);
+  CHECK(again->services.empty());
   REQUIRE(again->ignored.size() == 1);
   CHECK(again->ignored[0].starts_with("Service default/waypoint: labelled istio.io/use-waypoint=none"));
 }
 
-TEST_CASE("k8s: the ConfigMap's config.yaml describes the resources of config/bookinfo.yaml", "[config]") {
+TEST_CASE("k8s: the ConfigMap's bootstrap is config/bookinfo.yaml's, in the Kubernetes API mode", "[config]") {
   auto all = manifests();
   const auto ours = YAML::LoadAll(str(find(all, "ConfigMap", "waypoint-config")["data"]["config.yaml"]));
   const auto bookinfo = YAML::LoadAllFromFile((repo() / "config/bookinfo.yaml").string());
-  auto names = [](const std::vector<YAML::Node>& docs) {
-    std::vector<std::string> out;
-    for (const YAML::Node& d : docs) {
-      out.push_back(str(d["kind"]) + " " + str(d["metadata"]["namespace"]) + "/" + str(d["metadata"]["name"]));
+  REQUIRE(ours.size() == 1);  // the bootstrap alone: the rest comes from the API
+  REQUIRE(str(ours[0]["kind"]) == "WaypointBootstrap");
+  REQUIRE(str(bookinfo[0]["kind"]) == "WaypointBootstrap");
+  CHECK(same(ours[0]["metadata"], bookinfo[0]["metadata"]));
+  // Field for field, except the worker count (fixed in a pod, see deployment.yaml) and the source.
+  const YAML::Node a = ours[0]["spec"];
+  const YAML::Node b = bookinfo[0]["spec"];
+  CHECK(a.size() == b.size() + 1);
+  CHECK(a["kubernetes"].IsMap());
+  CHECK(a["kubernetes"].size() == 0);  // every default: the pod's namespace, in-cluster credentials
+  for (const auto& kv : b) {
+    std::string key = kv.first.Scalar();
+    if (key != "concurrency") {
+      INFO("spec." << key);
+      CHECK(same(a[key], kv.second));
     }
-    return out;
-  };
-  REQUIRE(names(ours) == names(bookinfo));
-  REQUIRE(ours.size() == 14);
-  // Field for field, except the bootstrap's worker count (fixed in a pod, see deployment.yaml).
-  for (size_t i = 0; i < ours.size(); ++i) {
-    INFO(names(ours)[i]);
-    if (str(ours[i]["kind"]) != "WaypointBootstrap") {
-      CHECK(same(ours[i], bookinfo[i]));
-      continue;
-    }
-    const YAML::Node a = ours[i]["spec"];
-    const YAML::Node b = bookinfo[i]["spec"];
-    CHECK(same(ours[i]["metadata"], bookinfo[i]["metadata"]));
-    CHECK(a.size() == b.size());
-    for (const auto& kv : b) {
-      std::string key = kv.first.Scalar();
-      if (key != "concurrency") {
-        INFO("spec." << key);
-        CHECK(same(a[key], kv.second));
+  }
+}
+
+TEST_CASE("k8s: the Role grants get/list/watch on exactly the kinds read, bound to the waypoint's account; the "
+          "Deployment mounts a rotating token where in-cluster clients look",
+          "[config]") {
+  auto all = manifests();
+  const YAML::Node role = find(all, "Role", "waypoint");
+  std::set<std::string> granted;
+  for (const auto& rule : role["rules"]) {
+    CHECK(rule["verbs"].as<std::vector<std::string>>() == std::vector<std::string>{"get", "list", "watch"});
+    CHECK(!rule["resourceNames"]);
+    for (const auto& group : rule["apiGroups"]) {
+      for (const auto& resource : rule["resources"]) {
+        granted.insert(group.Scalar() + "/" + resource.Scalar());
       }
     }
   }
+  std::set<std::string> read;
+  for (const auto& kind : kube::Source::kinds()) {
+    auto slash = kind.group_version.rfind('/');
+    read.insert((slash == std::string::npos ? "" : kind.group_version.substr(0, slash)) + "/" + kind.plural);
+  }
+  CHECK(granted == read);
+
+  const YAML::Node binding = find(all, "RoleBinding", "waypoint");
+  CHECK(str(binding["roleRef"]["kind"]) == "Role");
+  CHECK(str(binding["roleRef"]["name"]) == "waypoint");
+  REQUIRE(binding["subjects"].size() == 1);
+  CHECK(str(binding["subjects"][0]["kind"]) == "ServiceAccount");
+  CHECK(str(binding["subjects"][0]["name"]) == "waypoint");
+  CHECK(str(binding["subjects"][0]["namespace"]) == "default");
+
+  const YAML::Node pod = find(all, "Deployment", "waypoint")["spec"]["template"]["spec"];
+  CHECK(str(pod["serviceAccountName"]) == "waypoint");
+  std::string path;
+  for (const auto& m : pod["containers"][0]["volumeMounts"]) {
+    if (str(m["name"]) == "kube-api-access") {
+      path = str(m["mountPath"]);
+    }
+  }
+  CHECK(path == "/var/run/secrets/kubernetes.io/serviceaccount");
+  std::set<std::string> files;
+  for (const auto& v : pod["volumes"]) {
+    if (str(v["name"]) != "kube-api-access") {
+      continue;
+    }
+    for (const auto& source : v["projected"]["sources"]) {
+      if (source["serviceAccountToken"]) {
+        files.insert(str(source["serviceAccountToken"]["path"]));
+        CHECK(num(source["serviceAccountToken"]["expirationSeconds"]) >= 600);
+      }
+      for (const char* kind : {"configMap", "downwardAPI"}) {
+        const YAML::Node projected = source[kind];
+        if (!projected) {
+          continue;
+        }
+        for (const auto& item : projected["items"]) {
+          files.insert(str(item["path"]));
+        }
+      }
+    }
+  }
+  CHECK(files == std::set<std::string>{"token", "ca.crt", "namespace"});
 }
 
 TEST_CASE("k8s: the image (Dockerfile) is what the Deployment runs", "[config]") {
@@ -594,7 +660,8 @@ TEST_CASE("k8s: the image (Dockerfile) is what the Deployment runs", "[config]")
   std::set<std::string> build(image.build_packages.begin(), image.build_packages.end());
   std::set<std::string> deps;
   for (const std::string& p : install_deps_packages()) {
-    if (p != "catch2" && p != "python3" && p != "python3-h2" && p != "procps") {
+    if (p != "catch2" && p != "python3" && p != "python3-h2" && p != "procps" && p != "python3-kubernetes" &&
+        p != "python3-yaml" && p != "openssl") {
       deps.insert(p);
     }
   }

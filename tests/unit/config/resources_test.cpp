@@ -66,10 +66,11 @@ TEST_CASE("config: service errors point at the field", "[config]") {
     std::string error;
   };
   const Case cases[] = {
-      {"  clusterIP: None\n", "cfg.yaml:5:14: Service reviews: spec.clusterIP: headless services are not supported"},
+      {"  clusterIPs: [10.96.0.1, fd00::x]\n",
+       "cfg.yaml:5:27: Service reviews: spec.clusterIPs[1]: \"fd00::x\" is not an IP address"},
       {"  clusterIP: 10.96.0.300\n",
        "cfg.yaml:5:14: Service reviews: spec.clusterIP: \"10.96.0.300\" is not an IP address"},
-      {"  ports: [{port: 80}]\n", "cfg.yaml:5:3: Service reviews: spec.clusterIP: required"},
+      {"  clusterIPs: 10.96.0.1\n", "cfg.yaml:5:15: Service reviews: spec.clusterIPs: expected a list, got a scalar"},
       {"  clusterIP: 10.96.0.1\n  ports:\n  - name: http\n    port: 70000\n",
        "cfg.yaml:8:11: Service reviews: spec.ports[0].port: 70000 is not a port (1..65535)"},
       {"  clusterIP: 10.96.0.1\n  ports:\n  - name: http\n    port: http\n",

@@ -1,0 +1,77 @@
+#pragma once
+// The live namespace (SPEC §7): one Reflector per kind keeps a copy of the namespace's objects;
+// every change bumps a generation and calls `changed` (from a reflector's thread), and the process
+// compiles objects() through the file mode's path (config::load_snapshot_from_objects).
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "waypoint/config/snapshot.h"
+#include "waypoint/kube/access.h"
+#include "waypoint/kube/reflector.h"
+#include "waypoint/stats/prometheus.h"
+
+namespace wp::kube {
+
+class Source {
+ public:
+  // The kinds read, in the order their objects are compiled.
+  static const std::vector<Kind>& kinds();
+
+  Source(Access access, std::string namespace_, ReflectorOptions options = {});
+  ~Source();
+  Source(const Source&) = delete;
+  Source& operator=(const Source&) = delete;
+
+  // Called (from a reflector's thread) after every change; set before start().
+  void set_changed(std::function<void()> changed) { changed_ = std::move(changed); }
+  void start();
+  void stop();  // joins every reflector
+
+  // Every kind has completed its first LIST (a kind whose CRD is missing counts as an empty list).
+  bool synced() const;
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+  // A copy of every object, kinds in kinds() order, names sorted.
+  std::vector<config::SourceObject> objects() const;
+  std::vector<stats::KubernetesKindMetrics> metrics() const;
+  const std::string& namespace_name() const { return namespace_; }
+
+  // The kind's object as kept: without metadata.managedFields and the last-applied annotation
+  // (a copy of the whole object kubectl leaves behind), on one line.
+  static config::SourceObject keep(const Kind& kind, nlohmann::json object);
+
+ private:
+  struct KindState {
+    std::map<std::string, config::SourceObject> objects;  // by name
+    bool listed = false;
+    bool absent = false;
+    int64_t watch_errors = 0;
+    std::map<std::string, int64_t> events;  // by type
+    double last_sync = 0;                   // Unix seconds of the last LIST or event applied
+  };
+  void bump();
+
+  Access access_;
+  std::string namespace_;
+  std::function<void()> changed_;
+  ReflectorOptions options_;
+  mutable std::mutex mu_;
+  std::map<std::string, KindState> state_;  // by kind name
+  std::vector<std::unique_ptr<Reflector>> reflectors_;
+  std::atomic<uint64_t> generation_{0};
+};
+
+// One LIST of every kind, as `waypoint validate --kubernetes` needs: the objects, and a line in
+// `problems` per kind that could not be listed ("... skipped" for a kind the server does not have).
+std::vector<config::SourceObject> list_once(const Access& access, const std::string& namespace_,
+                                            std::vector<std::string>& problems);
+
+// The namespace watched: spec.kubernetes.namespace, else the access's (the service account's
+// namespace file in a pod, the kubeconfig context's namespace), else the bootstrap's.
+std::string watched_namespace(const std::string& configured, const Access& access, const std::string& bootstrap);
+
+}  // namespace wp::kube

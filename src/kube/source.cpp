@@ -1,0 +1,284 @@
+#include "waypoint/kube/source.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cctype>
+#include <chrono>
+
+namespace wp::kube {
+
+namespace {
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+const std::vector<Kind>& Source::kinds() {
+  static const std::vector<Kind> k = {
+      {"Gateway", "gateway.networking.k8s.io/v1", "gateways"},
+      {"Service", "v1", "services"},
+      {"Pod", "v1", "pods"},
+      {"EndpointSlice", "discovery.k8s.io/v1", "endpointslices"},
+      {"DestinationRule", "networking.istio.io/v1", "destinationrules"},
+      {"VirtualService", "networking.istio.io/v1", "virtualservices"},
+      {"HTTPRoute", "gateway.networking.k8s.io/v1", "httproutes"},
+      {"AuthorizationPolicy", "security.istio.io/v1", "authorizationpolicies"},
+  };
+  return k;
+}
+
+std::string watched_namespace(const std::string& configured, const Access& access, const std::string& bootstrap) {
+  if (!configured.empty()) {
+    return configured;
+  }
+  return access.namespace_.empty() ? bootstrap : access.namespace_;
+}
+
+Source::Source(Access access, std::string namespace_, ReflectorOptions options)
+    : access_(std::move(access)), namespace_(std::move(namespace_)), options_(options) {
+  for (const Kind& kind : kinds()) {
+    state_[kind.kind];
+  }
+}
+
+Source::~Source() { stop(); }
+
+config::SourceObject Source::keep(const Kind& kind, nlohmann::json object) {
+  config::SourceObject out;
+  out.kind = kind.kind;
+  if (!object.is_object()) {
+    return out;
+  }
+  if (!object.contains("kind")) {
+    object["kind"] = kind.kind;
+  }
+  if (!object.contains("apiVersion")) {
+    object["apiVersion"] = kind.group_version;
+  }
+  auto meta = object.find("metadata");
+  if (meta != object.end() && meta->is_object()) {
+    meta->erase("managedFields");
+    if (auto annotations = meta->find("annotations"); annotations != meta->end() && annotations->is_object()) {
+      annotations->erase("kubectl.kubernetes.io/last-applied-configuration");
+    }
+    if (auto name = meta->find("name"); name != meta->end() && name->is_string()) {
+      out.name = name->get<std::string>();
+    }
+    if (auto rv = meta->find("resourceVersion"); rv != meta->end() && rv->is_string()) {
+      out.resource_version = rv->get<std::string>();
+    }
+  }
+  // Invalid UTF-8 from the server becomes U+FFFD rather than an exception.
+  out.json = object.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return out;
+}
+
+void Source::bump() {
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+  if (changed_) {
+    changed_();
+  }
+}
+
+void Source::start() {
+  Reflector::Callbacks cb;
+  cb.replaced = [this](const Kind& kind, std::vector<nlohmann::json> items, const std::string& rv) {
+    std::map<std::string, config::SourceObject> objects;
+    for (auto& item : items) {
+      auto kept = keep(kind, std::move(item));
+      if (!kept.name.empty()) {
+        objects[kept.name] = std::move(kept);
+      }
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      KindState& s = state_[kind.kind];
+      bool first = !s.listed;
+      s.objects = std::move(objects);
+      s.listed = true;
+      s.absent = false;
+      s.last_sync = unix_now();
+      spdlog::info("kubernetes: {} {} listed: {} objects (resourceVersion {})", first ? "first" : "re-", kind.plural,
+                   s.objects.size(), rv);
+    }
+    bump();
+  };
+  cb.event = [this](const Kind& kind, std::string_view type, nlohmann::json object) {
+    auto kept = keep(kind, std::move(object));
+    if (kept.name.empty()) {
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      KindState& s = state_[kind.kind];
+      ++s.events[std::string(type)];
+      s.last_sync = unix_now();
+      if (type == "DELETED") {
+        s.objects.erase(kept.name);
+      } else {
+        std::string name = kept.name;
+        s.objects[name] = std::move(kept);
+      }
+    }
+    bump();
+  };
+  cb.error = [this](const Kind& kind, const std::string& what) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++state_[kind.kind].watch_errors;
+    }
+    spdlog::warn("kubernetes: {}: {}", kind.plural, what);
+  };
+  cb.absent = [this](const Kind& kind, int status) {
+    bool changed = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      KindState& s = state_[kind.kind];
+      if (status == 404) {
+        // The CRD is not installed: an empty kind (retried later), so it never holds readiness.
+        changed = !s.objects.empty() || !s.listed;
+        s.objects.clear();
+        if (!s.absent) {
+          spdlog::info("kubernetes: {} not served by the API server (404: CRD not installed?); skipped, retried "
+                       "every 60 s",
+                       kind.plural);
+        }
+        s.absent = true;
+        s.listed = true;
+      } else {
+        ++s.watch_errors;
+        spdlog::warn("kubernetes: {} forbidden ({}): check the Role; retried with back-off", kind.plural, status);
+      }
+    }
+    if (changed) {
+      bump();
+    }
+  };
+  for (const Kind& kind : kinds()) {
+    reflectors_.push_back(std::make_unique<Reflector>(access_, namespace_, kind, cb, options_));
+  }
+  for (auto& r : reflectors_) {
+    r->start();
+  }
+}
+
+void Source::stop() {
+  for (auto& r : reflectors_) {
+    r->stop();
+  }
+  reflectors_.clear();
+}
+
+bool Source::synced() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [kind, s] : state_) {
+    if (!s.listed) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::vector<config::SourceObject> Source::objects() const {
+  std::vector<config::SourceObject> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t n = 0;
+  for (const auto& [kind, s] : state_) {
+    n += s.objects.size();
+  }
+  out.reserve(n);
+  for (const Kind& kind : kinds()) {
+    for (const auto& [name, object] : state_.at(kind.kind).objects) {
+      out.push_back(object);
+    }
+  }
+  return out;
+}
+
+std::vector<stats::KubernetesKindMetrics> Source::metrics() const {
+  std::vector<stats::KubernetesKindMetrics> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const Kind& kind : kinds()) {
+    const KindState& s = state_.at(kind.kind);
+    out.push_back({kind.kind, s.watch_errors, s.events, s.last_sync, static_cast<int64_t>(s.objects.size())});
+  }
+  return out;
+}
+
+}  // namespace wp::kube
+
+namespace wp::kube {
+
+namespace {
+std::string query_escape(const std::string& s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    }
+  }
+  return out;
+}
+}  // namespace
+
+std::vector<config::SourceObject> list_once(const Access& access, const std::string& namespace_,
+                                            std::vector<std::string>& problems) {
+  std::vector<config::SourceObject> out;
+  std::atomic<bool> stop{false};
+  Client client(access, stop);
+  for (const Kind& kind : Source::kinds()) {
+    std::string next;
+    size_t before = out.size();
+    for (;;) {
+      std::string path = kind.path(namespace_) + "?limit=500" + (next.empty() ? "" : "&continue=" + query_escape(next));
+      Response response;
+      Result result = client.get(path, response);
+      if (!result.complete()) {
+        problems.push_back(kind.plural + ": " + std::string(to_string(result.outcome)) + ": " + result.error);
+        out.resize(before);
+        break;
+      }
+      if (response.status == 404) {
+        problems.push_back(kind.plural + ": 404 (CRD not installed?): skipped");
+        break;
+      }
+      if (response.status != 200) {
+        problems.push_back(kind.plural + ": HTTP " + std::to_string(response.status) + ": " +
+                           response.body.substr(0, 300));
+        out.resize(before);
+        break;
+      }
+      auto list = nlohmann::json::parse(response.body, nullptr, false);
+      if (list.is_discarded() || !list.is_object()) {
+        problems.push_back(kind.plural + ": the list is not JSON");
+        out.resize(before);
+        break;
+      }
+      if (auto items = list.find("items"); items != list.end() && items->is_array()) {
+        for (auto& item : *items) {
+          auto kept = Source::keep(kind, std::move(item));
+          if (!kept.name.empty()) {
+            out.push_back(std::move(kept));
+          }
+        }
+      }
+      next.clear();
+      if (auto meta = list.find("metadata"); meta != list.end() && meta->is_object()) {
+        if (auto c = meta->find("continue"); c != meta->end() && c->is_string()) {
+          next = c->get<std::string>();
+        }
+      }
+      if (next.empty()) {
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace wp::kube
