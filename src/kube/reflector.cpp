@@ -103,17 +103,54 @@ std::string_view to_string(WatchLine::Type type) {
   return "";
 }
 
+bool json_depth_ok(std::string_view text, size_t max_depth) {
+  size_t depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > max_depth) {
+        return false;
+      }
+    } else if ((c == '}' || c == ']') && depth > 0) {
+      --depth;
+    }
+  }
+  return true;
+}
+
+json parse_json(std::string_view text) {
+  if (!json_depth_ok(text)) {
+    return json(json::value_t::discarded);
+  }
+  return json::parse(text.begin(), text.end(), nullptr, false);
+}
+
 WatchLine decode_watch_line(std::string_view line) {
   WatchLine out;
   if (blank(line)) {
     return out;
   }
-  json ev = json::parse(line.begin(), line.end(), nullptr, false);
+  json ev = parse_json(line);
   const json* type = member(ev, "type");
   const json* object = member(ev, "object");
   if (ev.is_discarded() || type == nullptr || !type->is_string() || object == nullptr || !object->is_object()) {
     out.type = WatchLine::Type::Malformed;
-    out.detail = std::string(ev.is_discarded() ? "not JSON" : "not a watch event") + " (" + excerpt(line) + ")";
+    out.detail = std::string(ev.is_discarded() ? (json_depth_ok(line) ? "not JSON" : "not JSON, or nested deeper than 128")
+                                               : "not a watch event") +
+                 " (" + excerpt(line) + ")";
     return out;
   }
   const std::string t = type->get<std::string>();
@@ -210,7 +247,7 @@ std::chrono::milliseconds Reflector::next_backoff() {
 
 std::string Reflector::describe(const Response& response) const {
   std::string out = "HTTP " + std::to_string(response.status);
-  json status = json::parse(response.body, nullptr, false);
+  json status = parse_json(response.body);
   std::string reason = string_member(status, "reason"), message = string_member(status, "message");
   if (!reason.empty()) {
     out += " " + reason;
@@ -275,7 +312,7 @@ Reflector::Step Reflector::list() {
       report(what + ": " + describe(response));
       return retry(next_backoff());
     }
-    json page = json::parse(response.body, nullptr, false);
+    json page = parse_json(response.body);
     response.body = std::string();
     const json* metadata = member(page, "metadata");
     const json* page_items = member(page, "items");

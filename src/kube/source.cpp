@@ -253,7 +253,7 @@ std::vector<config::SourceObject> list_once(const Access& access, const std::str
         out.resize(before);
         break;
       }
-      auto list = nlohmann::json::parse(response.body, nullptr, false);
+      auto list = parse_json(response.body);
       if (list.is_discarded() || !list.is_object()) {
         problems.push_back(kind.plural + ": the list is not JSON");
         out.resize(before);

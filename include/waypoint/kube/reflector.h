@@ -41,6 +41,14 @@ struct WatchLine {
 // Expired is an ERROR event whose Status has code 410; Malformed is anything that is not JSON (or
 // not UTF-8), not an object, or lacks a string "type" or an object "object". Never throws.
 WatchLine decode_watch_line(std::string_view line);
+
+// JSON from the API server. nlohmann's parser (and its dump) recurse once per nesting level, so a
+// document nested deeper than kMaxJsonDepth (a hostile or broken object: 100,000 `[` crash it) is
+// not parsed: the result is discarded (is_discarded()), as for text that is not JSON. Kubernetes
+// objects, managedFields included, stay far below it.
+constexpr size_t kMaxJsonDepth = 128;
+bool json_depth_ok(std::string_view text, size_t max_depth = kMaxJsonDepth);
+nlohmann::json parse_json(std::string_view text);
 std::string_view to_string(WatchLine::Type type);  // "ADDED", "MODIFIED", ... as on the wire
 
 struct ReflectorOptions {

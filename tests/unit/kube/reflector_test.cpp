@@ -198,6 +198,21 @@ TEST_CASE("decode_watch_line: events, bookmarks, 410 and other ERRORs, and what 
   }
 }
 
+TEST_CASE("decode_watch_line: an object nested 100,000 deep is refused before parsing, not a crash",
+          "[kube][reflector]") {
+  std::string deep = "{\"type\":\"ADDED\",\"object\":{\"kind\":\"Pod\",\"spec\":" + std::string(100000, '[') +
+                     std::string(100000, ']') + "}}";
+  auto line = wp::kube::decode_watch_line(deep);
+  CHECK(line.type == wp::kube::WatchLine::Type::Malformed);
+  CHECK(line.detail.find("nested deeper than 128") != std::string::npos);
+  // Brackets inside strings do not count; 128 levels are fine, 129 are not.
+  CHECK(wp::kube::json_depth_ok("{\"a\":\"[[[[[[[[[[[[\\\"[[[[\"}", 2));
+  CHECK(wp::kube::json_depth_ok(std::string(128, '[') + std::string(128, ']')));
+  CHECK_FALSE(wp::kube::json_depth_ok(std::string(129, '[') + std::string(129, ']')));
+  CHECK(wp::kube::parse_json(std::string(129, '[') + std::string(129, ']')).is_discarded());
+  CHECK(wp::kube::parse_json(std::string(128, '[') + std::string(128, ']')).is_array());
+}
+
 TEST_CASE("Reflector: a LIST of several pages is delivered once, whole, then the WATCH starts from it",
           "[kube][reflector]") {
   FakeApiServer api({"--bookmark-interval", "0"});
