@@ -39,22 +39,6 @@ std::string resource_version_of(const json& object) {
   return metadata != nullptr ? string_member(*metadata, "resourceVersion") : std::string();
 }
 
-// Percent-encodes everything but RFC 3986 unreserved characters (continue tokens are base64).
-std::string query_escape(std::string_view s) {
-  static const char* kHex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
-
 std::string excerpt(std::string_view s, size_t max = 200) {
   std::string out(s.substr(0, max));
   for (char& c : out) {
@@ -101,6 +85,22 @@ std::string_view to_string(WatchLine::Type type) {
       return "MALFORMED";
   }
   return "";
+}
+
+// Percent-encodes everything but RFC 3986 unreserved characters (continue tokens are base64).
+std::string query_escape(std::string_view s) {
+  static const char* kHex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
 }
 
 bool json_depth_ok(std::string_view text, size_t max_depth) {

@@ -209,23 +209,6 @@ std::vector<stats::KubernetesKindMetrics> Source::metrics() const {
 
 namespace wp::kube {
 
-namespace {
-std::string query_escape(const std::string& s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
-}  // namespace
-
 std::vector<config::SourceObject> list_once(const Access& access, const std::string& namespace_,
                                             std::vector<std::string>& problems) {
   std::vector<config::SourceObject> out;

@@ -47,6 +47,8 @@ WatchLine decode_watch_line(std::string_view line);
 // not parsed: the result is discarded (is_discarded()), as for text that is not JSON. Kubernetes
 // objects, managedFields included, stay far below it.
 constexpr size_t kMaxJsonDepth = 128;
+// Percent-encodes all but RFC 3986's unreserved characters (query values: continue tokens, RVs).
+std::string query_escape(std::string_view s);
 bool json_depth_ok(std::string_view text, size_t max_depth = kMaxJsonDepth);
 nlohmann::json parse_json(std::string_view text);
 std::string_view to_string(WatchLine::Type type);  // "ADDED", "MODIFIED", ... as on the wire
