@@ -19,7 +19,7 @@ struct AuthzPolicySpec {
 
 // Reports problems to `diag`; appends the policy to `out` unless it is unusable or targets nothing
 // this waypoint serves (then a warning says why it is ignored).
-void parse_authorization_policy(const YAML::Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap,
+void parse_authorization_policy(const Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap,
                                 Diagnostics& diag, std::vector<AuthzPolicySpec>& out);
 
 // Builds snapshot.authz_gateway and snapshot.authz_services (each served Service: the Gateway's

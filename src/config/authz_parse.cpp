@@ -13,9 +13,9 @@ using filters::Cidr;
 using filters::Condition;
 using filters::StringMatch;
 
-std::vector<std::string> strings(Reader& r, const YAML::Node& map, const char* key, const std::string& path) {
+std::vector<std::string> strings(Reader& r, const Node& map, const char* key, const std::string& path) {
   std::vector<std::string> out;
-  for_each_item(r, map, key, path, [&](const YAML::Node& item, const std::string& item_path) {
+  for_each_item(r, map, key, path, [&](const Node& item, const std::string& item_path) {
     if (auto s = r.string(item, item_path)) {
       out.push_back(*s);
     }
@@ -23,7 +23,7 @@ std::vector<std::string> strings(Reader& r, const YAML::Node& map, const char* k
   return out;
 }
 
-std::vector<StringMatch> patterns(Reader& r, const YAML::Node& map, const char* key, const std::string& path,
+std::vector<StringMatch> patterns(Reader& r, const Node& map, const char* key, const std::string& path,
                                   bool ignore_case = false) {
   std::vector<StringMatch> out;
   for (const auto& s : strings(r, map, key, path)) {
@@ -32,9 +32,9 @@ std::vector<StringMatch> patterns(Reader& r, const YAML::Node& map, const char* 
   return out;
 }
 
-std::vector<Cidr> cidrs(Reader& r, const YAML::Node& map, const char* key, const std::string& path) {
+std::vector<Cidr> cidrs(Reader& r, const Node& map, const char* key, const std::string& path) {
   std::vector<Cidr> out;
-  for_each_item(r, map, key, path, [&](const YAML::Node& item, const std::string& item_path) {
+  for_each_item(r, map, key, path, [&](const Node& item, const std::string& item_path) {
     auto s = r.string(item, item_path);
     if (!s) {
       return;
@@ -49,9 +49,9 @@ std::vector<Cidr> cidrs(Reader& r, const YAML::Node& map, const char* key, const
 }
 
 // Istio writes ports as strings ("8080"); plain integers are accepted too.
-std::vector<uint16_t> ports(Reader& r, const YAML::Node& map, const char* key, const std::string& path) {
+std::vector<uint16_t> ports(Reader& r, const Node& map, const char* key, const std::string& path) {
   std::vector<uint16_t> out;
-  for_each_item(r, map, key, path, [&](const YAML::Node& item, const std::string& item_path) {
+  for_each_item(r, map, key, path, [&](const Node& item, const std::string& item_path) {
     auto s = r.string(item, item_path);
     if (!s) {
       return;
@@ -65,13 +65,13 @@ std::vector<uint16_t> ports(Reader& r, const YAML::Node& map, const char* key, c
   return out;
 }
 
-void reject(Reader& r, const YAML::Node& map, const char* key, const std::string& path, std::string_view why) {
-  if (YAML::Node n = child(map, key); present(n)) {
+void reject(Reader& r, const Node& map, const char* key, const std::string& path, std::string_view why) {
+  if (Node n = child(map, key); present(n)) {
     r.error(n, path + "." + key, why);
   }
 }
 
-filters::Source parse_source(Reader& r, const YAML::Node& node, const std::string& path) {
+filters::Source parse_source(Reader& r, const Node& node, const std::string& path) {
   filters::Source s;
   if (!r.expect_map(node, path)) {
     return s;
@@ -92,7 +92,7 @@ filters::Source parse_source(Reader& r, const YAML::Node& node, const std::strin
   return s;
 }
 
-filters::Operation parse_operation(Reader& r, const YAML::Node& node, const std::string& path) {
+filters::Operation parse_operation(Reader& r, const Node& node, const std::string& path) {
   filters::Operation o;
   if (!r.expect_map(node, path)) {
     return o;
@@ -109,7 +109,7 @@ filters::Operation parse_operation(Reader& r, const YAML::Node& node, const std:
 }
 
 // "request.headers[x-user]" → RequestHeader with header "x-user"; the other keys by name.
-std::optional<Condition> parse_condition(Reader& r, const YAML::Node& node, const std::string& path) {
+std::optional<Condition> parse_condition(Reader& r, const Node& node, const std::string& path) {
   if (!r.expect_map(node, path)) {
     return std::nullopt;
   }
@@ -176,18 +176,18 @@ std::optional<Condition> parse_condition(Reader& r, const YAML::Node& node, cons
 
 }  // namespace
 
-void parse_authorization_policy(const YAML::Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap,
+void parse_authorization_policy(const Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap,
                                 Diagnostics& diag, std::vector<AuthzPolicySpec>& out) {
   size_t errors_before = diag.error_count();
   Reader r(diag, "AuthorizationPolicy " + meta.name);
   AuthzPolicySpec spec;
   spec.policy.name = bootstrap.namespace_ + "/" + meta.name;
   spec.mark = mark_of(doc);
-  YAML::Node s = child(doc, "spec");
+  Node s = child(doc, "spec");
   if (present(s) && !r.expect_map(s, "spec")) {
     return;
   }
-  if (YAML::Node action = child(s, "action"); present(action)) {
+  if (Node action = child(s, "action"); present(action)) {
     auto a = r.string(action, "spec.action");
     if (!a) {
       return;
@@ -208,9 +208,9 @@ void parse_authorization_policy(const YAML::Node& doc, const ObjectMeta& meta, c
   }
   // Targets: the Gateway (every served Service) or Services by name. Istio's waypoints ignore
   // policies that do not target them, selector-only ones included.
-  YAML::Node refs = child(s, "targetRefs");
-  YAML::Node single = child(s, "targetRef");
-  std::vector<YAML::Node> targets;
+  Node refs = child(s, "targetRefs");
+  Node single = child(s, "targetRef");
+  std::vector<Node> targets;
   if (present(refs) && r.expect_sequence(refs, "spec.targetRefs")) {
     for (size_t i = 0; i < refs.size(); ++i) {
       targets.push_back(refs[i]);
@@ -225,7 +225,7 @@ void parse_authorization_policy(const YAML::Node& doc, const ObjectMeta& meta, c
     return;
   }
   for (size_t i = 0; i < targets.size(); ++i) {
-    const YAML::Node& t = targets[i];
+    const Node& t = targets[i];
     std::string path = "spec.targetRefs[" + std::to_string(i) + "]";
     if (!r.expect_map(t, path)) {
       continue;
@@ -248,31 +248,31 @@ void parse_authorization_policy(const YAML::Node& doc, const ObjectMeta& meta, c
       r.warn(t, path + ".kind", *kind + " is not a target the waypoint applies (Gateway or Service); ignored");
     }
   }
-  if (YAML::Node selector = child(s, "selector"); present(selector)) {
+  if (Node selector = child(s, "selector"); present(selector)) {
     r.warn(selector, "spec.selector", "ignored: the waypoint applies policies by targetRefs");
   }
-  for_each_item(r, s, "rules", "spec", [&](const YAML::Node& item, const std::string& path) {
+  for_each_item(r, s, "rules", "spec", [&](const Node& item, const std::string& path) {
     filters::Rule rule;
     if (!r.expect_map(item, path)) {
       return;
     }
-    for_each_item(r, item, "from", path, [&](const YAML::Node& f, const std::string& fpath) {
-      YAML::Node source = child(f, "source");
+    for_each_item(r, item, "from", path, [&](const Node& f, const std::string& fpath) {
+      Node source = child(f, "source");
       if (!present(source)) {
         r.error(f, fpath + ".source", "required");
         return;
       }
       rule.from.push_back(parse_source(r, source, fpath + ".source"));
     });
-    for_each_item(r, item, "to", path, [&](const YAML::Node& t, const std::string& tpath) {
-      YAML::Node op = child(t, "operation");
+    for_each_item(r, item, "to", path, [&](const Node& t, const std::string& tpath) {
+      Node op = child(t, "operation");
       if (!present(op)) {
         r.error(t, tpath + ".operation", "required");
         return;
       }
       rule.to.push_back(parse_operation(r, op, tpath + ".operation"));
     });
-    for_each_item(r, item, "when", path, [&](const YAML::Node& w, const std::string& wpath) {
+    for_each_item(r, item, "when", path, [&](const Node& w, const std::string& wpath) {
       if (auto c = parse_condition(r, w, wpath)) {
         rule.when.push_back(std::move(*c));
       }

@@ -35,7 +35,7 @@ std::string resolve(const std::string& config_path, const std::string& file) {
 
 }  // namespace
 
-std::optional<BootstrapResource> parse_bootstrap(const YAML::Node& doc, const ObjectMeta& meta, Diagnostics& diag,
+std::optional<BootstrapResource> parse_bootstrap(const Node& doc, const ObjectMeta& meta, Diagnostics& diag,
                                                  const std::string& config_path) {
   BootstrapResource out;
   Bootstrap& b = out.bootstrap;
@@ -45,7 +45,7 @@ std::optional<BootstrapResource> parse_bootstrap(const YAML::Node& doc, const Ob
                  net::SockAddr(net::IpAddr::v4(0), 15020), net::SockAddr(net::IpAddr::v4(0), 15021)};
   Reader r(diag, "WaypointBootstrap " + b.name);
 
-  YAML::Node spec = child(doc, "spec");
+  Node spec = child(doc, "spec");
   if (!present(spec)) {
     r.error(doc, "spec", "required");
     return std::nullopt;
@@ -55,12 +55,12 @@ std::optional<BootstrapResource> parse_bootstrap(const YAML::Node& doc, const Ob
   }
 
   auto text = [&](std::string& target) {
-    return [&r, &target](const YAML::Node& v, const std::string& path) {
+    return [&r, &target](const Node& v, const std::string& path) {
       target = r.nonempty_string(v, path).value_or(target);
     };
   };
   auto address = [&](net::SockAddr& target) {
-    return [&r, &target](const YAML::Node& v, const std::string& path) {
+    return [&r, &target](const Node& v, const std::string& path) {
       auto value = r.string(v, path);
       if (!value) {
         return;
@@ -73,17 +73,17 @@ std::optional<BootstrapResource> parse_bootstrap(const YAML::Node& doc, const Ob
     };
   };
   auto count = [&](auto& target, int64_t min, int64_t max) {
-    return [&r, &target, min, max](const YAML::Node& v, const std::string& path) {
+    return [&r, &target, min, max](const Node& v, const std::string& path) {
       if (auto value = r.integer(v, path, min, max)) {
         target = static_cast<std::remove_reference_t<decltype(target)>>(*value);
       }
     };
   };
   auto port = [&](uint16_t& target) {
-    return [&r, &target](const YAML::Node& v, const std::string& path) { target = r.port(v, path).value_or(target); };
+    return [&r, &target](const Node& v, const std::string& path) { target = r.port(v, path).value_or(target); };
   };
   auto timeout = [&](Millis& target) {
-    return [&r, &target](const YAML::Node& v, const std::string& path) {
+    return [&r, &target](const Node& v, const std::string& path) {
       if (auto value = r.duration(v, path)) {
         if (value->count() == 0) {
           r.error(v, path, "must be greater than 0");
@@ -94,27 +94,27 @@ std::optional<BootstrapResource> parse_bootstrap(const YAML::Node& doc, const Ob
     };
   };
   auto tls_file = [&](BootstrapResource::TlsFile& file) {
-    return [&r, &file](const YAML::Node& v, const std::string& path) {
+    return [&r, &file](const Node& v, const std::string& path) {
       if (auto value = r.nonempty_string(v, path)) {
         file.written = *value;
-        file.node.reset(v);
+        file.node = v;
       }
     };
   };
   constexpr uint32_t kMaxU32 = 0xFFFFFFFF;
 
-  YAML::Node tls_node;
-  out.gateway_node.reset(spec);
+  Node tls_node;
+  out.gateway_node = spec;
   r.strict_map(
       spec, "spec",
       {
           {"gateway",
-           [&](const YAML::Node& v, const std::string& path) {
-             out.gateway_node.reset(v);
+           [&](const Node& v, const std::string& path) {
+             out.gateway_node = v;
              text(b.gateway)(v, path);
            }},
           {"trustDomain",
-           [&](const YAML::Node& v, const std::string& path) {
+           [&](const Node& v, const std::string& path) {
              text(b.trust_domain)(v, path);
              if (b.trust_domain.find('/') != std::string::npos) {
                r.error(v, path, "a trust domain cannot contain '/'");
@@ -122,26 +122,26 @@ std::optional<BootstrapResource> parse_bootstrap(const YAML::Node& doc, const Ob
            }},
           {"clusterDomain", text(b.cluster_domain)},
           {"listeners",
-           [&](const YAML::Node& v, const std::string& path) {
+           [&](const Node& v, const std::string& path) {
              r.strict_map(v, path,
                           {{"hbone", address(b.listeners.hbone)},
                            {"admin", address(b.listeners.admin)},
                            {"metrics", address(b.listeners.metrics)},
                            {"health", address(b.listeners.health)},
-                           {"allowNonLoopbackAdmin", [&](const YAML::Node& flag, const std::string& flag_path) {
+                           {"allowNonLoopbackAdmin", [&](const Node& flag, const std::string& flag_path) {
                               b.listeners.allow_non_loopback_admin = r.boolean(flag, flag_path).value_or(false);
                             }}});
            }},
           {"tls",
-           [&](const YAML::Node& v, const std::string& path) {
-             tls_node.reset(v);
+           [&](const Node& v, const std::string& path) {
+             tls_node = v;
              r.strict_map(v, path,
                           {{"certChain", tls_file(out.cert_chain)},
                            {"privateKey", tls_file(out.private_key)},
                            {"rootCert", tls_file(out.root_cert)}});
            }},
           {"upstream",
-           [&](const YAML::Node& v, const std::string& path) {
+           [&](const Node& v, const std::string& path) {
              auto& u = b.upstream;
              r.strict_map(v, path,
                           {{"hbonePort", port(u.hbone_port)},
@@ -150,7 +150,7 @@ std::optional<BootstrapResource> parse_bootstrap(const YAML::Node& doc, const Ob
                            {"idleTimeout", timeout(u.idle_timeout)}});
            }},
           {"downstream",
-           [&](const YAML::Node& v, const std::string& path) {
+           [&](const Node& v, const std::string& path) {
              auto& d = b.downstream;
              r.strict_map(v, path,
                           {{"maxConcurrentStreams", count(d.max_concurrent_streams, 1, kMaxU32)},
@@ -165,13 +165,13 @@ std::optional<BootstrapResource> parse_bootstrap(const YAML::Node& doc, const Ob
                            {"prematureResetMinStreamLifetime", timeout(d.premature_reset_min_stream_lifetime)}});
            }},
           {"http",
-           [&](const YAML::Node& v, const std::string& path) {
+           [&](const Node& v, const std::string& path) {
              auto& h = b.http;
              r.strict_map(
                  v, path,
                  {{"requestHeadersTimeout", timeout(h.request_headers_timeout)},
                   {"idleTimeout", timeout(h.idle_timeout)},
-                  {"headersWithUnderscoresAction", [&](const YAML::Node& a, const std::string& a_path) {
+                  {"headersWithUnderscoresAction", [&](const Node& a, const std::string& a_path) {
                      auto value = r.string(a, a_path);
                      if (!value) {
                        return;
@@ -188,7 +188,7 @@ std::optional<BootstrapResource> parse_bootstrap(const YAML::Node& doc, const Ob
                    }}});
            }},
           {"adminListeners",
-           [&](const YAML::Node& v, const std::string& path) {
+           [&](const Node& v, const std::string& path) {
              auto& a = b.admin_listeners;
              r.strict_map(v, path,
                           {{"maxConnections", count(a.max_connections, 1, 65536)},
@@ -196,7 +196,7 @@ std::optional<BootstrapResource> parse_bootstrap(const YAML::Node& doc, const Ob
                            {"maxRequestBytes", count(a.max_request_bytes, 1024, 1 << 24)}});
            }},
           {"kubernetes",
-           [&](const YAML::Node& v, const std::string& path) {
+           [&](const Node& v, const std::string& path) {
              b.kubernetes.enabled = true;
              if (v.IsMap() && v.size() == 0) {
                return;  // `kubernetes: {}`: every default
@@ -206,10 +206,10 @@ std::optional<BootstrapResource> parse_bootstrap(const YAML::Node& doc, const Ob
            }},
           {"concurrency", count(b.concurrency, 0, 1024)},
           {"log",
-           [&](const YAML::Node& v, const std::string& path) {
+           [&](const Node& v, const std::string& path) {
              r.strict_map(v, path,
                           {{"level",
-                            [&](const YAML::Node& level, const std::string& level_path) {
+                            [&](const Node& level, const std::string& level_path) {
                               auto value = r.string(level, level_path);
                               if (!value) {
                                 return;
@@ -233,11 +233,11 @@ std::optional<BootstrapResource> parse_bootstrap(const YAML::Node& doc, const Ob
                                                               {"admin", &b.listeners.admin},
                                                               {"metrics", &b.listeners.metrics},
                                                               {"health", &b.listeners.health}};
-  YAML::Node listeners_node = child(spec, "listeners");
+  Node listeners_node = child(spec, "listeners");
   for (size_t i = 0; i < std::size(listeners); ++i) {
     for (size_t j = 0; j < i; ++j) {
       if (collide(*listeners[i].second, *listeners[j].second)) {
-        YAML::Node at = child(listeners_node, listeners[i].first);
+        Node at = child(listeners_node, listeners[i].first);
         r.error(present(at) ? at : spec, std::string("spec.listeners.") + listeners[i].first,
                 listeners[i].second->to_string() + " collides with the " + listeners[j].first + " listener " +
                     listeners[j].second->to_string());
@@ -246,7 +246,7 @@ std::optional<BootstrapResource> parse_bootstrap(const YAML::Node& doc, const Ob
   }
 
   if (!b.listeners.admin.ip().is_loopback() && !b.listeners.allow_non_loopback_admin) {
-    YAML::Node at = child(listeners_node, "admin");
+    Node at = child(listeners_node, "admin");
     r.error(present(at) ? at : spec, "spec.listeners.admin",
             b.listeners.admin.to_string() +
                 " is not a loopback address; the admin API can change the running proxy (POST /logging, "

@@ -2,6 +2,8 @@
 // with its cluster and endpoints, and the pod-IP index. The Snapshot's vectors are filled before
 // any pointer into them is taken and never resized afterwards.
 #include <algorithm>
+#include <optional>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "config/resources.h"
@@ -18,6 +20,57 @@ bool selects(const std::map<std::string, std::string>& selector, const Pod& pod)
     return it != pod.labels.end() && it->second == kv.second;
   });
 }
+
+// Pods by label, so that a selector visits only the pods carrying its rarest label instead of every
+// pod of the namespace (services × pods was the cost of compiling a big namespace).
+class LabelIndex {
+ public:
+  explicit LabelIndex(std::vector<const Pod*> pods) : pods_(std::move(pods)) {
+    for (uint32_t i = 0; i < pods_.size(); ++i) {
+      for (const auto& [key, value] : pods_[i]->labels) {
+        by_label_[entry(key, value)].push_back(i);
+      }
+    }
+  }
+  // Calls f(pod) for every pod `selector` selects, in the order the pods were given.
+  template <typename F>
+  void for_each_selected(const std::map<std::string, std::string>& selector, F f) const {
+    if (selector.empty()) {
+      return;
+    }
+    const std::vector<uint32_t>* rarest = nullptr;
+    for (const auto& [key, value] : selector) {
+      auto it = by_label_.find(entry(key, value));
+      if (it == by_label_.end()) {
+        return;  // no pod carries this label
+      }
+      if (rarest == nullptr || it->second.size() < rarest->size()) {
+        rarest = &it->second;
+      }
+    }
+    for (uint32_t i : *rarest) {
+      if (selects(selector, *pods_[i])) {
+        f(*pods_[i]);
+      }
+    }
+  }
+  bool selects_any(const std::map<std::string, std::string>& selector) const {
+    bool any = false;
+    for_each_selected(selector, [&](const Pod&) { any = true; });
+    return any;
+  }
+
+ private:
+  static std::string entry(const std::string& key, const std::string& value) {
+    std::string e;
+    e.reserve(key.size() + value.size() + 1);
+    e.append(key).push_back('\0');
+    e.append(value);
+    return e;
+  }
+  std::vector<const Pod*> pods_;
+  std::unordered_map<std::string, std::vector<uint32_t>> by_label_;
+};
 
 std::string qualified(std::string_view kind, const std::string& namespace_, const std::string& name) {
   return std::string(kind) + " " + namespace_ + "/" + name;
@@ -82,6 +135,14 @@ std::vector<const PodResource*> select_pods(const Resources& res, const Gateway&
 std::vector<const ServiceResource*> select_services(const Resources& res, const Gateway& gateway,
                                                     const std::vector<const PodResource*>& pods, Diagnostics& diag) {
   std::vector<const ServiceResource*> served;
+  std::optional<LabelIndex> scoped;  // the served pods, when the waypoint is scoped to an account
+  if (!gateway.for_service_account.empty()) {
+    std::vector<const Pod*> served_pods;
+    for (const PodResource* p : pods) {
+      served_pods.push_back(&p->pod);
+    }
+    scoped.emplace(std::move(served_pods));
+  }
   for (const auto& s : res.services) {
     std::string who = qualified("Service", s.service.namespace_, s.service.name);
     auto label = s.service.labels.find(std::string(kUseWaypoint));
@@ -90,9 +151,7 @@ std::vector<const ServiceResource*> select_services(const Resources& res, const 
                   gateway.name + ")");
       continue;
     }
-    bool selects_served = std::any_of(pods.begin(), pods.end(),
-                                      [&](const PodResource* p) { return selects(s.service.selector, p->pod); });
-    if (!gateway.for_service_account.empty() && !selects_served) {
+    if (scoped && !scoped->selects_any(s.service.selector)) {
       diag.ignore(who + ": selects no pod of service account " + gateway.for_service_account);
       continue;
     }
@@ -213,6 +272,14 @@ void compile(const Resources& res, Diagnostics& diag, Snapshot& snapshot) {
     pods_by_name.emplace(pod.name, &pod);
   }
 
+  std::vector<const Pod*> selectable;
+  for (const Pod& pod : snapshot.pods) {
+    if (!pod.from_slice_only && pod.ready) {
+      selectable.push_back(&pod);
+    }
+  }
+  const LabelIndex index(std::move(selectable));
+
   for (size_t i = 0; i < services.size(); ++i) {
     const ServiceResource& source = *services[i];
     Service& service = snapshot.services[i];
@@ -227,22 +294,19 @@ void compile(const Resources& res, Diagnostics& diag, Snapshot& snapshot) {
                          (port.protocol == ChainProtocol::Http ? "http" : "tcp") + "|" + service.fqdn;
       Cluster cluster{name, {}};
       if (!slice_endpoints(service_slices, port, pods_by_name, known_pods, unknown_by_ip, cluster.endpoints)) {
-        for (const Pod& pod : snapshot.pods) {
-          if (pod.from_slice_only || !pod.ready || !selects(service.selector, pod)) {
-            continue;
-          }
+        index.for_each_selected(service.selector, [&](const Pod& pod) {
           uint16_t target = port.target_port_number;
           if (!port.target_port_name.empty()) {
             auto named = pod.named_ports.find(port.target_port_name);
             if (named == pod.named_ports.end()) {
               r.warn(child(source.port_nodes[j], "targetPort"), path + ".targetPort",
                      "pod " + pod.name + " has no port named " + port.target_port_name + "; not an endpoint");
-              continue;
+              return;
             }
             target = named->second;
           }
           cluster.endpoints.push_back(Endpoint{&pod, net::SockAddr(pod.ip, target)});
-        }
+        });
       }
       port.endpoints = cluster.endpoints;
       for (const net::IpAddr& ip : service.cluster_ips) {

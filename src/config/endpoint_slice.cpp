@@ -9,8 +9,8 @@ namespace {
 constexpr std::string_view kServiceName = "kubernetes.io/service-name";
 
 // A condition as the API defines it: unset means "unknown", which consumers read as `unknown`.
-bool condition(Reader& r, const YAML::Node& conditions, const char* key, const std::string& path, bool unknown) {
-  YAML::Node value = child(conditions, key);
+bool condition(Reader& r, const Node& conditions, const char* key, const std::string& path, bool unknown) {
+  Node value = child(conditions, key);
   if (!present(value)) {
     return unknown;
   }
@@ -18,13 +18,13 @@ bool condition(Reader& r, const YAML::Node& conditions, const char* key, const s
 }
 }  // namespace
 
-std::optional<EndpointSliceResource> parse_endpoint_slice(const YAML::Node& doc, const ObjectMeta& meta,
+std::optional<EndpointSliceResource> parse_endpoint_slice(const Node& doc, const ObjectMeta& meta,
                                                           Diagnostics& diag) {
   size_t errors_before = diag.error_count();
   Reader r(diag, "EndpointSlice " + meta.name);
   EndpointSliceResource out;
   out.name = meta.name;
-  out.node.reset(doc);
+  out.node = doc;
   auto labels = r.string_map(child(child(doc, "metadata"), "labels"), "metadata.labels");
   auto service = labels.find(std::string(kServiceName));
   if (service == labels.end() || service->second.empty()) {
@@ -32,29 +32,29 @@ std::optional<EndpointSliceResource> parse_endpoint_slice(const YAML::Node& doc,
     return std::nullopt;
   }
   out.service = service->second;
-  YAML::Node type = child(doc, "addressType");
+  Node type = child(doc, "addressType");
   std::string address_type = present(type) ? r.string(type, "addressType").value_or("") : "";
   if (address_type != "IPv4" && address_type != "IPv6") {
     diag.ignore("EndpointSlice " + meta.name + ": addressType " + (address_type.empty() ? "unset" : address_type) +
                 " is not served (IPv4 and IPv6 only)");
     return std::nullopt;
   }
-  if (YAML::Node ports = child(doc, "ports"); present(ports) && r.expect_sequence(ports, "ports")) {
+  if (Node ports = child(doc, "ports"); present(ports) && r.expect_sequence(ports, "ports")) {
     for (size_t i = 0; i < ports.size(); ++i) {
       std::string path = "ports[" + std::to_string(i) + "]";
       if (!r.expect_map(ports[i], path)) {
         continue;
       }
-      YAML::Node protocol = child(ports[i], "protocol");
+      Node protocol = child(ports[i], "protocol");
       if (present(protocol) && r.string(protocol, path + ".protocol").value_or("TCP") != "TCP") {
         continue;  // UDP and SCTP ports are not served (the Service's port says so once)
       }
-      YAML::Node number = child(ports[i], "port");
+      Node number = child(ports[i], "port");
       if (!present(number)) {
         continue;  // "all ports" (a slice of a selector-less Service): nothing to CONNECT to
       }
       std::string name;
-      if (YAML::Node n = child(ports[i], "name"); present(n)) {
+      if (Node n = child(ports[i], "name"); present(n)) {
         name = r.string(n, path + ".name").value_or("");
       }
       if (auto port = r.port(number, path + ".port")) {
@@ -62,29 +62,29 @@ std::optional<EndpointSliceResource> parse_endpoint_slice(const YAML::Node& doc,
       }
     }
   }
-  if (YAML::Node endpoints = child(doc, "endpoints");
+  if (Node endpoints = child(doc, "endpoints");
       present(endpoints) && r.expect_sequence(endpoints, "endpoints")) {
     for (size_t i = 0; i < endpoints.size(); ++i) {
       std::string path = "endpoints[" + std::to_string(i) + "]";
-      const YAML::Node& e = endpoints[i];
+      const Node& e = endpoints[i];
       if (!r.expect_map(e, path)) {
         continue;
       }
       EndpointSliceResource::Endpoint ep;
-      YAML::Node conditions = child(e, "conditions");
+      Node conditions = child(e, "conditions");
       if (present(conditions) && r.expect_map(conditions, path + ".conditions")) {
         std::string cpath = path + ".conditions";
         ep.ready = condition(r, conditions, "ready", cpath, true);
         ep.terminating = condition(r, conditions, "terminating", cpath, false);
       }
-      if (YAML::Node ref = child(e, "targetRef"); present(ref) && r.expect_map(ref, path + ".targetRef")) {
-        YAML::Node kind = child(ref, "kind");
-        YAML::Node name = child(ref, "name");
+      if (Node ref = child(e, "targetRef"); present(ref) && r.expect_map(ref, path + ".targetRef")) {
+        Node kind = child(ref, "kind");
+        Node name = child(ref, "name");
         if (present(kind) && kind.IsScalar() && kind.Scalar() == "Pod" && present(name)) {
           ep.pod = r.string(name, path + ".targetRef.name").value_or("");
         }
       }
-      YAML::Node addresses = child(e, "addresses");
+      Node addresses = child(e, "addresses");
       if (present(addresses) && r.expect_sequence(addresses, path + ".addresses")) {
         for (size_t j = 0; j < addresses.size(); ++j) {
           if (auto ip = r.ip(addresses[j], path + ".addresses[" + std::to_string(j) + "]")) {

@@ -12,7 +12,7 @@ namespace {
 
 constexpr std::string_view kForServiceAccount = "istio.io/for-service-account";
 
-std::map<std::string, std::string> metadata_map(Reader& r, const YAML::Node& doc, const char* key) {
+std::map<std::string, std::string> metadata_map(Reader& r, const Node& doc, const char* key) {
   return r.string_map(child(child(doc, "metadata"), key), std::string("metadata.") + key);
 }
 
@@ -38,22 +38,22 @@ bool speaks_http2(std::string_view app_protocol, std::string_view port_name) {
 
 // One entry of spec.ports; nullopt when it is skipped (UDP, SCTP) or unreadable. Field errors are
 // reported here; parse_service then drops the whole Service.
-std::optional<ServicePort> parse_service_port(Reader& r, const YAML::Node& node, const std::string& path) {
+std::optional<ServicePort> parse_service_port(Reader& r, const Node& node, const std::string& path) {
   if (!r.expect_map(node, path)) {
     return std::nullopt;
   }
   ServicePort port;
-  if (YAML::Node name = child(node, "name"); present(name)) {
+  if (Node name = child(node, "name"); present(name)) {
     port.name = r.string(name, path + ".name").value_or("");
   }
-  YAML::Node number = child(node, "port");
+  Node number = child(node, "port");
   if (!present(number)) {
     r.error(node, path + ".port", "required");
     return std::nullopt;
   }
   port.port = r.port(number, path + ".port").value_or(0);
   port.target_port_number = port.port;
-  if (YAML::Node target = child(node, "targetPort"); present(target)) {
+  if (Node target = child(node, "targetPort"); present(target)) {
     // IntOrString: a number (or something meant as one) is a port, anything else a port name.
     auto text = r.nonempty_string(target, path + ".targetPort");
     if (text && (std::isdigit(static_cast<unsigned char>(text->front())) || text->front() == '-')) {
@@ -63,10 +63,10 @@ std::optional<ServicePort> parse_service_port(Reader& r, const YAML::Node& node,
       port.target_port_number = 0;
     }
   }
-  if (YAML::Node app = child(node, "appProtocol"); present(app)) {
+  if (Node app = child(node, "appProtocol"); present(app)) {
     port.app_protocol = r.string(app, path + ".appProtocol").value_or("");
   }
-  if (YAML::Node protocol = child(node, "protocol"); present(protocol)) {
+  if (Node protocol = child(node, "protocol"); present(protocol)) {
     auto value = r.string(protocol, path + ".protocol");
     if (value == "UDP" || value == "SCTP") {
       r.warn(protocol, path + ".protocol", *value + " ports are not served; skipped");
@@ -83,7 +83,7 @@ std::optional<ServicePort> parse_service_port(Reader& r, const YAML::Node& node,
 
 }  // namespace
 
-std::optional<GatewayResource> parse_gateway(const YAML::Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap,
+std::optional<GatewayResource> parse_gateway(const Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap,
                                              Diagnostics& diag) {
   Reader r(diag, "Gateway " + meta.name);
   GatewayResource out{Gateway{meta.name, bootstrap.namespace_, "", mark_of(doc)}, doc};
@@ -96,7 +96,7 @@ std::optional<GatewayResource> parse_gateway(const YAML::Node& doc, const Object
 
 void check_gateway(const GatewayResource& gateway, Diagnostics& diag) {
   Reader r(diag, "Gateway " + gateway.gateway.name);
-  YAML::Node spec = child(gateway.node, "spec");
+  Node spec = child(gateway.node, "spec");
   if (!present(spec)) {
     r.error(gateway.node, "spec", "required (gatewayClassName: istio-waypoint and the mesh listener)");
     return;
@@ -108,10 +108,10 @@ void check_gateway(const GatewayResource& gateway, Diagnostics& diag) {
       cls && *cls != "istio-waypoint") {
     r.error(child(spec, "gatewayClassName"), "spec.gatewayClassName", "\"" + *cls + "\" is not istio-waypoint");
   }
-  YAML::Node listeners = child(spec, "listeners");
-  auto is_mesh = [](const YAML::Node& l) {
+  Node listeners = child(spec, "listeners");
+  auto is_mesh = [](const Node& l) {
     auto field = [&](const char* key) {
-      YAML::Node v = child(l, key);
+      Node v = child(l, key);
       return v.IsScalar() ? v.Scalar() : std::string();
     };
     return field("name") == "mesh" && field("port") == "15008" && field("protocol") == "HBONE";
@@ -123,7 +123,7 @@ void check_gateway(const GatewayResource& gateway, Diagnostics& diag) {
           "needs a listener {name: mesh, port: 15008, protocol: HBONE}");
 }
 
-std::optional<ServiceResource> parse_service(const YAML::Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap,
+std::optional<ServiceResource> parse_service(const Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap,
                                              Diagnostics& diag) {
   size_t errors_before = diag.error_count();
   Reader r(diag, "Service " + meta.name);
@@ -135,7 +135,7 @@ std::optional<ServiceResource> parse_service(const YAML::Node& doc, const Object
   s.mark = mark_of(doc);
   s.labels = metadata_map(r, doc, "labels");
 
-  YAML::Node spec = child(doc, "spec");
+  Node spec = child(doc, "spec");
   if (!present(spec)) {
     r.error(doc, "spec", "required");
     return std::nullopt;
@@ -143,16 +143,16 @@ std::optional<ServiceResource> parse_service(const YAML::Node& doc, const Object
   if (!r.expect_map(spec, "spec")) {
     return std::nullopt;
   }
-  if (YAML::Node type = child(spec, "type"); present(type) && r.string(type, "spec.type") == "ExternalName") {
+  if (Node type = child(spec, "type"); present(type) && r.string(type, "spec.type") == "ExternalName") {
     diag.ignore("Service " + s.namespace_ + "/" + s.name +
                 ": type ExternalName is a DNS alias with no endpoints of its own; not served");
     return std::nullopt;
   }
   // The API server assigns clusterIP (manifests rarely carry one); "None" is a headless Service.
   // Without a VIP the Service is reached only through its pods' IPs.
-  YAML::Node cluster_ip = child(spec, "clusterIP");
-  YAML::Node cluster_ips = child(spec, "clusterIPs");
-  auto add_vip = [&](const YAML::Node& node, const std::string& path) {
+  Node cluster_ip = child(spec, "clusterIP");
+  Node cluster_ips = child(spec, "clusterIPs");
+  auto add_vip = [&](const Node& node, const std::string& path) {
     if (node.IsScalar() && node.Scalar() == "None") {
       return;
     }
@@ -176,7 +176,7 @@ std::optional<ServiceResource> parse_service(const YAML::Node& doc, const Object
     r.warn(spec, "spec.clusterIP",
            "not set (the API server assigns it in a cluster): served through its pods' IPs only, no VIP");
   }
-  if (const YAML::Node ports = child(spec, "ports"); present(ports) && r.expect_sequence(ports, "spec.ports")) {
+  if (const Node ports = child(spec, "ports"); present(ports) && r.expect_sequence(ports, "spec.ports")) {
     for (size_t i = 0; i < ports.size(); ++i) {
       std::string path = "spec.ports[" + std::to_string(i) + "]";
       if (auto port = parse_service_port(r, ports[i], path)) {
@@ -214,15 +214,15 @@ std::optional<std::string> strip_segment(const std::string& name, Pred pred) {
 // (the ReplicaSet's name without its hash), a Job for its CronJob (without the schedule suffix),
 // any other controller for itself. Without ownerReferences (trimmed config) the generated name
 // "<deployment>-<hash>-<5 chars>" is recognised; anything else is its own workload.
-std::string workload_of(const YAML::Node& meta, const std::string& pod_name,
+std::string workload_of(const Node& meta, const std::string& pod_name,
                         const std::map<std::string, std::string>& labels) {
   for (const auto& owner : child(meta, "ownerReferences")) {
-    YAML::Node kind = child(owner, "kind");
-    YAML::Node name = child(owner, "name");
+    Node kind = child(owner, "kind");
+    Node name = child(owner, "name");
     if (!kind.IsScalar() || !name.IsScalar() || name.Scalar().empty()) {
       continue;
     }
-    const std::string& owner_name = name.Scalar();
+    const std::string owner_name = name.Scalar();
     if (kind.Scalar() == "ReplicaSet") {
       return strip_segment(owner_name, lower_alnum).value_or(owner_name);
     }
@@ -260,7 +260,7 @@ std::string first_label(const std::map<std::string, std::string>& labels, std::i
   return otherwise;
 }
 
-void workload_labels(Pod& p, const YAML::Node& meta) {
+void workload_labels(Pod& p, const Node& meta) {
   p.workload = workload_of(meta, p.name, p.labels);
   p.app = first_label(p.labels, {"app"}, "unknown");
   p.version = first_label(p.labels, {"version"}, "unknown");
@@ -272,7 +272,7 @@ void workload_labels(Pod& p, const YAML::Node& meta) {
 
 }  // namespace
 
-std::optional<PodResource> parse_pod(const YAML::Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap,
+std::optional<PodResource> parse_pod(const Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap,
                                      Diagnostics& diag) {
   size_t errors_before = diag.error_count();
   Reader r(diag, "Pod " + meta.name);
@@ -283,25 +283,25 @@ std::optional<PodResource> parse_pod(const YAML::Node& doc, const ObjectMeta& me
   p.mark = mark_of(doc);
   p.labels = metadata_map(r, doc, "labels");
 
-  YAML::Node spec = child(doc, "spec");
-  if (YAML::Node sa = child(spec, "serviceAccountName"); present(sa)) {
+  Node spec = child(doc, "spec");
+  if (Node sa = child(spec, "serviceAccountName"); present(sa)) {
     auto value = r.string(sa, "spec.serviceAccountName");
     if (value && !value->empty()) {
       p.service_account = *value;
     }
   }
-  const YAML::Node containers = child(spec, "containers");
+  const Node containers = child(spec, "containers");
   if (present(containers) && r.expect_sequence(containers, "spec.containers")) {
     for (size_t i = 0; i < containers.size(); ++i) {
       std::string container_path = "spec.containers[" + std::to_string(i) + "]";
-      const YAML::Node ports = child(containers[i], "ports");
+      const Node ports = child(containers[i], "ports");
       if (!present(ports) || !r.expect_sequence(ports, container_path + ".ports")) {
         continue;
       }
       for (size_t j = 0; j < ports.size(); ++j) {
         std::string path = container_path + ".ports[" + std::to_string(j) + "]";
-        YAML::Node name = child(ports[j], "name");
-        YAML::Node number = child(ports[j], "containerPort");
+        Node name = child(ports[j], "name");
+        Node number = child(ports[j], "containerPort");
         if (!present(name)) {
           continue;  // only named ports matter: they resolve a Service's named targetPort
         }
@@ -318,22 +318,22 @@ std::optional<PodResource> parse_pod(const YAML::Node& doc, const ObjectMeta& me
     }
   }
 
-  YAML::Node status = child(doc, "status");
-  if (YAML::Node ip = child(status, "podIP"); present(ip)) {
+  Node status = child(doc, "status");
+  if (Node ip = child(status, "podIP"); present(ip)) {
     if (auto value = r.ip(ip, "status.podIP")) {
       p.ip = *value;
       out.has_ip = true;
-      out.ip_node.reset(ip);
+      out.ip_node = ip;
     }
   }
-  if (YAML::Node phase = child(status, "phase"); present(phase)) {
+  if (Node phase = child(status, "phase"); present(phase)) {
     p.ready = p.ready && r.string(phase, "status.phase") == "Running";
   }
-  if (YAML::Node conditions = child(status, "conditions");
+  if (Node conditions = child(status, "conditions");
       present(conditions) && r.expect_sequence(conditions, "status.conditions")) {
     for (const auto& condition : conditions) {
-      YAML::Node type = child(condition, "type");
-      YAML::Node value = child(condition, "status");
+      Node type = child(condition, "type");
+      Node value = child(condition, "status");
       if (type.IsScalar() && type.Scalar() == "Ready") {
         p.ready = p.ready && value.IsScalar() && value.Scalar() == "True";
       }

@@ -2,7 +2,6 @@
 // bootstrap first (it names the namespace) → the other resources, dispatched by apiVersion and kind
 // → certificates → compile. Every problem is collected; the load fails once, with all of them.
 #include <openssl/evp.h>
-#include <yaml-cpp/eventhandler.h>
 
 #include <algorithm>
 #include <cstring>
@@ -12,6 +11,7 @@
 
 #include "config/authz.h"
 #include "config/files.h"
+#include "config/node.h"
 #include "config/resources.h"
 #include "config/routing.h"
 
@@ -89,7 +89,7 @@ const std::vector<KnownGroup>& known_groups() {
 }
 
 struct Entry {
-  YAML::Node node;
+  Node node;
   ObjectMeta meta;
   Handling handling = Handling::Foreign;
   std::string_view note;
@@ -144,9 +144,9 @@ bool dispatch(Entry& e, Reader& r) {
 }
 
 // Reads apiVersion, kind and metadata and decides what to do with the resource.
-std::optional<Entry> classify(const YAML::Node& node, Diagnostics& diag) {
+std::optional<Entry> classify(const Node& node, Diagnostics& diag) {
   Entry e;
-  e.node.reset(node);
+  e.node = node;
   Reader r(diag, "resource");
   auto api_version = r.required_string(node, "apiVersion", "apiVersion");
   auto kind = r.required_string(node, "kind", "kind");
@@ -155,8 +155,8 @@ std::optional<Entry> classify(const YAML::Node& node, Diagnostics& diag) {
   }
   e.api_version = *api_version;
   e.meta.kind = *kind;
-  YAML::Node metadata = child(node, "metadata");
-  auto text = [](const YAML::Node& n) { return n.IsScalar() ? n.Scalar() : std::string(); };
+  Node metadata = child(node, "metadata");
+  auto text = [](const Node& n) { return n.IsScalar() ? n.Scalar() : std::string(); };
   e.meta.name = text(child(metadata, "name"));
   e.meta.namespace_ = text(child(metadata, "namespace"));
 
@@ -175,7 +175,7 @@ std::optional<Entry> classify(const YAML::Node& node, Diagnostics& diag) {
     return std::nullopt;
   }
   auto name = typed.required_string(metadata, "name", "metadata.name");
-  YAML::Node ns = child(metadata, "namespace");
+  Node ns = child(metadata, "namespace");
   bool ns_ok = !present(ns) || typed.string(ns, "metadata.namespace");
   if (!name || !ns_ok) {
     return std::nullopt;
@@ -184,7 +184,7 @@ std::optional<Entry> classify(const YAML::Node& node, Diagnostics& diag) {
 }
 
 // Appends the resource(s) in `node` to `out`: a List contributes its items, in place.
-void add_resources(const YAML::Node& node, bool in_list, std::vector<Entry>& out, Diagnostics& diag) {
+void add_resources(const Node& node, bool in_list, std::vector<Entry>& out, Diagnostics& diag) {
   if (!present(node)) {
     return;
   }
@@ -193,10 +193,10 @@ void add_resources(const YAML::Node& node, bool in_list, std::vector<Entry>& out
                std::string(in_list ? "a List item" : "a document") + " must be a Kubernetes resource (a map)");
     return;
   }
-  YAML::Node kind = child(node, "kind");
+  Node kind = child(node, "kind");
   if (kind.IsScalar() && kind.Scalar() == "List") {
     Reader r(diag, "List");
-    const YAML::Node items = child(node, "items");
+    const Node items = child(node, "items");
     if (in_list) {
       r.error(kind, "kind", "a List inside a List is not supported");
     } else if (present(items) && r.expect_sequence(items, "items")) {
@@ -255,128 +255,14 @@ class NameRegistry {
   std::map<std::string, Mark> seen_;
 };
 
-// A first pass over the parser's events, before any node tree is built:
-// - yaml-cpp 0.7's LoadAll never returns on some malformed streams (a "," where a document should
-//   start: jbeder/yaml-cpp#1040, fixed upstream after 0.8) and allocates until the process dies: a
-//   document starting where the previous one did means the parser made no progress.
-// - yaml-cpp keeps the last of duplicate mapping keys without a word (YAML 1.2 §3.2.1.1 says keys
-//   are unique), so a doubled `weight:` or `spec:` would silently change what is served.
-// An explicit stack of open collections: nesting depth costs memory, never recursion.
-struct Prescan : YAML::EventHandler {
-  struct Open {
-    bool map = false;
-    bool expect_key = true;
-    std::map<std::string, YAML::Mark> keys;
-  };
-  YAML::Mark last;
-  std::vector<Open> open;
-  std::optional<std::pair<YAML::Mark, std::string>> duplicate;  // where, and the message
-
-  void node_done() {
-    if (!open.empty() && open.back().map) {
-      open.back().expect_key = !open.back().expect_key;
-    }
-  }
-  void key(const YAML::Mark& mark, const std::string& value) {
-    if (open.empty() || !open.back().map || !open.back().expect_key || value == "<<" || duplicate) {
-      return;
-    }
-    auto [it, inserted] = open.back().keys.emplace(value, mark);
-    if (!inserted) {
-      duplicate = std::make_pair(mark, "duplicate key \"" + value + "\" (first at line " +
-                                           std::to_string(it->second.line + 1) + ", column " +
-                                           std::to_string(it->second.column + 1) + ")");
-    }
-  }
-  void OnDocumentStart(const YAML::Mark& mark) override {
-    last = mark;
-    open.clear();
-  }
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override {
-    key(mark, "~");
-    node_done();
-  }
-  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { node_done(); }
-  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t, const std::string& value) override {
-    key(mark, value);
-    node_done();
-  }
-  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
-    if (!open.empty() && open.back().map && open.back().expect_key) {
-      open.back().expect_key = false;  // a complex key is never compared; its value follows
-      open.push_back({});
-      open.back().map = false;
-      return;
-    }
-    open.push_back({});
-    open.back().map = false;
-  }
-  void OnSequenceEnd() override {
-    if (!open.empty()) {
-      open.pop_back();
-    }
-    node_done();
-  }
-  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
-    open.push_back({});
-    open.back().map = true;
-  }
-  void OnMapEnd() override {
-    if (!open.empty()) {
-      open.pop_back();
-    }
-    node_done();
-  }
-};
-
-struct PrescanResult {
-  std::optional<YAML::Mark> stuck;
-  std::optional<std::pair<YAML::Mark, std::string>> duplicate;
-};
-
-PrescanResult prescan(const std::string& text) {
-  std::istringstream in(text);
-  YAML::Parser parser(in);
-  Prescan scan;
-  PrescanResult out;
-  for (int previous = -1; parser.HandleNextDocument(scan); previous = scan.last.pos) {
-    if (scan.last.pos == previous) {
-      out.stuck = scan.last;
-      return out;
-    }
-    if (scan.duplicate) {
-      out.duplicate = scan.duplicate;
-      return out;
-    }
-  }
-  return out;
-}
-
 // `bootstrap_only`: the lines [first, last] are the file of the Kubernetes API mode, of which only
 // the bootstrap is read (every other resource there is ignored, with a warning).
-void load(const std::string& text, Diagnostics& diag, Snapshot& snapshot,
-          std::pair<size_t, size_t> bootstrap_only = {0, 0}, const std::string& namespace_override = "",
-          bool certificates = true) {
-  std::vector<YAML::Node> docs;
-  try {
-    PrescanResult scan = prescan(text);
-    if (scan.stuck) {
-      diag.error(to_mark(*scan.stuck), "invalid YAML: unexpected text where a document should start");
-      return;
-    }
-    if (scan.duplicate) {
-      diag.error(to_mark(scan.duplicate->first), "invalid YAML: " + scan.duplicate->second);
-      return;
-    }
-    docs = YAML::LoadAll(text);
-  } catch (const YAML::Exception& e) {
-    diag.error(to_mark(e.mark), "invalid YAML: " + e.msg);
-    return;
-  }
+void load_documents(const std::vector<const Document*>& docs, Diagnostics& diag, Snapshot& snapshot,
+                    std::pair<size_t, size_t> bootstrap_only = {0, 0}, const std::string& namespace_override = "",
+                    bool certificates = true) {
   std::vector<Entry> entries;
-  for (const auto& doc : docs) {
-    add_resources(doc, false, entries, diag);
+  for (const Document* doc : docs) {
+    add_resources(doc->root(), false, entries, diag);
   }
   auto bootstrap = read_bootstrap(entries, diag, snapshot.source_file);
   if (!bootstrap) {
@@ -474,12 +360,8 @@ void load(const std::string& text, Diagnostics& diag, Snapshot& snapshot,
   }
 }
 
-}  // namespace
-
-std::string version_of(const std::string& bytes) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
+// A version: the first 16 hex digits of a SHA-256 digest.
+std::string version_hex(const unsigned char* digest) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string hex;
   for (unsigned i = 0; i < 8; ++i) {
@@ -489,18 +371,36 @@ std::string version_of(const std::string& bytes) {
   return hex;
 }
 
+// A YAML text: every document in one pass of the parser, then the resources.
+void load(const std::string& text, Diagnostics& diag, Snapshot& snapshot) {
+  YamlParse parsed = parse_yaml(text);
+  if (parsed.error) {
+    diag.error(parsed.error->first, parsed.error->second);
+    return;
+  }
+  std::vector<const Document*> docs;
+  for (const auto& d : parsed.documents) {
+    docs.push_back(d.get());
+  }
+  load_documents(docs, diag, snapshot);
+}
+
+}  // namespace
+
+std::string version_of(const std::string& bytes) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
+  return version_hex(digest);
+}
+
 SnapshotPtr load_snapshot_from_string(const std::string& text, const std::string& path) {
   auto snapshot = std::make_shared<Snapshot>();
   snapshot->source_file = path;
   snapshot->version = version_of(text);
   snapshot->loaded_at = std::chrono::system_clock::now();
   Diagnostics diag(path);
-  try {
-    load(text, diag, *snapshot);
-  } catch (const YAML::Exception& e) {
-    // A yaml-cpp accessor tripped by odd input is still a config error, not a crash.
-    diag.error(to_mark(e.mark), e.msg);
-  }
+  load(text, diag, *snapshot);
   if (diag.failed()) {
     throw ConfigError(diag.error_text());
   }
@@ -511,49 +411,66 @@ SnapshotPtr load_snapshot_from_string(const std::string& text, const std::string
 
 namespace {
 
-// The text of one API-mode load: a first line of its own (where an error with no position lands),
-// the bootstrap, then each object as a one-line JSON document (JSON is YAML). line_of[i] is the
-// line of objects[included[i]].
-struct Rendered {
-  std::string text;
-  size_t bootstrap_first = 0;
+// One API-mode load, decoded once for all its rounds: the bootstrap text (with a first line of its
+// own, where an error with no position lands) as YAML, then each object's JSON as a document of its
+// own whose nodes all sit on the object's line, after the bootstrap's: errors are blamed by line.
+struct Decoded {
+  std::vector<DocumentPtr> bootstrap;
+  size_t bootstrap_first = 2;
   size_t bootstrap_last = 0;
+  std::vector<DocumentPtr> objects;  // parallel to the SourceObjects; nullptr when not JSON
   std::unordered_map<size_t, size_t> object_at_line;  // line -> index into objects
+  std::string version;  // of the bootstrap and every object's bytes
 };
 
-Rendered render(const std::string& bootstrap_text, const std::vector<SourceObject>& objects,
-                const std::vector<bool>& left_out) {
-  Rendered r;
-  r.text = "# waypoint: the bootstrap, then the objects read from the Kubernetes API\n";
-  size_t line = 2;
-  r.bootstrap_first = line;
-  r.text += bootstrap_text;
-  if (!r.text.empty() && r.text.back() != '\n') {
-    r.text += '\n';
+constexpr std::string_view kHeader = "# waypoint: the bootstrap, then the objects read from the Kubernetes API\n";
+
+Decoded decode(const std::string& bootstrap_text, const std::string& path, const std::vector<SourceObject>& objects,
+               std::vector<RejectedObject>& rejected, std::vector<bool>& left_out) {
+  Decoded d;
+  std::string text(kHeader);
+  text += bootstrap_text;
+  if (text.back() != '\n') {
+    text += '\n';
   }
-  line = 1 + static_cast<size_t>(std::count(r.text.begin(), r.text.end(), '\n'));
-  r.bootstrap_last = line - 1;
-  size_t total = r.text.size();
-  for (size_t i = 0; i < objects.size(); ++i) {
-    total += left_out[i] ? 0 : objects[i].json.size() + 5;
+  d.bootstrap_last = static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
+  YamlParse parsed = parse_yaml(text);
+  if (parsed.error) {
+    throw ConfigError(path + ":" + std::to_string(parsed.error->first.line - 1) + ":" +
+                      std::to_string(parsed.error->first.column) + ": " + parsed.error->second);
   }
-  r.text.reserve(total);
+  d.bootstrap = std::move(parsed.documents);
+
+  EVP_MD_CTX* md = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(md, EVP_sha256(), nullptr);
+  EVP_DigestUpdate(md, text.data(), text.size());
+  d.objects.resize(objects.size());
   for (size_t i = 0; i < objects.size(); ++i) {
-    if (left_out[i]) {
+    EVP_DigestUpdate(md, "---\n", 4);
+    EVP_DigestUpdate(md, objects[i].json.data(), objects[i].json.size());
+    EVP_DigestUpdate(md, "\n", 1);
+    size_t line = d.bootstrap_last + 2 + 2 * i;
+    std::string error;
+    d.objects[i] = parse_json_document(objects[i].json, static_cast<uint32_t>(line), error);
+    if (!d.objects[i]) {
+      left_out[i] = true;
+      rejected.push_back(RejectedObject{objects[i].kind, objects[i].name, objects[i].resource_version,
+                                        objects[i].kind + " " + objects[i].name + ": not JSON: " + error});
       continue;
     }
-    r.text += "---\n";
-    r.text += objects[i].json;
-    r.text += '\n';
-    r.object_at_line.emplace(line + 1, i);
-    line += 2;
+    d.object_at_line.emplace(line, i);
   }
-  return r;
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_DigestFinal_ex(md, digest, &length);
+  EVP_MD_CTX_free(md);
+  d.version = version_hex(digest);
+  return d;
 }
 
 // The object an error belongs to: by its line, else (no position) by the subject that starts
 // its message ("VirtualService reviews: ...").
-std::optional<size_t> blame(const Rendered& r, const std::vector<SourceObject>& objects,
+std::optional<size_t> blame(const Decoded& r, const std::vector<SourceObject>& objects,
                             const std::vector<bool>& left_out, const Diagnostics::Entry& e) {
   if (auto it = r.object_at_line.find(static_cast<size_t>(e.at.line)); it != r.object_at_line.end()) {
     return it->second;
@@ -570,7 +487,7 @@ std::optional<size_t> blame(const Rendered& r, const std::vector<SourceObject>& 
   return std::nullopt;
 }
 
-std::vector<std::string> object_lines(const Rendered& r, const std::vector<SourceObject>& objects,
+std::vector<std::string> object_lines(const Decoded& r, const std::vector<SourceObject>& objects,
                                       const std::vector<bool>& left_out, const std::string& path,
                                       const std::vector<Diagnostics::Entry>& entries) {
   std::vector<std::string> out;
@@ -593,26 +510,27 @@ SnapshotPtr load_snapshot_from_objects(const std::string& bootstrap_text, const 
                                        bool check_certificates) {
   std::vector<bool> left_out(objects.size(), false);
   std::vector<RejectedObject> rejected;
+  const Decoded r = decode(bootstrap_text, path, objects, rejected, left_out);
   // Each round leaves out at least one object or ends: errors of references (a route to a subset
   // of a rejected DestinationRule) only show once the objects they name are gone.
   // The version is the one of everything read (the rejected objects too): a change that only
   // removes a rejected object is a new configuration with a shorter `rejected`.
-  std::string version;
   for (size_t round = 0; round <= objects.size(); ++round) {
-    Rendered r = render(bootstrap_text, objects, left_out);
-    if (round == 0) {
-      version = version_of(r.text);
+    std::vector<const Document*> docs;
+    for (const auto& d : r.bootstrap) {
+      docs.push_back(d.get());
+    }
+    for (size_t i = 0; i < objects.size(); ++i) {
+      if (!left_out[i]) {
+        docs.push_back(r.objects[i].get());
+      }
     }
     auto snapshot = std::make_shared<Snapshot>();
     snapshot->source_file = path;
-    snapshot->version = version;
+    snapshot->version = r.version;
     snapshot->loaded_at = std::chrono::system_clock::now();
     Diagnostics diag(path);
-    try {
-      load(r.text, diag, *snapshot, {r.bootstrap_first, r.bootstrap_last}, namespace_, check_certificates);
-    } catch (const YAML::Exception& e) {
-      diag.error(to_mark(e.mark), e.msg);
-    }
+    load_documents(docs, diag, *snapshot, {r.bootstrap_first, r.bootstrap_last}, namespace_, check_certificates);
     if (!diag.failed()) {
       snapshot->warnings = object_lines(r, objects, left_out, path, diag.warnings());
       snapshot->ignored = diag.ignored();
@@ -668,21 +586,16 @@ std::string read_config_text(const std::string& path) { return read_config(path)
 
 Bootstrap load_bootstrap(const std::string& text, const std::string& path) {
   Diagnostics diag(path);
-  std::optional<BootstrapResource> bootstrap;
-  try {
-    PrescanResult scan = prescan(text);
-    if (scan.stuck || scan.duplicate) {
-      // The full load says what and where.
-      load_snapshot_from_string(text, path);
-    }
-    std::vector<Entry> entries;
-    for (const auto& doc : YAML::LoadAll(text)) {
-      add_resources(doc, false, entries, diag);
-    }
-    bootstrap = read_bootstrap(entries, diag, path);
-  } catch (const YAML::Exception& e) {
-    diag.error(to_mark(e.mark), "invalid YAML: " + e.msg);
+  YamlParse parsed = parse_yaml(text);
+  if (parsed.error) {
+    diag.error(parsed.error->first, parsed.error->second);
+    throw ConfigError(diag.error_text());
   }
+  std::vector<Entry> entries;
+  for (const auto& doc : parsed.documents) {
+    add_resources(doc->root(), false, entries, diag);
+  }
+  std::optional<BootstrapResource> bootstrap = read_bootstrap(entries, diag, path);
   if (diag.failed() || !bootstrap) {
     throw ConfigError(diag.failed() ? diag.error_text() : path + ": no WaypointBootstrap");
   }

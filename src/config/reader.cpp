@@ -6,13 +6,13 @@ namespace wp::config {
 
 namespace {
 
-std::string_view type_name(const YAML::Node& node) {
+std::string_view type_name(const Node& node) {
   switch (node.Type()) {
-    case YAML::NodeType::Map:
+    case NodeType::Map:
       return "a map";
-    case YAML::NodeType::Sequence:
+    case NodeType::Sequence:
       return "a list";
-    case YAML::NodeType::Scalar:
+    case NodeType::Scalar:
       return "a scalar";
     default:
       return "nothing";
@@ -37,24 +37,18 @@ std::optional<int64_t> parse_integer(std::string_view text) {
 
 }  // namespace
 
-Mark to_mark(const YAML::Mark& mark) {
-  return mark.is_null() ? Mark{1, 1} : Mark{mark.line + 1, mark.column + 1};
-}
+Mark mark_of(const Node& node) { return node.mark(); }
 
-Mark mark_of(const YAML::Node& node) {
-  return node.IsDefined() ? to_mark(node.Mark()) : Mark{1, 1};
-}
-
-YAML::Node child(const YAML::Node& map, std::string_view key) {
+Node child(const Node& map, std::string_view key) {
   if (!map.IsMap()) {
-    return YAML::Node(YAML::NodeType::Undefined);
+    return Node();
   }
   for (const auto& entry : map) {
-    if (entry.first.IsScalar() && entry.first.Scalar() == key) {
+    if (entry.first.IsScalar() && entry.first.view() == key) {
       return entry.second;
     }
   }
-  return YAML::Node(YAML::NodeType::Undefined);
+  return Node();
 }
 
 std::vector<std::string> Diagnostics::lines(const std::vector<Entry>& entries) const {
@@ -84,15 +78,15 @@ std::vector<std::string> Diagnostics::warning_lines() const {
   return lines(warnings_);
 }
 
-void Reader::error(const YAML::Node& at, std::string_view path, std::string_view problem) {
+void Reader::error(const Node& at, std::string_view path, std::string_view problem) {
   diag_.error(mark_of(at), subject_ + ": " + std::string(path) + ": " + std::string(problem));
 }
 
-void Reader::warn(const YAML::Node& at, std::string_view path, std::string_view problem) {
+void Reader::warn(const Node& at, std::string_view path, std::string_view problem) {
   diag_.warning(mark_of(at), subject_ + ": " + std::string(path) + ": " + std::string(problem));
 }
 
-std::optional<std::string> Reader::string(const YAML::Node& node, std::string_view path) {
+std::optional<std::string> Reader::string(const Node& node, std::string_view path) {
   if (!node.IsScalar()) {
     error(node, path, "expected a string, got " + std::string(type_name(node)));
     return std::nullopt;
@@ -100,7 +94,7 @@ std::optional<std::string> Reader::string(const YAML::Node& node, std::string_vi
   return node.Scalar();
 }
 
-std::optional<std::string> Reader::nonempty_string(const YAML::Node& node, std::string_view path) {
+std::optional<std::string> Reader::nonempty_string(const Node& node, std::string_view path) {
   auto value = string(node, path);
   if (value && value->empty()) {
     error(node, path, "must not be empty");
@@ -109,7 +103,7 @@ std::optional<std::string> Reader::nonempty_string(const YAML::Node& node, std::
   return value;
 }
 
-std::optional<int64_t> Reader::integer(const YAML::Node& node, std::string_view path, int64_t min, int64_t max,
+std::optional<int64_t> Reader::integer(const Node& node, std::string_view path, int64_t min, int64_t max,
                                        std::string_view noun) {
   if (!node.IsScalar()) {
     error(node, path, "expected a number, got " + std::string(type_name(node)));
@@ -128,12 +122,12 @@ std::optional<int64_t> Reader::integer(const YAML::Node& node, std::string_view 
   return value;
 }
 
-std::optional<uint16_t> Reader::port(const YAML::Node& node, std::string_view path) {
+std::optional<uint16_t> Reader::port(const Node& node, std::string_view path) {
   auto value = integer(node, path, 1, 65535, "a port");
   return value ? std::optional<uint16_t>(static_cast<uint16_t>(*value)) : std::nullopt;
 }
 
-std::optional<bool> Reader::boolean(const YAML::Node& node, std::string_view path) {
+std::optional<bool> Reader::boolean(const Node& node, std::string_view path) {
   if (node.IsScalar() && (node.Scalar() == "true" || node.Scalar() == "false")) {
     return node.Scalar() == "true";
   }
@@ -141,7 +135,7 @@ std::optional<bool> Reader::boolean(const YAML::Node& node, std::string_view pat
   return std::nullopt;
 }
 
-std::optional<net::IpAddr> Reader::ip(const YAML::Node& node, std::string_view path) {
+std::optional<net::IpAddr> Reader::ip(const Node& node, std::string_view path) {
   auto text = string(node, path);
   if (!text) {
     return std::nullopt;
@@ -153,7 +147,7 @@ std::optional<net::IpAddr> Reader::ip(const YAML::Node& node, std::string_view p
   return ip;
 }
 
-std::optional<Millis> Reader::duration(const YAML::Node& node, std::string_view path) {
+std::optional<Millis> Reader::duration(const Node& node, std::string_view path) {
   auto text = string(node, path);
   if (!text) {
     return std::nullopt;
@@ -165,7 +159,7 @@ std::optional<Millis> Reader::duration(const YAML::Node& node, std::string_view 
   return value;
 }
 
-std::map<std::string, std::string> Reader::string_map(const YAML::Node& node, std::string_view path) {
+std::map<std::string, std::string> Reader::string_map(const Node& node, std::string_view path) {
   std::map<std::string, std::string> out;
   if (!present(node) || !expect_map(node, path)) {
     return out;
@@ -183,7 +177,7 @@ std::map<std::string, std::string> Reader::string_map(const YAML::Node& node, st
   return out;
 }
 
-bool Reader::expect_map(const YAML::Node& node, std::string_view path) {
+bool Reader::expect_map(const Node& node, std::string_view path) {
   if (node.IsMap()) {
     return true;
   }
@@ -191,7 +185,7 @@ bool Reader::expect_map(const YAML::Node& node, std::string_view path) {
   return false;
 }
 
-bool Reader::expect_sequence(const YAML::Node& node, std::string_view path) {
+bool Reader::expect_sequence(const Node& node, std::string_view path) {
   if (node.IsSequence()) {
     return true;
   }
@@ -199,9 +193,9 @@ bool Reader::expect_sequence(const YAML::Node& node, std::string_view path) {
   return false;
 }
 
-std::optional<std::string> Reader::required_string(const YAML::Node& parent, std::string_view key,
+std::optional<std::string> Reader::required_string(const Node& parent, std::string_view key,
                                                    std::string_view path) {
-  YAML::Node node = child(parent, key);
+  Node node = child(parent, key);
   if (!present(node)) {
     error(parent, path, "required");
     return std::nullopt;
@@ -209,13 +203,13 @@ std::optional<std::string> Reader::required_string(const YAML::Node& parent, std
   return nonempty_string(node, path);
 }
 
-void Reader::strict_map(const YAML::Node& map, const std::string& path, const std::vector<Field>& fields) {
+void Reader::strict_map(const Node& map, const std::string& path, const std::vector<Field>& fields) {
   if (!expect_map(map, path)) {
     return;
   }
   // Duplicate keys never get here: the loader's prescan refuses them with FILE:LINE:COL.
   for (const auto& entry : map) {
-    const YAML::Node& key = entry.first;
+    const Node& key = entry.first;
     std::string key_text = key.IsScalar() ? key.Scalar() : "?";
     std::string field_path = path + "." + key_text;
     auto field =

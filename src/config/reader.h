@@ -2,7 +2,6 @@
 // Private to config/: where problems are collected (Diagnostics) and the typed, position-aware
 // accessors every resource parser uses (Reader). Nothing here throws on bad input; problems become
 // "FILE:LINE:COL: <subject>: <field>: <problem>" lines.
-#include <yaml-cpp/yaml.h>
 
 #include <cstdint>
 #include <functional>
@@ -12,24 +11,22 @@
 #include <string_view>
 #include <vector>
 
+#include "config/node.h"
 #include "waypoint/config/snapshot.h"
 #include "waypoint/net/address.h"
 
 namespace wp::config {
 
-// yaml-cpp's 0-based mark as a 1-based Mark; 1:1 when it is null.
-Mark to_mark(const YAML::Mark& mark);
-
 // The 1-based position of a node; 1:1 when the node carries none (absent or synthesized).
-Mark mark_of(const YAML::Node& node);
+Mark mark_of(const Node& node);
 
 // True for a key that is present with a non-null value.
-inline bool present(const YAML::Node& node) {
+inline bool present(const Node& node) {
   return node.IsDefined() && !node.IsNull();
 }
 
-// map[key] without yaml-cpp's exceptions: undefined when `map` is not a map or lacks the key.
-YAML::Node child(const YAML::Node& map, std::string_view key);
+// map[key]: undefined when `map` is not a map or lacks the key.
+Node child(const Node& map, std::string_view key);
 
 class Diagnostics {
  public:
@@ -68,32 +65,32 @@ class Reader {
  public:
   Reader(Diagnostics& diag, std::string subject) : diag_(diag), subject_(std::move(subject)) {}
 
-  void error(const YAML::Node& at, std::string_view path, std::string_view problem);
-  void warn(const YAML::Node& at, std::string_view path, std::string_view problem);
+  void error(const Node& at, std::string_view path, std::string_view problem);
+  void warn(const Node& at, std::string_view path, std::string_view problem);
 
   // Each accessor expects a present node and reports a type or range problem at it.
-  std::optional<std::string> string(const YAML::Node& node, std::string_view path);
-  std::optional<std::string> nonempty_string(const YAML::Node& node, std::string_view path);
-  std::optional<int64_t> integer(const YAML::Node& node, std::string_view path, int64_t min, int64_t max,
+  std::optional<std::string> string(const Node& node, std::string_view path);
+  std::optional<std::string> nonempty_string(const Node& node, std::string_view path);
+  std::optional<int64_t> integer(const Node& node, std::string_view path, int64_t min, int64_t max,
                                  std::string_view noun = "an integer");
-  std::optional<uint16_t> port(const YAML::Node& node, std::string_view path);
-  std::optional<bool> boolean(const YAML::Node& node, std::string_view path);  // true / false only
-  std::optional<net::IpAddr> ip(const YAML::Node& node, std::string_view path);
-  std::optional<Millis> duration(const YAML::Node& node, std::string_view path);
-  std::map<std::string, std::string> string_map(const YAML::Node& node, std::string_view path);
-  bool expect_map(const YAML::Node& node, std::string_view path);
-  bool expect_sequence(const YAML::Node& node, std::string_view path);
+  std::optional<uint16_t> port(const Node& node, std::string_view path);
+  std::optional<bool> boolean(const Node& node, std::string_view path);  // true / false only
+  std::optional<net::IpAddr> ip(const Node& node, std::string_view path);
+  std::optional<Millis> duration(const Node& node, std::string_view path);
+  std::map<std::string, std::string> string_map(const Node& node, std::string_view path);
+  bool expect_map(const Node& node, std::string_view path);
+  bool expect_sequence(const Node& node, std::string_view path);
 
   // A required string: reports "required" at `parent` when absent.
-  std::optional<std::string> required_string(const YAML::Node& parent, std::string_view key, std::string_view path);
+  std::optional<std::string> required_string(const Node& parent, std::string_view key, std::string_view path);
 
   // Strict maps (the bootstrap): every key must be one of `fields`; a null value counts as unset.
-  using FieldHandler = std::function<void(const YAML::Node& value, const std::string& path)>;
+  using FieldHandler = std::function<void(const Node& value, const std::string& path)>;
   struct Field {
     std::string_view key;
     FieldHandler handle;
   };
-  void strict_map(const YAML::Node& map, const std::string& path, const std::vector<Field>& fields);
+  void strict_map(const Node& map, const std::string& path, const std::vector<Field>& fields);
 
  private:
   Diagnostics& diag_;
@@ -102,8 +99,8 @@ class Reader {
 
 // Calls `each(item, item_path)` for every entry of the list at map[key] (absent: nothing).
 template <typename F>
-void for_each_item(Reader& r, const YAML::Node& map, const char* key, const std::string& path, F each) {
-  const YAML::Node list = child(map, key);
+void for_each_item(Reader& r, const Node& map, const char* key, const std::string& path, F each) {
+  const Node list = child(map, key);
   std::string list_path = path.empty() ? key : path + "." + key;
   if (!present(list) || !r.expect_sequence(list, list_path)) {
     return;

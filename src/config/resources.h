@@ -1,10 +1,7 @@
 #pragma once
 // Private to config/: the resources read from the file, before scoping and compilation. Each keeps
 // the YAML nodes that later checks (scope, chains, certificates) report against.
-// Beware: yaml-cpp's Node::operator= writes through to the node already referenced; these members
-// are only ever constructed or rebound with Node::reset().
-#include <yaml-cpp/yaml.h>
-
+// The nodes are handles into the documents being loaded (config/node.h): valid during the load only.
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,11 +20,11 @@ struct ObjectMeta {
 
 struct BootstrapResource {
   Bootstrap bootstrap;
-  YAML::Node gateway_node;  // spec.gateway (or spec when missing)
+  Node gateway_node;  // spec.gateway (or spec when missing)
   // tls paths as written, and where; the resolved paths are in bootstrap.tls.
   struct TlsFile {
     std::string written;
-    YAML::Node node;
+    Node node;
   };
   TlsFile cert_chain;
   TlsFile private_key;
@@ -36,19 +33,19 @@ struct BootstrapResource {
 
 struct GatewayResource {
   Gateway gateway;
-  YAML::Node node;
+  Node node;
 };
 
 struct ServiceResource {
   Service service;
-  std::vector<YAML::Node> port_nodes;   // spec.ports[i] of each kept port (parallel to service.ports)
+  std::vector<Node> port_nodes;   // spec.ports[i] of each kept port (parallel to service.ports)
   std::vector<std::string> port_paths;  // "spec.ports[i]" as numbered in the file
 };
 
 struct PodResource {
   Pod pod;
   bool has_ip = false;
-  YAML::Node ip_node;  // status.podIP
+  Node ip_node;  // status.podIP
 };
 
 // A Service's endpoints as the endpoints controller publishes them (discovery.k8s.io/v1).
@@ -63,7 +60,7 @@ struct EndpointSliceResource {
   std::string service;  // label kubernetes.io/service-name
   std::vector<Endpoint> endpoints;
   std::vector<std::pair<std::string, uint16_t>> ports;  // TCP ports: name ("" when unnamed) -> port
-  YAML::Node node;
+  Node node;
 };
 
 // Everything in the waypoint's namespace that it reads, in file order.
@@ -78,19 +75,19 @@ struct Resources {
 };
 
 // "WaypointBootstrap" document → bootstrap. `config_path` resolves the relative tls paths.
-std::optional<BootstrapResource> parse_bootstrap(const YAML::Node& doc, const ObjectMeta& meta, Diagnostics& diag,
+std::optional<BootstrapResource> parse_bootstrap(const Node& doc, const ObjectMeta& meta, Diagnostics& diag,
                                                  const std::string& config_path);
 
 // Kubernetes resources already known to be in the waypoint's namespace; nullopt when unusable.
-std::optional<GatewayResource> parse_gateway(const YAML::Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap,
+std::optional<GatewayResource> parse_gateway(const Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap,
                                              Diagnostics& diag);
-std::optional<ServiceResource> parse_service(const YAML::Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap,
+std::optional<ServiceResource> parse_service(const Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap,
                                              Diagnostics& diag);
-std::optional<PodResource> parse_pod(const YAML::Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap,
+std::optional<PodResource> parse_pod(const Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap,
                                      Diagnostics& diag);
 
 // An EndpointSlice; nullopt when unusable or not a Service's IP slice (reported as ignored).
-std::optional<EndpointSliceResource> parse_endpoint_slice(const YAML::Node& doc, const ObjectMeta& meta,
+std::optional<EndpointSliceResource> parse_endpoint_slice(const Node& doc, const ObjectMeta& meta,
                                                           Diagnostics& diag);
 
 // Checks the gateway named by the bootstrap (class and mesh listener).

@@ -4,7 +4,6 @@
 // that compiles them into the Snapshot's clusters and route tables (routing_compile.cpp).
 // Everything that can be checked without other resources (regexes, durations, percentages,
 // retryOn tokens, weights) is checked while parsing; references are checked while compiling.
-#include <yaml-cpp/yaml.h>
 
 #include <optional>
 #include <string>
@@ -19,11 +18,11 @@ namespace wp::config {
 // A destination as written: VirtualService route[].destination / mirror, HTTPRoute backendRef.
 struct DestinationRef {
   std::string host;  // as written (short name, name.ns, FQDN)
-  YAML::Node host_node;
+  Node host_node;
   std::string subset;
-  YAML::Node subset_node;
+  Node subset_node;
   uint16_t port = 0;  // 0: not given
-  YAML::Node port_node;
+  Node port_node;
   uint32_t weight = 0;
   uint32_t per_million = 1'000'000;  // mirrors only
   std::string path;                  // "spec.http[0].route[1].destination"
@@ -46,13 +45,13 @@ struct TcpRouteSpec {
 
 struct HostRef {
   std::string host;
-  YAML::Node node;
+  Node node;
   std::string path;
 };
 
 struct VirtualServiceSpec {
   std::string name;
-  YAML::Node node;
+  Node node;
   std::vector<HostRef> hosts;
   std::vector<HttpRouteSpec> http;
   std::vector<TcpRouteSpec> tcp;
@@ -75,7 +74,7 @@ struct SubsetSpec {
 
 struct DestinationRuleSpec {
   std::string name;
-  YAML::Node node;
+  Node node;
   HostRef host;
   PolicySpec policy;
   std::vector<SubsetSpec> subsets;
@@ -83,14 +82,14 @@ struct DestinationRuleSpec {
 
 struct ParentRef {
   std::string service;
-  YAML::Node node;
+  Node node;
   uint16_t port = 0;  // 0: every port
   std::string path;
 };
 
 struct HttpRouteResource {
   std::string name;
-  YAML::Node node;
+  Node node;
   std::vector<ParentRef> parents;  // kind Service only
   std::vector<HttpRouteSpec> rules;
 };
@@ -102,9 +101,9 @@ struct RoutingResources {
 };
 
 // Each reports its problems to `diag` and appends the resource to `out` unless it is unusable.
-void parse_virtual_service(const YAML::Node& doc, const ObjectMeta& meta, Diagnostics& diag, RoutingResources& out);
-void parse_destination_rule(const YAML::Node& doc, const ObjectMeta& meta, Diagnostics& diag, RoutingResources& out);
-void parse_http_route(const YAML::Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap, Diagnostics& diag,
+void parse_virtual_service(const Node& doc, const ObjectMeta& meta, Diagnostics& diag, RoutingResources& out);
+void parse_destination_rule(const Node& doc, const ObjectMeta& meta, Diagnostics& diag, RoutingResources& out);
+void parse_http_route(const Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap, Diagnostics& diag,
                       RoutingResources& out);
 
 // Builds snapshot.clusters, route_tables and tcp_routes from the served Services and Pods already

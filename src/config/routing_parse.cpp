@@ -25,7 +25,7 @@ std::string lower(std::string text) {
 // (re2.max_program_size.error_level = 32768) is an error, so no config regex can be slow to match.
 constexpr int kMaxRegexProgramSize = 32768;
 
-std::optional<std::shared_ptr<const re2::RE2>> compile_regex(Reader& r, const YAML::Node& node,
+std::optional<std::shared_ptr<const re2::RE2>> compile_regex(Reader& r, const Node& node,
                                                              const std::string& path, const std::string& pattern,
                                                              bool icase) {
   RE2::Options options;
@@ -54,7 +54,7 @@ struct StringMatchResult {
   std::optional<StringMatch> match;
 };
 
-StringMatchResult string_match(Reader& r, const YAML::Node& node, const std::string& path, bool icase = false) {
+StringMatchResult string_match(Reader& r, const Node& node, const std::string& path, bool icase = false) {
   if (!r.expect_map(node, path)) {
     return {};
   }
@@ -63,7 +63,7 @@ StringMatchResult string_match(Reader& r, const YAML::Node& node, const std::str
   for (const auto& [key, kind] :
        {std::pair{"exact", StringMatch::Kind::Exact}, std::pair{"prefix", StringMatch::Kind::Prefix},
         std::pair{"regex", StringMatch::Kind::Regex}}) {
-    YAML::Node value = child(node, key);
+    Node value = child(node, key);
     if (!present(value)) {
       continue;
     }
@@ -98,10 +98,10 @@ StringMatchResult string_match(Reader& r, const YAML::Node& node, const std::str
 }
 
 // A Gateway API {type, value} string match for headers and query parameters.
-std::optional<StringMatch> gateway_value_match(Reader& r, const YAML::Node& node, const std::string& path) {
+std::optional<StringMatch> gateway_value_match(Reader& r, const Node& node, const std::string& path) {
   StringMatch m;
   std::string type = "Exact";
-  if (YAML::Node t = child(node, "type"); present(t)) {
+  if (Node t = child(node, "type"); present(t)) {
     type = r.string(t, path + ".type").value_or("");
   }
   auto value = r.required_string(node, "value", path + ".value");
@@ -126,7 +126,7 @@ std::optional<StringMatch> gateway_value_match(Reader& r, const YAML::Node& node
 }
 
 // A percentage 0..100 (Istio Percent {value: double}, or Gateway API percent) as per million.
-std::optional<uint32_t> percentage(Reader& r, const YAML::Node& node, const std::string& path) {
+std::optional<uint32_t> percentage(Reader& r, const Node& node, const std::string& path) {
   if (!node.IsScalar()) {
     r.error(node, path, "expected a number, got a structure");
     return std::nullopt;
@@ -142,13 +142,13 @@ std::optional<uint32_t> percentage(Reader& r, const YAML::Node& node, const std:
 }
 
 // Istio's `percentage: {value: X}` or the deprecated integer `percent`; nullopt when neither.
-std::optional<uint32_t> istio_percentage(Reader& r, const YAML::Node& parent, const std::string& path, bool& bad) {
-  if (YAML::Node p = child(parent, "percentage"); present(p)) {
+std::optional<uint32_t> istio_percentage(Reader& r, const Node& parent, const std::string& path, bool& bad) {
+  if (Node p = child(parent, "percentage"); present(p)) {
     if (!r.expect_map(p, path + ".percentage")) {
       bad = true;
       return std::nullopt;
     }
-    YAML::Node value = child(p, "value");
+    Node value = child(p, "value");
     if (!present(value)) {
       return 0;
     }
@@ -156,7 +156,7 @@ std::optional<uint32_t> istio_percentage(Reader& r, const YAML::Node& parent, co
     bad = !out;
     return out;
   }
-  if (YAML::Node p = child(parent, "percent"); present(p)) {
+  if (Node p = child(parent, "percent"); present(p)) {
     auto out = r.integer(p, path + ".percent", 0, 100, "a percentage");
     bad = !out;
     return out ? std::optional<uint32_t>(static_cast<uint32_t>(*out * 10'000)) : std::nullopt;
@@ -164,9 +164,9 @@ std::optional<uint32_t> istio_percentage(Reader& r, const YAML::Node& parent, co
   return std::nullopt;
 }
 
-std::optional<Millis> duration_field(Reader& r, const YAML::Node& parent, const char* key, const std::string& path,
+std::optional<Millis> duration_field(Reader& r, const Node& parent, const char* key, const std::string& path,
                                      bool& bad) {
-  YAML::Node node = child(parent, key);
+  Node node = child(parent, key);
   if (!present(node)) {
     return std::nullopt;
   }
@@ -175,9 +175,9 @@ std::optional<Millis> duration_field(Reader& r, const YAML::Node& parent, const 
   return value;
 }
 
-uint32_t u32_field(Reader& r, const YAML::Node& parent, const char* key, const std::string& path, uint32_t fallback,
+uint32_t u32_field(Reader& r, const Node& parent, const char* key, const std::string& path, uint32_t fallback,
                    bool& bad) {
-  YAML::Node node = child(parent, key);
+  Node node = child(parent, key);
   if (!present(node)) {
     return fallback;
   }
@@ -188,7 +188,7 @@ uint32_t u32_field(Reader& r, const YAML::Node& parent, const char* key, const s
 
 // ---- VirtualService -------------------------------------------------------------------------
 
-std::optional<DestinationRef> istio_destination(Reader& r, const YAML::Node& node, const std::string& path) {
+std::optional<DestinationRef> istio_destination(Reader& r, const Node& node, const std::string& path) {
   if (!present(node)) {
     r.error(node, path, "required");
     return std::nullopt;
@@ -203,17 +203,17 @@ std::optional<DestinationRef> istio_destination(Reader& r, const YAML::Node& nod
     return std::nullopt;
   }
   d.host = *host;
-  d.host_node.reset(child(node, "host"));
-  if (YAML::Node subset = child(node, "subset"); present(subset)) {
+  d.host_node = child(node, "host");
+  if (Node subset = child(node, "subset"); present(subset)) {
     auto s = r.nonempty_string(subset, path + ".subset");
     if (!s) {
       return std::nullopt;
     }
     d.subset = *s;
-    d.subset_node.reset(subset);
+    d.subset_node = subset;
   }
-  if (YAML::Node port = child(node, "port"); present(port)) {
-    YAML::Node number = child(port, "number");
+  if (Node port = child(node, "port"); present(port)) {
+    Node number = child(port, "number");
     if (!present(number)) {
       r.error(port, path + ".port.number", "required");
       return std::nullopt;
@@ -223,15 +223,15 @@ std::optional<DestinationRef> istio_destination(Reader& r, const YAML::Node& nod
       return std::nullopt;
     }
     d.port = *p;
-    d.port_node.reset(number);
+    d.port_node = number;
   }
   return d;
 }
 
 // Weights: all omitted (one destination: 100 %, several: equal shares) or summing to 100.
-bool check_weights(Reader& r, const YAML::Node& list, const std::string& path, std::vector<DestinationRef>& dests,
-                   const std::vector<YAML::Node>& weight_nodes) {
-  bool any = std::any_of(weight_nodes.begin(), weight_nodes.end(), [](const YAML::Node& n) { return present(n); });
+bool check_weights(Reader& r, const Node& list, const std::string& path, std::vector<DestinationRef>& dests,
+                   const std::vector<Node>& weight_nodes) {
+  bool any = std::any_of(weight_nodes.begin(), weight_nodes.end(), [](const Node& n) { return present(n); });
   if (!any) {
     uint32_t share = dests.empty() ? 0 : 100 / static_cast<uint32_t>(dests.size());
     for (size_t i = 0; i < dests.size(); ++i) {
@@ -254,7 +254,7 @@ bool check_weights(Reader& r, const YAML::Node& list, const std::string& path, s
   return true;
 }
 
-void header_operations(Reader& r, const YAML::Node& node, const std::string& path, HeaderMutation& out) {
+void header_operations(Reader& r, const Node& node, const std::string& path, HeaderMutation& out) {
   if (!r.expect_map(node, path)) {
     return;
   }
@@ -265,14 +265,14 @@ void header_operations(Reader& r, const YAML::Node& node, const std::string& pat
       target.emplace_back(lower(name), value);
     }
   }
-  for_each_item(r, node, "remove", path, [&](const YAML::Node& item, const std::string& item_path) {
+  for_each_item(r, node, "remove", path, [&](const Node& item, const std::string& item_path) {
     if (auto name = r.nonempty_string(item, item_path)) {
       out.remove.push_back(lower(*name));
     }
   });
 }
 
-bool parse_retries(Reader& r, const YAML::Node& node, const std::string& path, RetryPolicy& policy) {
+bool parse_retries(Reader& r, const Node& node, const std::string& path, RetryPolicy& policy) {
   if (!r.expect_map(node, path)) {
     return false;
   }
@@ -280,7 +280,7 @@ bool parse_retries(Reader& r, const YAML::Node& node, const std::string& path, R
   // Istio: retries with attempts 0 (or none) disable retrying.
   policy.num_retries = u32_field(r, node, "attempts", path, 0, bad);
   policy.per_try_timeout = duration_field(r, node, "perTryTimeout", path, bad);
-  if (YAML::Node on = child(node, "retryOn"); present(on)) {
+  if (Node on = child(node, "retryOn"); present(on)) {
     std::string text;
     if (on.IsSequence()) {  // accepted too: a YAML list of tokens
       for (const auto& item : on) {
@@ -304,14 +304,14 @@ bool parse_retries(Reader& r, const YAML::Node& node, const std::string& path, R
   return !bad;
 }
 
-bool parse_fault(Reader& r, const YAML::Node& node, const std::string& path, FaultPolicy& fault) {
+bool parse_fault(Reader& r, const Node& node, const std::string& path, FaultPolicy& fault) {
   if (!r.expect_map(node, path)) {
     return false;
   }
   bool bad = false;
-  if (YAML::Node delay = child(node, "delay"); present(delay) && r.expect_map(delay, path + ".delay")) {
+  if (Node delay = child(node, "delay"); present(delay) && r.expect_map(delay, path + ".delay")) {
     std::string delay_path = path + ".delay";
-    YAML::Node fixed = child(delay, "fixedDelay");
+    Node fixed = child(delay, "fixedDelay");
     if (!present(fixed)) {
       r.error(delay, delay_path + ".fixedDelay", "required");
       bad = true;
@@ -327,9 +327,9 @@ bool parse_fault(Reader& r, const YAML::Node& node, const std::string& path, Fau
     fault.has_delay = true;
     fault.delay_per_million = pct.value_or(0);
   }
-  if (YAML::Node abort = child(node, "abort"); present(abort) && r.expect_map(abort, path + ".abort")) {
+  if (Node abort = child(node, "abort"); present(abort) && r.expect_map(abort, path + ".abort")) {
     std::string abort_path = path + ".abort";
-    YAML::Node status = child(abort, "httpStatus");
+    Node status = child(abort, "httpStatus");
     if (!present(status)) {
       r.error(abort, abort_path + ".httpStatus", "required (grpcStatus aborts are not supported)");
       bad = true;
@@ -348,21 +348,21 @@ bool parse_fault(Reader& r, const YAML::Node& node, const std::string& path, Fau
   return !bad;
 }
 
-std::optional<RouteMatch> istio_match(Reader& r, const YAML::Node& node, const std::string& path, uint16_t& port) {
+std::optional<RouteMatch> istio_match(Reader& r, const Node& node, const std::string& path, uint16_t& port) {
   if (!r.expect_map(node, path)) {
     return std::nullopt;
   }
   RouteMatch m;
   bool bad = false;
-  if (YAML::Node name = child(node, "name"); present(name)) {
+  if (Node name = child(node, "name"); present(name)) {
     m.name = r.string(name, path + ".name").value_or("");
   }
   bool icase = false;
-  if (YAML::Node ignore = child(node, "ignoreUriCase"); present(ignore)) {
+  if (Node ignore = child(node, "ignoreUriCase"); present(ignore)) {
     icase = ignore.IsScalar() && ignore.Scalar() == "true";
   }
   auto one = [&](const char* key, std::optional<StringMatch>& target, bool case_insensitive) {
-    if (YAML::Node n = child(node, key); present(n)) {
+    if (Node n = child(node, key); present(n)) {
       auto result = string_match(r, n, path + "." + key, case_insensitive);
       bad = bad || !result.ok;
       target = std::move(result.match);
@@ -372,7 +372,7 @@ std::optional<RouteMatch> istio_match(Reader& r, const YAML::Node& node, const s
   one("method", m.method, false);
   one("authority", m.authority, false);
   for (const auto& [key, invert] : {std::pair{"headers", false}, std::pair{"withoutHeaders", true}}) {
-    YAML::Node headers = child(node, key);
+    Node headers = child(node, key);
     if (!present(headers) || !r.expect_map(headers, path + "." + key)) {
       continue;
     }
@@ -383,7 +383,7 @@ std::optional<RouteMatch> istio_match(Reader& r, const YAML::Node& node, const s
       m.headers.push_back(KeyMatch{lower(name), std::move(result.match), invert});
     }
   }
-  if (YAML::Node params = child(node, "queryParams"); present(params) && r.expect_map(params, path + ".queryParams")) {
+  if (Node params = child(node, "queryParams"); present(params) && r.expect_map(params, path + ".queryParams")) {
     for (const auto& entry : params) {
       std::string name = entry.first.IsScalar() ? entry.first.Scalar() : "";
       auto result = string_match(r, entry.second, path + ".queryParams." + name);
@@ -391,14 +391,14 @@ std::optional<RouteMatch> istio_match(Reader& r, const YAML::Node& node, const s
       m.query_params.push_back(KeyMatch{name, std::move(result.match), false});
     }
   }
-  if (YAML::Node p = child(node, "port"); present(p)) {
+  if (Node p = child(node, "port"); present(p)) {
     auto value = r.port(p, path + ".port");
     bad = bad || !value;
     port = value.value_or(0);
   }
   // Conditions the waypoint cannot evaluate: ignoring them would widen the match, so they fail.
   for (const char* unsupported : {"sourceLabels", "sourceNamespace", "gateways", "scheme"}) {
-    if (YAML::Node n = child(node, unsupported); present(n)) {
+    if (Node n = child(node, unsupported); present(n)) {
       r.error(n, path + "." + unsupported, "not supported by the waypoint");
       bad = true;
     }
@@ -409,7 +409,7 @@ std::optional<RouteMatch> istio_match(Reader& r, const YAML::Node& node, const s
   return m;
 }
 
-std::optional<HttpRouteSpec> istio_http_route(Reader& r, const YAML::Node& node, const std::string& path,
+std::optional<HttpRouteSpec> istio_http_route(Reader& r, const Node& node, const std::string& path,
                                               const std::string& vs_name, size_t index) {
   if (!r.expect_map(node, path)) {
     return std::nullopt;
@@ -419,10 +419,10 @@ std::optional<HttpRouteSpec> istio_http_route(Reader& r, const YAML::Node& node,
   route.source = "VirtualService " + vs_name;
   route.name = vs_name + "." + std::to_string(index);
   bool bad = false;
-  if (YAML::Node name = child(node, "name"); present(name)) {
+  if (Node name = child(node, "name"); present(name)) {
     route.name = r.string(name, path + ".name").value_or(route.name);
   }
-  for_each_item(r, node, "match", path, [&](const YAML::Node& item, const std::string& item_path) {
+  for_each_item(r, node, "match", path, [&](const Node& item, const std::string& item_path) {
     uint16_t port = 0;
     if (auto m = istio_match(r, item, item_path, port)) {
       route.matches.push_back(std::move(*m));
@@ -431,11 +431,11 @@ std::optional<HttpRouteSpec> istio_http_route(Reader& r, const YAML::Node& node,
       bad = true;
     }
   });
-  const YAML::Node routes = child(node, "route");
-  std::vector<YAML::Node> weight_nodes;
-  for_each_item(r, node, "route", path, [&](const YAML::Node& item, const std::string& item_path) {
+  const Node routes = child(node, "route");
+  std::vector<Node> weight_nodes;
+  for_each_item(r, node, "route", path, [&](const Node& item, const std::string& item_path) {
     auto d = istio_destination(r, child(item, "destination"), item_path + ".destination");
-    YAML::Node weight = child(item, "weight");
+    Node weight = child(item, "weight");
     if (d && present(weight)) {
       auto w = r.integer(weight, item_path + ".weight", 0, 100, "a weight");
       d->weight = static_cast<uint32_t>(w.value_or(0));
@@ -451,23 +451,23 @@ std::optional<HttpRouteSpec> istio_http_route(Reader& r, const YAML::Node& node,
   if (!bad && !spec.destinations.empty()) {
     bad = !check_weights(r, routes, path + ".route", spec.destinations, weight_nodes);
   }
-  if (YAML::Node redirect = child(node, "redirect"); present(redirect) && r.expect_map(redirect, path + ".redirect")) {
+  if (Node redirect = child(node, "redirect"); present(redirect) && r.expect_map(redirect, path + ".redirect")) {
     Redirect out;
     std::string rp = path + ".redirect";
-    if (YAML::Node uri = child(redirect, "uri"); present(uri)) {
+    if (Node uri = child(redirect, "uri"); present(uri)) {
       out.path = r.string(uri, rp + ".uri").value_or("");
       out.path_kind = PathRewrite::Full;
     }
-    if (YAML::Node a = child(redirect, "authority"); present(a)) {
+    if (Node a = child(redirect, "authority"); present(a)) {
       out.authority = r.string(a, rp + ".authority").value_or("");
     }
-    if (YAML::Node s = child(redirect, "scheme"); present(s)) {
+    if (Node s = child(redirect, "scheme"); present(s)) {
       out.scheme = r.string(s, rp + ".scheme").value_or("");
     }
-    if (YAML::Node p = child(redirect, "port"); present(p)) {
+    if (Node p = child(redirect, "port"); present(p)) {
       out.port = r.port(p, rp + ".port").value_or(0);
     }
-    if (YAML::Node code = child(redirect, "redirectCode"); present(code)) {
+    if (Node code = child(redirect, "redirectCode"); present(code)) {
       auto c = r.integer(code, rp + ".redirectCode", 300, 399, "a redirect status");
       bad = bad || !c;
       out.status = static_cast<uint16_t>(c.value_or(301));
@@ -478,9 +478,9 @@ std::optional<HttpRouteSpec> istio_http_route(Reader& r, const YAML::Node& node,
       bad = true;
     }
   }
-  if (YAML::Node direct = child(node, "directResponse");
+  if (Node direct = child(node, "directResponse");
       present(direct) && r.expect_map(direct, path + ".directResponse")) {
-    YAML::Node status = child(direct, "status");
+    Node status = child(direct, "status");
     if (!present(status)) {
       r.error(direct, path + ".directResponse.status", "required");
       bad = true;
@@ -489,7 +489,7 @@ std::optional<HttpRouteSpec> istio_http_route(Reader& r, const YAML::Node& node,
     } else {
       bad = true;
     }
-    if (YAML::Node body = child(child(direct, "body"), "string"); present(body)) {
+    if (Node body = child(child(direct, "body"), "string"); present(body)) {
       route.direct_body = r.string(body, path + ".directResponse.body.string").value_or("");
     }
   }
@@ -501,44 +501,44 @@ std::optional<HttpRouteSpec> istio_http_route(Reader& r, const YAML::Node& node,
     r.error(node, path, "give only one of route, redirect, directResponse");
     bad = true;
   }
-  if (YAML::Node cors = child(node, "corsPolicy"); present(cors)) {
+  if (Node cors = child(node, "corsPolicy"); present(cors)) {
     r.warn(cors, path + ".corsPolicy", "not supported by the waypoint; ignored");
   }
-  if (YAML::Node delegate = child(node, "delegate"); present(delegate)) {
+  if (Node delegate = child(node, "delegate"); present(delegate)) {
     r.error(delegate, path + ".delegate", "not supported by the waypoint");
     bad = true;
   }
-  if (YAML::Node retries = child(node, "retries"); present(retries)) {
+  if (Node retries = child(node, "retries"); present(retries)) {
     bad = !parse_retries(r, retries, path + ".retries", route.retry) || bad;
   }
-  if (YAML::Node timeout = child(node, "timeout"); present(timeout)) {
+  if (Node timeout = child(node, "timeout"); present(timeout)) {
     auto t = r.duration(timeout, path + ".timeout");
     bad = bad || !t;
     if (t && t->count() > 0) {  // Istio: 0s disables the timeout
       route.timeout = *t;
     }
   }
-  if (YAML::Node fault = child(node, "fault"); present(fault)) {
+  if (Node fault = child(node, "fault"); present(fault)) {
     bad = !parse_fault(r, fault, path + ".fault", route.fault) || bad;
   }
-  if (YAML::Node headers = child(node, "headers"); present(headers) && r.expect_map(headers, path + ".headers")) {
-    if (YAML::Node req = child(headers, "request"); present(req)) {
+  if (Node headers = child(node, "headers"); present(headers) && r.expect_map(headers, path + ".headers")) {
+    if (Node req = child(headers, "request"); present(req)) {
       header_operations(r, req, path + ".headers.request", route.request_headers);
     }
-    if (YAML::Node resp = child(headers, "response"); present(resp)) {
+    if (Node resp = child(headers, "response"); present(resp)) {
       header_operations(r, resp, path + ".headers.response", route.response_headers);
     }
   }
-  if (YAML::Node rewrite = child(node, "rewrite"); present(rewrite) && r.expect_map(rewrite, path + ".rewrite")) {
-    if (YAML::Node uri = child(rewrite, "uri"); present(uri)) {
+  if (Node rewrite = child(node, "rewrite"); present(rewrite) && r.expect_map(rewrite, path + ".rewrite")) {
+    if (Node uri = child(rewrite, "uri"); present(uri)) {
       route.rewrite.path = r.string(uri, path + ".rewrite.uri").value_or("");
       route.rewrite.path_kind = PathRewrite::Prefix;
     }
-    if (YAML::Node a = child(rewrite, "authority"); present(a)) {
+    if (Node a = child(rewrite, "authority"); present(a)) {
       route.rewrite.authority = r.string(a, path + ".rewrite.authority").value_or("");
     }
   }
-  for_each_item(r, node, "mirrors", path, [&](const YAML::Node& item, const std::string& item_path) {
+  for_each_item(r, node, "mirrors", path, [&](const Node& item, const std::string& item_path) {
     auto d = istio_destination(r, child(item, "destination"), item_path + ".destination");
     bool pct_bad = false;
     if (auto pct = istio_percentage(r, item, item_path, pct_bad); pct && d) {
@@ -550,12 +550,12 @@ std::optional<HttpRouteSpec> istio_http_route(Reader& r, const YAML::Node& node,
       bad = true;
     }
   });
-  if (YAML::Node mirror = child(node, "mirror"); present(mirror)) {
+  if (Node mirror = child(node, "mirror"); present(mirror)) {
     auto d = istio_destination(r, mirror, path + ".mirror");
     bool pct_bad = false;
-    if (YAML::Node pct = child(node, "mirrorPercentage");
+    if (Node pct = child(node, "mirrorPercentage");
         present(pct) && r.expect_map(pct, path + ".mirrorPercentage")) {
-      if (YAML::Node v = child(pct, "value"); present(v)) {
+      if (Node v = child(pct, "value"); present(v)) {
         auto value = percentage(r, v, path + ".mirrorPercentage.value");
         pct_bad = !value;
         if (d && value) {
@@ -659,13 +659,13 @@ std::string parse_retry_on(std::string_view text, RetryPolicy& policy) {
   return "";
 }
 
-void parse_virtual_service(const YAML::Node& doc, const ObjectMeta& meta, Diagnostics& diag, RoutingResources& out) {
+void parse_virtual_service(const Node& doc, const ObjectMeta& meta, Diagnostics& diag, RoutingResources& out) {
   size_t errors_before = diag.error_count();
   Reader r(diag, "VirtualService " + meta.name);
   VirtualServiceSpec vs;
   vs.name = meta.name;
-  vs.node.reset(doc);
-  YAML::Node spec = child(doc, "spec");
+  vs.node = doc;
+  Node spec = child(doc, "spec");
   if (!present(spec)) {
     r.error(doc, "spec", "required (hosts and http or tcp routes)");
     return;
@@ -673,18 +673,18 @@ void parse_virtual_service(const YAML::Node& doc, const ObjectMeta& meta, Diagno
   if (!r.expect_map(spec, "spec")) {
     return;
   }
-  if (YAML::Node gateways = child(spec, "gateways"); present(gateways) && gateways.IsSequence()) {
+  if (Node gateways = child(spec, "gateways"); present(gateways) && gateways.IsSequence()) {
     bool mesh = std::any_of(gateways.begin(), gateways.end(),
-                            [](const YAML::Node& g) { return g.IsScalar() && g.Scalar() == "mesh"; });
+                            [](const Node& g) { return g.IsScalar() && g.Scalar() == "mesh"; });
     if (!mesh) {
       r.warn(gateways, "spec.gateways", "bound to gateways, not to the mesh; ignored by the waypoint");
       return;
     }
   }
-  for_each_item(r, spec, "hosts", "spec", [&](const YAML::Node& item, const std::string& path) {
+  for_each_item(r, spec, "hosts", "spec", [&](const Node& item, const std::string& path) {
     if (auto host = r.nonempty_string(item, path)) {
-      HostRef ref{*host, YAML::Node(), path};
-      ref.node.reset(item);
+      HostRef ref{*host, Node(), path};
+      ref.node = item;
       vs.hosts.push_back(std::move(ref));
     }
   });
@@ -692,27 +692,27 @@ void parse_virtual_service(const YAML::Node& doc, const ObjectMeta& meta, Diagno
     r.error(spec, "spec.hosts", "required");
   }
   size_t index = 0;
-  for_each_item(r, spec, "http", "spec", [&](const YAML::Node& item, const std::string& path) {
+  for_each_item(r, spec, "http", "spec", [&](const Node& item, const std::string& path) {
     if (auto route = istio_http_route(r, item, path, vs.name, index++)) {
       vs.http.push_back(std::move(*route));
     }
   });
-  for_each_item(r, spec, "tcp", "spec", [&](const YAML::Node& item, const std::string& path) {
+  for_each_item(r, spec, "tcp", "spec", [&](const Node& item, const std::string& path) {
     if (!r.expect_map(item, path)) {
       return;
     }
     TcpRouteSpec tcp;
-    for_each_item(r, item, "match", path, [&](const YAML::Node& m, const std::string& match_path) {
-      if (YAML::Node p = child(m, "port"); present(p)) {
+    for_each_item(r, item, "match", path, [&](const Node& m, const std::string& match_path) {
+      if (Node p = child(m, "port"); present(p)) {
         if (auto port = r.port(p, match_path + ".port")) {
           tcp.ports.push_back(*port);
         }
       }
     });
-    std::vector<YAML::Node> weight_nodes;
-    for_each_item(r, item, "route", path, [&](const YAML::Node& dest, const std::string& dest_path) {
+    std::vector<Node> weight_nodes;
+    for_each_item(r, item, "route", path, [&](const Node& dest, const std::string& dest_path) {
       auto d = istio_destination(r, child(dest, "destination"), dest_path + ".destination");
-      YAML::Node weight = child(dest, "weight");
+      Node weight = child(dest, "weight");
       if (d && present(weight)) {
         d->weight = static_cast<uint32_t>(r.integer(weight, dest_path + ".weight", 0, 100, "a weight").value_or(0));
       }
@@ -742,15 +742,15 @@ void parse_virtual_service(const YAML::Node& doc, const ObjectMeta& meta, Diagno
 
 namespace {
 
-bool parse_traffic_policy(Reader& r, const YAML::Node& node, const std::string& path, PolicySpec& out) {
+bool parse_traffic_policy(Reader& r, const Node& node, const std::string& path, PolicySpec& out) {
   if (!r.expect_map(node, path)) {
     return false;
   }
   bool bad = false;
   ClusterPolicy& p = out.policy;
-  if (YAML::Node lb = child(node, "loadBalancer"); present(lb) && r.expect_map(lb, path + ".loadBalancer")) {
+  if (Node lb = child(node, "loadBalancer"); present(lb) && r.expect_map(lb, path + ".loadBalancer")) {
     out.has_load_balancer = true;
-    if (YAML::Node simple = child(lb, "simple"); present(simple)) {
+    if (Node simple = child(lb, "simple"); present(simple)) {
       auto value = r.string(simple, path + ".loadBalancer.simple").value_or("");
       if (value == "ROUND_ROBIN" || value == "UNSPECIFIED") {
         p.load_balancer = LoadBalancer::RoundRobin;
@@ -762,8 +762,8 @@ bool parse_traffic_policy(Reader& r, const YAML::Node& node, const std::string& 
         r.error(simple, path + ".loadBalancer.simple", "\"" + value + "\" is not ROUND_ROBIN, LEAST_REQUEST or RANDOM");
         bad = true;
       }
-    } else if (YAML::Node hash = child(lb, "consistentHash"); present(hash)) {
-      YAML::Node header = child(hash, "httpHeaderName");
+    } else if (Node hash = child(lb, "consistentHash"); present(hash)) {
+      Node header = child(hash, "httpHeaderName");
       if (!present(header)) {
         r.error(hash, path + ".loadBalancer.consistentHash.httpHeaderName",
                 "required (other hash keys are not supported)");
@@ -776,20 +776,20 @@ bool parse_traffic_policy(Reader& r, const YAML::Node& node, const std::string& 
       }
     }
   }
-  if (YAML::Node pool = child(node, "connectionPool"); present(pool) && r.expect_map(pool, path + ".connectionPool")) {
+  if (Node pool = child(node, "connectionPool"); present(pool) && r.expect_map(pool, path + ".connectionPool")) {
     out.has_connection_pool = true;
     std::string pp = path + ".connectionPool";
-    if (YAML::Node tcp = child(pool, "tcp"); present(tcp)) {
+    if (Node tcp = child(pool, "tcp"); present(tcp)) {
       p.max_connections = u32_field(r, tcp, "maxConnections", pp + ".tcp", 0, bad);
     }
-    if (YAML::Node http = child(pool, "http"); present(http)) {
+    if (Node http = child(pool, "http"); present(http)) {
       p.http1_max_pending_requests = u32_field(r, http, "http1MaxPendingRequests", pp + ".http", 0, bad);
       p.http2_max_requests = u32_field(r, http, "http2MaxRequests", pp + ".http", 0, bad);
       p.max_requests_per_connection = u32_field(r, http, "maxRequestsPerConnection", pp + ".http", 0, bad);
       p.max_retries = u32_field(r, http, "maxRetries", pp + ".http", 0, bad);
     }
   }
-  if (YAML::Node od = child(node, "outlierDetection"); present(od) && r.expect_map(od, path + ".outlierDetection")) {
+  if (Node od = child(node, "outlierDetection"); present(od) && r.expect_map(od, path + ".outlierDetection")) {
     out.has_outlier_detection = true;
     std::string op = path + ".outlierDetection";
     p.outlier_detection = true;
@@ -797,7 +797,7 @@ bool parse_traffic_policy(Reader& r, const YAML::Node& node, const std::string& 
     p.consecutive_5xx_errors = u32_field(r, od, "consecutive5xxErrors", op, legacy, bad);
     p.outlier_interval = duration_field(r, od, "interval", op, bad).value_or(p.outlier_interval);
     p.base_ejection_time = duration_field(r, od, "baseEjectionTime", op, bad).value_or(p.base_ejection_time);
-    if (YAML::Node max = child(od, "maxEjectionPercent"); present(max)) {
+    if (Node max = child(od, "maxEjectionPercent"); present(max)) {
       auto v = r.integer(max, op + ".maxEjectionPercent", 0, 100, "a percentage");
       bad = bad || !v;
       p.max_ejection_percent = static_cast<uint32_t>(v.value_or(10));
@@ -808,13 +808,13 @@ bool parse_traffic_policy(Reader& r, const YAML::Node& node, const std::string& 
 
 }  // namespace
 
-void parse_destination_rule(const YAML::Node& doc, const ObjectMeta& meta, Diagnostics& diag, RoutingResources& out) {
+void parse_destination_rule(const Node& doc, const ObjectMeta& meta, Diagnostics& diag, RoutingResources& out) {
   size_t errors_before = diag.error_count();
   Reader r(diag, "DestinationRule " + meta.name);
   DestinationRuleSpec dr;
   dr.name = meta.name;
-  dr.node.reset(doc);
-  YAML::Node spec = child(doc, "spec");
+  dr.node = doc;
+  Node spec = child(doc, "spec");
   if (!present(spec)) {
     r.error(doc, "spec", "required (host)");
     return;
@@ -827,15 +827,15 @@ void parse_destination_rule(const YAML::Node& doc, const ObjectMeta& meta, Diagn
     return;
   }
   dr.host.host = *host;
-  dr.host.node.reset(child(spec, "host"));
+  dr.host.node = child(spec, "host");
   dr.host.path = "spec.host";
-  if (YAML::Node policy = child(spec, "trafficPolicy"); present(policy)) {
+  if (Node policy = child(spec, "trafficPolicy"); present(policy)) {
     parse_traffic_policy(r, policy, "spec.trafficPolicy", dr.policy);
-    if (YAML::Node ports = child(policy, "portLevelSettings"); present(ports)) {
+    if (Node ports = child(policy, "portLevelSettings"); present(ports)) {
       r.warn(ports, "spec.trafficPolicy.portLevelSettings", "not supported by the waypoint; ignored");
     }
   }
-  for_each_item(r, spec, "subsets", "spec", [&](const YAML::Node& item, const std::string& path) {
+  for_each_item(r, spec, "subsets", "spec", [&](const Node& item, const std::string& path) {
     if (!r.expect_map(item, path)) {
       return;
     }
@@ -851,7 +851,7 @@ void parse_destination_rule(const YAML::Node& doc, const ObjectMeta& meta, Diagn
       }
     }
     subset.labels = r.string_map(child(item, "labels"), path + ".labels");
-    if (YAML::Node policy = child(item, "trafficPolicy"); present(policy)) {
+    if (Node policy = child(item, "trafficPolicy"); present(policy)) {
       subset.has_policy = parse_traffic_policy(r, policy, path + ".trafficPolicy", subset.policy);
     }
     dr.subsets.push_back(std::move(subset));
@@ -865,7 +865,7 @@ void parse_destination_rule(const YAML::Node& doc, const ObjectMeta& meta, Diagn
 
 namespace {
 
-std::optional<RouteMatch> gateway_match(Reader& r, const YAML::Node& node, const std::string& path) {
+std::optional<RouteMatch> gateway_match(Reader& r, const Node& node, const std::string& path) {
   if (!r.expect_map(node, path)) {
     return std::nullopt;
   }
@@ -874,12 +874,12 @@ std::optional<RouteMatch> gateway_match(Reader& r, const YAML::Node& node, const
   StringMatch uri;
   uri.kind = StringMatch::Kind::PathPrefix;
   uri.value = "/";
-  if (YAML::Node p = child(node, "path"); present(p) && r.expect_map(p, path + ".path")) {
+  if (Node p = child(node, "path"); present(p) && r.expect_map(p, path + ".path")) {
     std::string type = "PathPrefix";
-    if (YAML::Node t = child(p, "type"); present(t)) {
+    if (Node t = child(p, "type"); present(t)) {
       type = r.string(t, path + ".path.type").value_or("");
     }
-    if (YAML::Node v = child(p, "value"); present(v)) {
+    if (Node v = child(p, "value"); present(v)) {
       uri.value = r.string(v, path + ".path.value").value_or("/");
     }
     if (type == "PathPrefix") {
@@ -903,7 +903,7 @@ std::optional<RouteMatch> gateway_match(Reader& r, const YAML::Node& node, const
     }
   }
   m.uri = std::move(uri);
-  for_each_item(r, node, "headers", path, [&](const YAML::Node& item, const std::string& item_path) {
+  for_each_item(r, node, "headers", path, [&](const Node& item, const std::string& item_path) {
     auto name = r.required_string(item, "name", item_path + ".name");
     auto value = gateway_value_match(r, item, item_path);
     if (name && value) {
@@ -912,7 +912,7 @@ std::optional<RouteMatch> gateway_match(Reader& r, const YAML::Node& node, const
       bad = true;
     }
   });
-  for_each_item(r, node, "queryParams", path, [&](const YAML::Node& item, const std::string& item_path) {
+  for_each_item(r, node, "queryParams", path, [&](const Node& item, const std::string& item_path) {
     auto name = r.required_string(item, "name", item_path + ".name");
     auto value = gateway_value_match(r, item, item_path);
     if (name && value) {
@@ -921,7 +921,7 @@ std::optional<RouteMatch> gateway_match(Reader& r, const YAML::Node& node, const
       bad = true;
     }
   });
-  if (YAML::Node method = child(node, "method"); present(method)) {
+  if (Node method = child(node, "method"); present(method)) {
     if (auto value = r.nonempty_string(method, path + ".method")) {
       m.method = StringMatch{StringMatch::Kind::Exact, *value, {}, false};
     } else {
@@ -935,12 +935,12 @@ std::optional<RouteMatch> gateway_match(Reader& r, const YAML::Node& node, const
 }
 
 // A Service backendRef {name, port, weight} (also RequestMirror's backendRef, without weight).
-std::optional<DestinationRef> backend_ref(Reader& r, const YAML::Node& node, const std::string& path, bool weighted) {
+std::optional<DestinationRef> backend_ref(Reader& r, const Node& node, const std::string& path, bool weighted) {
   if (!r.expect_map(node, path)) {
     return std::nullopt;
   }
   std::string kind = "Service";
-  if (YAML::Node k = child(node, "kind"); present(k)) {
+  if (Node k = child(node, "kind"); present(k)) {
     kind = r.string(k, path + ".kind").value_or("");
   }
   if (kind != "Service") {
@@ -955,17 +955,17 @@ std::optional<DestinationRef> backend_ref(Reader& r, const YAML::Node& node, con
     return std::nullopt;
   }
   d.host = *name;
-  d.host_node.reset(child(node, "name"));
-  if (YAML::Node port = child(node, "port"); present(port)) {
+  d.host_node = child(node, "name");
+  if (Node port = child(node, "port"); present(port)) {
     auto p = r.port(port, path + ".port");
     if (!p) {
       return std::nullopt;
     }
     d.port = *p;
-    d.port_node.reset(port);
+    d.port_node = port;
   }
   d.weight = 1;  // Gateway API default
-  if (YAML::Node weight = child(node, "weight"); weighted && present(weight)) {
+  if (Node weight = child(node, "weight"); weighted && present(weight)) {
     auto w = r.integer(weight, path + ".weight", 0, 1'000'000, "a weight");
     if (!w) {
       return std::nullopt;
@@ -975,22 +975,22 @@ std::optional<DestinationRef> backend_ref(Reader& r, const YAML::Node& node, con
   return d;
 }
 
-void gateway_header_modifier(Reader& r, const YAML::Node& node, const std::string& path, HeaderMutation& out) {
+void gateway_header_modifier(Reader& r, const Node& node, const std::string& path, HeaderMutation& out) {
   if (!r.expect_map(node, path)) {
     return;
   }
   for (const char* key : {"set", "add"}) {
     auto& target = std::string_view(key) == "set" ? out.set : out.add;
-    for_each_item(r, node, key, path, [&](const YAML::Node& item, const std::string& item_path) {
+    for_each_item(r, node, key, path, [&](const Node& item, const std::string& item_path) {
       auto name = r.required_string(item, "name", item_path + ".name");
-      YAML::Node value = child(item, "value");
+      Node value = child(item, "value");
       auto text = present(value) ? r.string(value, item_path + ".value") : std::optional<std::string>("");
       if (name && text) {
         target.emplace_back(lower(*name), *text);
       }
     });
   }
-  for_each_item(r, node, "remove", path, [&](const YAML::Node& item, const std::string& item_path) {
+  for_each_item(r, node, "remove", path, [&](const Node& item, const std::string& item_path) {
     if (auto name = r.nonempty_string(item, item_path)) {
       out.remove.push_back(lower(*name));
     }
@@ -998,7 +998,7 @@ void gateway_header_modifier(Reader& r, const YAML::Node& node, const std::strin
 }
 
 // HTTPPathModifier {type: ReplaceFullPath|ReplacePrefixMatch, replaceFullPath|replacePrefixMatch}.
-bool path_modifier(Reader& r, const YAML::Node& node, const std::string& path, PathRewrite& kind, std::string& out) {
+bool path_modifier(Reader& r, const Node& node, const std::string& path, PathRewrite& kind, std::string& out) {
   if (!r.expect_map(node, path)) {
     return false;
   }
@@ -1018,7 +1018,7 @@ bool path_modifier(Reader& r, const YAML::Node& node, const std::string& path, P
   return true;
 }
 
-bool gateway_filter(Reader& r, const YAML::Node& node, const std::string& path, HttpRouteSpec& spec) {
+bool gateway_filter(Reader& r, const Node& node, const std::string& path, HttpRouteSpec& spec) {
   if (!r.expect_map(node, path)) {
     return false;
   }
@@ -1034,20 +1034,20 @@ bool gateway_filter(Reader& r, const YAML::Node& node, const std::string& path, 
     return true;
   }
   if (*type == "URLRewrite") {
-    YAML::Node rewrite = child(node, "urlRewrite");
+    Node rewrite = child(node, "urlRewrite");
     if (!r.expect_map(rewrite, path + ".urlRewrite")) {
       return false;
     }
-    if (YAML::Node host = child(rewrite, "hostname"); present(host)) {
+    if (Node host = child(rewrite, "hostname"); present(host)) {
       route.rewrite.authority = r.string(host, path + ".urlRewrite.hostname").value_or("");
     }
-    if (YAML::Node p = child(rewrite, "path"); present(p)) {
+    if (Node p = child(rewrite, "path"); present(p)) {
       return path_modifier(r, p, path + ".urlRewrite.path", route.rewrite.path_kind, route.rewrite.path);
     }
     return true;
   }
   if (*type == "RequestRedirect") {
-    YAML::Node redirect = child(node, "requestRedirect");
+    Node redirect = child(node, "requestRedirect");
     std::string rp = path + ".requestRedirect";
     if (!r.expect_map(redirect, rp)) {
       return false;
@@ -1055,30 +1055,30 @@ bool gateway_filter(Reader& r, const YAML::Node& node, const std::string& path, 
     Redirect out;
     out.status = 302;  // Gateway API default
     bool ok = true;
-    if (YAML::Node s = child(redirect, "scheme"); present(s)) {
+    if (Node s = child(redirect, "scheme"); present(s)) {
       out.scheme = r.string(s, rp + ".scheme").value_or("");
     }
-    if (YAML::Node h = child(redirect, "hostname"); present(h)) {
+    if (Node h = child(redirect, "hostname"); present(h)) {
       out.authority = r.string(h, rp + ".hostname").value_or("");
     }
-    if (YAML::Node p = child(redirect, "port"); present(p)) {
+    if (Node p = child(redirect, "port"); present(p)) {
       auto port = r.port(p, rp + ".port");
       ok = ok && port;
       out.port = port.value_or(0);
     }
-    if (YAML::Node code = child(redirect, "statusCode"); present(code)) {
+    if (Node code = child(redirect, "statusCode"); present(code)) {
       auto c = r.integer(code, rp + ".statusCode", 301, 302, "a redirect status (301 or 302)");
       ok = ok && c;
       out.status = static_cast<uint16_t>(c.value_or(302));
     }
-    if (YAML::Node p = child(redirect, "path"); present(p)) {
+    if (Node p = child(redirect, "path"); present(p)) {
       ok = path_modifier(r, p, rp + ".path", out.path_kind, out.path) && ok;
     }
     route.redirect = out;
     return ok;
   }
   if (*type == "RequestMirror") {
-    YAML::Node mirror = child(node, "requestMirror");
+    Node mirror = child(node, "requestMirror");
     std::string mp = path + ".requestMirror";
     if (!r.expect_map(mirror, mp)) {
       return false;
@@ -1087,16 +1087,16 @@ bool gateway_filter(Reader& r, const YAML::Node& node, const std::string& path, 
     if (!d) {
       return false;
     }
-    if (YAML::Node pct = child(mirror, "percent"); present(pct)) {
+    if (Node pct = child(mirror, "percent"); present(pct)) {
       auto value = percentage(r, pct, mp + ".percent");
       if (!value) {
         return false;
       }
       d->per_million = *value;
-    } else if (YAML::Node fraction = child(mirror, "fraction"); present(fraction)) {
+    } else if (Node fraction = child(mirror, "fraction"); present(fraction)) {
       auto num = r.integer(child(fraction, "numerator"), mp + ".fraction.numerator", 0, 1'000'000);
       int64_t den = 100;
-      if (YAML::Node dn = child(fraction, "denominator"); present(dn)) {
+      if (Node dn = child(fraction, "denominator"); present(dn)) {
         den = r.integer(dn, mp + ".fraction.denominator", 1, 1'000'000).value_or(0);
       }
       if (!num || den == 0 || *num > den) {
@@ -1117,14 +1117,14 @@ bool gateway_filter(Reader& r, const YAML::Node& node, const std::string& path, 
 
 }  // namespace
 
-void parse_http_route(const YAML::Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap, Diagnostics& diag,
+void parse_http_route(const Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap, Diagnostics& diag,
                       RoutingResources& out) {
   size_t errors_before = diag.error_count();
   Reader r(diag, "HTTPRoute " + meta.name);
   HttpRouteResource route;
   route.name = meta.name;
-  route.node.reset(doc);
-  YAML::Node spec = child(doc, "spec");
+  route.node = doc;
+  Node spec = child(doc, "spec");
   if (!present(spec)) {
     r.error(doc, "spec", "required (parentRefs and rules)");
     return;
@@ -1132,12 +1132,12 @@ void parse_http_route(const YAML::Node& doc, const ObjectMeta& meta, const Boots
   if (!r.expect_map(spec, "spec")) {
     return;
   }
-  for_each_item(r, spec, "parentRefs", "spec", [&](const YAML::Node& item, const std::string& path) {
+  for_each_item(r, spec, "parentRefs", "spec", [&](const Node& item, const std::string& path) {
     if (!r.expect_map(item, path)) {
       return;
     }
     auto field = [&](const char* key, const char* fallback) {
-      YAML::Node n = child(item, key);
+      Node n = child(item, key);
       return present(n) ? r.string(n, path + "." + key).value_or("") : std::string(fallback);
     };
     std::string kind = field("kind", "Gateway");
@@ -1158,25 +1158,25 @@ void parse_http_route(const YAML::Node& doc, const ObjectMeta& meta, const Boots
       return;
     }
     parent.service = *name;
-    parent.node.reset(child(item, "name"));
-    if (YAML::Node port = child(item, "port"); present(port)) {
+    parent.node = child(item, "name");
+    if (Node port = child(item, "port"); present(port)) {
       parent.port = r.port(port, path + ".port").value_or(0);
     }
     route.parents.push_back(std::move(parent));
   });
   size_t index = 0;
-  for_each_item(r, spec, "rules", "spec", [&](const YAML::Node& item, const std::string& path) {
+  for_each_item(r, spec, "rules", "spec", [&](const Node& item, const std::string& path) {
     if (!r.expect_map(item, path)) {
       return;
     }
     HttpRouteSpec rule;
     rule.route.source = "HTTPRoute " + route.name;
     rule.route.name = route.name + "." + std::to_string(index++);
-    if (YAML::Node name = child(item, "name"); present(name)) {
+    if (Node name = child(item, "name"); present(name)) {
       rule.route.name = r.string(name, path + ".name").value_or(rule.route.name);
     }
     bool bad = false;
-    for_each_item(r, item, "matches", path, [&](const YAML::Node& m, const std::string& match_path) {
+    for_each_item(r, item, "matches", path, [&](const Node& m, const std::string& match_path) {
       if (auto match = gateway_match(r, m, match_path)) {
         rule.route.matches.push_back(std::move(*match));
         rule.match_ports.push_back(0);
@@ -1190,10 +1190,10 @@ void parse_http_route(const YAML::Node& doc, const ObjectMeta& meta, const Boots
       rule.route.matches.push_back(std::move(all));
       rule.match_ports.push_back(0);
     }
-    for_each_item(r, item, "filters", path, [&](const YAML::Node& f, const std::string& filter_path) {
+    for_each_item(r, item, "filters", path, [&](const Node& f, const std::string& filter_path) {
       bad = !gateway_filter(r, f, filter_path, rule) || bad;
     });
-    for_each_item(r, item, "backendRefs", path, [&](const YAML::Node& b, const std::string& backend_path) {
+    for_each_item(r, item, "backendRefs", path, [&](const Node& b, const std::string& backend_path) {
       if (auto d = backend_ref(r, b, backend_path, true)) {
         if (present(child(b, "filters"))) {
           r.warn(child(b, "filters"), backend_path + ".filters", "per-backend filters are not supported; ignored");
@@ -1207,7 +1207,7 @@ void parse_http_route(const YAML::Node& doc, const ObjectMeta& meta, const Boots
       r.error(child(item, "backendRefs"), path + ".backendRefs", "a rule with a RequestRedirect has no backendRefs");
       bad = true;
     }
-    if (YAML::Node timeouts = child(item, "timeouts");
+    if (Node timeouts = child(item, "timeouts");
         present(timeouts) && r.expect_map(timeouts, path + ".timeouts")) {
       auto request = duration_field(r, timeouts, "request", path + ".timeouts", bad);
       auto backend = duration_field(r, timeouts, "backendRequest", path + ".timeouts", bad);
