@@ -418,15 +418,53 @@ struct Decoded {
   std::vector<DocumentPtr> bootstrap;
   size_t bootstrap_first = 2;
   size_t bootstrap_last = 0;
-  std::vector<DocumentPtr> objects;  // parallel to the SourceObjects; nullptr when not JSON
+  // Parallel to the SourceObjects; nullptr when not JSON. Shared with the ObjectCache.
+  std::vector<std::shared_ptr<const Document>> objects;
   std::unordered_map<size_t, size_t> object_at_line;  // line -> index into objects
   std::string version;  // of the bootstrap and every object's bytes
 };
 
 constexpr std::string_view kHeader = "# waypoint: the bootstrap, then the objects read from the Kubernetes API\n";
 
+// Objects' lines: far past any bootstrap's (a 64 MiB file has fewer lines), two apart, so that an
+// object keeps its line while it is cached whatever comes and goes around it.
+constexpr uint32_t kFirstObjectLine = 1u << 30;
+
+}  // namespace
+
+struct ObjectCache::Impl {
+  struct Entry {
+    std::string resource_version;
+    std::string json;  // only for objects without a resourceVersion
+    std::shared_ptr<const Document> doc;
+    uint32_t line = 0;
+    uint64_t generation = 0;
+  };
+  std::unordered_map<std::string, Entry> entries;  // kind "/" name
+  uint64_t generation = 0;
+  uint32_t next_line = kFirstObjectLine;
+  uint64_t hits = 0;
+  uint64_t misses = 0;
+
+  // A line no cached object holds (in practice: the counter wraps after 2^29 new objects, and a
+  // reused line would only blur which object an error is blamed on).
+  uint32_t take_line() {
+    uint32_t line = next_line;
+    next_line = next_line >= 0x7FFFFFF0u ? kFirstObjectLine : next_line + 2;
+    return line;
+  }
+};
+
+ObjectCache::ObjectCache() : impl_(std::make_unique<Impl>()) {}
+ObjectCache::~ObjectCache() = default;
+size_t ObjectCache::size() const { return impl_->entries.size(); }
+uint64_t ObjectCache::hits() const { return impl_->hits; }
+uint64_t ObjectCache::misses() const { return impl_->misses; }
+
+namespace {
+
 Decoded decode(const std::string& bootstrap_text, const std::string& path, const std::vector<SourceObject>& objects,
-               std::vector<RejectedObject>& rejected, std::vector<bool>& left_out) {
+               std::vector<RejectedObject>& rejected, std::vector<bool>& left_out, ObjectCache::Impl* cache) {
   Decoded d;
   std::string text(kHeader);
   text += bootstrap_text;
@@ -449,9 +487,40 @@ Decoded decode(const std::string& bootstrap_text, const std::string& path, const
     EVP_DigestUpdate(md, "---\n", 4);
     EVP_DigestUpdate(md, objects[i].json.data(), objects[i].json.size());
     EVP_DigestUpdate(md, "\n", 1);
-    size_t line = d.bootstrap_last + 2 + 2 * i;
     std::string error;
-    d.objects[i] = parse_json_document(objects[i].json, static_cast<uint32_t>(line), error);
+    uint32_t line = kFirstObjectLine + 2 * static_cast<uint32_t>(i);
+    ObjectCache::Impl::Entry* cached = nullptr;
+    if (cache != nullptr) {
+      cached = &cache->entries[objects[i].kind + "/" + objects[i].name];
+      if (cached->doc && cached->generation == cache->generation) {
+        cached = nullptr;  // a second object of that kind and name in one load: decoded alone
+        line = cache->take_line();
+      }
+    }
+    if (cached != nullptr) {
+      cached->generation = cache->generation;
+      // The API server changes an object's resourceVersion with every write: an equal one is the
+      // same object. Without one (objects not from an API server) the bytes are compared.
+      const bool same = objects[i].resource_version.empty() ? cached->json == objects[i].json
+                                                            : cached->resource_version == objects[i].resource_version;
+      if (cached->doc && same) {
+        ++cache->hits;
+        d.objects[i] = cached->doc;
+        d.object_at_line.emplace(cached->line, i);
+        continue;
+      }
+      ++cache->misses;
+      if (cached->line == 0) {
+        cached->line = cache->take_line();
+      }
+      line = cached->line;
+    }
+    d.objects[i] = parse_json_document(objects[i].json, line, error);
+    if (cached != nullptr) {
+      cached->resource_version = objects[i].resource_version;
+      cached->json = objects[i].resource_version.empty() ? objects[i].json : std::string();
+      cached->doc = d.objects[i];
+    }
     if (!d.objects[i]) {
       left_out[i] = true;
       rejected.push_back(RejectedObject{objects[i].kind, objects[i].name, objects[i].resource_version,
@@ -459,6 +528,13 @@ Decoded decode(const std::string& bootstrap_text, const std::string& path, const
       continue;
     }
     d.object_at_line.emplace(line, i);
+  }
+  if (cache != nullptr) {
+    // Objects gone since the previous load are forgotten.
+    for (auto it = cache->entries.begin(); it != cache->entries.end();) {
+      it = it->second.generation == cache->generation ? std::next(it) : cache->entries.erase(it);
+    }
+    ++cache->generation;
   }
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
@@ -507,10 +583,11 @@ std::vector<std::string> object_lines(const Decoded& r, const std::vector<Source
 
 SnapshotPtr load_snapshot_from_objects(const std::string& bootstrap_text, const std::string& path,
                                        const std::string& namespace_, const std::vector<SourceObject>& objects,
-                                       bool check_certificates) {
+                                       bool check_certificates, ObjectCache* cache) {
   std::vector<bool> left_out(objects.size(), false);
   std::vector<RejectedObject> rejected;
-  const Decoded r = decode(bootstrap_text, path, objects, rejected, left_out);
+  const Decoded r =
+      decode(bootstrap_text, path, objects, rejected, left_out, cache != nullptr ? cache->impl_.get() : nullptr);
   // Each round leaves out at least one object or ends: errors of references (a route to a subset
   // of a rejected DestinationRule) only show once the objects they name are gone.
   // The version is the one of everything read (the rejected objects too): a change that only

@@ -217,6 +217,12 @@ DocumentPtr DocumentBuilder::finish_document(std::optional<Duplicate>& duplicate
   if (doc_ && !has_root_) {
     doc_->slots_.clear();
   }
+  if (doc_) {
+    // Documents may be kept (the API mode's object cache): no growth slack.
+    doc_->slots_.shrink_to_fit();
+    doc_->children_.shrink_to_fit();
+    doc_->text_.shrink_to_fit();
+  }
   return std::move(doc_);
 }
 

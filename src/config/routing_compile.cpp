@@ -9,6 +9,7 @@
 // Every http or sniffed port of a served Service gets a route table; without a VirtualService or
 // HTTPRoute it holds one default route to the Service's cluster.
 #include <algorithm>
+#include <unordered_map>
 
 #include "config/routing.h"
 
@@ -101,7 +102,15 @@ void finish_weights(std::vector<WeightedCluster>& clusters, std::vector<uint32_t
 class RoutingCompiler {
  public:
   RoutingCompiler(const RoutingResources& routing, Diagnostics& diag, Snapshot& snapshot)
-      : routing_(routing), diag_(diag), s_(snapshot) {}
+      : routing_(routing), diag_(diag), s_(snapshot) {
+    // Every name a host may use for a served Service; the first Service in order wins a name.
+    for (const Service& svc : s_.services) {
+      const std::string ns = svc.name + "." + svc.namespace_;
+      for (std::string name : {svc.name, ns, ns + ".svc", svc.fqdn}) {
+        hosts_.emplace(std::move(name), &svc);
+      }
+    }
+  }
 
   void run() {
     bind_destination_rules();
@@ -116,13 +125,8 @@ class RoutingCompiler {
  private:
   // Short name, name.ns, name.ns.svc, or the FQDN of a served Service.
   const Service* find_service(const std::string& host) const {
-    for (const Service& svc : s_.services) {
-      const std::string ns = "." + svc.namespace_;
-      if (host == svc.name || host == svc.name + ns || host == svc.name + ns + ".svc" || host == svc.fqdn) {
-        return &svc;
-      }
-    }
-    return nullptr;
+    auto it = hosts_.find(host);
+    return it == hosts_.end() ? nullptr : it->second;
   }
 
   std::string unknown_service(const std::string& host) const {
@@ -451,6 +455,7 @@ class RoutingCompiler {
   const RoutingResources& routing_;
   Diagnostics& diag_;
   Snapshot& s_;
+  std::unordered_map<std::string, const Service*> hosts_;  // see the constructor
   size_t errors_before_ = diag_.error_count();
   std::map<const Service*, const DestinationRuleSpec*> rules_;
   std::map<const Service*, const VirtualServiceSpec*> virtual_services_;

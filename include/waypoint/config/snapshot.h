@@ -498,9 +498,32 @@ Bootstrap load_bootstrap(const std::string& text, const std::string& path);
 // `namespace_` (when not empty) is the namespace watched; it replaces the bootstrap's.
 // `check_certificates` false: the bootstrap's tls files are not read (validate --kubernetes without
 // a config file).
+// `cache` (optional) keeps each object's decoded form between loads: an object whose JSON is the
+// same as at the previous load is not decoded again. The result is the same with or without it.
+class ObjectCache;
 SnapshotPtr load_snapshot_from_objects(const std::string& bootstrap_text, const std::string& path,
                                        const std::string& namespace_, const std::vector<SourceObject>& objects,
-                                       bool check_certificates = true);
+                                       bool check_certificates = true, ObjectCache* cache = nullptr);
+
+// The decoded objects of the previous load (the Kubernetes API mode keeps one for the process's
+// life). One load at a time may use it; it holds the objects of the last load only.
+class ObjectCache {
+ public:
+  ObjectCache();
+  ~ObjectCache();
+  ObjectCache(const ObjectCache&) = delete;
+  ObjectCache& operator=(const ObjectCache&) = delete;
+  size_t size() const;
+  uint64_t hits() const;    // objects reused, over all loads
+  uint64_t misses() const;  // objects decoded, over all loads
+
+  struct Impl;
+
+ private:
+  friend SnapshotPtr load_snapshot_from_objects(const std::string&, const std::string&, const std::string&,
+                                                const std::vector<SourceObject>&, bool, ObjectCache*);
+  std::unique_ptr<Impl> impl_;
+};
 
 // A human-readable summary of what would be served (for `waypoint validate`).
 std::string describe(const Snapshot& snapshot);
