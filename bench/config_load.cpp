@@ -42,12 +42,12 @@ int main(int argc, char** argv) {
     config::SourceObject& changed = objects[(static_cast<size_t>(i) * 97) % objects.size()];
     changed.json.insert(1, "\"bench\":" + std::to_string(i) + ",");
     auto t0 = std::chrono::steady_clock::now();
-    auto snapshot = config::load_snapshot_from_objects(bootstrap, argv[2], "", objects, false,
-                                                             use_cache ? &cache : nullptr);
+    auto snapshot =
+        config::load_snapshot_from_objects(bootstrap, argv[2], "", objects, false, use_cache ? &cache : nullptr);
     auto t1 = std::chrono::steady_clock::now();
     times.push_back(ms(t0, t1));
     chains = snapshot->vip_chains.size();
-    changed.json.erase(1, changed.json.find(',') );
+    changed.json.erase(1, changed.json.find(','));
   }
   std::printf("%zu objects, %zu VIP chains; load per change:", objects.size(), chains);
   for (double t : times) {

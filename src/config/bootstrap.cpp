@@ -97,20 +97,20 @@ std::optional<BootstrapResource> parse_bootstrap(const Node& doc, const ObjectMe
     return [&r, &file](const Node& v, const std::string& path) {
       if (auto value = r.nonempty_string(v, path)) {
         file.written = *value;
-        file.node = v;
+        file.at = mark_of(v);
       }
     };
   };
   constexpr uint32_t kMaxU32 = 0xFFFFFFFF;
 
   Node tls_node;
-  out.gateway_node = spec;
+  out.gateway_at = mark_of(spec);
   r.strict_map(
       spec, "spec",
       {
           {"gateway",
            [&](const Node& v, const std::string& path) {
-             out.gateway_node = v;
+             out.gateway_at = mark_of(v);
              text(b.gateway)(v, path);
            }},
           {"trustDomain",

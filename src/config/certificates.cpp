@@ -67,7 +67,7 @@ void check_certificates(const BootstrapResource& bootstrap, Diagnostics& diag) {
       return false;  // already reported as required
     }
     if (int error = read_file(resolved, out); error != 0) {
-      r.error(file.node, path, std::string("cannot read ") + what + " " + file.written + ": " + std::strerror(error));
+      r.error(file.at, path, std::string("cannot read ") + what + " " + file.written + ": " + std::strerror(error));
       return false;
     }
     return true;
@@ -78,7 +78,7 @@ void check_certificates(const BootstrapResource& bootstrap, Diagnostics& diag) {
   if (read(bootstrap.cert_chain, files.cert_chain, "spec.tls.certChain", "certificate", chain_pem)) {
     chain = read_certificates(chain_pem);
     if (chain.empty()) {
-      r.error(bootstrap.cert_chain.node, "spec.tls.certChain",
+      r.error(bootstrap.cert_chain.at, "spec.tls.certChain",
               bootstrap.cert_chain.written + " holds no valid PEM certificate");
     }
   }
@@ -87,11 +87,11 @@ void check_certificates(const BootstrapResource& bootstrap, Diagnostics& diag) {
   if (read(bootstrap.private_key, files.private_key, "spec.tls.privateKey", "private key", key_pem)) {
     KeyPtr key = read_private_key(key_pem);
     if (!key) {
-      r.error(bootstrap.private_key.node, "spec.tls.privateKey",
+      r.error(bootstrap.private_key.at, "spec.tls.privateKey",
               bootstrap.private_key.written + " holds no valid unencrypted PEM private key");
     } else if (!chain.empty() && X509_check_private_key(chain.front().get(), key.get()) != 1) {
       ERR_clear_error();
-      r.error(bootstrap.private_key.node, "spec.tls.privateKey",
+      r.error(bootstrap.private_key.at, "spec.tls.privateKey",
               bootstrap.private_key.written + " does not match the certificate in " + bootstrap.cert_chain.written);
     }
   }
@@ -99,7 +99,7 @@ void check_certificates(const BootstrapResource& bootstrap, Diagnostics& diag) {
   std::string root_pem;
   if (read(bootstrap.root_cert, files.root_cert, "spec.tls.rootCert", "root certificate", root_pem) &&
       read_certificates(root_pem).empty()) {
-    r.error(bootstrap.root_cert.node, "spec.tls.rootCert",
+    r.error(bootstrap.root_cert.at, "spec.tls.rootCert",
             bootstrap.root_cert.written + " holds no valid PEM certificate");
   }
 }

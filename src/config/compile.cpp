@@ -94,9 +94,9 @@ std::optional<Gateway> select_gateway(const Resources& res, Diagnostics& diag) {
                             " (gateway.networking.k8s.io/v1, gatewayClassName: istio-waypoint)";
       Reader r(diag, "WaypointBootstrap " + b.bootstrap.name);
       if (res.api_mode) {
-        r.warn(b.gateway_node, "spec.gateway", problem + "; nothing is served until it exists");
+        r.warn(b.gateway_at, "spec.gateway", problem + "; nothing is served until it exists");
       } else {
-        r.error(b.gateway_node, "spec.gateway", problem);
+        r.error(b.gateway_at, "spec.gateway", problem);
       }
     }
     return std::nullopt;
@@ -123,7 +123,7 @@ std::vector<const PodResource*> select_pods(const Resources& res, const Gateway&
     auto [it, inserted] = by_ip.emplace(p.pod.ip, &p);
     if (!inserted) {
       Reader(diag, "Pod " + p.pod.name)
-          .error(p.ip_node, "status.podIP", p.pod.ip.to_string() + " is also the IP of pod " + it->second->pod.name);
+          .error(p.ip_at, "status.podIP", p.pod.ip.to_string() + " is also the IP of pod " + it->second->pod.name);
       continue;
     }
     served.push_back(&p);
@@ -299,7 +299,7 @@ void compile(const Resources& res, Diagnostics& diag, Snapshot& snapshot) {
           if (!port.target_port_name.empty()) {
             auto named = pod.named_ports.find(port.target_port_name);
             if (named == pod.named_ports.end()) {
-              r.warn(child(source.port_nodes[j], "targetPort"), path + ".targetPort",
+              r.warn(source.port_marks[j].target_port, path + ".targetPort",
                      "pod " + pod.name + " has no port named " + port.target_port_name + "; not an endpoint");
               return;
             }
@@ -312,7 +312,7 @@ void compile(const Resources& res, Diagnostics& diag, Snapshot& snapshot) {
       for (const net::IpAddr& ip : service.cluster_ips) {
         net::SockAddr vip(ip, port.port);
         if (const VipChain* taken = snapshot.find_vip(vip)) {
-          r.error(child(source.port_nodes[j], "port"), path + ".port",
+          r.error(source.port_marks[j].port, path + ".port",
                   vip.to_string() + " is already served by Service " + taken->service->name);
           continue;
         }

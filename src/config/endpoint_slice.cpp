@@ -24,7 +24,6 @@ std::optional<EndpointSliceResource> parse_endpoint_slice(const Node& doc, const
   Reader r(diag, "EndpointSlice " + meta.name);
   EndpointSliceResource out;
   out.name = meta.name;
-  out.node = doc;
   auto labels = r.string_map(child(child(doc, "metadata"), "labels"), "metadata.labels");
   auto service = labels.find(std::string(kServiceName));
   if (service == labels.end() || service->second.empty()) {

@@ -81,24 +81,12 @@ std::optional<ServicePort> parse_service_port(Reader& r, const Node& node, const
   return port;
 }
 
-}  // namespace
-
-std::optional<GatewayResource> parse_gateway(const Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap,
-                                             Diagnostics& diag) {
-  Reader r(diag, "Gateway " + meta.name);
-  GatewayResource out{Gateway{meta.name, bootstrap.namespace_, "", mark_of(doc)}, doc};
-  auto annotations = metadata_map(r, doc, "annotations");
-  if (auto it = annotations.find(std::string(kForServiceAccount)); it != annotations.end()) {
-    out.gateway.for_service_account = it->second;
-  }
-  return out;
-}
-
-void check_gateway(const GatewayResource& gateway, Diagnostics& diag) {
-  Reader r(diag, "Gateway " + gateway.gateway.name);
-  Node spec = child(gateway.node, "spec");
+// The checks of the waypoint's own Gateway, made on every Gateway while its document is at hand.
+void gateway_problems(const Node& doc, const std::string& name, Diagnostics& diag) {
+  Reader r(diag, "Gateway " + name);
+  Node spec = child(doc, "spec");
   if (!present(spec)) {
-    r.error(gateway.node, "spec", "required (gatewayClassName: istio-waypoint and the mesh listener)");
+    r.error(doc, "spec", "required (gatewayClassName: istio-waypoint and the mesh listener)");
     return;
   }
   if (!r.expect_map(spec, "spec")) {
@@ -121,6 +109,28 @@ void check_gateway(const GatewayResource& gateway, Diagnostics& diag) {
   }
   r.error(present(listeners) ? listeners : spec, "spec.listeners",
           "needs a listener {name: mesh, port: 15008, protocol: HBONE}");
+}
+
+}  // namespace
+
+std::optional<GatewayResource> parse_gateway(const Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap,
+                                             Diagnostics& diag) {
+  Reader r(diag, "Gateway " + meta.name);
+  GatewayResource out{Gateway{meta.name, bootstrap.namespace_, "", mark_of(doc)}, {}};
+  Diagnostics problems("");
+  gateway_problems(doc, meta.name, problems);
+  out.problems = problems.errors();
+  auto annotations = metadata_map(r, doc, "annotations");
+  if (auto it = annotations.find(std::string(kForServiceAccount)); it != annotations.end()) {
+    out.gateway.for_service_account = it->second;
+  }
+  return out;
+}
+
+void check_gateway(const GatewayResource& gateway, Diagnostics& diag) {
+  for (const auto& problem : gateway.problems) {
+    diag.error(problem.at, problem.message);
+  }
 }
 
 std::optional<ServiceResource> parse_service(const Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap,
@@ -181,7 +191,7 @@ std::optional<ServiceResource> parse_service(const Node& doc, const ObjectMeta& 
       std::string path = "spec.ports[" + std::to_string(i) + "]";
       if (auto port = parse_service_port(r, ports[i], path)) {
         s.ports.push_back(*port);
-        out.port_nodes.push_back(ports[i]);
+        out.port_marks.push_back({mark_of(child(ports[i], "port")), mark_of(child(ports[i], "targetPort"))});
         out.port_paths.push_back(path);
       }
     }
@@ -323,7 +333,7 @@ std::optional<PodResource> parse_pod(const Node& doc, const ObjectMeta& meta, co
     if (auto value = r.ip(ip, "status.podIP")) {
       p.ip = *value;
       out.has_ip = true;
-      out.ip_node = ip;
+      out.ip_at = mark_of(ip);
     }
   }
   if (Node phase = child(status, "phase"); present(phase)) {

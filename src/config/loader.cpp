@@ -255,109 +255,179 @@ class NameRegistry {
   std::map<std::string, Mark> seen_;
 };
 
+// Reads documents one at a time, so that each can be freed once its resources are read (they keep
+// positions, not nodes). The bootstrap names the namespace every other resource is read in:
+// resources before it wait (with their document) until it comes.
 // `bootstrap_only`: the lines [first, last] are the file of the Kubernetes API mode, of which only
 // the bootstrap is read (every other resource there is ignored, with a warning).
-void load_documents(const std::vector<const Document*>& docs, Diagnostics& diag, Snapshot& snapshot,
-                    std::pair<size_t, size_t> bootstrap_only = {0, 0}, const std::string& namespace_override = "",
-                    bool certificates = true) {
-  std::vector<Entry> entries;
-  for (const Document* doc : docs) {
-    add_resources(doc->root(), false, entries, diag);
-  }
-  auto bootstrap = read_bootstrap(entries, diag, snapshot.source_file);
-  if (!bootstrap) {
-    return;
-  }
-  if (!namespace_override.empty()) {
-    bootstrap->bootstrap.namespace_ = namespace_override;
-  }
-  Resources resources{std::move(*bootstrap), {}, {}, {}, {}};
-  resources.api_mode = bootstrap_only.first != 0;
-  const Bootstrap& b = resources.bootstrap.bootstrap;
-  NameRegistry names;
-  RoutingResources routing;
-  std::vector<AuthzPolicySpec> policies;
-  for (const auto& e : entries) {
-    if (e.handling == Handling::Bootstrap) {
-      continue;
+class Loader {
+ public:
+  Loader(Diagnostics& diag, Snapshot& snapshot, std::pair<size_t, size_t> bootstrap_only = {0, 0},
+         std::string namespace_override = "", bool certificates = true)
+      : diag_(diag),
+        snapshot_(snapshot),
+        bootstrap_only_(bootstrap_only),
+        namespace_override_(std::move(namespace_override)),
+        certificates_(certificates) {}
+
+  // The resources of `doc`. `owner` (may be null when the caller keeps the document for the whole
+  // load) is held while some of them wait for the bootstrap.
+  void add(const Document& doc, const std::shared_ptr<const Document>& owner) {
+    std::vector<Entry> entries;
+    add_resources(doc.root(), false, entries, diag_);
+    for (auto& e : entries) {
+      if (e.handling == Handling::Bootstrap) {
+        bootstrap(e);
+      } else if (!bootstrap_at_) {
+        if (owner && (pending_docs_.empty() || pending_docs_.back() != owner)) {
+          pending_docs_.push_back(owner);
+        }
+        pending_.push_back(std::move(e));
+      } else if (have_bootstrap_) {
+        process(e);
+      }
     }
+  }
+
+  void finish() {
+    if (!bootstrap_at_) {
+      diag_.error(Mark{1, 1}, "no WaypointBootstrap resource (apiVersion: waypoint.proxy/v1alpha1)");
+      return;
+    }
+    if (!have_bootstrap_) {
+      return;
+    }
+    if (certificates_) {
+      check_certificates(resources_.bootstrap, diag_);
+    }
+    compile(resources_, diag_, snapshot_);
+    if (resources_.api_mode && snapshot_.gateway.name.empty()) {
+      return;  // no Gateway yet: nothing is served, so no route or policy is checked against it
+    }
+    // References (services, subsets) are checked once everything else is sound, so that a broken
+    // Service is reported once rather than again by every route naming it.
+    if (!diag_.failed()) {
+      compile_routing(routing_, diag_, snapshot_);
+    }
+    if (!diag_.failed()) {
+      compile_authz(policies_, diag_, snapshot_);
+    }
+  }
+
+ private:
+  void bootstrap(const Entry& e) {
+    if (bootstrap_at_) {
+      diag_.error(mark_of(e.node),
+                  "WaypointBootstrap " + e.meta.name + ": a file holds exactly one WaypointBootstrap (another at " +
+                      std::to_string(bootstrap_at_->line) + ":" + std::to_string(bootstrap_at_->column) + ")");
+      return;
+    }
+    bootstrap_at_ = mark_of(e.node);
+    auto parsed = parse_bootstrap(e.node, e.meta, diag_, snapshot_.source_file);
+    if (!parsed) {
+      return;
+    }
+    if (!namespace_override_.empty()) {
+      parsed->bootstrap.namespace_ = namespace_override_;
+    }
+    resources_.bootstrap = std::move(*parsed);
+    resources_.api_mode = bootstrap_only_.first != 0;
+    have_bootstrap_ = true;
+    for (const auto& waiting : pending_) {
+      process(waiting);
+    }
+    pending_.clear();
+    pending_docs_.clear();
+  }
+
+  void process(const Entry& e) {
+    const Bootstrap& b = resources_.bootstrap.bootstrap;
     if (size_t line = static_cast<size_t>(mark_of(e.node).line);
-        line >= bootstrap_only.first && line <= bootstrap_only.second) {
-      diag.warning(mark_of(e.node), qualified(e.meta, b.namespace_) +
-                                        ": ignored: with spec.kubernetes the namespace's resources come from the "
-                                        "Kubernetes API, the file holds the bootstrap only");
-      continue;
+        line >= bootstrap_only_.first && line <= bootstrap_only_.second) {
+      diag_.warning(mark_of(e.node), qualified(e.meta, b.namespace_) +
+                                         ": ignored: with spec.kubernetes the namespace's resources come from the "
+                                         "Kubernetes API, the file holds the bootstrap only");
+      return;
     }
     if (e.handling == Handling::Foreign) {
-      diag.ignore(qualified(e.meta, b.namespace_) + ": " + e.api_version + " " + e.meta.kind +
-                  " is not read by the waypoint");
-      continue;
+      diag_.ignore(qualified(e.meta, b.namespace_) + ": " + e.api_version + " " + e.meta.kind +
+                   " is not read by the waypoint");
+      return;
     }
     if (!e.meta.namespace_.empty() && e.meta.namespace_ != b.namespace_) {
-      diag.ignore(qualified(e.meta, b.namespace_) + ": namespace " + e.meta.namespace_ + " is not this waypoint's (" +
-                  b.namespace_ + ")");
-      continue;
+      diag_.ignore(qualified(e.meta, b.namespace_) + ": namespace " + e.meta.namespace_ + " is not this waypoint's (" +
+                   b.namespace_ + ")");
+      return;
     }
-    if (!names.add(e, diag)) {
-      continue;
+    if (!names_.add(e, diag_)) {
+      return;
     }
     switch (e.handling) {
       case Handling::Gateway:
-        if (auto gateway = parse_gateway(e.node, e.meta, b, diag)) {
-          resources.gateways.push_back(std::move(*gateway));
+        if (auto gateway = parse_gateway(e.node, e.meta, b, diag_)) {
+          resources_.gateways.push_back(std::move(*gateway));
         }
         break;
       case Handling::Service:
-        if (auto service = parse_service(e.node, e.meta, b, diag)) {
-          resources.services.push_back(std::move(*service));
+        if (auto service = parse_service(e.node, e.meta, b, diag_)) {
+          resources_.services.push_back(std::move(*service));
         }
         break;
       case Handling::Pod:
-        if (auto pod = parse_pod(e.node, e.meta, b, diag)) {
-          resources.pods.push_back(std::move(*pod));
+        if (auto pod = parse_pod(e.node, e.meta, b, diag_)) {
+          resources_.pods.push_back(std::move(*pod));
         }
         break;
       case Handling::EndpointSlice:
-        if (auto slice = parse_endpoint_slice(e.node, e.meta, diag)) {
-          resources.endpoint_slices.push_back(std::move(*slice));
+        if (auto slice = parse_endpoint_slice(e.node, e.meta, diag_)) {
+          resources_.endpoint_slices.push_back(std::move(*slice));
         }
         break;
       case Handling::VirtualService:
-        parse_virtual_service(e.node, e.meta, diag, routing);
+        parse_virtual_service(e.node, e.meta, diag_, routing_);
         break;
       case Handling::DestinationRule:
-        parse_destination_rule(e.node, e.meta, diag, routing);
+        parse_destination_rule(e.node, e.meta, diag_, routing_);
         break;
       case Handling::HTTPRoute:
-        parse_http_route(e.node, e.meta, b, diag, routing);
+        parse_http_route(e.node, e.meta, b, diag_, routing_);
         break;
       case Handling::AuthorizationPolicy:
-        parse_authorization_policy(e.node, e.meta, b, diag, policies);
+        parse_authorization_policy(e.node, e.meta, b, diag_, policies_);
         break;
       case Handling::NotApplied:
-        diag.warning(mark_of(e.node),
-                     e.meta.kind + " " + e.meta.name + ": not applied by this version (" + std::string(e.note) + ")");
+        diag_.warning(mark_of(e.node),
+                      e.meta.kind + " " + e.meta.name + ": not applied by this version (" + std::string(e.note) + ")");
         break;
       case Handling::Bootstrap:
       case Handling::Foreign:
         break;
     }
   }
-  if (certificates) {
-    check_certificates(resources.bootstrap, diag);
+
+  Diagnostics& diag_;
+  Snapshot& snapshot_;
+  const std::pair<size_t, size_t> bootstrap_only_;
+  const std::string namespace_override_;
+  const bool certificates_;
+  std::optional<Mark> bootstrap_at_;  // the first WaypointBootstrap
+  bool have_bootstrap_ = false;       // ... and it parsed
+  std::vector<Entry> pending_;        // resources before the bootstrap
+  std::vector<std::shared_ptr<const Document>> pending_docs_;
+  Resources resources_;
+  NameRegistry names_;
+  RoutingResources routing_;
+  std::vector<AuthzPolicySpec> policies_;
+};
+
+void load_documents(const std::vector<const Document*>& docs, Diagnostics& diag, Snapshot& snapshot,
+                    std::pair<size_t, size_t> bootstrap_only, const std::string& namespace_override,
+                    bool certificates) {
+  Loader loader(diag, snapshot, bootstrap_only, namespace_override, certificates);
+  for (const Document* doc : docs) {
+    loader.add(*doc, nullptr);
   }
-  compile(resources, diag, snapshot);
-  if (resources.api_mode && snapshot.gateway.name.empty()) {
-    return;  // no Gateway yet: nothing is served, so no route or policy is checked against it
-  }
-  // References (services, subsets) are checked once everything else is sound, so that a broken
-  // Service is reported once rather than again by every route naming it.
-  if (!diag.failed()) {
-    compile_routing(routing, diag, snapshot);
-  }
-  if (!diag.failed()) {
-    compile_authz(policies, diag, snapshot);
-  }
+  loader.finish();
 }
 
 // A version: the first 16 hex digits of a SHA-256 digest.
@@ -371,18 +441,21 @@ std::string version_hex(const unsigned char* digest) {
   return hex;
 }
 
-// A YAML text: every document in one pass of the parser, then the resources.
+// A YAML text, in one pass of the parser: each document's resources are read as it is built, and
+// the document freed (peak memory follows the largest document, not the file). A YAML error is
+// the only error reported: whatever the documents before it said is dropped.
 void load(const std::string& text, Diagnostics& diag, Snapshot& snapshot) {
-  YamlParse parsed = parse_yaml(text);
-  if (parsed.error) {
-    diag.error(parsed.error->first, parsed.error->second);
+  Loader loader(diag, snapshot);
+  auto error = parse_yaml(text, [&](DocumentPtr doc) {
+    std::shared_ptr<const Document> owner(std::move(doc));
+    loader.add(*owner, owner);
+  });
+  if (error) {
+    diag.clear();
+    diag.error(error->first, error->second);
     return;
   }
-  std::vector<const Document*> docs;
-  for (const auto& d : parsed.documents) {
-    docs.push_back(d.get());
-  }
-  load_documents(docs, diag, snapshot);
+  loader.finish();
 }
 
 }  // namespace
@@ -421,7 +494,7 @@ struct Decoded {
   // Parallel to the SourceObjects; nullptr when not JSON. Shared with the ObjectCache.
   std::vector<std::shared_ptr<const Document>> objects;
   std::unordered_map<size_t, size_t> object_at_line;  // line -> index into objects
-  std::string version;  // of the bootstrap and every object's bytes
+  std::string version;                                // of the bootstrap and every object's bytes
 };
 
 constexpr std::string_view kHeader = "# waypoint: the bootstrap, then the objects read from the Kubernetes API\n";
@@ -457,9 +530,15 @@ struct ObjectCache::Impl {
 
 ObjectCache::ObjectCache() : impl_(std::make_unique<Impl>()) {}
 ObjectCache::~ObjectCache() = default;
-size_t ObjectCache::size() const { return impl_->entries.size(); }
-uint64_t ObjectCache::hits() const { return impl_->hits; }
-uint64_t ObjectCache::misses() const { return impl_->misses; }
+size_t ObjectCache::size() const {
+  return impl_->entries.size();
+}
+uint64_t ObjectCache::hits() const {
+  return impl_->hits;
+}
+uint64_t ObjectCache::misses() const {
+  return impl_->misses;
+}
 
 namespace {
 
@@ -569,11 +648,10 @@ std::vector<std::string> object_lines(const Decoded& r, const std::vector<Source
   std::vector<std::string> out;
   for (const auto& e : entries) {
     if (auto i = blame(r, objects, left_out, e)) {
-      out.push_back(objects[*i].kind + "/" + objects[*i].name + " (resourceVersion " +
-                    objects[*i].resource_version + "): " + e.message);
+      out.push_back(objects[*i].kind + "/" + objects[*i].name + " (resourceVersion " + objects[*i].resource_version +
+                    "): " + e.message);
     } else {
-      out.push_back(path + ":" + std::to_string(e.at.line - 1) + ":" + std::to_string(e.at.column) + ": " +
-                    e.message);
+      out.push_back(path + ":" + std::to_string(e.at.line - 1) + ":" + std::to_string(e.at.column) + ": " + e.message);
     }
   }
   return out;
@@ -631,7 +709,8 @@ SnapshotPtr load_snapshot_from_objects(const std::string& bootstrap_text, const 
     }
     for (auto& [i, reason] : reasons) {
       left_out[i] = true;
-      rejected.push_back(RejectedObject{objects[i].kind, objects[i].name, objects[i].resource_version, std::move(reason)});
+      rejected.push_back(
+          RejectedObject{objects[i].kind, objects[i].name, objects[i].resource_version, std::move(reason)});
     }
   }
   throw ConfigError(path + ": the objects could not be compiled");
@@ -641,8 +720,12 @@ namespace {
 size_t g_max_config_bytes = 64u << 20;
 }  // namespace
 
-size_t max_config_bytes() { return g_max_config_bytes; }
-void set_max_config_bytes(size_t bytes) { g_max_config_bytes = bytes; }
+size_t max_config_bytes() {
+  return g_max_config_bytes;
+}
+void set_max_config_bytes(size_t bytes) {
+  g_max_config_bytes = bytes;
+}
 
 namespace {
 std::string read_config(const std::string& path) {
@@ -659,7 +742,9 @@ std::string read_config(const std::string& path) {
 }
 }  // namespace
 
-std::string read_config_text(const std::string& path) { return read_config(path); }
+std::string read_config_text(const std::string& path) {
+  return read_config(path);
+}
 
 Bootstrap load_bootstrap(const std::string& text, const std::string& path) {
   Diagnostics diag(path);

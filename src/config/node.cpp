@@ -12,7 +12,9 @@ namespace wp::config {
 
 // ---- Node -----------------------------------------------------------------------------------
 
-NodeType Node::Type() const { return doc_ == nullptr ? NodeType::Undefined : doc_->slots_[slot_].type; }
+NodeType Node::Type() const {
+  return doc_ == nullptr ? NodeType::Undefined : doc_->slots_[slot_].type;
+}
 
 std::string_view Node::view() const {
   if (!IsScalar()) {
@@ -42,8 +44,12 @@ config::Mark Node::mark() const {
   return config::Mark{static_cast<int>(s.line), static_cast<int>(s.column)};
 }
 
-Node::iterator Node::begin() const { return iterator(*this, 0, size()); }
-Node::iterator Node::end() const { return iterator(*this, size(), size()); }
+Node::iterator Node::begin() const {
+  return iterator(*this, 0, size());
+}
+Node::iterator Node::end() const {
+  return iterator(*this, size(), size());
+}
 
 void Node::iterator::load() {
   if (index_ >= count_) {
@@ -148,7 +154,8 @@ void DocumentBuilder::end_collection() {
   const Document::Slot opened = doc_->slots_[top.slot];
   if (opened.type == NodeType::Map && top.children.size() % 2 != 0) {
     // A key without its value (never produced by either parser): the value is null.
-    top.children.push_back(new_slot(NodeType::Null, config::Mark{static_cast<int>(opened.line), static_cast<int>(opened.column)}));
+    top.children.push_back(
+        new_slot(NodeType::Null, config::Mark{static_cast<int>(opened.line), static_cast<int>(opened.column)}));
   }
   auto& slot = doc_->slots_[top.slot];
   slot.begin = static_cast<uint32_t>(doc_->children_.size());
@@ -199,7 +206,8 @@ void DocumentBuilder::check_duplicates(uint32_t map_slot) {
     const auto& orig = d.slots_[keys[first].slot];
     const int line = static_cast<int>(at.line);
     const int column = static_cast<int>(at.column);
-    if (duplicate_ && (duplicate_->at.line < line || (duplicate_->at.line == line && duplicate_->at.column <= column))) {
+    if (duplicate_ &&
+        (duplicate_->at.line < line || (duplicate_->at.line == line && duplicate_->at.column <= column))) {
       continue;  // an earlier one is already recorded
     }
     duplicate_ = Duplicate{config::Mark{static_cast<int>(at.line), static_cast<int>(at.column)},
@@ -234,7 +242,9 @@ config::Mark mark_from(const YAML::Mark& m) {
   return m.is_null() ? config::Mark{1, 1} : config::Mark{m.line + 1, m.column + 1};
 }
 
-uint32_t anchor_id(YAML::anchor_t a) { return static_cast<uint32_t>(a); }
+uint32_t anchor_id(YAML::anchor_t a) {
+  return static_cast<uint32_t>(a);
+}
 
 struct YamlEvents : YAML::EventHandler {
   DocumentBuilder& b;
@@ -256,7 +266,8 @@ struct YamlEvents : YAML::EventHandler {
     b.start_sequence(mark_from(mark), anchor_id(anchor));
   }
   void OnSequenceEnd() override { b.end_collection(); }
-  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor, YAML::EmitterStyle::value) override {
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value) override {
     b.start_map(mark_from(mark), anchor_id(anchor));
   }
   void OnMapEnd() override { b.end_collection(); }
@@ -264,8 +275,8 @@ struct YamlEvents : YAML::EventHandler {
 
 }  // namespace
 
-YamlParse parse_yaml(const std::string& text) {
-  YamlParse out;
+std::optional<std::pair<config::Mark, std::string>> parse_yaml(const std::string& text,
+                                                               const std::function<void(DocumentPtr)>& each) {
   std::istringstream in(text);
   DocumentBuilder builder;
   YamlEvents events(builder);
@@ -278,19 +289,27 @@ YamlParse parse_yaml(const std::string& text) {
       std::optional<DocumentBuilder::Duplicate> duplicate;
       DocumentPtr doc = builder.finish_document(duplicate);
       if (events.start.pos == previous) {
-        out.error = std::make_pair(mark_from(events.start), "invalid YAML: unexpected text where a document should start");
-        return out;
+        return std::make_pair(mark_from(events.start),
+                              std::string("invalid YAML: unexpected text where a document should start"));
       }
       if (duplicate) {
-        out.error = std::make_pair(duplicate->at, "invalid YAML: " + duplicate->message);
-        return out;
+        return std::make_pair(duplicate->at, "invalid YAML: " + duplicate->message);
       }
       if (doc) {
-        out.documents.push_back(std::move(doc));
+        each(std::move(doc));
       }
     }
   } catch (const YAML::Exception& e) {
-    out.error = std::make_pair(mark_from(e.mark), "invalid YAML: " + e.msg);
+    return std::make_pair(mark_from(e.mark), "invalid YAML: " + e.msg);
+  }
+  return std::nullopt;
+}
+
+YamlParse parse_yaml(const std::string& text) {
+  YamlParse out;
+  out.error = parse_yaml(text, [&](DocumentPtr doc) { out.documents.push_back(std::move(doc)); });
+  if (out.error) {
+    out.documents.clear();
   }
   return out;
 }

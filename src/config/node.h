@@ -9,6 +9,7 @@
 // immutable. The accessors mirror yaml-cpp's (IsMap, Scalar, size, iteration over pairs or items)
 // so that the parsers read as they did.
 #include <cstdint>
+#include <functional>
 #include <iterator>
 #include <memory>
 #include <optional>
@@ -169,6 +170,10 @@ struct YamlParse {
   std::optional<std::pair<config::Mark, std::string>> error;
 };
 YamlParse parse_yaml(const std::string& text);
+// The same, handing each document to `each` as soon as it is complete (and keeping none); returns
+// the error, if any (the documents before it have been handed over).
+std::optional<std::pair<config::Mark, std::string>> parse_yaml(const std::string& text,
+                                                               const std::function<void(DocumentPtr)>& each);
 
 // One JSON value (an object of the API server) as a document whose every node is at `line`;
 // nullopt and `error` set when it is not JSON or nests deeper than `max_depth`.

@@ -78,12 +78,12 @@ std::vector<std::string> Diagnostics::warning_lines() const {
   return lines(warnings_);
 }
 
-void Reader::error(const Node& at, std::string_view path, std::string_view problem) {
-  diag_.error(mark_of(at), subject_ + ": " + std::string(path) + ": " + std::string(problem));
+void Reader::error(Mark at, std::string_view path, std::string_view problem) {
+  diag_.error(at, subject_ + ": " + std::string(path) + ": " + std::string(problem));
 }
 
-void Reader::warn(const Node& at, std::string_view path, std::string_view problem) {
-  diag_.warning(mark_of(at), subject_ + ": " + std::string(path) + ": " + std::string(problem));
+void Reader::warn(Mark at, std::string_view path, std::string_view problem) {
+  diag_.warning(at, subject_ + ": " + std::string(path) + ": " + std::string(problem));
 }
 
 std::optional<std::string> Reader::string(const Node& node, std::string_view path) {

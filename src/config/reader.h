@@ -37,6 +37,11 @@ class Diagnostics {
   void ignore(std::string message) { ignored_.push_back(std::move(message)); }
 
   bool failed() const { return !errors_.empty(); }
+  void clear() {
+    errors_.clear();
+    warnings_.clear();
+    ignored_.clear();
+  }
   size_t error_count() const { return errors_.size(); }
   // One "FILE:LINE:COL: message" line per error, in file order.
   std::string error_text() const;
@@ -65,8 +70,10 @@ class Reader {
  public:
   Reader(Diagnostics& diag, std::string subject) : diag_(diag), subject_(std::move(subject)) {}
 
-  void error(const Node& at, std::string_view path, std::string_view problem);
-  void warn(const Node& at, std::string_view path, std::string_view problem);
+  void error(const Node& at, std::string_view path, std::string_view problem) { error(mark_of(at), path, problem); }
+  void warn(const Node& at, std::string_view path, std::string_view problem) { warn(mark_of(at), path, problem); }
+  void error(Mark at, std::string_view path, std::string_view problem);
+  void warn(Mark at, std::string_view path, std::string_view problem);
 
   // Each accessor expects a present node and reports a type or range problem at it.
   std::optional<std::string> string(const Node& node, std::string_view path);

@@ -1,7 +1,8 @@
 #pragma once
 // Private to config/: the resources read from the file, before scoping and compilation. Each keeps
 // the YAML nodes that later checks (scope, chains, certificates) report against.
-// The nodes are handles into the documents being loaded (config/node.h): valid during the load only.
+// They hold no node of the documents they were read from (only positions), so each document can be
+// freed once its resources are read.
 #include <optional>
 #include <string>
 #include <vector>
@@ -20,11 +21,11 @@ struct ObjectMeta {
 
 struct BootstrapResource {
   Bootstrap bootstrap;
-  Node gateway_node;  // spec.gateway (or spec when missing)
+  Mark gateway_at;  // spec.gateway (or spec when missing)
   // tls paths as written, and where; the resolved paths are in bootstrap.tls.
   struct TlsFile {
     std::string written;
-    Node node;
+    Mark at;
   };
   TlsFile cert_chain;
   TlsFile private_key;
@@ -33,19 +34,25 @@ struct BootstrapResource {
 
 struct GatewayResource {
   Gateway gateway;
-  Node node;
+  // What check_gateway reports should this be the waypoint's Gateway (class, mesh listener),
+  // found while parsing.
+  std::vector<Diagnostics::Entry> problems;
 };
 
 struct ServiceResource {
   Service service;
-  std::vector<Node> port_nodes;   // spec.ports[i] of each kept port (parallel to service.ports)
+  struct PortMarks {
+    Mark port;         // spec.ports[i].port
+    Mark target_port;  // spec.ports[i].targetPort (1:1 when absent)
+  };
+  std::vector<PortMarks> port_marks;    // of each kept port (parallel to service.ports)
   std::vector<std::string> port_paths;  // "spec.ports[i]" as numbered in the file
 };
 
 struct PodResource {
   Pod pod;
   bool has_ip = false;
-  Node ip_node;  // status.podIP
+  Mark ip_at;  // status.podIP
 };
 
 // A Service's endpoints as the endpoints controller publishes them (discovery.k8s.io/v1).
@@ -60,7 +67,6 @@ struct EndpointSliceResource {
   std::string service;  // label kubernetes.io/service-name
   std::vector<Endpoint> endpoints;
   std::vector<std::pair<std::string, uint16_t>> ports;  // TCP ports: name ("" when unnamed) -> port
-  Node node;
 };
 
 // Everything in the waypoint's namespace that it reads, in file order.

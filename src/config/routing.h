@@ -18,11 +18,11 @@ namespace wp::config {
 // A destination as written: VirtualService route[].destination / mirror, HTTPRoute backendRef.
 struct DestinationRef {
   std::string host;  // as written (short name, name.ns, FQDN)
-  Node host_node;
+  Mark host_at;
   std::string subset;
-  Node subset_node;
+  Mark subset_at;
   uint16_t port = 0;  // 0: not given
-  Node port_node;
+  Mark port_at;
   uint32_t weight = 0;
   uint32_t per_million = 1'000'000;  // mirrors only
   std::string path;                  // "spec.http[0].route[1].destination"
@@ -45,13 +45,13 @@ struct TcpRouteSpec {
 
 struct HostRef {
   std::string host;
-  Node node;
+  Mark at;
   std::string path;
 };
 
 struct VirtualServiceSpec {
   std::string name;
-  Node node;
+  Mark at;
   std::vector<HostRef> hosts;
   std::vector<HttpRouteSpec> http;
   std::vector<TcpRouteSpec> tcp;
@@ -74,7 +74,7 @@ struct SubsetSpec {
 
 struct DestinationRuleSpec {
   std::string name;
-  Node node;
+  Mark at;
   HostRef host;
   PolicySpec policy;
   std::vector<SubsetSpec> subsets;
@@ -82,14 +82,14 @@ struct DestinationRuleSpec {
 
 struct ParentRef {
   std::string service;
-  Node node;
+  Mark at;
   uint16_t port = 0;  // 0: every port
   std::string path;
 };
 
 struct HttpRouteResource {
   std::string name;
-  Node node;
+  Mark at;
   std::vector<ParentRef> parents;  // kind Service only
   std::vector<HttpRouteSpec> rules;
 };

@@ -138,12 +138,12 @@ class RoutingCompiler {
       Reader r(diag_, "DestinationRule " + dr.name);
       const Service* svc = find_service(dr.host.host);
       if (svc == nullptr) {
-        r.warn(dr.host.node, dr.host.path, "host " + dr.host.host + " names no served service; ignored");
+        r.warn(dr.host.at, dr.host.path, "host " + dr.host.host + " names no served service; ignored");
         continue;
       }
       auto [it, inserted] = rules_.emplace(svc, &dr);
       if (!inserted) {
-        r.warn(dr.host.node, dr.host.path,
+        r.warn(dr.host.at, dr.host.path,
                "service " + svc->name + " already has DestinationRule " + it->second->name + "; ignored");
       }
     }
@@ -166,18 +166,18 @@ class RoutingCompiler {
   bool check_destination(Reader& r, const DestinationRef& d) {
     const Service* svc = find_service(d.host);
     if (svc == nullptr) {
-      r.error(d.host_node, d.path + "." + d.host_key, unknown_service(d.host));
+      r.error(d.host_at, d.path + "." + d.host_key, unknown_service(d.host));
       return false;
     }
     bool ok = true;
     if (d.port != 0 &&
         std::none_of(svc->ports.begin(), svc->ports.end(), [&](const ServicePort& p) { return p.port == d.port; })) {
-      r.error(d.port_node, d.path + (d.host_key == "host" ? ".port.number" : ".port"),
+      r.error(d.port_at, d.path + (d.host_key == "host" ? ".port.number" : ".port"),
               "service " + svc->name + " has no port " + std::to_string(d.port));
       ok = false;
     }
     if (svc->ports.empty()) {
-      r.error(d.host_node, d.path + "." + d.host_key, "service " + svc->name + " has no ports");
+      r.error(d.host_at, d.path + "." + d.host_key, "service " + svc->name + " has no ports");
       ok = false;
     }
     if (!d.subset.empty() && find_subset(*svc, d.subset) == nullptr) {
@@ -188,7 +188,7 @@ class RoutingCompiler {
           known += (known.empty() ? "" : ", ") + subset.name;
         }
       }
-      r.error(d.subset_node, d.path + ".subset",
+      r.error(d.subset_at, d.path + ".subset",
               "unknown subset " + d.subset + " of " + svc->name +
                   (rule == rules_.end()
                        ? " (no DestinationRule for " + svc->name + ")"
@@ -214,12 +214,12 @@ class RoutingCompiler {
       for (const auto& parent : route.parents) {
         const Service* svc = find_service(parent.service);
         if (svc == nullptr) {
-          r.error(parent.node, parent.path + ".name", unknown_service(parent.service));
+          r.error(parent.at, parent.path + ".name", unknown_service(parent.service));
           continue;
         }
         if (parent.port != 0 && std::none_of(svc->ports.begin(), svc->ports.end(),
                                              [&](const ServicePort& p) { return p.port == parent.port; })) {
-          r.error(parent.node, parent.path + ".port",
+          r.error(parent.at, parent.path + ".port",
                   "service " + svc->name + " has no port " + std::to_string(parent.port));
           continue;
         }
@@ -242,18 +242,18 @@ class RoutingCompiler {
       for (const auto& host : vs.hosts) {
         const Service* svc = find_service(host.host);
         if (svc == nullptr) {
-          r.warn(host.node, host.path, "host " + host.host + " names no served service; ignored");
+          r.warn(host.at, host.path, "host " + host.host + " names no served service; ignored");
           continue;
         }
         if (http_routes_.count(svc) != 0) {
-          r.warn(host.node, host.path,
+          r.warn(host.at, host.path,
                  "service " + svc->name + " is routed by HTTPRoute " + http_routes_[svc].front().route->name +
                      "; this VirtualService is ignored for it");
           continue;
         }
         auto [it, inserted] = virtual_services_.emplace(svc, &vs);
         if (!inserted && it->second != &vs) {
-          r.warn(host.node, host.path,
+          r.warn(host.at, host.path,
                  "service " + svc->name + " is already routed by VirtualService " + it->second->name + "; ignored");
           continue;
         }

@@ -203,14 +203,14 @@ std::optional<DestinationRef> istio_destination(Reader& r, const Node& node, con
     return std::nullopt;
   }
   d.host = *host;
-  d.host_node = child(node, "host");
+  d.host_at = mark_of(child(node, "host"));
   if (Node subset = child(node, "subset"); present(subset)) {
     auto s = r.nonempty_string(subset, path + ".subset");
     if (!s) {
       return std::nullopt;
     }
     d.subset = *s;
-    d.subset_node = subset;
+    d.subset_at = mark_of(subset);
   }
   if (Node port = child(node, "port"); present(port)) {
     Node number = child(port, "number");
@@ -223,7 +223,7 @@ std::optional<DestinationRef> istio_destination(Reader& r, const Node& node, con
       return std::nullopt;
     }
     d.port = *p;
-    d.port_node = number;
+    d.port_at = mark_of(number);
   }
   return d;
 }
@@ -664,7 +664,7 @@ void parse_virtual_service(const Node& doc, const ObjectMeta& meta, Diagnostics&
   Reader r(diag, "VirtualService " + meta.name);
   VirtualServiceSpec vs;
   vs.name = meta.name;
-  vs.node = doc;
+  vs.at = mark_of(doc);
   Node spec = child(doc, "spec");
   if (!present(spec)) {
     r.error(doc, "spec", "required (hosts and http or tcp routes)");
@@ -683,9 +683,7 @@ void parse_virtual_service(const Node& doc, const ObjectMeta& meta, Diagnostics&
   }
   for_each_item(r, spec, "hosts", "spec", [&](const Node& item, const std::string& path) {
     if (auto host = r.nonempty_string(item, path)) {
-      HostRef ref{*host, Node(), path};
-      ref.node = item;
-      vs.hosts.push_back(std::move(ref));
+      vs.hosts.push_back(HostRef{*host, mark_of(item), path});
     }
   });
   if (!present(child(spec, "hosts"))) {
@@ -813,7 +811,7 @@ void parse_destination_rule(const Node& doc, const ObjectMeta& meta, Diagnostics
   Reader r(diag, "DestinationRule " + meta.name);
   DestinationRuleSpec dr;
   dr.name = meta.name;
-  dr.node = doc;
+  dr.at = mark_of(doc);
   Node spec = child(doc, "spec");
   if (!present(spec)) {
     r.error(doc, "spec", "required (host)");
@@ -827,7 +825,7 @@ void parse_destination_rule(const Node& doc, const ObjectMeta& meta, Diagnostics
     return;
   }
   dr.host.host = *host;
-  dr.host.node = child(spec, "host");
+  dr.host.at = mark_of(child(spec, "host"));
   dr.host.path = "spec.host";
   if (Node policy = child(spec, "trafficPolicy"); present(policy)) {
     parse_traffic_policy(r, policy, "spec.trafficPolicy", dr.policy);
@@ -955,14 +953,14 @@ std::optional<DestinationRef> backend_ref(Reader& r, const Node& node, const std
     return std::nullopt;
   }
   d.host = *name;
-  d.host_node = child(node, "name");
+  d.host_at = mark_of(child(node, "name"));
   if (Node port = child(node, "port"); present(port)) {
     auto p = r.port(port, path + ".port");
     if (!p) {
       return std::nullopt;
     }
     d.port = *p;
-    d.port_node = port;
+    d.port_at = mark_of(port);
   }
   d.weight = 1;  // Gateway API default
   if (Node weight = child(node, "weight"); weighted && present(weight)) {
@@ -1123,7 +1121,7 @@ void parse_http_route(const Node& doc, const ObjectMeta& meta, const Bootstrap& 
   Reader r(diag, "HTTPRoute " + meta.name);
   HttpRouteResource route;
   route.name = meta.name;
-  route.node = doc;
+  route.at = mark_of(doc);
   Node spec = child(doc, "spec");
   if (!present(spec)) {
     r.error(doc, "spec", "required (parentRefs and rules)");
@@ -1158,7 +1156,7 @@ void parse_http_route(const Node& doc, const ObjectMeta& meta, const Bootstrap& 
       return;
     }
     parent.service = *name;
-    parent.node = child(item, "name");
+    parent.at = mark_of(child(item, "name"));
     if (Node port = child(item, "port"); present(port)) {
       parent.port = r.port(port, path + ".port").value_or(0);
     }

@@ -1062,7 +1062,11 @@ def idle_sockets(addr, n, timeout=1.0):
     failures = 0
     for _ in range(n):
         try:
-            out.append(socket.create_connection(addr, timeout=timeout))
+            # A SYN dropped while the accept queue is full is sent again after 1 s: a connect is
+            # given 3 s, so that a busy machine does not count as a refused connection.
+            s = socket.create_connection(addr, timeout=max(timeout, 3.0))
+            s.settimeout(timeout)
+            out.append(s)
             failures = 0
         except OSError:
             failures += 1

@@ -2,6 +2,8 @@
 // resources that are ignored or not applied yet, YAML syntax errors and unreadable files.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include "fixtures.h"
 
 namespace wp::config {
@@ -334,6 +336,35 @@ TEST_CASE("config: version is a hash of the bytes", "[config]") {
   auto now = std::chrono::system_clock::now();
   CHECK(a->loaded_at <= now);
   CHECK(a->loaded_at > now - std::chrono::minutes(1));
+}
+
+}  // namespace
+}  // namespace wp::config
+
+namespace wp::config {
+namespace {
+
+// Documents are read one at a time and freed (config/node.h): resources before the bootstrap wait
+// for it, and a YAML error anywhere is the only error reported.
+TEST_CASE("config: resources before the bootstrap are read in its namespace", "[config]") {
+  std::string svc = "apiVersion: v1\nkind: Service\nmetadata: {name: early}\n"
+                    "spec: {clusterIP: 10.0.9.9, ports: [{name: http, port: 80}]}\n---\n";
+  auto s = testing::load(svc + base_config().substr(4));
+  auto found = std::find_if(s->services.begin(), s->services.end(), [](const Service& v) { return v.name == "early"; });
+  REQUIRE(found != s->services.end());
+  CHECK(found->namespace_ == s->bootstrap.namespace_);
+  CHECK(found->fqdn == "early." + s->bootstrap.namespace_ + ".svc.cluster.local");
+}
+
+TEST_CASE("config: a YAML error later in the file is the only error", "[config]") {
+  std::string bad_service = "---\napiVersion: v1\nkind: Service\nmetadata: {name: x}\nspec: {ports: 7}\n";
+  CHECK(errors(base_config() + bad_service + "---\nkey: [unclosed\n").rfind("cfg.yaml:", 0) == 0);
+  std::string text = errors(base_config() + bad_service + "---\nkey: [unclosed\n");
+  CHECK(text.find("invalid YAML") != std::string::npos);
+  CHECK(text.find("Service x") == std::string::npos);
+  CHECK(text.find('\n') == std::string::npos);  // one line
+  // Without the YAML error, the Service's error is reported.
+  CHECK(errors(base_config() + bad_service).find("Service x") != std::string::npos);
 }
 
 }  // namespace

@@ -134,7 +134,11 @@ TEST_CASE("JSON: an object of the API server as a document on one line", "[confi
   REQUIRE(spec.IsMap());
   std::string seen;
   for (const auto& kv : spec) {
-    seen += kv.first.Scalar() + "=" + (kv.second.IsNull() ? "~" : kv.second.IsSequence() ? "[]" : kv.second.Scalar()) + ";";
+    seen += kv.first.Scalar() + "=" +
+            (kv.second.IsNull()       ? "~"
+             : kv.second.IsSequence() ? "[]"
+                                      : kv.second.Scalar()) +
+            ";";
   }
   // Numbers keep the text the YAML path would have seen (a float as written).
   CHECK(seen == "n=-3;u=18446744073709551615;f=1.50;t=true;z=~;s=8080;l=[];");

@@ -91,8 +91,8 @@ class Namespace {
     std::vector<SourceObject> out;
     for (const auto& [key, entry] : objects_) {
       const json& object = entry.first;
-      out.push_back(SourceObject{object["kind"], object["metadata"]["name"], std::to_string(entry.second),
-                                 object.dump()});
+      out.push_back(
+          SourceObject{object["kind"], object["metadata"]["name"], std::to_string(entry.second), object.dump()});
     }
     return out;
   }
@@ -188,7 +188,8 @@ class Namespace {
     int w = pick(101);
     // Subset v2 may be missing from the DestinationRule (or the rule absent): then the object is
     // rejected, and so is a bad timeout.
-    json route = json::array({{{"destination", {{"host", "svc-" + std::to_string(s)}, {"subset", "v1"}}}, {"weight", w}}});
+    json route =
+        json::array({{{"destination", {{"host", "svc-" + std::to_string(s)}, {"subset", "v1"}}}, {"weight", w}}});
     if (pick(2) == 0) {
       route.push_back({{"destination", {{"host", "svc-" + std::to_string(s)}, {"subset", "v2"}}}, {"weight", 100 - w}});
     } else {
@@ -206,15 +207,15 @@ class Namespace {
   }
 
   json policy(int s) {
-    json spec = {{"action", pick(2) == 0 ? "ALLOW" : "DENY"},
-                 {"rules", json::array({{{"from", json::array({{{"source",
-                                                                 {{"principals", json::array({"cluster.local/ns/default/sa/sa-" +
-                                                                                              std::to_string(pick(3))})}}}}})},
-                                         {"to", json::array({{{"operation", {{"methods", json::array({"GET"})}}}}})}}})}};
-    spec["targetRefs"] = json::array({pick(3) == 0 ? json{{"kind", "Gateway"}, {"group", "gateway.networking.k8s.io"},
-                                                          {"name", "waypoint"}}
-                                                    : json{{"kind", "Service"}, {"group", ""},
-                                                           {"name", "svc-" + std::to_string(s)}}});
+    json spec = {
+        {"action", pick(2) == 0 ? "ALLOW" : "DENY"},
+        {"rules", json::array({{{"from", json::array({{{"source",
+                                                        {{"principals", json::array({"cluster.local/ns/default/sa/sa-" +
+                                                                                     std::to_string(pick(3))})}}}}})},
+                                {"to", json::array({{{"operation", {{"methods", json::array({"GET"})}}}}})}}})}};
+    spec["targetRefs"] = json::array(
+        {pick(3) == 0 ? json{{"kind", "Gateway"}, {"group", "gateway.networking.k8s.io"}, {"name", "waypoint"}}
+                      : json{{"kind", "Service"}, {"group", ""}, {"name", "svc-" + std::to_string(s)}}});
     return {{"apiVersion", "security.istio.io/v1"},
             {"kind", "AuthorizationPolicy"},
             {"metadata", {{"name", "p-" + std::to_string(s)}, {"namespace", "default"}}},
