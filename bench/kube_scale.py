@@ -185,6 +185,9 @@ def main():
           f"max {lat[-1] * 1000:.0f} ms ({changes} changes)")
     print(f"waypoint CPU per change (to the snapshot's publication, plus 50 ms): median "
           f"{sorted(cpu)[len(cpu) // 2] * 1000:.1f} ms")
+    with open(f"/proc/{wp.pid}/status") as f:
+        hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    print(f"peak RSS (VmHWM) over start, sync and the changes: {hwm / 1024:.1f} MiB")
     wp.terminate()
     wp.wait()
     api.stdin.close()

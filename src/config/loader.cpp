@@ -242,11 +242,11 @@ std::optional<BootstrapResource> read_bootstrap(const std::vector<Entry>& entrie
 // Reports a second resource of the same kind and name.
 class NameRegistry {
  public:
-  bool add(const Entry& e, Diagnostics& diag) {
-    auto [it, inserted] = seen_.emplace(e.meta.kind + "/" + e.meta.name, mark_of(e.node));
+  bool add(const ObjectMeta& meta, Mark at, Diagnostics& diag) {
+    auto [it, inserted] = seen_.emplace(meta.kind + "/" + meta.name, at);
     if (!inserted) {
-      diag.error(mark_of(e.node), e.meta.kind + " " + e.meta.name + ": defined twice (first at " +
-                                      std::to_string(it->second.line) + ":" + std::to_string(it->second.column) + ")");
+      diag.error(at, meta.kind + " " + meta.name + ": defined twice (first at " + std::to_string(it->second.line) +
+                         ":" + std::to_string(it->second.column) + ")");
     }
     return inserted;
   }
@@ -254,6 +254,42 @@ class NameRegistry {
  private:
   std::map<std::string, Mark> seen_;
 };
+
+// What reading one resource produced, alone: its reports and its typed result (at most one of the
+// optionals, or routing / policies entries). Depends only on the resource and the bootstrap, so
+// the API mode keeps it per object between loads (ObjectCache) and replays it.
+struct Outcome {
+  ObjectMeta meta;
+  Mark at;
+  bool ignored = false;  // not read (another namespace, a kind of someone else): `ignores` says why
+  std::vector<Diagnostics::Entry> errors;
+  std::vector<Diagnostics::Entry> warnings;
+  std::vector<std::string> ignores;
+  // Allocated only when present: an outcome is kept per object, most are pods.
+  std::unique_ptr<const GatewayResource> gateway;
+  std::unique_ptr<const ServiceResource> service;
+  std::unique_ptr<const PodResource> pod;
+  std::unique_ptr<const EndpointSliceResource> slice;
+  RoutingResources routing;
+  std::vector<AuthzPolicySpec> policies;
+};
+
+// Everything one document (an API object) produced: the reports of telling its resources apart,
+// then each resource's outcome.
+struct ObjectOutcome {
+  std::vector<Diagnostics::Entry> errors;
+  std::vector<Outcome> resources;
+};
+
+template <typename T>
+std::unique_ptr<const T> boxed(std::optional<T>&& value) {
+  return value ? std::make_unique<const T>(std::move(*value)) : nullptr;
+}
+
+template <typename T>
+void append(std::vector<T>& to, const std::vector<T>& from) {
+  to.insert(to.end(), from.begin(), from.end());
+}
 
 // Reads documents one at a time, so that each can be freed once its resources are read (they keep
 // positions, not nodes). The bootstrap names the namespace every other resource is read in:
@@ -286,6 +322,40 @@ class Loader {
       } else if (have_bootstrap_) {
         process(e);
       }
+    }
+  }
+
+  // The API mode: an object's outcome (read_object, with the bootstrap known), replayed by
+  // apply_object in this load or a later one with the same bootstrap.
+  bool has_bootstrap() const { return have_bootstrap_; }
+  ObjectOutcome read_object(const Document& doc) const {
+    ObjectOutcome out;
+    Diagnostics scratch("");
+    std::vector<Entry> entries;
+    add_resources(doc.root(), false, entries, scratch);
+    out.errors = scratch.errors();
+    for (const auto& e : entries) {
+      if (e.handling == Handling::Bootstrap) {
+        Outcome o;
+        o.meta = e.meta;
+        o.at = mark_of(e.node);
+        o.errors.push_back({o.at, "WaypointBootstrap " + e.meta.name +
+                                      ": a file holds exactly one WaypointBootstrap (another at " +
+                                      std::to_string(bootstrap_at_->line) + ":" +
+                                      std::to_string(bootstrap_at_->column) + ")"});
+        out.resources.push_back(std::move(o));
+        continue;
+      }
+      out.resources.push_back(read(e));
+    }
+    return out;
+  }
+  void apply_object(const ObjectOutcome& object) {
+    for (const auto& e : object.errors) {
+      diag_.error(e.at, e.message);
+    }
+    for (const auto& o : object.resources) {
+      apply(o);
     }
   }
 
@@ -349,62 +419,104 @@ class Loader {
                                          "Kubernetes API, the file holds the bootstrap only");
       return;
     }
+    apply(read(e));
+  }
+
+  // One resource, against the bootstrap: reports go to the outcome, not to the load.
+  Outcome read(const Entry& e) const {
+    const Bootstrap& b = resources_.bootstrap.bootstrap;
+    Outcome o;
+    o.meta = e.meta;
+    o.at = mark_of(e.node);
     if (e.handling == Handling::Foreign) {
-      diag_.ignore(qualified(e.meta, b.namespace_) + ": " + e.api_version + " " + e.meta.kind +
-                   " is not read by the waypoint");
-      return;
+      o.ignored = true;
+      o.ignores.push_back(qualified(e.meta, b.namespace_) + ": " + e.api_version + " " + e.meta.kind +
+                          " is not read by the waypoint");
+      return o;
     }
     if (!e.meta.namespace_.empty() && e.meta.namespace_ != b.namespace_) {
-      diag_.ignore(qualified(e.meta, b.namespace_) + ": namespace " + e.meta.namespace_ + " is not this waypoint's (" +
-                   b.namespace_ + ")");
-      return;
+      o.ignored = true;
+      o.ignores.push_back(qualified(e.meta, b.namespace_) + ": namespace " + e.meta.namespace_ +
+                          " is not this waypoint's (" + b.namespace_ + ")");
+      return o;
     }
-    if (!names_.add(e, diag_)) {
-      return;
-    }
+    Diagnostics diag("");
     switch (e.handling) {
       case Handling::Gateway:
-        if (auto gateway = parse_gateway(e.node, e.meta, b, diag_)) {
-          resources_.gateways.push_back(std::move(*gateway));
-        }
+        o.gateway = boxed(parse_gateway(e.node, e.meta, b, diag));
         break;
       case Handling::Service:
-        if (auto service = parse_service(e.node, e.meta, b, diag_)) {
-          resources_.services.push_back(std::move(*service));
-        }
+        o.service = boxed(parse_service(e.node, e.meta, b, diag));
         break;
       case Handling::Pod:
-        if (auto pod = parse_pod(e.node, e.meta, b, diag_)) {
-          resources_.pods.push_back(std::move(*pod));
-        }
+        o.pod = boxed(parse_pod(e.node, e.meta, b, diag));
         break;
       case Handling::EndpointSlice:
-        if (auto slice = parse_endpoint_slice(e.node, e.meta, diag_)) {
-          resources_.endpoint_slices.push_back(std::move(*slice));
-        }
+        o.slice = boxed(parse_endpoint_slice(e.node, e.meta, diag));
         break;
       case Handling::VirtualService:
-        parse_virtual_service(e.node, e.meta, diag_, routing_);
+        parse_virtual_service(e.node, e.meta, diag, o.routing);
         break;
       case Handling::DestinationRule:
-        parse_destination_rule(e.node, e.meta, diag_, routing_);
+        parse_destination_rule(e.node, e.meta, diag, o.routing);
         break;
       case Handling::HTTPRoute:
-        parse_http_route(e.node, e.meta, b, diag_, routing_);
+        parse_http_route(e.node, e.meta, b, diag, o.routing);
         break;
       case Handling::AuthorizationPolicy:
-        parse_authorization_policy(e.node, e.meta, b, diag_, policies_);
+        parse_authorization_policy(e.node, e.meta, b, diag, o.policies);
         break;
       case Handling::NotApplied:
-        diag_.warning(mark_of(e.node),
-                      e.meta.kind + " " + e.meta.name + ": not applied by this version (" + std::string(e.note) + ")");
+        diag.warning(mark_of(e.node),
+                     e.meta.kind + " " + e.meta.name + ": not applied by this version (" + std::string(e.note) + ")");
         break;
       case Handling::Bootstrap:
       case Handling::Foreign:
         break;
     }
+    o.errors = diag.errors();
+    o.warnings = diag.warnings();
+    o.ignores = diag.ignored();
+    return o;
   }
 
+  // Adds a resource's outcome to the load: a second resource of a kind and name is an error.
+  void apply(const Outcome& o) {
+    if (o.ignored) {
+      for (const auto& i : o.ignores) {
+        diag_.ignore(i);
+      }
+      return;
+    }
+    if (!names_.add(o.meta, o.at, diag_)) {
+      return;
+    }
+    for (const auto& e : o.errors) {
+      diag_.error(e.at, e.message);
+    }
+    for (const auto& w : o.warnings) {
+      diag_.warning(w.at, w.message);
+    }
+    for (const auto& i : o.ignores) {
+      diag_.ignore(i);
+    }
+    if (o.gateway) {
+      resources_.gateways.push_back(*o.gateway);
+    }
+    if (o.service) {
+      resources_.services.push_back(*o.service);
+    }
+    if (o.pod) {
+      resources_.pods.push_back(*o.pod);
+    }
+    if (o.slice) {
+      resources_.endpoint_slices.push_back(*o.slice);
+    }
+    append(routing_.virtual_services, o.routing.virtual_services);
+    append(routing_.destination_rules, o.routing.destination_rules);
+    append(routing_.http_routes, o.routing.http_routes);
+    append(policies_, o.policies);
+  }
   Diagnostics& diag_;
   Snapshot& snapshot_;
   const std::pair<size_t, size_t> bootstrap_only_;
@@ -419,16 +531,6 @@ class Loader {
   RoutingResources routing_;
   std::vector<AuthzPolicySpec> policies_;
 };
-
-void load_documents(const std::vector<const Document*>& docs, Diagnostics& diag, Snapshot& snapshot,
-                    std::pair<size_t, size_t> bootstrap_only, const std::string& namespace_override,
-                    bool certificates) {
-  Loader loader(diag, snapshot, bootstrap_only, namespace_override, certificates);
-  for (const Document* doc : docs) {
-    loader.add(*doc, nullptr);
-  }
-  loader.finish();
-}
 
 // A version: the first 16 hex digits of a SHA-256 digest.
 std::string version_hex(const unsigned char* digest) {
@@ -487,16 +589,6 @@ namespace {
 // One API-mode load, decoded once for all its rounds: the bootstrap text (with a first line of its
 // own, where an error with no position lands) as YAML, then each object's JSON as a document of its
 // own whose nodes all sit on the object's line, after the bootstrap's: errors are blamed by line.
-struct Decoded {
-  std::vector<DocumentPtr> bootstrap;
-  size_t bootstrap_first = 2;
-  size_t bootstrap_last = 0;
-  // Parallel to the SourceObjects; nullptr when not JSON. Shared with the ObjectCache.
-  std::vector<std::shared_ptr<const Document>> objects;
-  std::unordered_map<size_t, size_t> object_at_line;  // line -> index into objects
-  std::string version;                                // of the bootstrap and every object's bytes
-};
-
 constexpr std::string_view kHeader = "# waypoint: the bootstrap, then the objects read from the Kubernetes API\n";
 
 // Objects' lines: far past any bootstrap's (a 64 MiB file has fewer lines), two apart, so that an
@@ -509,11 +601,12 @@ struct ObjectCache::Impl {
   struct Entry {
     std::string resource_version;
     std::string json;  // only for objects without a resourceVersion
-    std::shared_ptr<const Document> doc;
+    std::shared_ptr<const ObjectOutcome> outcome;
     uint32_t line = 0;
     uint64_t generation = 0;
   };
   std::unordered_map<std::string, Entry> entries;  // kind "/" name
+  std::string bootstrap;  // the bootstrap text and namespace the outcomes were read against
   uint64_t generation = 0;
   uint32_t next_line = kFirstObjectLine;
   uint64_t hits = 0;
@@ -542,8 +635,22 @@ uint64_t ObjectCache::misses() const {
 
 namespace {
 
-Decoded decode(const std::string& bootstrap_text, const std::string& path, const std::vector<SourceObject>& objects,
-               std::vector<RejectedObject>& rejected, std::vector<bool>& left_out, ObjectCache::Impl* cache) {
+struct Decoded {
+  std::vector<DocumentPtr> bootstrap;
+  size_t bootstrap_first = 2;
+  size_t bootstrap_last = 0;
+  // Parallel to the SourceObjects: each one's line, and its outcome once read (from the cache,
+  // or decoded and read in the first round; shared with the ObjectCache).
+  std::vector<uint32_t> lines;
+  std::vector<std::shared_ptr<const ObjectOutcome>> outcomes;
+  std::vector<ObjectCache::Impl::Entry*> cached;  // where a new outcome goes; null without a cache
+  std::unordered_map<size_t, size_t> object_at_line;  // line -> index into objects
+  std::string version;  // of the bootstrap and every object's bytes
+};
+
+
+Decoded decode(const std::string& bootstrap_text, const std::string& path, const std::string& namespace_,
+               const std::vector<SourceObject>& objects, ObjectCache::Impl* cache) {
   Decoded d;
   std::string text(kHeader);
   text += bootstrap_text;
@@ -557,56 +664,56 @@ Decoded decode(const std::string& bootstrap_text, const std::string& path, const
                       std::to_string(parsed.error->first.column) + ": " + parsed.error->second);
   }
   d.bootstrap = std::move(parsed.documents);
+  if (cache != nullptr) {
+    // Outcomes were read against a bootstrap (namespace, trust domain): another one reads anew.
+    std::string key = text + '\0' + namespace_;
+    if (key != cache->bootstrap) {
+      cache->entries.clear();
+      cache->bootstrap = std::move(key);
+    }
+  }
 
   EVP_MD_CTX* md = EVP_MD_CTX_new();
   EVP_DigestInit_ex(md, EVP_sha256(), nullptr);
   EVP_DigestUpdate(md, text.data(), text.size());
-  d.objects.resize(objects.size());
+  d.lines.resize(objects.size());
+  d.outcomes.resize(objects.size());
+  d.cached.resize(objects.size(), nullptr);
   for (size_t i = 0; i < objects.size(); ++i) {
     EVP_DigestUpdate(md, "---\n", 4);
     EVP_DigestUpdate(md, objects[i].json.data(), objects[i].json.size());
     EVP_DigestUpdate(md, "\n", 1);
-    std::string error;
-    uint32_t line = kFirstObjectLine + 2 * static_cast<uint32_t>(i);
-    ObjectCache::Impl::Entry* cached = nullptr;
+    d.lines[i] = kFirstObjectLine + 2 * static_cast<uint32_t>(i);
     if (cache != nullptr) {
-      cached = &cache->entries[objects[i].kind + "/" + objects[i].name];
-      if (cached->doc && cached->generation == cache->generation) {
-        cached = nullptr;  // a second object of that kind and name in one load: decoded alone
-        line = cache->take_line();
+      auto* entry = &cache->entries[objects[i].kind + "/" + objects[i].name];
+      if (entry->line != 0 && entry->generation == cache->generation) {
+        // A second object of that kind and name in one load (never from an API server): read
+        // alone, on a line of its own.
+        d.lines[i] = cache->take_line();
+      } else {
+        entry->generation = cache->generation;
+        if (entry->line == 0) {
+          entry->line = cache->take_line();
+        }
+        d.lines[i] = entry->line;
+        // The API server changes an object's resourceVersion with every write: an equal one is
+        // the same object. Without one (objects not from an API server) the bytes are compared.
+        const bool same = objects[i].resource_version.empty()
+                              ? entry->json == objects[i].json
+                              : entry->resource_version == objects[i].resource_version;
+        if (entry->outcome && same) {
+          ++cache->hits;
+          d.outcomes[i] = entry->outcome;
+        } else {
+          ++cache->misses;
+          entry->outcome.reset();
+          entry->resource_version = objects[i].resource_version;
+          entry->json = objects[i].resource_version.empty() ? objects[i].json : std::string();
+          d.cached[i] = entry;
+        }
       }
     }
-    if (cached != nullptr) {
-      cached->generation = cache->generation;
-      // The API server changes an object's resourceVersion with every write: an equal one is the
-      // same object. Without one (objects not from an API server) the bytes are compared.
-      const bool same = objects[i].resource_version.empty() ? cached->json == objects[i].json
-                                                            : cached->resource_version == objects[i].resource_version;
-      if (cached->doc && same) {
-        ++cache->hits;
-        d.objects[i] = cached->doc;
-        d.object_at_line.emplace(cached->line, i);
-        continue;
-      }
-      ++cache->misses;
-      if (cached->line == 0) {
-        cached->line = cache->take_line();
-      }
-      line = cached->line;
-    }
-    d.objects[i] = parse_json_document(objects[i].json, line, error);
-    if (cached != nullptr) {
-      cached->resource_version = objects[i].resource_version;
-      cached->json = objects[i].resource_version.empty() ? objects[i].json : std::string();
-      cached->doc = d.objects[i];
-    }
-    if (!d.objects[i]) {
-      left_out[i] = true;
-      rejected.push_back(RejectedObject{objects[i].kind, objects[i].name, objects[i].resource_version,
-                                        objects[i].kind + " " + objects[i].name + ": not JSON: " + error});
-      continue;
-    }
-    d.object_at_line.emplace(line, i);
+    d.object_at_line.emplace(d.lines[i], i);
   }
   if (cache != nullptr) {
     // Objects gone since the previous load are forgotten.
@@ -664,28 +771,43 @@ SnapshotPtr load_snapshot_from_objects(const std::string& bootstrap_text, const 
                                        bool check_certificates, ObjectCache* cache) {
   std::vector<bool> left_out(objects.size(), false);
   std::vector<RejectedObject> rejected;
-  const Decoded r =
-      decode(bootstrap_text, path, objects, rejected, left_out, cache != nullptr ? cache->impl_.get() : nullptr);
+  Decoded r = decode(bootstrap_text, path, namespace_, objects, cache != nullptr ? cache->impl_.get() : nullptr);
   // Each round leaves out at least one object or ends: errors of references (a route to a subset
-  // of a rejected DestinationRule) only show once the objects they name are gone.
+  // of a rejected DestinationRule) only show once the objects they name are gone. An object is
+  // decoded and read once (the first round, unless cached); the rounds replay its outcome.
   // The version is the one of everything read (the rejected objects too): a change that only
   // removes a rejected object is a new configuration with a shorter `rejected`.
   for (size_t round = 0; round <= objects.size(); ++round) {
-    std::vector<const Document*> docs;
-    for (const auto& d : r.bootstrap) {
-      docs.push_back(d.get());
-    }
-    for (size_t i = 0; i < objects.size(); ++i) {
-      if (!left_out[i]) {
-        docs.push_back(r.objects[i].get());
-      }
-    }
     auto snapshot = std::make_shared<Snapshot>();
     snapshot->source_file = path;
     snapshot->version = r.version;
     snapshot->loaded_at = std::chrono::system_clock::now();
     Diagnostics diag(path);
-    load_documents(docs, diag, *snapshot, {r.bootstrap_first, r.bootstrap_last}, namespace_, check_certificates);
+    Loader loader(diag, *snapshot, {r.bootstrap_first, r.bootstrap_last}, namespace_, check_certificates);
+    for (const auto& doc : r.bootstrap) {
+      loader.add(*doc, nullptr);
+    }
+    for (size_t i = 0; i < objects.size() && loader.has_bootstrap(); ++i) {
+      if (left_out[i]) {
+        continue;
+      }
+      if (!r.outcomes[i]) {
+        std::string error;
+        DocumentPtr doc = parse_json_document(objects[i].json, r.lines[i], error);
+        if (!doc) {
+          left_out[i] = true;
+          rejected.push_back(RejectedObject{objects[i].kind, objects[i].name, objects[i].resource_version,
+                                            objects[i].kind + " " + objects[i].name + ": not JSON: " + error});
+          continue;
+        }
+        r.outcomes[i] = std::make_shared<const ObjectOutcome>(loader.read_object(*doc));
+        if (r.cached[i] != nullptr) {
+          r.cached[i]->outcome = r.outcomes[i];
+        }
+      }
+      loader.apply_object(*r.outcomes[i]);
+    }
+    loader.finish();
     if (!diag.failed()) {
       snapshot->warnings = object_lines(r, objects, left_out, path, diag.warnings());
       snapshot->ignored = diag.ignored();

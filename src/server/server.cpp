@@ -154,6 +154,7 @@ class Process {
     std::string kube_namespace;
     std::vector<config::SourceObject> objects;
     bool kube_synced = false;
+    config::ObjectCache* cache = nullptr;  // the Process's: reloads run one at a time
     // out
     config::SnapshotPtr snapshot;  // a new, different config
     std::string config_error;
@@ -188,6 +189,8 @@ class Process {
   // kKubeBatch into one reload; readiness waits for the first snapshot built after every kind's
   // first LIST.
   std::unique_ptr<kube::Source> kube_;
+  // What the previous reload read of each object (API mode); only the reload job touches it.
+  config::ObjectCache object_cache_;
   std::unique_ptr<event::Timer> kube_batch_;
   bool kube_ready_ = false;
   std::set<std::string> rejected_logged_;  // kind/name@resourceVersion already logged
@@ -293,6 +296,7 @@ void Process::request_reload(const char* why) {
     job->kube_namespace = kube_->namespace_name();
     job->kube_synced = kube_->synced();  // before the copy: what is copied is at least that complete
     job->objects = kube_->objects();
+    job->cache = &object_cache_;
   }
   job->req.data = job.get();
   uv_queue_work(
@@ -308,7 +312,7 @@ void Process::load(Reload& job) {
   try {
     if (job.kube) {
       job.snapshot = config::load_snapshot_from_objects(config::read_config_text(job.path), job.path,
-                                                        job.kube_namespace, job.objects);
+                                                        job.kube_namespace, job.objects, true, job.cache);
       job.objects.clear();
       if (job.snapshot->version == job.current_version) {
         job.snapshot.reset();  // nothing changed

@@ -498,14 +498,15 @@ Bootstrap load_bootstrap(const std::string& text, const std::string& path);
 // `namespace_` (when not empty) is the namespace watched; it replaces the bootstrap's.
 // `check_certificates` false: the bootstrap's tls files are not read (validate --kubernetes without
 // a config file).
-// `cache` (optional) keeps each object's decoded form between loads: an object whose JSON is the
-// same as at the previous load is not decoded again. The result is the same with or without it.
+// `cache` (optional) keeps what was read of each object between loads: an object whose
+// resourceVersion (without one: its JSON) and bootstrap are those of the previous load is not
+// decoded or read again. The result is the same with or without it.
 class ObjectCache;
 SnapshotPtr load_snapshot_from_objects(const std::string& bootstrap_text, const std::string& path,
                                        const std::string& namespace_, const std::vector<SourceObject>& objects,
                                        bool check_certificates = true, ObjectCache* cache = nullptr);
 
-// The decoded objects of the previous load (the Kubernetes API mode keeps one for the process's
+// What the previous load read of each object (the Kubernetes API mode keeps one for the process's
 // life). One load at a time may use it; it holds the objects of the last load only.
 class ObjectCache {
  public:
