@@ -1,6 +1,8 @@
-// load_snapshot: file → YAML documents → one entry per resource (List items flattened) → the
-// bootstrap first (it names the namespace) → the other resources, dispatched by apiVersion and kind
-// → certificates → compile. Every problem is collected; the load fails once, with all of them.
+// load_snapshot: file → YAML documents, one at a time (config/node.h) → one entry per resource
+// (List items flattened) → the bootstrap (it names the namespace; resources before it wait) → each
+// other resource read (an Outcome: reports and typed result) and applied, dispatched by apiVersion
+// and kind → certificates → compile. Every problem is collected; the load fails once, with all of
+// them. The API mode reads each object's JSON the same way (load_snapshot_from_objects).
 #include <openssl/evp.h>
 
 #include <algorithm>
@@ -215,6 +217,14 @@ std::string qualified(const ObjectMeta& meta, const std::string& namespace_) {
   return meta.kind + " " + (meta.namespace_.empty() ? namespace_ : meta.namespace_) + "/" + meta.name;
 }
 
+constexpr const char* kNoBootstrap = "no WaypointBootstrap resource (apiVersion: waypoint.proxy/v1alpha1)";
+
+// The error for a WaypointBootstrap after the one at `first`.
+std::string second_bootstrap(const std::string& name, Mark first) {
+  return "WaypointBootstrap " + name + ": a file holds exactly one WaypointBootstrap (another at " +
+         std::to_string(first.line) + ":" + std::to_string(first.column) + ")";
+}
+
 // Finds the single bootstrap; reports a missing or repeated one.
 std::optional<BootstrapResource> read_bootstrap(const std::vector<Entry>& entries, Diagnostics& diag,
                                                 const std::string& path) {
@@ -227,13 +237,10 @@ std::optional<BootstrapResource> read_bootstrap(const std::vector<Entry>& entrie
       first = &e;
       continue;
     }
-    Mark at = mark_of(first->node);
-    diag.error(mark_of(e.node), "WaypointBootstrap " + e.meta.name +
-                                    ": a file holds exactly one WaypointBootstrap (another at " +
-                                    std::to_string(at.line) + ":" + std::to_string(at.column) + ")");
+    diag.error(mark_of(e.node), second_bootstrap(e.meta.name, mark_of(first->node)));
   }
   if (first == nullptr) {
-    diag.error(Mark{1, 1}, "no WaypointBootstrap resource (apiVersion: waypoint.proxy/v1alpha1)");
+    diag.error(Mark{1, 1}, kNoBootstrap);
     return std::nullopt;
   }
   return parse_bootstrap(first->node, first->meta, diag, path);
@@ -339,10 +346,7 @@ class Loader {
         Outcome o;
         o.meta = e.meta;
         o.at = mark_of(e.node);
-        o.errors.push_back({o.at, "WaypointBootstrap " + e.meta.name +
-                                      ": a file holds exactly one WaypointBootstrap (another at " +
-                                      std::to_string(bootstrap_at_->line) + ":" +
-                                      std::to_string(bootstrap_at_->column) + ")"});
+        o.errors.push_back({o.at, second_bootstrap(e.meta.name, *bootstrap_at_)});
         out.resources.push_back(std::move(o));
         continue;
       }
@@ -361,7 +365,7 @@ class Loader {
 
   void finish() {
     if (!bootstrap_at_) {
-      diag_.error(Mark{1, 1}, "no WaypointBootstrap resource (apiVersion: waypoint.proxy/v1alpha1)");
+      diag_.error(Mark{1, 1}, kNoBootstrap);
       return;
     }
     if (!have_bootstrap_) {
@@ -387,9 +391,7 @@ class Loader {
  private:
   void bootstrap(const Entry& e) {
     if (bootstrap_at_) {
-      diag_.error(mark_of(e.node),
-                  "WaypointBootstrap " + e.meta.name + ": a file holds exactly one WaypointBootstrap (another at " +
-                      std::to_string(bootstrap_at_->line) + ":" + std::to_string(bootstrap_at_->column) + ")");
+      diag_.error(mark_of(e.node), second_bootstrap(e.meta.name, *bootstrap_at_));
       return;
     }
     bootstrap_at_ = mark_of(e.node);
@@ -606,7 +608,7 @@ struct ObjectCache::Impl {
     uint64_t generation = 0;
   };
   std::unordered_map<std::string, Entry> entries;  // kind "/" name
-  std::string bootstrap;  // the bootstrap text and namespace the outcomes were read against
+  std::string bootstrap;                           // the bootstrap text and namespace the outcomes were read against
   uint64_t generation = 0;
   uint32_t next_line = kFirstObjectLine;
   uint64_t hits = 0;
@@ -643,11 +645,10 @@ struct Decoded {
   // or decoded and read in the first round; shared with the ObjectCache).
   std::vector<uint32_t> lines;
   std::vector<std::shared_ptr<const ObjectOutcome>> outcomes;
-  std::vector<ObjectCache::Impl::Entry*> cached;  // where a new outcome goes; null without a cache
+  std::vector<ObjectCache::Impl::Entry*> cached;      // where a new outcome goes; null without a cache
   std::unordered_map<size_t, size_t> object_at_line;  // line -> index into objects
-  std::string version;  // of the bootstrap and every object's bytes
+  std::string version;                                // of the bootstrap and every object's bytes
 };
-
 
 Decoded decode(const std::string& bootstrap_text, const std::string& path, const std::string& namespace_,
                const std::vector<SourceObject>& objects, ObjectCache::Impl* cache) {
@@ -698,9 +699,8 @@ Decoded decode(const std::string& bootstrap_text, const std::string& path, const
         d.lines[i] = entry->line;
         // The API server changes an object's resourceVersion with every write: an equal one is
         // the same object. Without one (objects not from an API server) the bytes are compared.
-        const bool same = objects[i].resource_version.empty()
-                              ? entry->json == objects[i].json
-                              : entry->resource_version == objects[i].resource_version;
+        const bool same = objects[i].resource_version.empty() ? entry->json == objects[i].json
+                                                              : entry->resource_version == objects[i].resource_version;
         if (entry->outcome && same) {
           ++cache->hits;
           d.outcomes[i] = entry->outcome;

@@ -104,9 +104,6 @@ class Node::iterator {
 class Document {
  public:
   Node root() const { return slots_.empty() ? Node() : Node(this, root_); }
-  // Where the document starts (its first node), 1-based.
-  config::Mark start() const { return root().mark(); }
-  size_t slot_count() const { return slots_.size(); }
 
  private:
   friend class Node;
