@@ -189,7 +189,7 @@ void write_listeners(Writer& w, const Snapshot& s) {
   };
   std::vector<Target> targets;
   for (const auto& [vip, chain] : s.vip_chains) {
-    targets.push_back({vip, &chain, nullptr});
+    targets.push_back({vip, chain.get(), nullptr});
   }
   for (const auto& [ip, pod] : s.pods_by_ip) {
     targets.push_back({net::SockAddr(ip, 0), nullptr, pod});
@@ -341,8 +341,8 @@ void static_cluster(Writer& w, const Snapshot& s, std::string_view name) {
 std::vector<const config::VipChain*> extra_chain_clusters(const Snapshot& s) {
   std::vector<const config::VipChain*> out;
   for (const auto& [vip, chain] : s.vip_chains) {
-    if (chain.protocol != ChainProtocol::Http && s.find_cluster(chain.cluster.name) == nullptr) {
-      out.push_back(&chain);
+    if (chain->protocol != ChainProtocol::Http && s.find_cluster(chain->cluster.name) == nullptr) {
+      out.push_back(chain.get());
     }
   }
   return out;
@@ -356,7 +356,7 @@ void write_clusters(Writer& w, const Snapshot& s) {
   };
   std::vector<Entry> entries;
   for (const auto& [name, c] : s.clusters) {
-    entries.push_back({name, &c, nullptr});
+    entries.push_back({name, c.get(), nullptr});
   }
   for (const config::VipChain* chain : extra_chain_clusters(s)) {
     entries.push_back({chain->cluster.name, nullptr, chain});
@@ -628,10 +628,10 @@ void write_routes(Writer& w, const Snapshot& s) {
   };
   std::vector<Entry> entries;
   for (const auto& [vip, t] : s.route_tables) {
-    entries.push_back({vip, &t, nullptr});
+    entries.push_back({vip, t.get(), nullptr});
   }
   for (const auto& [vip, t] : s.tcp_routes) {
-    entries.push_back({vip, nullptr, &t});
+    entries.push_back({vip, nullptr, t.get()});
   }
   std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
     if (!(a.vip == b.vip)) {
@@ -705,7 +705,7 @@ void write_endpoints(Writer& w, const Snapshot& s, const HostLookup& lookup) {
   };
   std::vector<Entry> entries;
   for (const auto& [name, c] : s.clusters) {
-    entries.push_back({&name, &c, nullptr});
+    entries.push_back({&name, c.get(), nullptr});
   }
   for (const config::VipChain* chain : extra_chain_clusters(s)) {
     entries.push_back({&chain->cluster.name, nullptr, chain});

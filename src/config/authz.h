@@ -23,7 +23,8 @@ void parse_authorization_policy(const Node& doc, const ObjectMeta& meta, const B
                                 Diagnostics& diag, std::vector<AuthzPolicySpec>& out);
 
 // Builds snapshot.authz_gateway and snapshot.authz_services (each served Service: the Gateway's
-// policies plus its own). A Service target this waypoint does not serve is a warning.
-void compile_authz(const std::vector<AuthzPolicySpec>& policies, Diagnostics& diag, Snapshot& snapshot);
+// policies plus its own; the chains point at them once they are built). A Service target this
+// waypoint does not serve is a warning.
+void compile_authz(const std::vector<const AuthzPolicySpec*>& policies, Diagnostics& diag, Snapshot& snapshot);
 
 }  // namespace wp::config

@@ -176,8 +176,8 @@ std::optional<Condition> parse_condition(Reader& r, const Node& node, const std:
 
 }  // namespace
 
-void parse_authorization_policy(const Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap,
-                                Diagnostics& diag, std::vector<AuthzPolicySpec>& out) {
+void parse_authorization_policy(const Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap, Diagnostics& diag,
+                                std::vector<AuthzPolicySpec>& out) {
   size_t errors_before = diag.error_count();
   Reader r(diag, "AuthorizationPolicy " + meta.name);
   AuthzPolicySpec spec;
@@ -291,26 +291,20 @@ void parse_authorization_policy(const Node& doc, const ObjectMeta& meta, const B
 
 namespace wp::config {
 
-void compile_authz(const std::vector<AuthzPolicySpec>& policies, Diagnostics& diag, Snapshot& snapshot) {
-  for (const auto& spec : policies) {
-    if (spec.gateway) {
-      snapshot.authz_gateway.add(spec.policy);
+void compile_authz(const std::vector<const AuthzPolicySpec*>& policies, Diagnostics& diag, Snapshot& snapshot) {
+  for (const AuthzPolicySpec* spec : policies) {
+    if (spec->gateway) {
+      snapshot.authz_gateway.add(spec->policy);
     }
   }
   for (const auto& service : snapshot.services) {
-    filters::PolicySet set = snapshot.authz_gateway;
-    for (const auto& spec : policies) {
-      if (std::find(spec.services.begin(), spec.services.end(), service.name) != spec.services.end()) {
-        set.add(spec.policy);
+    auto set = std::make_shared<filters::PolicySet>(snapshot.authz_gateway);
+    for (const AuthzPolicySpec* spec : policies) {
+      if (std::find(spec->services.begin(), spec->services.end(), service.name) != spec->services.end()) {
+        set->add(spec->policy);
       }
     }
-    snapshot.authz_services.emplace(service.name, std::move(set));
-  }
-  // Each chain points at its Service's set (map nodes never move): no lookup per tunnel.
-  for (auto& [vip, chain] : snapshot.vip_chains) {
-    if (chain.service != nullptr) {
-      chain.authz = &snapshot.authz_services.at(chain.service->name);
-    }
+    snapshot.authz_services.pieces().emplace(service.name, std::move(set));
   }
   // L7 fields on a TCP chain cannot be evaluated: said here, and failed closed at run time.
   auto needs_l7 = [](const filters::Rule& rule) {
@@ -323,7 +317,8 @@ void compile_authz(const std::vector<AuthzPolicySpec>& policies, Diagnostics& di
     return std::any_of(rule.when.begin(), rule.when.end(),
                        [](const filters::Condition& c) { return c.key == filters::Condition::Key::RequestHeader; });
   };
-  for (const auto& spec : policies) {
+  for (const AuthzPolicySpec* p : policies) {
+    const AuthzPolicySpec& spec = *p;
     if (!std::any_of(spec.policy.rules.begin(), spec.policy.rules.end(), needs_l7)) {
       continue;
     }
@@ -341,7 +336,8 @@ void compile_authz(const std::vector<AuthzPolicySpec>& policies, Diagnostics& di
       }
     }
   }
-  for (const auto& spec : policies) {
+  for (const AuthzPolicySpec* p : policies) {
+    const AuthzPolicySpec& spec = *p;
     for (const auto& name : spec.services) {
       if (snapshot.authz_services.count(name) == 0) {
         diag.warning(spec.mark, "AuthorizationPolicy " + spec.policy.name + ": Service " + name +

@@ -1,12 +1,17 @@
-// Scope and compile: pick the served Gateway, Pods and Services, then precompute every VIP chain
-// with its cluster and endpoints, and the pod-IP index. The Snapshot's vectors are filled before
-// any pointer into them is taken and never resized afterwards.
+// Scope and compile: pick the served Gateway, Pods and Services, compute each Service's endpoints,
+// bind and build its route tables, its policy set and its VIP chains, and the pod-IP index; every
+// result is an immutable piece (pieces.h). Compiler::update rebuilds the pieces of the Services a
+// change touches and shares the rest with the previous Snapshot.
 #include <algorithm>
+#include <map>
 #include <optional>
+#include <set>
 #include <unordered_map>
 #include <unordered_set>
 
-#include "config/resources.h"
+#include "config/authz.h"
+#include "config/compiler.h"
+#include "config/routing.h"
 
 namespace wp::config {
 
@@ -21,26 +26,52 @@ bool selects(const std::map<std::string, std::string>& selector, const Pod& pod)
   });
 }
 
+std::string label_entry(const std::string& key, const std::string& value) {
+  std::string e;
+  e.reserve(key.size() + value.size() + 1);
+  e.append(key).push_back('\0');
+  e.append(value);
+  return e;
+}
+
 // Pods by label, so that a selector visits only the pods carrying its rarest label instead of every
-// pod of the namespace (services × pods was the cost of compiling a big namespace).
+// pod of the namespace (services × pods was the cost of compiling a big namespace). Each list is in
+// the order the pods were added; add_sorted keeps name order (the Kubernetes API mode's order).
 class LabelIndex {
  public:
-  explicit LabelIndex(std::vector<const Pod*> pods) : pods_(std::move(pods)) {
-    for (uint32_t i = 0; i < pods_.size(); ++i) {
-      for (const auto& [key, value] : pods_[i]->labels) {
-        by_label_[entry(key, value)].push_back(i);
+  void add(const Pod* pod) {
+    for (const auto& [key, value] : pod->labels) {
+      by_label_[label_entry(key, value)].push_back(pod);
+    }
+  }
+  void add_sorted(const Pod* pod) {
+    for (const auto& [key, value] : pod->labels) {
+      auto& list = by_label_[label_entry(key, value)];
+      list.insert(std::lower_bound(list.begin(), list.end(), pod, by_name), pod);
+    }
+  }
+  void remove(const Pod* pod) {
+    for (const auto& [key, value] : pod->labels) {
+      auto it = by_label_.find(label_entry(key, value));
+      if (it == by_label_.end()) {
+        continue;
+      }
+      auto& list = it->second;
+      list.erase(std::remove(list.begin(), list.end(), pod), list.end());
+      if (list.empty()) {
+        by_label_.erase(it);
       }
     }
   }
-  // Calls f(pod) for every pod `selector` selects, in the order the pods were given.
+  // Calls f(pod) for every pod `selector` selects, in the order of the lists.
   template <typename F>
   void for_each_selected(const std::map<std::string, std::string>& selector, F f) const {
     if (selector.empty()) {
       return;
     }
-    const std::vector<uint32_t>* rarest = nullptr;
+    const std::vector<const Pod*>* rarest = nullptr;
     for (const auto& [key, value] : selector) {
-      auto it = by_label_.find(entry(key, value));
+      auto it = by_label_.find(label_entry(key, value));
       if (it == by_label_.end()) {
         return;  // no pod carries this label
       }
@@ -48,9 +79,9 @@ class LabelIndex {
         rarest = &it->second;
       }
     }
-    for (uint32_t i : *rarest) {
-      if (selects(selector, *pods_[i])) {
-        f(*pods_[i]);
+    for (const Pod* pod : *rarest) {
+      if (selects(selector, *pod)) {
+        f(*pod);
       }
     }
   }
@@ -61,30 +92,35 @@ class LabelIndex {
   }
 
  private:
-  static std::string entry(const std::string& key, const std::string& value) {
-    std::string e;
-    e.reserve(key.size() + value.size() + 1);
-    e.append(key).push_back('\0');
-    e.append(value);
-    return e;
-  }
-  std::vector<const Pod*> pods_;
-  std::unordered_map<std::string, std::vector<uint32_t>> by_label_;
+  static bool by_name(const Pod* a, const Pod* b) { return a->name < b->name; }
+  std::unordered_map<std::string, std::vector<const Pod*>> by_label_;
 };
 
 std::string qualified(std::string_view kind, const std::string& namespace_, const std::string& name) {
   return std::string(kind) + " " + namespace_ + "/" + name;
 }
 
+void append(Diagnostics& to, const Diagnostics& from) {
+  for (const auto& e : from.errors()) {
+    to.error(e.at, e.message);
+  }
+  for (const auto& w : from.warnings()) {
+    to.warning(w.at, w.message);
+  }
+  for (const auto& i : from.ignored()) {
+    to.ignore(i);
+  }
+}
+
 // The Gateway named by spec.gateway; other Gateways in the namespace are ignored.
 std::optional<Gateway> select_gateway(const Resources& res, Diagnostics& diag) {
   const BootstrapResource& b = res.bootstrap;
   const GatewayResource* found = nullptr;
-  for (const auto& g : res.gateways) {
-    if (g.gateway.name == b.bootstrap.gateway) {
-      found = &g;
+  for (const GatewayResource* g : res.gateways) {
+    if (g->gateway.name == b.bootstrap.gateway) {
+      found = g;
     } else {
-      diag.ignore(qualified("Gateway", g.gateway.namespace_, g.gateway.name) + ": not this waypoint's gateway (" +
+      diag.ignore(qualified("Gateway", g->gateway.namespace_, g->gateway.name) + ": not this waypoint's gateway (" +
                   b.bootstrap.gateway + ")");
     }
   }
@@ -105,28 +141,37 @@ std::optional<Gateway> select_gateway(const Resources& res, Diagnostics& diag) {
   return found->gateway;
 }
 
+// Why a pod is not served, or "" when it is (its IP may still clash with another's).
+std::string pod_ignored(const PodResource& p, const Gateway& gateway) {
+  const std::string& scope = gateway.for_service_account;
+  if (!scope.empty() && p.pod.service_account != scope) {
+    return qualified("Pod", p.pod.namespace_, p.pod.name) + ": service account " + p.pod.service_account +
+           " is not this waypoint's (" + scope + ")";
+  }
+  if (!p.has_ip) {
+    return qualified("Pod", p.pod.namespace_, p.pod.name) + ": no status.podIP (not running yet?)";
+  }
+  return {};
+}
+
 // Pods served by the waypoint: in its service account (when scoped) and with an IP.
-std::vector<const PodResource*> select_pods(const Resources& res, const Gateway& gateway, Diagnostics& diag) {
+std::vector<const PodResource*> select_pods(const Resources& res, const Gateway& gateway, Diagnostics& diag,
+                                            std::map<std::string, std::string>& ignores) {
   std::vector<const PodResource*> served;
   std::unordered_map<net::IpAddr, const PodResource*> by_ip;
-  for (const auto& p : res.pods) {
-    std::string who = qualified("Pod", p.pod.namespace_, p.pod.name);
-    const std::string& scope = gateway.for_service_account;
-    if (!scope.empty() && p.pod.service_account != scope) {
-      diag.ignore(who + ": service account " + p.pod.service_account + " is not this waypoint's (" + scope + ")");
+  for (const PodResource* p : res.pods) {
+    if (std::string why = pod_ignored(*p, gateway); !why.empty()) {
+      diag.ignore(why);
+      ignores[p->pod.name] = std::move(why);
       continue;
     }
-    if (!p.has_ip) {
-      diag.ignore(who + ": no status.podIP (not running yet?)");
-      continue;
-    }
-    auto [it, inserted] = by_ip.emplace(p.pod.ip, &p);
+    auto [it, inserted] = by_ip.emplace(p->pod.ip, p);
     if (!inserted) {
-      Reader(diag, "Pod " + p.pod.name)
-          .error(p.ip_at, "status.podIP", p.pod.ip.to_string() + " is also the IP of pod " + it->second->pod.name);
+      Reader(diag, "Pod " + p->pod.name)
+          .error(p->ip_at, "status.podIP", p->pod.ip.to_string() + " is also the IP of pod " + it->second->pod.name);
       continue;
     }
-    served.push_back(&p);
+    served.push_back(p);
   }
   return served;
 }
@@ -137,37 +182,44 @@ std::vector<const ServiceResource*> select_services(const Resources& res, const 
   std::vector<const ServiceResource*> served;
   std::optional<LabelIndex> scoped;  // the served pods, when the waypoint is scoped to an account
   if (!gateway.for_service_account.empty()) {
-    std::vector<const Pod*> served_pods;
+    scoped.emplace();
     for (const PodResource* p : pods) {
-      served_pods.push_back(&p->pod);
+      scoped->add(&p->pod);
     }
-    scoped.emplace(std::move(served_pods));
   }
-  for (const auto& s : res.services) {
-    std::string who = qualified("Service", s.service.namespace_, s.service.name);
-    auto label = s.service.labels.find(std::string(kUseWaypoint));
-    if (label != s.service.labels.end() && label->second != gateway.name) {
+  for (const ServiceResource* s : res.services) {
+    std::string who = qualified("Service", s->service.namespace_, s->service.name);
+    auto label = s->service.labels.find(std::string(kUseWaypoint));
+    if (label != s->service.labels.end() && label->second != gateway.name) {
       diag.ignore(who + ": labelled " + std::string(kUseWaypoint) + "=" + label->second + ", not this waypoint (" +
                   gateway.name + ")");
       continue;
     }
-    if (scoped && !scoped->selects_any(s.service.selector)) {
+    if (scoped && !scoped->selects_any(s->service.selector)) {
       diag.ignore(who + ": selects no pod of service account " + gateway.for_service_account);
       continue;
     }
-    served.push_back(&s);
+    served.push_back(s);
   }
   return served;
 }
+
+// Where a Service's endpoints find their pods: the served pods by name, every pod read (served or
+// not) by name, and the stand-ins of endpoint addresses whose pod is unknown.
+struct PodLookup {
+  const std::unordered_map<std::string, const Pod*>& served;
+  const std::unordered_map<std::string, const PodResource*>& known;
+  const std::unordered_map<net::IpAddr, const Pod*>& stand_ins;
+};
+
+using SliceList = std::vector<const EndpointSliceResource*>;
 
 // The endpoints of one Service port from its EndpointSlices: ready, not terminating, and (for a
 // known pod) the pod itself ready; a pod the waypoint does not serve (another service account of
 // a scoped waypoint) is left out. Returns false when no slice names the Service (then the
 // selector decides, as without an endpoints controller: the file mode's hand-written pods).
-bool slice_endpoints(const std::vector<const EndpointSliceResource*>& slices, const ServicePort& port,
-                     const std::unordered_map<std::string, const Pod*>& pods_by_name,
-                     const std::unordered_set<std::string>& known_pods,
-                     const std::unordered_map<net::IpAddr, const Pod*>& unknown_by_ip, std::vector<Endpoint>& out) {
+bool slice_endpoints(const SliceList& slices, const ServicePort& port, const PodLookup& pods,
+                     std::vector<Endpoint>& out) {
   for (const EndpointSliceResource* slice : slices) {
     auto p = std::find_if(slice->ports.begin(), slice->ports.end(),
                           [&](const auto& named) { return named.first == port.name; });
@@ -180,9 +232,9 @@ bool slice_endpoints(const std::vector<const EndpointSliceResource*>& slices, co
       }
       const Pod* pod = nullptr;
       if (!ep.pod.empty()) {
-        if (auto it = pods_by_name.find(ep.pod); it != pods_by_name.end()) {
+        if (auto it = pods.served.find(ep.pod); it != pods.served.end()) {
           pod = it->second;
-        } else if (known_pods.count(ep.pod) != 0) {
+        } else if (pods.known.count(ep.pod) != 0) {
           continue;  // a pod out of the waypoint's scope
         }
       }
@@ -192,8 +244,8 @@ bool slice_endpoints(const std::vector<const EndpointSliceResource*>& slices, co
       for (const net::IpAddr& ip : ep.addresses) {
         const Pod* target = pod;
         if (target == nullptr) {
-          auto it = unknown_by_ip.find(ip);
-          if (it == unknown_by_ip.end()) {
+          auto it = pods.stand_ins.find(ip);
+          if (it == pods.stand_ins.end()) {
             continue;
           }
           target = it->second;
@@ -205,121 +257,556 @@ bool slice_endpoints(const std::vector<const EndpointSliceResource*>& slices, co
   return !slices.empty();
 }
 
+// Whether a slice has a ready endpoint whose pod the waypoint does not know (it would need a
+// stand-in Pod).
+bool needs_stand_in(const EndpointSliceResource& slice, const PodLookup& pods) {
+  return std::any_of(slice.endpoints.begin(), slice.endpoints.end(), [&](const auto& ep) {
+    return ep.ready && !ep.terminating && !ep.addresses.empty() && pods.known.count(ep.pod) == 0;
+  });
+}
+
+// A served Service with the endpoints of each port: from its slices, else its selector.
+std::shared_ptr<Service> build_service(const ServiceResource& source, const SliceList& slices, const PodLookup& pods,
+                                       const LabelIndex& index, Diagnostics& diag) {
+  auto service = std::make_shared<Service>(source.service);
+  Reader r(diag, "Service " + service->name);
+  for (size_t j = 0; j < service->ports.size(); ++j) {
+    ServicePort& port = service->ports[j];
+    if (slice_endpoints(slices, port, pods, port.endpoints)) {
+      continue;
+    }
+    index.for_each_selected(service->selector, [&](const Pod& pod) {
+      uint16_t target = port.target_port_number;
+      if (!port.target_port_name.empty()) {
+        auto named = pod.named_ports.find(port.target_port_name);
+        if (named == pod.named_ports.end()) {
+          r.warn(source.port_marks[j].target_port, source.port_paths[j] + ".targetPort",
+                 "pod " + pod.name + " has no port named " + port.target_port_name + "; not an endpoint");
+          return;
+        }
+        target = named->second;
+      }
+      port.endpoints.push_back(Endpoint{&pod, net::SockAddr(pod.ip, target)});
+    });
+  }
+  return service;
+}
+
+std::string chain_name(const ServicePort& port, const Service& service) {
+  return "inbound-vip|" + std::to_string(port.port) + "|" + (port.protocol == ChainProtocol::Http ? "http" : "tcp") +
+         "|" + service.fqdn;
+}
+
+// The chain of one VIP of a Service port, pointing at the port's tables (also put under the VIP)
+// and at the Service's policy set.
+void add_chain(const net::SockAddr& vip, const Service& service, const ServicePort& port,
+               const RoutingCompiler::Tables& t, Snapshot& s) {
+  auto chain = std::make_shared<VipChain>();
+  chain->name = chain_name(port, service);
+  chain->service = &service;
+  chain->port = &port;
+  chain->protocol = port.protocol;
+  chain->cluster = Cluster{chain->name, port.endpoints};
+  chain->authz = s.authz_services.find_piece(service.name);
+  chain->routes = t.http.get();
+  chain->tcp_routes = t.tcp.get();
+  if (t.http) {
+    s.route_tables.pieces().emplace(vip, t.http);
+  }
+  if (t.tcp) {
+    s.tcp_routes.pieces().emplace(vip, t.tcp);
+  }
+  s.vip_chains.pieces().emplace(vip, std::move(chain));
+}
+
 }  // namespace
 
-void compile(const Resources& res, Diagnostics& diag, Snapshot& snapshot) {
-  snapshot.bootstrap = res.bootstrap.bootstrap;
-  auto gateway = select_gateway(res, diag);
-  if (!gateway) {
-    return;
-  }
-  snapshot.gateway = *gateway;
-  auto pods = select_pods(res, *gateway, diag);
-  auto services = select_services(res, *gateway, pods, diag);
+// What compile() keeps for update(): the inputs' pointers, the indexes a change is looked up in,
+// and each Service's part of the Snapshot (its chains' VIPs, the clusters its tables send to, its
+// warnings), so that its pieces can be rebuilt alone.
+struct Compiler::State {
+  bool incremental = false;  // update() may apply changes on top of the last compile
+  Gateway gateway;
+  RoutingCompiler routing;
 
-  std::unordered_map<std::string, std::vector<const EndpointSliceResource*>> slices_of;
-  for (const auto& slice : res.endpoint_slices) {
-    slices_of[slice.service].push_back(&slice);
+  // The compile's reports, in the parts compile() makes them in, so update() can say them again in
+  // the same order: the Gateway's; each pod's "not served" line; the Services'; each Service's
+  // (endpoints); routing and authorization.
+  std::vector<Diagnostics::Entry> gateway_warnings;
+  std::vector<std::string> gateway_ignores;
+  std::map<std::string, std::string> pod_ignores;  // by pod name (the API mode's pod order)
+  std::vector<std::string> service_ignores;
+  std::vector<Diagnostics::Entry> tail_warnings;
+
+  struct Unit {
+    const ServiceResource* source = nullptr;
+    std::vector<std::pair<net::SockAddr, size_t>> vips;  // the chains it owns: VIP, port index
+    std::vector<std::string> used;                       // clusters its tables send to (with repeats)
+    std::vector<Diagnostics::Entry> warnings;
+  };
+  std::vector<Unit> units;  // per served Service, in order
+  std::unordered_map<std::string, size_t> service_index;
+  std::map<std::string, size_t> uses;                // cluster name -> entries in the units' `used`
+  std::vector<std::set<size_t>> referrers;           // per Service: the units sending to its clusters
+  std::vector<std::set<std::string>> clusters_over;  // per Service: the clusters over it
+
+  std::unordered_map<std::string, const PodResource*> known;       // every pod read, by name
+  std::unordered_map<std::string, const Pod*> served;              // served pods, by name
+  std::unordered_map<net::IpAddr, const Pod*> stand_ins;           // always empty while incremental
+  LabelIndex selectable;                                           // served, ready pods
+  std::unordered_map<std::string, std::vector<size_t>> selecting;  // label entry -> Services selecting with it
+  std::unordered_map<std::string, SliceList> slices_of;            // Service name -> its slices, by name
+  std::unordered_map<std::string, std::set<size_t>> named_by;      // pod name -> Services whose slices name it
+
+  PodLookup lookup() const { return PodLookup{served, known, stand_ins}; }
+
+  void count_uses(size_t unit, int delta, const Snapshot& s) {
+    for (const std::string& name : units[unit].used) {
+      size_t& n = uses[name];
+      n = static_cast<size_t>(static_cast<long>(n) + delta);
+      if (delta > 0) {
+        if (const RoutedCluster* c = s.clusters.find_piece(name)) {
+          size_t over = service_index.at(c->service->name);
+          referrers[over].insert(unit);
+          clusters_over[over].insert(name);
+        }
+      }
+    }
   }
-  std::unordered_set<std::string> known_pods;
-  for (const auto& p : res.pods) {
-    known_pods.insert(p.pod.name);
+};
+
+Compiler::Compiler() = default;
+Compiler::~Compiler() = default;
+
+void Compiler::reset() {
+  st_.reset();
+}
+
+void Compiler::compile(const Resources& res, Diagnostics& diag, Snapshot& snapshot, bool keep) {
+  st_ = std::make_unique<State>();
+  State& st = *st_;
+  snapshot.bootstrap = res.bootstrap.bootstrap;
+  Diagnostics gateway_diag("");
+  auto gateway = select_gateway(res, gateway_diag);
+  append(diag, gateway_diag);
+  if (!gateway) {
+    return;  // the API mode without its Gateway yet: nothing is served, no route or policy is checked
+  }
+  st.gateway = *gateway;
+  st.gateway_warnings = gateway_diag.warnings();
+  st.gateway_ignores = gateway_diag.ignored();
+  snapshot.gateway = *gateway;
+  auto pods = select_pods(res, *gateway, diag, st.pod_ignores);
+  Diagnostics service_diag("");
+  auto services = select_services(res, *gateway, pods, service_diag);
+  append(diag, service_diag);
+  st.service_ignores = service_diag.ignored();
+
+  for (const EndpointSliceResource* slice : res.endpoint_slices) {
+    st.slices_of[slice->service].push_back(slice);
+  }
+  for (const PodResource* p : res.pods) {
+    st.known.emplace(p->pod.name, p);
   }
   for (const PodResource* p : pods) {
-    snapshot.pods.push_back(p->pod);
+    snapshot.pods.push_back(std::make_shared<const Pod>(p->pod));
   }
-  // Endpoint addresses of served Services' slices whose pod is unknown: a stand-in Pod each (the
-  // vector must be complete before any pointer into it is taken).
+  // Endpoint addresses of served Services' slices whose pod is unknown: a stand-in Pod each.
   std::unordered_set<net::IpAddr> stand_ins;
   for (const ServiceResource* s : services) {
-    auto slices = slices_of.find(s->service.name);
-    if (slices == slices_of.end()) {
+    auto slices = st.slices_of.find(s->service.name);
+    if (slices == st.slices_of.end()) {
       continue;
     }
     for (const EndpointSliceResource* slice : slices->second) {
       for (const auto& ep : slice->endpoints) {
-        if (!ep.ready || ep.terminating || known_pods.count(ep.pod) != 0) {
+        if (!ep.ready || ep.terminating || st.known.count(ep.pod) != 0) {
           continue;
         }
         for (const net::IpAddr& ip : ep.addresses) {
           if (!stand_ins.insert(ip).second) {
             continue;
           }
-          Pod pod;
-          pod.name = ep.pod.empty() ? ip.to_string() : ep.pod;
-          pod.namespace_ = res.bootstrap.bootstrap.namespace_;
-          pod.service_account.clear();
-          pod.ip = ip;
-          pod.workload = pod.name;
-          pod.canonical_service = s->service.name;
-          pod.from_slice_only = true;
+          auto pod = std::make_shared<Pod>();
+          pod->name = ep.pod.empty() ? ip.to_string() : ep.pod;
+          pod->namespace_ = res.bootstrap.bootstrap.namespace_;
+          pod->service_account.clear();
+          pod->ip = ip;
+          pod->workload = pod->name;
+          pod->canonical_service = s->service.name;
+          pod->from_slice_only = true;
           snapshot.pods.push_back(std::move(pod));
         }
       }
     }
   }
-  for (const ServiceResource* s : services) {
-    snapshot.services.push_back(s->service);
-  }
-  std::unordered_map<std::string, const Pod*> pods_by_name;
-  std::unordered_map<net::IpAddr, const Pod*> unknown_by_ip;
   for (const Pod& pod : snapshot.pods) {
     if (pod.from_slice_only) {
-      unknown_by_ip.emplace(pod.ip, &pod);
+      st.stand_ins.emplace(pod.ip, &pod);
       continue;
     }
     snapshot.pods_by_ip.emplace(pod.ip, &pod);
-    pods_by_name.emplace(pod.name, &pod);
-  }
-
-  std::vector<const Pod*> selectable;
-  for (const Pod& pod : snapshot.pods) {
-    if (!pod.from_slice_only && pod.ready) {
-      selectable.push_back(&pod);
+    st.served.emplace(pod.name, &pod);
+    if (pod.ready) {
+      st.selectable.add(&pod);
     }
   }
-  const LabelIndex index(std::move(selectable));
 
+  std::unordered_map<net::SockAddr, size_t> vip_owner;
+  const SliceList no_slices;
   for (size_t i = 0; i < services.size(); ++i) {
     const ServiceResource& source = *services[i];
-    Service& service = snapshot.services[i];
-    Reader r(diag, "Service " + service.name);
-    std::vector<const EndpointSliceResource*> no_slices;
-    auto slices = slices_of.find(service.name);
-    const auto& service_slices = slices == slices_of.end() ? no_slices : slices->second;
-    for (size_t j = 0; j < service.ports.size(); ++j) {
-      ServicePort& port = service.ports[j];
-      const std::string& path = source.port_paths[j];
-      std::string name = "inbound-vip|" + std::to_string(port.port) + "|" +
-                         (port.protocol == ChainProtocol::Http ? "http" : "tcp") + "|" + service.fqdn;
-      Cluster cluster{name, {}};
-      if (!slice_endpoints(service_slices, port, pods_by_name, known_pods, unknown_by_ip, cluster.endpoints)) {
-        index.for_each_selected(service.selector, [&](const Pod& pod) {
-          uint16_t target = port.target_port_number;
-          if (!port.target_port_name.empty()) {
-            auto named = pod.named_ports.find(port.target_port_name);
-            if (named == pod.named_ports.end()) {
-              r.warn(source.port_marks[j].target_port, path + ".targetPort",
-                     "pod " + pod.name + " has no port named " + port.target_port_name + "; not an endpoint");
-              return;
-            }
-            target = named->second;
-          }
-          cluster.endpoints.push_back(Endpoint{&pod, net::SockAddr(pod.ip, target)});
-        });
-      }
-      port.endpoints = cluster.endpoints;
-      for (const net::IpAddr& ip : service.cluster_ips) {
-        net::SockAddr vip(ip, port.port);
-        if (const VipChain* taken = snapshot.find_vip(vip)) {
-          r.error(source.port_marks[j].port, path + ".port",
-                  vip.to_string() + " is already served by Service " + taken->service->name);
+    State::Unit unit;
+    unit.source = &source;
+    auto slices = st.slices_of.find(source.service.name);
+    Diagnostics unit_diag("");
+    auto service = build_service(source, slices == st.slices_of.end() ? no_slices : slices->second, st.lookup(),
+                                 st.selectable, unit_diag);
+    Reader r(unit_diag, "Service " + service->name);
+    for (size_t j = 0; j < service->ports.size(); ++j) {
+      for (const net::IpAddr& ip : service->cluster_ips) {
+        net::SockAddr vip(ip, service->ports[j].port);
+        auto [it, inserted] = vip_owner.emplace(vip, i);
+        if (!inserted) {
+          r.error(source.port_marks[j].port, source.port_paths[j] + ".port",
+                  vip.to_string() + " is already served by Service " +
+                      (it->second == i ? service->name : snapshot.services[it->second].name));
           continue;
         }
-        snapshot.vip_chains.emplace(vip, VipChain{name, &service, &port, port.protocol, cluster});
+        unit.vips.emplace_back(vip, j);
+      }
+    }
+    append(diag, unit_diag);
+    unit.warnings = unit_diag.warnings();
+    st.service_index.emplace(service->name, i);
+    snapshot.services.push_back(std::move(service));
+    st.units.push_back(std::move(unit));
+  }
+  // References (services, subsets) are checked once everything else is sound, so that a broken
+  // Service is reported once rather than again by every route naming it.
+  if (diag.failed()) {
+    return;
+  }
+  Diagnostics tail("");
+  st.routing.bind(res, snapshot, tail);
+  append(diag, tail);
+  if (diag.failed()) {
+    return;
+  }
+  std::map<std::pair<size_t, size_t>, RoutingCompiler::Tables> tables;
+  for (size_t i = 0; i < st.units.size(); ++i) {
+    for (const auto& [vip, j] : st.units[i].vips) {
+      auto [it, inserted] = tables.try_emplace({i, j});
+      if (inserted) {
+        it->second = st.routing.build(i, snapshot.services[i].ports[j], snapshot, st.units[i].used);
       }
     }
   }
+  Diagnostics authz("");
+  compile_authz(res.policies, authz, snapshot);
+  append(diag, authz);
+  if (diag.failed()) {
+    return;
+  }
+  for (const auto& w : tail.warnings()) {
+    st.tail_warnings.push_back(w);
+  }
+  for (const auto& w : authz.warnings()) {
+    st.tail_warnings.push_back(w);
+  }
+  for (size_t i = 0; i < st.units.size(); ++i) {
+    const Service& service = snapshot.services[i];
+    for (const auto& [vip, j] : st.units[i].vips) {
+      add_chain(vip, service, service.ports[j], tables.at({i, j}), snapshot);
+    }
+  }
+  if (!keep || !st.stand_ins.empty() || !gateway->for_service_account.empty()) {
+    return;
+  }
+  st.referrers.resize(st.units.size());
+  st.clusters_over.resize(st.units.size());
+  for (size_t i = 0; i < st.units.size(); ++i) {
+    st.count_uses(i, +1, snapshot);
+    for (const auto& [key, value] : snapshot.services[i].selector) {
+      st.selecting[label_entry(key, value)].push_back(i);
+    }
+    if (auto slices = st.slices_of.find(snapshot.services[i].name); slices != st.slices_of.end()) {
+      for (const EndpointSliceResource* slice : slices->second) {
+        for (const auto& ep : slice->endpoints) {
+          if (!ep.pod.empty()) {
+            st.named_by[ep.pod].insert(i);
+          }
+        }
+      }
+    }
+  }
+  st.incremental = true;
+}
+
+namespace {
+
+// `pod` in the name-ordered list of pieces, or its place.
+std::vector<PieceList<Pod>::Ptr>::iterator pod_place(std::vector<PieceList<Pod>::Ptr>& pods, const std::string& name) {
+  return std::lower_bound(pods.begin(), pods.end(), name,
+                          [](const PieceList<Pod>::Ptr& p, const std::string& n) { return p->name < n; });
+}
+
+template <typename T>
+bool both_or_none(const T* a, const T* b) {
+  return a != nullptr && b != nullptr;
+}
+
+}  // namespace
+
+bool Compiler::update(const std::vector<ResourceChange>& changes, const Snapshot& previous, Diagnostics& diag,
+                      Snapshot& next) {
+  if (!st_ || !st_->incremental) {
+    return false;
+  }
+  State& st = *st_;
+  // 1. What the changes touch, and whether they can be applied here at all (nothing is changed
+  //    yet; after a false below, compile() starts over).
+  std::set<size_t> dirty;
+  auto selecting = [&](const Pod& pod) {
+    for (const auto& [key, value] : pod.labels) {
+      auto it = st.selecting.find(label_entry(key, value));
+      if (it == st.selecting.end()) {
+        continue;
+      }
+      for (size_t i : it->second) {
+        if (selects(previous.services[i].selector, pod)) {
+          dirty.insert(i);
+        }
+      }
+    }
+  };
+  std::unordered_map<net::IpAddr, std::string> new_ips;
+  for (const ResourceChange& c : changes) {
+    if (c.old_pod != nullptr || c.new_pod != nullptr) {
+      const std::string& name = (c.new_pod != nullptr ? c.new_pod : c.old_pod)->pod.name;
+      if (c.old_pod != nullptr && c.new_pod != nullptr && c.old_pod->pod.name != c.new_pod->pod.name) {
+        return false;
+      }
+      if (c.new_pod != nullptr && pod_ignored(*c.new_pod, st.gateway).empty()) {
+        const net::IpAddr& ip = c.new_pod->pod.ip;
+        auto held = previous.pods_by_ip.find(ip);
+        if (held != previous.pods_by_ip.end() && held->second->name != name) {
+          return false;  // an IP two pods claim: the compile from scratch says which one loses
+        }
+        if (!new_ips.emplace(ip, name).second) {
+          return false;
+        }
+        selecting(c.new_pod->pod);
+      }
+      if (auto served = st.served.find(name); served != st.served.end()) {
+        selecting(*served->second);
+      }
+      if (auto named = st.named_by.find(name); named != st.named_by.end()) {
+        dirty.insert(named->second.begin(), named->second.end());
+      }
+    } else if (c.old_slice != nullptr || c.new_slice != nullptr) {
+      for (const EndpointSliceResource* slice : {c.old_slice, c.new_slice}) {
+        if (slice != nullptr) {
+          if (auto i = st.service_index.find(slice->service); i != st.service_index.end()) {
+            dirty.insert(i->second);
+          }
+        }
+      }
+    } else if (both_or_none(c.old_vs, c.new_vs)) {
+      if (!RoutingCompiler::binds_alike(*c.old_vs, *c.new_vs)) {
+        return false;
+      }
+      for (size_t i : st.routing.bound(c.old_vs)) {
+        dirty.insert(i);
+      }
+    } else if (both_or_none(c.old_dr, c.new_dr)) {
+      if (!RoutingCompiler::binds_alike(*c.old_dr, *c.new_dr)) {
+        return false;
+      }
+      for (size_t i : st.routing.bound(c.old_dr)) {
+        dirty.insert(i);
+      }
+    } else if (both_or_none(c.old_route, c.new_route)) {
+      if (!RoutingCompiler::binds_alike(*c.old_route, *c.new_route)) {
+        return false;
+      }
+      for (size_t i : st.routing.bound(c.old_route)) {
+        dirty.insert(i);
+      }
+    } else {
+      return false;  // anything else (added or removed routing, a Service, ...) binds anew
+    }
+  }
+  // A Service's tables send to clusters over other Services: those Services' tables are rebuilt too.
+  std::vector<size_t> work(dirty.begin(), dirty.end());
+  while (!work.empty()) {
+    size_t i = work.back();
+    work.pop_back();
+    for (size_t r : st.referrers[i]) {
+      if (dirty.insert(r).second) {
+        work.push_back(r);
+      }
+    }
+  }
+
+  // 2. The indexes take the changes.
+  next = previous;
+  auto& pods = next.pods.pieces();
+  for (const ResourceChange& c : changes) {
+    if (c.old_pod != nullptr || c.new_pod != nullptr) {
+      const std::string name = (c.new_pod != nullptr ? c.new_pod : c.old_pod)->pod.name;
+      if (auto served = st.served.find(name); served != st.served.end()) {
+        const Pod* old = served->second;
+        st.selectable.remove(old);
+        if (auto ip = next.pods_by_ip.find(old->ip); ip != next.pods_by_ip.end() && ip->second == old) {
+          next.pods_by_ip.erase(ip);
+        }
+        if (auto at = pod_place(pods, name); at != pods.end() && (*at)->name == name) {
+          pods.erase(at);
+        }
+        st.served.erase(served);
+      }
+      st.known.erase(name);
+      st.pod_ignores.erase(name);
+      if (c.new_pod == nullptr) {
+        continue;
+      }
+      st.known.emplace(name, c.new_pod);
+      if (std::string why = pod_ignored(*c.new_pod, st.gateway); !why.empty()) {
+        st.pod_ignores.emplace(name, std::move(why));
+        continue;
+      }
+      auto pod = std::make_shared<const Pod>(c.new_pod->pod);
+      pods.insert(pod_place(pods, name), pod);
+      st.served.emplace(name, pod.get());
+      next.pods_by_ip[pod->ip] = pod.get();
+      if (pod->ready) {
+        st.selectable.add_sorted(pod.get());
+      }
+    } else if (c.old_slice != nullptr || c.new_slice != nullptr) {
+      if (c.old_slice != nullptr) {
+        auto& list = st.slices_of[c.old_slice->service];
+        list.erase(std::remove(list.begin(), list.end(), c.old_slice), list.end());
+        if (list.empty()) {
+          st.slices_of.erase(c.old_slice->service);
+        }
+      }
+      if (const EndpointSliceResource* slice = c.new_slice) {
+        auto& list = st.slices_of[slice->service];
+        list.insert(std::lower_bound(list.begin(), list.end(), slice,
+                                     [](const EndpointSliceResource* a, const EndpointSliceResource* b) {
+                                       return a->name < b->name;
+                                     }),
+                    slice);
+        // Pods a slice no longer names stay listed: at worst a Service is rebuilt for nothing.
+        if (auto i = st.service_index.find(slice->service); i != st.service_index.end()) {
+          for (const auto& ep : slice->endpoints) {
+            if (!ep.pod.empty()) {
+              st.named_by[ep.pod].insert(i->second);
+            }
+          }
+        }
+      }
+    } else if (c.new_vs != nullptr) {
+      st.routing.replace(c.old_vs, c.new_vs);
+    } else if (c.new_dr != nullptr) {
+      st.routing.replace(c.old_dr, c.new_dr);
+    } else if (c.new_route != nullptr) {
+      st.routing.replace(c.old_route, c.new_route);
+    }
+  }
+  const SliceList no_slices;
+  auto slices_of = [&](size_t i) -> const SliceList& {
+    auto it = st.slices_of.find(previous.services[i].name);
+    return it == st.slices_of.end() ? no_slices : it->second;
+  };
+  for (size_t i : dirty) {
+    for (const EndpointSliceResource* slice : slices_of(i)) {
+      if (needs_stand_in(*slice, st.lookup())) {
+        return false;
+      }
+    }
+    if (!st.routing.check(i)) {
+      return false;  // e.g. a route to a subset its DestinationRule no longer has
+    }
+  }
+
+  // 3. The dirty Services' pieces, anew: the Service (endpoints), its clusters, tables and chains.
+  std::set<std::string> unused;
+  for (size_t i : dirty) {
+    for (const std::string& name : st.units[i].used) {
+      if (--st.uses[name] == 0) {
+        unused.insert(name);
+      }
+      if (const RoutedCluster* c = previous.clusters.find_piece(name)) {
+        st.referrers[st.service_index.at(c->service->name)].erase(i);
+      }
+    }
+    st.units[i].used.clear();
+  }
+  for (size_t i : dirty) {
+    for (const std::string& name : st.clusters_over[i]) {
+      next.clusters.pieces().erase(name);
+    }
+    st.clusters_over[i].clear();
+    State::Unit& unit = st.units[i];
+    Diagnostics unit_diag("");
+    auto service = build_service(*unit.source, slices_of(i), st.lookup(), st.selectable, unit_diag);
+    unit.warnings = unit_diag.warnings();
+    st.routing.set_service(i, service.get());
+    next.services.pieces()[i] = std::move(service);
+    for (const auto& [vip, j] : unit.vips) {
+      next.vip_chains.pieces().erase(vip);
+      next.route_tables.pieces().erase(vip);
+      next.tcp_routes.pieces().erase(vip);
+    }
+  }
+  for (size_t i : dirty) {
+    State::Unit& unit = st.units[i];
+    const Service& service = next.services[i];
+    std::map<size_t, RoutingCompiler::Tables> tables;
+    for (const auto& [vip, j] : unit.vips) {
+      auto [it, inserted] = tables.try_emplace(j);
+      if (inserted) {
+        it->second = st.routing.build(i, service.ports[j], next, unit.used);
+      }
+      add_chain(vip, service, service.ports[j], it->second, next);
+    }
+    st.count_uses(i, +1, next);
+  }
+  for (const std::string& name : unused) {
+    if (st.uses[name] != 0) {
+      continue;
+    }
+    st.uses.erase(name);
+    if (const RoutedCluster* c = next.clusters.find_piece(name)) {
+      st.clusters_over[st.service_index.at(c->service->name)].erase(name);
+      next.clusters.pieces().erase(name);
+    }
+  }
+
+  // 4. The compile's reports, as compile() makes them.
+  for (const auto& w : st.gateway_warnings) {
+    diag.warning(w.at, w.message);
+  }
+  for (const auto& i : st.gateway_ignores) {
+    diag.ignore(i);
+  }
+  for (const auto& [name, why] : st.pod_ignores) {
+    diag.ignore(why);
+  }
+  for (const auto& i : st.service_ignores) {
+    diag.ignore(i);
+  }
+  for (const State::Unit& unit : st.units) {
+    for (const auto& w : unit.warnings) {
+      diag.warning(w.at, w.message);
+    }
+  }
+  for (const auto& w : st.tail_warnings) {
+    diag.warning(w.at, w.message);
+  }
+  return true;
 }
 
 }  // namespace wp::config

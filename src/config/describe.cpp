@@ -84,14 +84,14 @@ std::string describe(const Snapshot& s) {
       << ", metrics " << b.listeners.metrics.to_string() << ", health " << b.listeners.health.to_string() << "\n";
   out << "trust domain " << b.trust_domain << ", cluster domain " << b.cluster_domain << "\n";
 
-  std::vector<const std::pair<const net::SockAddr, VipChain>*> chains;
+  std::vector<const std::pair<const net::SockAddr, std::shared_ptr<const VipChain>>*> chains;
   for (const auto& entry : s.vip_chains) {
     chains.push_back(&entry);
   }
   std::sort(chains.begin(), chains.end(), [](auto* a, auto* b) { return net::addr_less(a->first, b->first); });
   out << "\nservice chains (" << chains.size() << "):\n";
   for (const auto* entry : chains) {
-    const VipChain& chain = entry->second;
+    const VipChain& chain = *entry->second;
     out << "  " << entry->first.to_string() << "  " << chain.name << "  " << to_string(chain.protocol)
         << "  endpoints: ";
     if (chain.cluster.endpoints.empty()) {
@@ -105,18 +105,18 @@ std::string describe(const Snapshot& s) {
 
   // Route tables that a VirtualService or HTTPRoute shapes (the others send everything to the
   // service's own cluster, as listed above).
-  std::vector<const std::pair<const net::SockAddr, RouteTable>*> tables;
+  std::vector<const std::pair<const net::SockAddr, std::shared_ptr<const RouteTable>>*> tables;
   for (const auto& entry : s.route_tables) {
-    if (!entry.second.sources.empty()) {
+    if (!entry.second->sources.empty()) {
       tables.push_back(&entry);
     }
   }
   std::sort(tables.begin(), tables.end(), [](auto* a, auto* b) { return net::addr_less(a->first, b->first); });
   out << "\nroutes (" << tables.size() << " service ports with VirtualService/HTTPRoute):\n";
   for (const auto* entry : tables) {
-    out << "  " << entry->first.to_string() << "  " << entry->second.name << "\n";
-    for (size_t i = 0; i < entry->second.routes.size(); ++i) {
-      describe_route(out, i, entry->second.routes[i]);
+    out << "  " << entry->first.to_string() << "  " << entry->second->name << "\n";
+    for (size_t i = 0; i < entry->second->routes.size(); ++i) {
+      describe_route(out, i, entry->second->routes[i]);
     }
   }
 

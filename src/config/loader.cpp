@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "config/authz.h"
+#include "config/compiler.h"
 #include "config/files.h"
 #include "config/node.h"
 #include "config/resources.h"
@@ -293,11 +294,6 @@ std::unique_ptr<const T> boxed(std::optional<T>&& value) {
   return value ? std::make_unique<const T>(std::move(*value)) : nullptr;
 }
 
-template <typename T>
-void append(std::vector<T>& to, const std::vector<T>& from) {
-  to.insert(to.end(), from.begin(), from.end());
-}
-
 // Reads documents one at a time, so that each can be freed once its resources are read (they keep
 // positions, not nodes). The bootstrap names the namespace every other resource is read in:
 // resources before it wait (with their document) until it comes.
@@ -363,7 +359,9 @@ class Loader {
     }
   }
 
-  void finish() {
+  // Certificates, then the compile: by `compiler` (the API mode's, kept between loads: `keep`) or
+  // one of this load's own.
+  void finish(Compiler* compiler = nullptr, bool keep = false) {
     if (!bootstrap_at_) {
       diag_.error(Mark{1, 1}, kNoBootstrap);
       return;
@@ -374,18 +372,8 @@ class Loader {
     if (certificates_) {
       check_certificates(resources_.bootstrap, diag_);
     }
-    compile(resources_, diag_, snapshot_);
-    if (resources_.api_mode && snapshot_.gateway.name.empty()) {
-      return;  // no Gateway yet: nothing is served, so no route or policy is checked against it
-    }
-    // References (services, subsets) are checked once everything else is sound, so that a broken
-    // Service is reported once rather than again by every route naming it.
-    if (!diag_.failed()) {
-      compile_routing(routing_, diag_, snapshot_);
-    }
-    if (!diag_.failed()) {
-      compile_authz(policies_, diag_, snapshot_);
-    }
+    Compiler own;
+    (compiler != nullptr ? *compiler : own).compile(resources_, diag_, snapshot_, keep);
   }
 
  private:
@@ -421,7 +409,10 @@ class Loader {
                                          "Kubernetes API, the file holds the bootstrap only");
       return;
     }
-    apply(read(e));
+    auto kept = std::make_shared<ObjectOutcome>();
+    kept->resources.push_back(read(e));
+    kept_.push_back(kept);
+    apply(kept->resources.back());
   }
 
   // One resource, against the bootstrap: reports go to the outcome, not to the load.
@@ -503,21 +494,29 @@ class Loader {
       diag_.ignore(i);
     }
     if (o.gateway) {
-      resources_.gateways.push_back(*o.gateway);
+      resources_.gateways.push_back(o.gateway.get());
     }
     if (o.service) {
-      resources_.services.push_back(*o.service);
+      resources_.services.push_back(o.service.get());
     }
     if (o.pod) {
-      resources_.pods.push_back(*o.pod);
+      resources_.pods.push_back(o.pod.get());
     }
     if (o.slice) {
-      resources_.endpoint_slices.push_back(*o.slice);
+      resources_.endpoint_slices.push_back(o.slice.get());
     }
-    append(routing_.virtual_services, o.routing.virtual_services);
-    append(routing_.destination_rules, o.routing.destination_rules);
-    append(routing_.http_routes, o.routing.http_routes);
-    append(policies_, o.policies);
+    for (const auto& vs : o.routing.virtual_services) {
+      resources_.virtual_services.push_back(&vs);
+    }
+    for (const auto& dr : o.routing.destination_rules) {
+      resources_.destination_rules.push_back(&dr);
+    }
+    for (const auto& route : o.routing.http_routes) {
+      resources_.http_routes.push_back(&route);
+    }
+    for (const auto& policy : o.policies) {
+      resources_.policies.push_back(&policy);
+    }
   }
   Diagnostics& diag_;
   Snapshot& snapshot_;
@@ -528,10 +527,9 @@ class Loader {
   bool have_bootstrap_ = false;       // ... and it parsed
   std::vector<Entry> pending_;        // resources before the bootstrap
   std::vector<std::shared_ptr<const Document>> pending_docs_;
-  Resources resources_;
+  Resources resources_;  // points into the outcomes: kept_ (the file mode) or the caller's
+  std::vector<std::shared_ptr<const ObjectOutcome>> kept_;
   NameRegistry names_;
-  RoutingResources routing_;
-  std::vector<AuthzPolicySpec> policies_;
 };
 
 // A version: the first 16 hex digits of a SHA-256 digest.
@@ -613,6 +611,11 @@ struct ObjectCache::Impl {
   uint32_t next_line = kFirstObjectLine;
   uint64_t hits = 0;
   uint64_t misses = 0;
+  uint64_t incremental = 0;  // loads compiled by Compiler::update
+  // The compile of the last load, when it left no object out: the next load's changes are applied
+  // on top of it (Compiler::update) where they allow.
+  Compiler compiler;
+  SnapshotPtr last;
 
   // A line no cached object holds (in practice: the counter wraps after 2^29 new objects, and a
   // reused line would only blur which object an error is blamed on).
@@ -634,6 +637,9 @@ uint64_t ObjectCache::hits() const {
 uint64_t ObjectCache::misses() const {
   return impl_->misses;
 }
+uint64_t ObjectCache::incremental() const {
+  return impl_->incremental;
+}
 
 namespace {
 
@@ -648,6 +654,12 @@ struct Decoded {
   std::vector<ObjectCache::Impl::Entry*> cached;      // where a new outcome goes; null without a cache
   std::unordered_map<size_t, size_t> object_at_line;  // line -> index into objects
   std::string version;                                // of the bootstrap and every object's bytes
+  // What changed since the cache's previous load: for each object decoded anew, the outcome it had
+  // (null: new); the outcomes of the objects gone. `comparable`: same bootstrap, and the objects in
+  // the Kubernetes API source's order (each kind's objects by name), so changes can be applied.
+  std::vector<std::shared_ptr<const ObjectOutcome>> previous;
+  std::vector<std::shared_ptr<const ObjectOutcome>> removed;
+  bool comparable = false;
 };
 
 Decoded decode(const std::string& bootstrap_text, const std::string& path, const std::string& namespace_,
@@ -668,7 +680,8 @@ Decoded decode(const std::string& bootstrap_text, const std::string& path, const
   if (cache != nullptr) {
     // Outcomes were read against a bootstrap (namespace, trust domain): another one reads anew.
     std::string key = text + '\0' + namespace_;
-    if (key != cache->bootstrap) {
+    d.comparable = key == cache->bootstrap;
+    if (!d.comparable) {
       cache->entries.clear();
       cache->bootstrap = std::move(key);
     }
@@ -680,7 +693,17 @@ Decoded decode(const std::string& bootstrap_text, const std::string& path, const
   d.lines.resize(objects.size());
   d.outcomes.resize(objects.size());
   d.cached.resize(objects.size(), nullptr);
+  d.previous.resize(objects.size());
+  std::vector<std::string_view> kinds;  // in the order their runs start
   for (size_t i = 0; i < objects.size(); ++i) {
+    if (i == 0 || objects[i].kind != objects[i - 1].kind) {
+      if (std::find(kinds.begin(), kinds.end(), objects[i].kind) != kinds.end()) {
+        d.comparable = false;
+      }
+      kinds.push_back(objects[i].kind);
+    } else if (!(objects[i - 1].name < objects[i].name)) {
+      d.comparable = false;
+    }
     EVP_DigestUpdate(md, "---\n", 4);
     EVP_DigestUpdate(md, objects[i].json.data(), objects[i].json.size());
     EVP_DigestUpdate(md, "\n", 1);
@@ -706,7 +729,7 @@ Decoded decode(const std::string& bootstrap_text, const std::string& path, const
           d.outcomes[i] = entry->outcome;
         } else {
           ++cache->misses;
-          entry->outcome.reset();
+          d.previous[i] = std::move(entry->outcome);
           entry->resource_version = objects[i].resource_version;
           entry->json = objects[i].resource_version.empty() ? objects[i].json : std::string();
           d.cached[i] = entry;
@@ -718,7 +741,14 @@ Decoded decode(const std::string& bootstrap_text, const std::string& path, const
   if (cache != nullptr) {
     // Objects gone since the previous load are forgotten.
     for (auto it = cache->entries.begin(); it != cache->entries.end();) {
-      it = it->second.generation == cache->generation ? std::next(it) : cache->entries.erase(it);
+      if (it->second.generation == cache->generation) {
+        ++it;
+        continue;
+      }
+      if (it->second.outcome) {
+        d.removed.push_back(std::move(it->second.outcome));
+      }
+      it = cache->entries.erase(it);
     }
     ++cache->generation;
   }
@@ -764,6 +794,113 @@ std::vector<std::string> object_lines(const Decoded& r, const std::vector<Source
   return out;
 }
 
+// The typed result of an object's outcome, when it is one resource the compiler can take as a
+// change (a Pod, an EndpointSlice, one VirtualService, DestinationRule or HTTPRoute) and has no error.
+bool as_change(const ObjectOutcome* object, bool now, ResourceChange& c) {
+  if (object == nullptr) {
+    return true;
+  }
+  if (!object->errors.empty() || object->resources.size() != 1) {
+    return false;
+  }
+  const Outcome& o = object->resources.front();
+  if (o.ignored || !o.errors.empty() || o.gateway || o.service || !o.policies.empty()) {
+    return false;
+  }
+  const RoutingResources& r = o.routing;
+  const size_t routing = r.virtual_services.size() + r.destination_rules.size() + r.http_routes.size();
+  if (o.pod && routing == 0 && !o.slice) {
+    (now ? c.new_pod : c.old_pod) = o.pod.get();
+  } else if (o.slice && routing == 0) {
+    (now ? c.new_slice : c.old_slice) = o.slice.get();
+  } else if (routing == 1 && !r.virtual_services.empty()) {
+    (now ? c.new_vs : c.old_vs) = &r.virtual_services.front();
+  } else if (routing == 1 && !r.destination_rules.empty()) {
+    (now ? c.new_dr : c.old_dr) = &r.destination_rules.front();
+  } else if (routing == 1 && !r.http_routes.empty()) {
+    (now ? c.new_route : c.old_route) = &r.http_routes.front();
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// The load as changes on top of the cache's last one (Compiler::update): null when they cannot be
+// applied so (then the load compiles from scratch, with every outcome read here kept).
+SnapshotPtr try_update(Decoded& r, const std::vector<SourceObject>& objects, const std::string& path,
+                       const std::string& namespace_, ObjectCache::Impl& cache) {
+  if (!r.comparable || !cache.last) {
+    return nullptr;
+  }
+  Diagnostics diag(path);
+  Snapshot scratch;
+  Loader loader(diag, scratch, {r.bootstrap_first, r.bootstrap_last}, namespace_, false);
+  for (const auto& doc : r.bootstrap) {
+    loader.add(*doc, nullptr);
+  }
+  if (!loader.has_bootstrap() || diag.failed()) {
+    return nullptr;
+  }
+  std::vector<ResourceChange> changes;
+  for (size_t i = 0; i < objects.size(); ++i) {
+    if (r.outcomes[i]) {
+      continue;
+    }
+    std::string error;
+    DocumentPtr doc = parse_json_document(objects[i].json, r.lines[i], error);
+    if (!doc) {
+      return nullptr;
+    }
+    r.outcomes[i] = std::make_shared<const ObjectOutcome>(loader.read_object(*doc));
+    if (r.cached[i] != nullptr) {
+      r.cached[i]->outcome = r.outcomes[i];
+    }
+    ResourceChange c;
+    if (!as_change(r.previous[i].get(), false, c) || !as_change(r.outcomes[i].get(), true, c)) {
+      return nullptr;
+    }
+    changes.push_back(c);
+  }
+  for (const auto& gone : r.removed) {
+    ResourceChange c;
+    if (!as_change(gone.get(), false, c)) {
+      return nullptr;
+    }
+    changes.push_back(c);
+  }
+  // Every object's own reports, as the compile from scratch replays them (none has an error: the
+  // last load left no object out, and the changed ones were checked above).
+  for (const auto& object : r.outcomes) {
+    if (!object->errors.empty()) {
+      return nullptr;
+    }
+    for (const Outcome& o : object->resources) {
+      if (!o.errors.empty()) {
+        return nullptr;
+      }
+      for (const auto& w : o.warnings) {
+        diag.warning(w.at, w.message);
+      }
+      for (const auto& i : o.ignores) {
+        diag.ignore(i);
+      }
+    }
+  }
+  auto next = std::make_shared<Snapshot>();
+  if (!cache.compiler.update(changes, *cache.last, diag, *next)) {
+    return nullptr;
+  }
+  next->source_file = path;
+  next->version = r.version;
+  next->loaded_at = std::chrono::system_clock::now();
+  next->warnings = object_lines(r, objects, std::vector<bool>(objects.size(), false), path, diag.warnings());
+  next->ignored = diag.ignored();
+  next->rejected.clear();
+  ++cache.incremental;
+  cache.last = next;
+  return next;
+}
+
 }  // namespace
 
 SnapshotPtr load_snapshot_from_objects(const std::string& bootstrap_text, const std::string& path,
@@ -771,7 +908,14 @@ SnapshotPtr load_snapshot_from_objects(const std::string& bootstrap_text, const 
                                        bool check_certificates, ObjectCache* cache) {
   std::vector<bool> left_out(objects.size(), false);
   std::vector<RejectedObject> rejected;
-  Decoded r = decode(bootstrap_text, path, namespace_, objects, cache != nullptr ? cache->impl_.get() : nullptr);
+  ObjectCache::Impl* impl = cache != nullptr ? cache->impl_.get() : nullptr;
+  Decoded r = decode(bootstrap_text, path, namespace_, objects, impl);
+  if (impl != nullptr) {
+    if (auto next = try_update(r, objects, path, namespace_, *impl)) {
+      return next;
+    }
+    impl->last.reset();
+  }
   // Each round leaves out at least one object or ends: errors of references (a route to a subset
   // of a rejected DestinationRule) only show once the objects they name are gone. An object is
   // decoded and read once (the first round, unless cached); the rounds replay its outcome.
@@ -807,8 +951,11 @@ SnapshotPtr load_snapshot_from_objects(const std::string& bootstrap_text, const 
       }
       loader.apply_object(*r.outcomes[i]);
     }
-    loader.finish();
+    loader.finish(impl != nullptr ? &impl->compiler : nullptr, impl != nullptr);
     if (!diag.failed()) {
+      if (impl != nullptr && rejected.empty()) {
+        impl->last = snapshot;
+      }
       snapshot->warnings = object_lines(r, objects, left_out, path, diag.warnings());
       snapshot->ignored = diag.ignored();
       snapshot->rejected = std::move(rejected);

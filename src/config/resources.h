@@ -69,13 +69,23 @@ struct EndpointSliceResource {
   std::vector<std::pair<std::string, uint16_t>> ports;  // TCP ports: name ("" when unnamed) -> port
 };
 
-// Everything in the waypoint's namespace that it reads, in file order.
+struct VirtualServiceSpec;
+struct DestinationRuleSpec;
+struct HttpRouteResource;
+struct AuthzPolicySpec;
+
+// Everything in the waypoint's namespace that it reads, in file order: pointers into what reading
+// each resource produced (the loader's outcomes, or the ObjectCache's, which outlive the compile).
 struct Resources {
   BootstrapResource bootstrap;
-  std::vector<GatewayResource> gateways;
-  std::vector<ServiceResource> services;
-  std::vector<PodResource> pods;
-  std::vector<EndpointSliceResource> endpoint_slices;
+  std::vector<const GatewayResource*> gateways;
+  std::vector<const ServiceResource*> services;
+  std::vector<const PodResource*> pods;
+  std::vector<const EndpointSliceResource*> endpoint_slices;
+  std::vector<const VirtualServiceSpec*> virtual_services;
+  std::vector<const DestinationRuleSpec*> destination_rules;
+  std::vector<const HttpRouteResource*> http_routes;
+  std::vector<const AuthzPolicySpec*> policies;
   // The Kubernetes API mode: a missing Gateway is a state to wait out (nothing served), not an error.
   bool api_mode = false;
 };
@@ -93,16 +103,12 @@ std::optional<PodResource> parse_pod(const Node& doc, const ObjectMeta& meta, co
                                      Diagnostics& diag);
 
 // An EndpointSlice; nullopt when unusable or not a Service's IP slice (reported as ignored).
-std::optional<EndpointSliceResource> parse_endpoint_slice(const Node& doc, const ObjectMeta& meta,
-                                                          Diagnostics& diag);
+std::optional<EndpointSliceResource> parse_endpoint_slice(const Node& doc, const ObjectMeta& meta, Diagnostics& diag);
 
 // Checks the gateway named by the bootstrap (class and mesh listener).
 void check_gateway(const GatewayResource& gateway, Diagnostics& diag);
 
 // Reads and checks the certificate files named in the bootstrap (PEM parses, key matches).
 void check_certificates(const BootstrapResource& bootstrap, Diagnostics& diag);
-
-// Applies the waypoint's scope and builds the Snapshot's resources and chains.
-void compile(const Resources& resources, Diagnostics& diag, Snapshot& snapshot);
 
 }  // namespace wp::config

@@ -5,8 +5,10 @@
 // Everything that can be checked without other resources (regexes, durations, percentages,
 // retryOn tokens, weights) is checked while parsing; references are checked while compiling.
 
+#include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "config/reader.h"
@@ -106,9 +108,74 @@ void parse_destination_rule(const Node& doc, const ObjectMeta& meta, Diagnostics
 void parse_http_route(const Node& doc, const ObjectMeta& meta, const Bootstrap& bootstrap, Diagnostics& diag,
                       RoutingResources& out);
 
-// Builds snapshot.clusters, route_tables and tcp_routes from the served Services and Pods already
-// in `snapshot`; reports unknown hosts, services and subsets.
-void compile_routing(const RoutingResources& routing, Diagnostics& diag, Snapshot& snapshot);
+// Binds VirtualServices, DestinationRules and HTTPRoutes to the served Services, then compiles the
+// route tables of one Service port at a time into a Snapshot's route_tables, tcp_routes and
+// clusters. The Kubernetes API mode keeps it between loads (Compiler), so that a change rebuilds the
+// tables of the Services it touches alone. Services are numbered as in Snapshot::services.
+class RoutingCompiler {
+ public:
+  // Binds every routing resource of `res` to the served Services of `s` (s.services filled);
+  // reports bindings that do not apply (warnings) and unknown hosts, ports and subsets (errors).
+  void bind(const Resources& res, const Snapshot& s, Diagnostics& diag);
+
+  struct Tables {
+    std::shared_ptr<const RouteTable> http;    // http and sniffed ports
+    std::shared_ptr<const TcpRouteTable> tcp;  // tcp and sniffed ports with a VirtualService tcp[] route
+  };
+  // The tables of port `port` of Service `i`, creating the clusters they send to in `s.clusters`
+  // unless there already; the names of those clusters are appended to `used`.
+  Tables build(size_t i, const ServicePort& port, Snapshot& s, std::vector<std::string>& used);
+
+  // Incremental compiles. Service `i` is now `svc` (a rebuilt piece of the same Service).
+  void set_service(size_t i, const Service* svc) { services_[i] = svc; }
+  // Checks again the destinations of the routes bound to Service `i`; false on an error.
+  bool check(size_t i);
+  // The Services a routing resource is bound to (as a winner: its routes or subsets apply there).
+  std::vector<size_t> bound(const VirtualServiceSpec* vs) const;
+  std::vector<size_t> bound(const DestinationRuleSpec* dr) const;
+  std::vector<size_t> bound(const HttpRouteResource* route) const;
+  // A resource replaced by a new version that binds the same way (same hosts, host, parents).
+  void replace(const VirtualServiceSpec* old, const VirtualServiceSpec* now);
+  void replace(const DestinationRuleSpec* old, const DestinationRuleSpec* now);
+  void replace(const HttpRouteResource* old, const HttpRouteResource* now);
+  // Same hosts / host / parents: a new version of the resource binds as the old one did.
+  static bool binds_alike(const VirtualServiceSpec& a, const VirtualServiceSpec& b);
+  static bool binds_alike(const DestinationRuleSpec& a, const DestinationRuleSpec& b);
+  static bool binds_alike(const HttpRouteResource& a, const HttpRouteResource& b);
+
+ private:
+  struct BoundRoute {
+    const HttpRouteResource* route;
+    uint16_t port;
+  };
+  const Service* find_service(const std::string& host) const;
+  std::string unknown_service(const std::string& host) const;
+  const SubsetSpec* find_subset(size_t service, const std::string& name) const;
+  bool check_destination(Reader& r, const DestinationRef& d) const;
+  void check_route_destinations(Reader& r, const HttpRouteSpec& spec) const;
+  void bind_destination_rules(const Resources& res, Diagnostics& diag);
+  void bind_http_routes(const Resources& res, Diagnostics& diag);
+  void bind_virtual_services(const Resources& res, Diagnostics& diag);
+  const RoutedCluster* cluster(size_t service, const ServicePort& port, const std::string& subset,
+                               std::string_view protocol, Snapshot& s, std::vector<std::string>& used) const;
+  const RoutedCluster* resolve(const DestinationRef& d, uint16_t table_port, std::string_view protocol, Snapshot& s,
+                               std::vector<std::string>& used) const;
+  std::optional<Route> build_route(const HttpRouteSpec& spec, uint16_t table_port, bool gateway_api, Snapshot& s,
+                                   std::vector<std::string>& used) const;
+  std::shared_ptr<const RouteTable> http_table(size_t i, const ServicePort& port, Snapshot& s,
+                                               std::vector<std::string>& used) const;
+  std::shared_ptr<const TcpRouteTable> tcp_table(size_t i, const ServicePort& port, Snapshot& s,
+                                                 std::vector<std::string>& used) const;
+  size_t index_of(const Service* svc) const;
+
+  std::string namespace_;
+  std::vector<const Service*> services_;                   // the served Services, in order
+  std::unordered_map<std::string, size_t> hosts_;          // every name a host may use for one of them
+  std::unordered_map<const Service*, size_t> service_at_;  // bind() only
+  std::vector<const DestinationRuleSpec*> rules_;          // per Service (null: none)
+  std::vector<const VirtualServiceSpec*> virtual_services_;
+  std::vector<std::vector<BoundRoute>> http_routes_;
+};
 
 // Exposed for tests: an Istio retryOn token list ("5xx,gateway-error,503") into `policy`;
 // returns the first unknown token, or "" when all are known.

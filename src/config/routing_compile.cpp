@@ -9,6 +9,7 @@
 // Every http or sniffed port of a served Service gets a route table; without a VirtualService or
 // HTTPRoute it holds one default route to the Service's cluster.
 #include <algorithm>
+#include <memory>
 #include <unordered_map>
 
 #include "config/routing.h"
@@ -99,373 +100,459 @@ void finish_weights(std::vector<WeightedCluster>& clusters, std::vector<uint32_t
   }
 }
 
-class RoutingCompiler {
- public:
-  RoutingCompiler(const RoutingResources& routing, Diagnostics& diag, Snapshot& snapshot)
-      : routing_(routing), diag_(diag), s_(snapshot) {
-    // Every name a host may use for a served Service; the first Service in order wins a name.
-    for (const Service& svc : s_.services) {
-      const std::string ns = svc.name + "." + svc.namespace_;
-      for (std::string name : {svc.name, ns, ns + ".svc", svc.fqdn}) {
-        hosts_.emplace(std::move(name), &svc);
-      }
-    }
-  }
-
-  void run() {
-    bind_destination_rules();
-    bind_http_routes();
-    bind_virtual_services();
-    if (diag_.error_count() != errors_before_) {
-      return;
-    }
-    build_tables();
-  }
-
- private:
-  // Short name, name.ns, name.ns.svc, or the FQDN of a served Service.
-  const Service* find_service(const std::string& host) const {
-    auto it = hosts_.find(host);
-    return it == hosts_.end() ? nullptr : it->second;
-  }
-
-  std::string unknown_service(const std::string& host) const {
-    return "unknown service " + host + " (not a served Service of namespace " + s_.bootstrap.namespace_ + ")";
-  }
-
-  void bind_destination_rules() {
-    for (const auto& dr : routing_.destination_rules) {
-      Reader r(diag_, "DestinationRule " + dr.name);
-      const Service* svc = find_service(dr.host.host);
-      if (svc == nullptr) {
-        r.warn(dr.host.at, dr.host.path, "host " + dr.host.host + " names no served service; ignored");
-        continue;
-      }
-      auto [it, inserted] = rules_.emplace(svc, &dr);
-      if (!inserted) {
-        r.warn(dr.host.at, dr.host.path,
-               "service " + svc->name + " already has DestinationRule " + it->second->name + "; ignored");
-      }
-    }
-  }
-
-  const SubsetSpec* find_subset(const Service& svc, const std::string& name) const {
-    auto it = rules_.find(&svc);
-    if (it == rules_.end()) {
-      return nullptr;
-    }
-    for (const auto& subset : it->second->subsets) {
-      if (subset.name == name) {
-        return &subset;
-      }
-    }
-    return nullptr;
-  }
-
-  // Checks a destination's service, port and subset; reports problems at the offending field.
-  bool check_destination(Reader& r, const DestinationRef& d) {
-    const Service* svc = find_service(d.host);
-    if (svc == nullptr) {
-      r.error(d.host_at, d.path + "." + d.host_key, unknown_service(d.host));
-      return false;
-    }
-    bool ok = true;
-    if (d.port != 0 &&
-        std::none_of(svc->ports.begin(), svc->ports.end(), [&](const ServicePort& p) { return p.port == d.port; })) {
-      r.error(d.port_at, d.path + (d.host_key == "host" ? ".port.number" : ".port"),
-              "service " + svc->name + " has no port " + std::to_string(d.port));
-      ok = false;
-    }
-    if (svc->ports.empty()) {
-      r.error(d.host_at, d.path + "." + d.host_key, "service " + svc->name + " has no ports");
-      ok = false;
-    }
-    if (!d.subset.empty() && find_subset(*svc, d.subset) == nullptr) {
-      auto rule = rules_.find(svc);
-      std::string known;
-      if (rule != rules_.end()) {
-        for (const auto& subset : rule->second->subsets) {
-          known += (known.empty() ? "" : ", ") + subset.name;
-        }
-      }
-      r.error(d.subset_at, d.path + ".subset",
-              "unknown subset " + d.subset + " of " + svc->name +
-                  (rule == rules_.end()
-                       ? " (no DestinationRule for " + svc->name + ")"
-                       : " (DestinationRule " + rule->second->name + " has " + (known.empty() ? "none" : known) + ")"));
-      ok = false;
-    }
-    return ok;
-  }
-
-  void check_route_destinations(Reader& r, const HttpRouteSpec& spec) {
-    for (const auto& d : spec.destinations) {
-      check_destination(r, d);
-    }
-    for (const auto& d : spec.mirrors) {
-      check_destination(r, d);
-    }
-  }
-
-  void bind_http_routes() {
-    for (const auto& route : routing_.http_routes) {
-      Reader r(diag_, "HTTPRoute " + route.name);
-      size_t bound = 0;
-      for (const auto& parent : route.parents) {
-        const Service* svc = find_service(parent.service);
-        if (svc == nullptr) {
-          r.error(parent.at, parent.path + ".name", unknown_service(parent.service));
-          continue;
-        }
-        if (parent.port != 0 && std::none_of(svc->ports.begin(), svc->ports.end(),
-                                             [&](const ServicePort& p) { return p.port == parent.port; })) {
-          r.error(parent.at, parent.path + ".port",
-                  "service " + svc->name + " has no port " + std::to_string(parent.port));
-          continue;
-        }
-        http_routes_[svc].push_back({&route, parent.port});
-        ++bound;
-      }
-      if (bound == 0) {
-        continue;
-      }
-      for (const auto& rule : route.rules) {
-        check_route_destinations(r, rule);
-      }
-    }
-  }
-
-  void bind_virtual_services() {
-    for (const auto& vs : routing_.virtual_services) {
-      Reader r(diag_, "VirtualService " + vs.name);
-      size_t bound = 0;
-      for (const auto& host : vs.hosts) {
-        const Service* svc = find_service(host.host);
-        if (svc == nullptr) {
-          r.warn(host.at, host.path, "host " + host.host + " names no served service; ignored");
-          continue;
-        }
-        if (http_routes_.count(svc) != 0) {
-          r.warn(host.at, host.path,
-                 "service " + svc->name + " is routed by HTTPRoute " + http_routes_[svc].front().route->name +
-                     "; this VirtualService is ignored for it");
-          continue;
-        }
-        auto [it, inserted] = virtual_services_.emplace(svc, &vs);
-        if (!inserted && it->second != &vs) {
-          r.warn(host.at, host.path,
-                 "service " + svc->name + " is already routed by VirtualService " + it->second->name + "; ignored");
-          continue;
-        }
-        ++bound;
-      }
-      if (bound == 0) {
-        continue;  // applies nowhere (reported above): its destinations do not matter
-      }
-      for (const auto& spec : vs.http) {
-        check_route_destinations(r, spec);
-      }
-      for (const auto& tcp : vs.tcp) {
-        for (const auto& d : tcp.destinations) {
-          check_destination(r, d);
-        }
-      }
-    }
-  }
-
-  // The cluster for (service, port, subset), created on first use.
-  const RoutedCluster* cluster(const Service& svc, const ServicePort& port, const std::string& subset,
-                               std::string_view protocol) {
-    std::string name = "inbound-vip|" + std::to_string(port.port) + "|" + std::string(protocol) +
-                       (subset.empty() ? "" : "/" + subset) + "|" + svc.fqdn;
-    auto found = s_.clusters.find(name);
-    if (found != s_.clusters.end()) {
-      return &found->second;
-    }
-    RoutedCluster c;
-    c.name = name;
-    c.service = &svc;
-    c.port = &port;
-    c.subset = subset;
-    auto rule = rules_.find(&svc);
-    const SubsetSpec* sub = subset.empty() ? nullptr : find_subset(svc, subset);
-    if (sub != nullptr) {
-      c.labels = sub->labels;
-    }
-    if (rule != rules_.end()) {
-      c.destination_rule = rule->second->name;
-      c.policy = merge(rule->second->policy, sub != nullptr && sub->has_policy ? &sub->policy : nullptr);
-    }
-    // The port's endpoints (from its EndpointSlices, else its selector: compile()), narrowed to the
-    // subset's labels.
-    for (const Endpoint& ep : port.endpoints) {
-      if (labels_match(c.labels, ep.pod->labels)) {
-        c.endpoints.push_back(ep);
-      }
-    }
-    return &s_.clusters.emplace(name, std::move(c)).first->second;
-  }
-
-  // A checked destination → its cluster; an omitted port is the table's port when the service has
-  // it, else the service's first port.
-  const RoutedCluster* resolve(const DestinationRef& d, uint16_t table_port, std::string_view protocol) {
-    const Service* svc = find_service(d.host);
-    uint16_t want = d.port != 0 ? d.port : table_port;
-    const ServicePort* port = nullptr;
-    for (const ServicePort& p : svc->ports) {
-      if (p.port == want) {
-        port = &p;
-      }
-    }
-    if (port == nullptr) {
-      port = &svc->ports.front();
-    }
-    return cluster(*svc, *port, d.subset, protocol);
-  }
-
-  std::optional<Route> build_route(const HttpRouteSpec& spec, uint16_t table_port, bool gateway_api) {
-    Route route;
-    route.name = spec.route.name;
-    route.source = spec.route.source;
-    // Match blocks for another port are dropped; a route whose blocks all are is not in this table.
-    for (size_t i = 0; i < spec.route.matches.size(); ++i) {
-      if (spec.match_ports[i] == 0 || spec.match_ports[i] == table_port) {
-        route.matches.push_back(spec.route.matches[i]);
-      }
-    }
-    if (!spec.route.matches.empty() && route.matches.empty()) {
-      return std::nullopt;
-    }
-    route.redirect = spec.route.redirect;
-    route.direct_status = spec.route.direct_status;
-    route.direct_body = spec.route.direct_body;
-    route.retry = spec.route.retry;
-    route.timeout = spec.route.timeout;
-    route.fault = spec.route.fault;
-    route.request_headers = spec.route.request_headers;
-    route.response_headers = spec.route.response_headers;
-    route.rewrite = spec.route.rewrite;
-    for (const auto& d : spec.destinations) {
-      route.clusters.push_back(WeightedCluster{resolve(d, table_port, "http"), d.weight});
-    }
-    finish_weights(route.clusters, route.cumulative_weights, route.total_weight);
-    for (const auto& m : spec.mirrors) {
-      route.mirrors.push_back(Mirror{resolve(m, table_port, "http"), m.per_million});
-    }
-    // Gateway API: a rule with no usable backend (none, or all of weight 0) answers 500.
-    if (gateway_api && !route.redirect && route.total_weight == 0) {
-      route.direct_status = 500;
-    }
-    return route;
-  }
-
-  void build_tables() {
-    for (const Service& svc : s_.services) {
-      for (const ServicePort& port : svc.ports) {
-        for (const net::IpAddr& ip : svc.cluster_ips) {  // dual stack: one chain per VIP, same tables
-          net::SockAddr vip(ip, port.port);
-          auto chain = s_.vip_chains.find(vip);
-          if (chain == s_.vip_chains.end() || chain->second.service != &svc) {
-            continue;  // not served (a VIP clash was reported by compile())
-          }
-          // Elements of an unordered_map keep their address when it grows: the pointers stay valid.
-          if (port.protocol != ChainProtocol::Tcp) {
-            chain->second.routes = &s_.route_tables.emplace(vip, http_table(svc, port)).first->second;
-          }
-          if (port.protocol != ChainProtocol::Http) {
-            if (auto table = tcp_table(svc, port)) {
-              chain->second.tcp_routes = &s_.tcp_routes.emplace(vip, std::move(*table)).first->second;
-            }
-          }
-        }
-      }
-    }
-  }
-
-  RouteTable http_table(const Service& svc, const ServicePort& port) {
-    RouteTable table;
-    table.name = "inbound-vip|" + std::to_string(port.port) + "|http|" + svc.fqdn;
-    table.service = &svc;
-    table.port = &port;
-    if (auto routes = http_routes_.find(&svc); routes != http_routes_.end()) {
-      for (const auto& bound : routes->second) {
-        if (bound.port != 0 && bound.port != port.port) {
-          continue;
-        }
-        table.sources.push_back("HTTPRoute " + bound.route->name);
-        for (const auto& rule : bound.route->rules) {
-          auto route = build_route(rule, port.port, true);
-          if (!route) {
-            continue;
-          }
-          // One route per match, so that each is ordered by its own precedence.
-          for (const auto& m : route->matches) {
-            Route single = *route;
-            single.matches = {m};
-            table.routes.push_back(std::move(single));
-          }
-        }
-      }
-      std::stable_sort(table.routes.begin(), table.routes.end(), gateway_precedence);
-    } else if (auto vs = virtual_services_.find(&svc); vs != virtual_services_.end() && !vs->second->http.empty()) {
-      table.sources.push_back("VirtualService " + vs->second->name);
-      for (const auto& spec : vs->second->http) {
-        if (auto route = build_route(spec, port.port, false)) {
-          table.routes.push_back(std::move(*route));
-        }
-      }
-    }
-    if (table.sources.empty()) {
-      Route route;
-      route.name = "default";
-      route.source = "default";
-      route.clusters.push_back(WeightedCluster{cluster(svc, port, "", "http"), 100});
-      finish_weights(route.clusters, route.cumulative_weights, route.total_weight);
-      table.routes.push_back(std::move(route));
-    }
-    return table;
-  }
-
-  std::optional<TcpRouteTable> tcp_table(const Service& svc, const ServicePort& port) {
-    auto vs = virtual_services_.find(&svc);
-    if (vs == virtual_services_.end()) {
-      return std::nullopt;
-    }
-    for (const auto& tcp : vs->second->tcp) {
-      if (!tcp.ports.empty() && std::find(tcp.ports.begin(), tcp.ports.end(), port.port) == tcp.ports.end()) {
-        continue;
-      }
-      TcpRouteTable table;
-      table.name = "inbound-vip|" + std::to_string(port.port) + "|tcp|" + svc.fqdn;
-      table.source = "VirtualService " + vs->second->name;
-      for (const auto& d : tcp.destinations) {
-        table.route.clusters.push_back(WeightedCluster{resolve(d, port.port, "tcp"), d.weight});
-      }
-      finish_weights(table.route.clusters, table.route.cumulative_weights, table.route.total_weight);
-      return table;
-    }
-    return std::nullopt;
-  }
-
-  struct BoundRoute {
-    const HttpRouteResource* route;
-    uint16_t port;
-  };
-
-  const RoutingResources& routing_;
-  Diagnostics& diag_;
-  Snapshot& s_;
-  std::unordered_map<std::string, const Service*> hosts_;  // see the constructor
-  size_t errors_before_ = diag_.error_count();
-  std::map<const Service*, const DestinationRuleSpec*> rules_;
-  std::map<const Service*, const VirtualServiceSpec*> virtual_services_;
-  std::map<const Service*, std::vector<BoundRoute>> http_routes_;
-};
-
 }  // namespace
 
-void compile_routing(const RoutingResources& routing, Diagnostics& diag, Snapshot& snapshot) {
-  RoutingCompiler(routing, diag, snapshot).run();
+void RoutingCompiler::bind(const Resources& res, const Snapshot& s, Diagnostics& diag) {
+  namespace_ = s.bootstrap.namespace_;
+  services_.clear();
+  hosts_.clear();
+  service_at_.clear();
+  for (const Service& svc : s.services) {
+    service_at_.emplace(&svc, services_.size());
+    services_.push_back(&svc);
+  }
+  // Every name a host may use for a served Service; the first Service in order wins a name.
+  for (size_t i = 0; i < services_.size(); ++i) {
+    const Service& svc = *services_[i];
+    const std::string ns = svc.name + "." + svc.namespace_;
+    for (std::string name : {svc.name, ns, ns + ".svc", svc.fqdn}) {
+      hosts_.emplace(std::move(name), i);
+    }
+  }
+  rules_.assign(services_.size(), nullptr);
+  virtual_services_.assign(services_.size(), nullptr);
+  http_routes_.assign(services_.size(), {});
+  bind_destination_rules(res, diag);
+  bind_http_routes(res, diag);
+  bind_virtual_services(res, diag);
+  service_at_.clear();
+}
+
+// Short name, name.ns, name.ns.svc, or the FQDN of a served Service.
+const Service* RoutingCompiler::find_service(const std::string& host) const {
+  auto it = hosts_.find(host);
+  return it == hosts_.end() ? nullptr : services_[it->second];
+}
+
+size_t RoutingCompiler::index_of(const Service* svc) const {
+  if (auto it = service_at_.find(svc); it != service_at_.end()) {
+    return it->second;
+  }
+  for (size_t i = 0; i < services_.size(); ++i) {
+    if (services_[i] == svc) {
+      return i;
+    }
+  }
+  return services_.size();
+}
+
+std::string RoutingCompiler::unknown_service(const std::string& host) const {
+  return "unknown service " + host + " (not a served Service of namespace " + namespace_ + ")";
+}
+
+void RoutingCompiler::bind_destination_rules(const Resources& res, Diagnostics& diag) {
+  for (const DestinationRuleSpec* dr : res.destination_rules) {
+    Reader r(diag, "DestinationRule " + dr->name);
+    const Service* svc = find_service(dr->host.host);
+    if (svc == nullptr) {
+      r.warn(dr->host.at, dr->host.path, "host " + dr->host.host + " names no served service; ignored");
+      continue;
+    }
+    const DestinationRuleSpec*& rule = rules_[index_of(svc)];
+    if (rule != nullptr) {
+      r.warn(dr->host.at, dr->host.path,
+             "service " + svc->name + " already has DestinationRule " + rule->name + "; ignored");
+      continue;
+    }
+    rule = dr;
+  }
+}
+
+const SubsetSpec* RoutingCompiler::find_subset(size_t service, const std::string& name) const {
+  const DestinationRuleSpec* rule = rules_[service];
+  if (rule == nullptr) {
+    return nullptr;
+  }
+  for (const auto& subset : rule->subsets) {
+    if (subset.name == name) {
+      return &subset;
+    }
+  }
+  return nullptr;
+}
+
+// Checks a destination's service, port and subset; reports problems at the offending field.
+bool RoutingCompiler::check_destination(Reader& r, const DestinationRef& d) const {
+  const Service* svc = find_service(d.host);
+  if (svc == nullptr) {
+    r.error(d.host_at, d.path + "." + d.host_key, unknown_service(d.host));
+    return false;
+  }
+  bool ok = true;
+  if (d.port != 0 &&
+      std::none_of(svc->ports.begin(), svc->ports.end(), [&](const ServicePort& p) { return p.port == d.port; })) {
+    r.error(d.port_at, d.path + (d.host_key == "host" ? ".port.number" : ".port"),
+            "service " + svc->name + " has no port " + std::to_string(d.port));
+    ok = false;
+  }
+  if (svc->ports.empty()) {
+    r.error(d.host_at, d.path + "." + d.host_key, "service " + svc->name + " has no ports");
+    ok = false;
+  }
+  const size_t i = hosts_.at(d.host);
+  if (!d.subset.empty() && find_subset(i, d.subset) == nullptr) {
+    const DestinationRuleSpec* rule = rules_[i];
+    std::string known;
+    if (rule != nullptr) {
+      for (const auto& subset : rule->subsets) {
+        known += (known.empty() ? "" : ", ") + subset.name;
+      }
+    }
+    r.error(
+        d.subset_at, d.path + ".subset",
+        "unknown subset " + d.subset + " of " + svc->name +
+            (rule == nullptr ? " (no DestinationRule for " + svc->name + ")"
+                             : " (DestinationRule " + rule->name + " has " + (known.empty() ? "none" : known) + ")"));
+    ok = false;
+  }
+  return ok;
+}
+
+void RoutingCompiler::check_route_destinations(Reader& r, const HttpRouteSpec& spec) const {
+  for (const auto& d : spec.destinations) {
+    check_destination(r, d);
+  }
+  for (const auto& d : spec.mirrors) {
+    check_destination(r, d);
+  }
+}
+
+void RoutingCompiler::bind_http_routes(const Resources& res, Diagnostics& diag) {
+  for (const HttpRouteResource* route : res.http_routes) {
+    Reader r(diag, "HTTPRoute " + route->name);
+    size_t bound = 0;
+    for (const auto& parent : route->parents) {
+      const Service* svc = find_service(parent.service);
+      if (svc == nullptr) {
+        r.error(parent.at, parent.path + ".name", unknown_service(parent.service));
+        continue;
+      }
+      if (parent.port != 0 && std::none_of(svc->ports.begin(), svc->ports.end(),
+                                           [&](const ServicePort& p) { return p.port == parent.port; })) {
+        r.error(parent.at, parent.path + ".port",
+                "service " + svc->name + " has no port " + std::to_string(parent.port));
+        continue;
+      }
+      http_routes_[index_of(svc)].push_back({route, parent.port});
+      ++bound;
+    }
+    if (bound == 0) {
+      continue;
+    }
+    for (const auto& rule : route->rules) {
+      check_route_destinations(r, rule);
+    }
+  }
+}
+
+void RoutingCompiler::bind_virtual_services(const Resources& res, Diagnostics& diag) {
+  for (const VirtualServiceSpec* vs : res.virtual_services) {
+    Reader r(diag, "VirtualService " + vs->name);
+    size_t bound = 0;
+    for (const auto& host : vs->hosts) {
+      const Service* svc = find_service(host.host);
+      if (svc == nullptr) {
+        r.warn(host.at, host.path, "host " + host.host + " names no served service; ignored");
+        continue;
+      }
+      const size_t i = index_of(svc);
+      if (!http_routes_[i].empty()) {
+        r.warn(host.at, host.path,
+               "service " + svc->name + " is routed by HTTPRoute " + http_routes_[i].front().route->name +
+                   "; this VirtualService is ignored for it");
+        continue;
+      }
+      if (virtual_services_[i] != nullptr && virtual_services_[i] != vs) {
+        r.warn(host.at, host.path,
+               "service " + svc->name + " is already routed by VirtualService " + virtual_services_[i]->name +
+                   "; ignored");
+        continue;
+      }
+      virtual_services_[i] = vs;
+      ++bound;
+    }
+    if (bound == 0) {
+      continue;  // applies nowhere (reported above): its destinations do not matter
+    }
+    for (const auto& spec : vs->http) {
+      check_route_destinations(r, spec);
+    }
+    for (const auto& tcp : vs->tcp) {
+      for (const auto& d : tcp.destinations) {
+        check_destination(r, d);
+      }
+    }
+  }
+}
+
+bool RoutingCompiler::check(size_t i) {
+  Diagnostics scratch("");
+  if (const VirtualServiceSpec* vs = virtual_services_[i]) {
+    Reader r(scratch, "VirtualService " + vs->name);
+    for (const auto& spec : vs->http) {
+      check_route_destinations(r, spec);
+    }
+    for (const auto& tcp : vs->tcp) {
+      for (const auto& d : tcp.destinations) {
+        check_destination(r, d);
+      }
+    }
+  }
+  for (const auto& bound : http_routes_[i]) {
+    Reader r(scratch, "HTTPRoute " + bound.route->name);
+    for (const auto& rule : bound.route->rules) {
+      check_route_destinations(r, rule);
+    }
+  }
+  return !scratch.failed();
+}
+
+std::vector<size_t> RoutingCompiler::bound(const VirtualServiceSpec* vs) const {
+  std::vector<size_t> out;
+  for (size_t i = 0; i < virtual_services_.size(); ++i) {
+    if (virtual_services_[i] == vs) {
+      out.push_back(i);
+    }
+  }
+  return out;
+}
+
+std::vector<size_t> RoutingCompiler::bound(const DestinationRuleSpec* dr) const {
+  std::vector<size_t> out;
+  for (size_t i = 0; i < rules_.size(); ++i) {
+    if (rules_[i] == dr) {
+      out.push_back(i);
+    }
+  }
+  return out;
+}
+
+std::vector<size_t> RoutingCompiler::bound(const HttpRouteResource* route) const {
+  std::vector<size_t> out;
+  for (size_t i = 0; i < http_routes_.size(); ++i) {
+    if (std::any_of(http_routes_[i].begin(), http_routes_[i].end(),
+                    [&](const BoundRoute& b) { return b.route == route; })) {
+      out.push_back(i);
+    }
+  }
+  return out;
+}
+
+void RoutingCompiler::replace(const VirtualServiceSpec* old, const VirtualServiceSpec* now) {
+  std::replace(virtual_services_.begin(), virtual_services_.end(), old, now);
+}
+
+void RoutingCompiler::replace(const DestinationRuleSpec* old, const DestinationRuleSpec* now) {
+  std::replace(rules_.begin(), rules_.end(), old, now);
+}
+
+void RoutingCompiler::replace(const HttpRouteResource* old, const HttpRouteResource* now) {
+  for (auto& routes : http_routes_) {
+    for (auto& b : routes) {
+      if (b.route == old) {
+        b.route = now;
+      }
+    }
+  }
+}
+
+bool RoutingCompiler::binds_alike(const VirtualServiceSpec& a, const VirtualServiceSpec& b) {
+  return a.name == b.name && std::equal(a.hosts.begin(), a.hosts.end(), b.hosts.begin(), b.hosts.end(),
+                                        [](const HostRef& x, const HostRef& y) { return x.host == y.host; });
+}
+
+bool RoutingCompiler::binds_alike(const DestinationRuleSpec& a, const DestinationRuleSpec& b) {
+  return a.name == b.name && a.host.host == b.host.host;
+}
+
+bool RoutingCompiler::binds_alike(const HttpRouteResource& a, const HttpRouteResource& b) {
+  return a.name == b.name &&
+         std::equal(a.parents.begin(), a.parents.end(), b.parents.begin(), b.parents.end(),
+                    [](const ParentRef& x, const ParentRef& y) { return x.service == y.service && x.port == y.port; });
+}
+
+// The cluster for (service, port, subset): the one in `s` already, else a new one.
+const RoutedCluster* RoutingCompiler::cluster(size_t service, const ServicePort& port, const std::string& subset,
+                                              std::string_view protocol, Snapshot& s,
+                                              std::vector<std::string>& used) const {
+  const Service& svc = *services_[service];
+  std::string name = "inbound-vip|" + std::to_string(port.port) + "|" + std::string(protocol) +
+                     (subset.empty() ? "" : "/" + subset) + "|" + svc.fqdn;
+  used.push_back(name);
+  if (const RoutedCluster* found = s.clusters.find_piece(name)) {
+    return found;
+  }
+  auto c = std::make_shared<RoutedCluster>();
+  c->name = name;
+  c->service = &svc;
+  c->port = &port;
+  c->subset = subset;
+  const DestinationRuleSpec* rule = rules_[service];
+  const SubsetSpec* sub = subset.empty() ? nullptr : find_subset(service, subset);
+  if (sub != nullptr) {
+    c->labels = sub->labels;
+  }
+  if (rule != nullptr) {
+    c->destination_rule = rule->name;
+    c->policy = merge(rule->policy, sub != nullptr && sub->has_policy ? &sub->policy : nullptr);
+  }
+  // The port's endpoints (from its EndpointSlices, else its selector: compile()), narrowed to the
+  // subset's labels.
+  for (const Endpoint& ep : port.endpoints) {
+    if (labels_match(c->labels, ep.pod->labels)) {
+      c->endpoints.push_back(ep);
+    }
+  }
+  const RoutedCluster* out = c.get();
+  s.clusters.pieces().emplace(std::move(name), std::move(c));
+  return out;
+}
+
+// A checked destination → its cluster; an omitted port is the table's port when the service has
+// it, else the service's first port.
+const RoutedCluster* RoutingCompiler::resolve(const DestinationRef& d, uint16_t table_port, std::string_view protocol,
+                                              Snapshot& s, std::vector<std::string>& used) const {
+  const size_t i = hosts_.at(d.host);
+  const Service* svc = services_[i];
+  uint16_t want = d.port != 0 ? d.port : table_port;
+  const ServicePort* port = nullptr;
+  for (const ServicePort& p : svc->ports) {
+    if (p.port == want) {
+      port = &p;
+    }
+  }
+  if (port == nullptr) {
+    port = &svc->ports.front();
+  }
+  return cluster(i, *port, d.subset, protocol, s, used);
+}
+
+std::optional<Route> RoutingCompiler::build_route(const HttpRouteSpec& spec, uint16_t table_port, bool gateway_api,
+                                                  Snapshot& s, std::vector<std::string>& used) const {
+  Route route;
+  route.name = spec.route.name;
+  route.source = spec.route.source;
+  // Match blocks for another port are dropped; a route whose blocks all are is not in this table.
+  for (size_t i = 0; i < spec.route.matches.size(); ++i) {
+    if (spec.match_ports[i] == 0 || spec.match_ports[i] == table_port) {
+      route.matches.push_back(spec.route.matches[i]);
+    }
+  }
+  if (!spec.route.matches.empty() && route.matches.empty()) {
+    return std::nullopt;
+  }
+  route.redirect = spec.route.redirect;
+  route.direct_status = spec.route.direct_status;
+  route.direct_body = spec.route.direct_body;
+  route.retry = spec.route.retry;
+  route.timeout = spec.route.timeout;
+  route.fault = spec.route.fault;
+  route.request_headers = spec.route.request_headers;
+  route.response_headers = spec.route.response_headers;
+  route.rewrite = spec.route.rewrite;
+  for (const auto& d : spec.destinations) {
+    route.clusters.push_back(WeightedCluster{resolve(d, table_port, "http", s, used), d.weight});
+  }
+  finish_weights(route.clusters, route.cumulative_weights, route.total_weight);
+  for (const auto& m : spec.mirrors) {
+    route.mirrors.push_back(Mirror{resolve(m, table_port, "http", s, used), m.per_million});
+  }
+  // Gateway API: a rule with no usable backend (none, or all of weight 0) answers 500.
+  if (gateway_api && !route.redirect && route.total_weight == 0) {
+    route.direct_status = 500;
+  }
+  return route;
+}
+
+RoutingCompiler::Tables RoutingCompiler::build(size_t i, const ServicePort& port, Snapshot& s,
+                                               std::vector<std::string>& used) {
+  Tables t;
+  if (port.protocol != ChainProtocol::Tcp) {
+    t.http = http_table(i, port, s, used);
+  }
+  if (port.protocol != ChainProtocol::Http) {
+    t.tcp = tcp_table(i, port, s, used);
+  }
+  return t;
+}
+
+std::shared_ptr<const RouteTable> RoutingCompiler::http_table(size_t i, const ServicePort& port, Snapshot& s,
+                                                              std::vector<std::string>& used) const {
+  const Service& svc = *services_[i];
+  auto table = std::make_shared<RouteTable>();
+  table->name = "inbound-vip|" + std::to_string(port.port) + "|http|" + svc.fqdn;
+  table->service = &svc;
+  table->port = &port;
+  if (!http_routes_[i].empty()) {
+    for (const auto& bound : http_routes_[i]) {
+      if (bound.port != 0 && bound.port != port.port) {
+        continue;
+      }
+      table->sources.push_back("HTTPRoute " + bound.route->name);
+      for (const auto& rule : bound.route->rules) {
+        auto route = build_route(rule, port.port, true, s, used);
+        if (!route) {
+          continue;
+        }
+        // One route per match, so that each is ordered by its own precedence.
+        for (const auto& m : route->matches) {
+          Route single = *route;
+          single.matches = {m};
+          table->routes.push_back(std::move(single));
+        }
+      }
+    }
+    std::stable_sort(table->routes.begin(), table->routes.end(), gateway_precedence);
+  } else if (const VirtualServiceSpec* vs = virtual_services_[i]; vs != nullptr && !vs->http.empty()) {
+    table->sources.push_back("VirtualService " + vs->name);
+    for (const auto& spec : vs->http) {
+      if (auto route = build_route(spec, port.port, false, s, used)) {
+        table->routes.push_back(std::move(*route));
+      }
+    }
+  }
+  if (table->sources.empty()) {
+    Route route;
+    route.name = "default";
+    route.source = "default";
+    route.clusters.push_back(WeightedCluster{cluster(i, port, "", "http", s, used), 100});
+    finish_weights(route.clusters, route.cumulative_weights, route.total_weight);
+    table->routes.push_back(std::move(route));
+  }
+  return table;
+}
+
+std::shared_ptr<const TcpRouteTable> RoutingCompiler::tcp_table(size_t i, const ServicePort& port, Snapshot& s,
+                                                                std::vector<std::string>& used) const {
+  const VirtualServiceSpec* vs = virtual_services_[i];
+  if (vs == nullptr) {
+    return nullptr;
+  }
+  const Service& svc = *services_[i];
+  for (const auto& tcp : vs->tcp) {
+    if (!tcp.ports.empty() && std::find(tcp.ports.begin(), tcp.ports.end(), port.port) == tcp.ports.end()) {
+      continue;
+    }
+    auto table = std::make_shared<TcpRouteTable>();
+    table->name = "inbound-vip|" + std::to_string(port.port) + "|tcp|" + svc.fqdn;
+    table->source = "VirtualService " + vs->name;
+    for (const auto& d : tcp.destinations) {
+      table->route.clusters.push_back(WeightedCluster{resolve(d, port.port, "tcp", s, used), d.weight});
+    }
+    finish_weights(table->route.clusters, table->route.cumulative_weights, table->route.total_weight);
+    return table;
+  }
+  return nullptr;
 }
 
 }  // namespace wp::config

@@ -17,6 +17,7 @@ namespace re2 {
 class RE2;
 }
 
+#include "waypoint/config/pieces.h"
 #include "waypoint/filters/authz.h"
 #include "waypoint/net/address.h"
 
@@ -73,7 +74,7 @@ struct DownstreamSettings {
   uint32_t max_connections = 100'000;       // per worker; over it new connections are closed
   uint32_t max_header_list_bytes = 16'384;  // CONNECT request header block limit
   // HTTP/2 abuse guards, for HBONE and for h2c inside tunnels (hbone/h2_guards.h).
-  uint32_t max_consecutive_empty_frames = 1;         // Envoy's default; 0 = unlimited
+  uint32_t max_consecutive_empty_frames = 1;          // Envoy's default; 0 = unlimited
   uint32_t premature_reset_total_stream_count = 500;  // Envoy's premature-reset rule
   Millis premature_reset_min_stream_lifetime{1'000};
 };
@@ -106,16 +107,16 @@ struct Listeners {
 // spec.kubernetes: the namespace's resources come from the Kubernetes API (SPEC §7).
 struct KubernetesSource {
   bool enabled = false;
-  std::string namespace_;   // as written; empty: the service account's namespace, else metadata.namespace
-  std::string kubeconfig;   // as written (~ expanded by the client); empty: in-cluster, $KUBECONFIG, ~/.kube/config
+  std::string namespace_;  // as written; empty: the service account's namespace, else metadata.namespace
+  std::string kubeconfig;  // as written (~ expanded by the client); empty: in-cluster, $KUBECONFIG, ~/.kube/config
 };
 
 struct Bootstrap {
-  std::string name;        // metadata.name of the WaypointBootstrap
+  std::string name;  // metadata.name of the WaypointBootstrap
   // The only namespace this waypoint knows: metadata.namespace, or in the Kubernetes API mode the
   // namespace it watches.
   std::string namespace_;
-  std::string gateway;     // spec.gateway
+  std::string gateway;  // spec.gateway
   std::string trust_domain = "cluster.local";
   std::string cluster_domain = "cluster.local";  // FQDN suffix: <svc>.<ns>.svc.<cluster_domain>
   Listeners listeners;
@@ -144,7 +145,7 @@ struct Pod {
   std::map<std::string, std::string> labels;
   net::IpAddr ip;     // status.podIP
   bool ready = true;  // false when status.phase is set and not Running, the Ready condition is not "True",
-                     // or metadata.deletionTimestamp is set (terminating)
+                      // or metadata.deletionTimestamp is set (terminating)
   std::map<std::string, uint16_t> named_ports;  // spec.containers[].ports[].name -> containerPort
   std::string spiffe_id;                        // spiffe://<trust_domain>/ns/<ns>/sa/<sa>
   // Istio's telemetry labels, derived once (see workload_labels() in kubernetes.cpp): the workload
@@ -187,7 +188,7 @@ struct ServicePort {
 struct Service {
   std::string name;
   std::string namespace_;
-  std::string fqdn;  // <name>.<ns>.svc.<cluster_domain>
+  std::string fqdn;                      // <name>.<ns>.svc.<cluster_domain>
   net::IpAddr cluster_ip;                // spec.clusterIP; unset for a headless Service
   std::vector<net::IpAddr> cluster_ips;  // every VIP served (spec.clusterIPs: dual stack); empty when headless
   std::vector<ServicePort> ports;
@@ -414,23 +415,26 @@ struct Snapshot {
   std::chrono::system_clock::time_point loaded_at;
   Gateway gateway;
 
-  // Owned resources in file order. Stored in vectors that are never resized after compilation,
-  // so the raw pointers below stay valid for the Snapshot's lifetime.
-  std::vector<Pod> pods;          // served pods only
-  std::vector<Service> services;  // served services only
+  // Resources in file order (the Kubernetes API mode: each kind's objects by name), each an
+  // immutable piece shared with the snapshots that did not change it (pieces.h); every pointer
+  // below points into pieces this snapshot holds.
+  PieceList<Pod> pods;          // served pods only
+  PieceList<Service> services;  // served services only
 
-  std::unordered_map<net::SockAddr, VipChain> vip_chains;  // key: clusterIP:port
-  std::unordered_map<net::IpAddr, const Pod*> pods_by_ip;  // direct (pod IP) chains
+  PieceMap<std::unordered_map<net::SockAddr, std::shared_ptr<const VipChain>>> vip_chains;  // key: clusterIP:port
+  std::unordered_map<net::IpAddr, const Pod*> pods_by_ip;                                   // direct (pod IP) chains
 
-  // L7 routing. `clusters` is filled before any table points into it and never changed after.
-  std::map<std::string, RoutedCluster> clusters;                // by name
-  std::unordered_map<net::SockAddr, RouteTable> route_tables;   // VIP:port of http and sniffed ports
-  std::unordered_map<net::SockAddr, TcpRouteTable> tcp_routes;  // VIP:port with a VirtualService tcp[] route
+  // L7 routing: the clusters some route sends to, and the route tables of each VIP:port.
+  PieceMap<std::map<std::string, std::shared_ptr<const RoutedCluster>>> clusters;  // by name
+  PieceMap<std::unordered_map<net::SockAddr, std::shared_ptr<const RouteTable>>>
+      route_tables;  // VIP:port of http and sniffed ports
+  PieceMap<std::unordered_map<net::SockAddr, std::shared_ptr<const TcpRouteTable>>>
+      tcp_routes;  // VIP:port with a VirtualService tcp[] route
 
   // Authorization (AuthorizationPolicy): the Gateway's policies, which apply to every chain, and
   // per served Service (by name) the Gateway's plus the Service's own.
   filters::PolicySet authz_gateway;
-  std::unordered_map<std::string, filters::PolicySet> authz_services;
+  PieceMap<std::unordered_map<std::string, std::shared_ptr<const filters::PolicySet>>> authz_services;
   size_t authz_policy_count = 0;
 
   // Objects from the Kubernetes API that could not be applied (each skipped alone, SPEC §7).
@@ -442,22 +446,10 @@ struct Snapshot {
   const filters::PolicySet& authz_for(const VipChain* vip) const {
     return vip != nullptr && vip->authz != nullptr ? *vip->authz : authz_gateway;
   }
-  const VipChain* find_vip(const net::SockAddr& dst) const {
-    auto it = vip_chains.find(dst);
-    return it == vip_chains.end() ? nullptr : &it->second;
-  }
-  const RouteTable* find_routes(const net::SockAddr& vip) const {
-    auto it = route_tables.find(vip);
-    return it == route_tables.end() ? nullptr : &it->second;
-  }
-  const TcpRouteTable* find_tcp_routes(const net::SockAddr& vip) const {
-    auto it = tcp_routes.find(vip);
-    return it == tcp_routes.end() ? nullptr : &it->second;
-  }
-  const RoutedCluster* find_cluster(const std::string& name) const {
-    auto it = clusters.find(name);
-    return it == clusters.end() ? nullptr : &it->second;
-  }
+  const VipChain* find_vip(const net::SockAddr& dst) const { return vip_chains.find_piece(dst); }
+  const RouteTable* find_routes(const net::SockAddr& vip) const { return route_tables.find_piece(vip); }
+  const TcpRouteTable* find_tcp_routes(const net::SockAddr& vip) const { return tcp_routes.find_piece(vip); }
+  const RoutedCluster* find_cluster(const std::string& name) const { return clusters.find_piece(name); }
   const Pod* find_pod(const net::IpAddr& ip) const {
     auto it = pods_by_ip.find(ip);
     return it == pods_by_ip.end() ? nullptr : it->second;
@@ -517,6 +509,9 @@ class ObjectCache {
   size_t size() const;
   uint64_t hits() const;    // objects reused, over all loads
   uint64_t misses() const;  // objects decoded, over all loads
+  // Loads that applied their changes on top of the previous one (the pieces they did not touch
+  // shared with its Snapshot) instead of compiling from scratch.
+  uint64_t incremental() const;
 
   struct Impl;
 

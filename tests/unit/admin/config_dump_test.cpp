@@ -27,7 +27,7 @@ YAML::Node find(const YAML::Node& list, const std::string& key, const std::strin
 size_t endpoint_count(const config::Snapshot& s) {
   size_t n = 0;
   for (const auto& [name, c] : s.clusters) {
-    n += c.endpoints.size();
+    n += c->endpoints.size();
   }
   return n;
 }

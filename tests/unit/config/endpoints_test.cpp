@@ -148,7 +148,7 @@ spec: {type: ExternalName, externalName: example.com}
   }));
   size_t headless_chains = 0;
   for (const auto& [vip, chain] : s->vip_chains) {
-    headless_chains += chain.service->name == "headless" || chain.service->name == "bare";
+    headless_chains += chain->service->name == "headless" || chain->service->name == "bare";
   }
   CHECK(headless_chains == 0);
   CHECK(endpoints_of(*s, "10.96.0.30:9080") == std::vector<std::string>{"r1@10.0.0.1:8080"});
