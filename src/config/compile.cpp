@@ -360,16 +360,14 @@ struct Compiler::State {
 
   PodLookup lookup() const { return PodLookup{served, known, stand_ins}; }
 
-  void count_uses(size_t unit, int delta, const Snapshot& s) {
+  // Counts the clusters unit `unit` sends to (cluster -> uses) and indexes who sends where.
+  void add_uses(size_t unit, const Snapshot& s) {
     for (const std::string& name : units[unit].used) {
-      size_t& n = uses[name];
-      n = static_cast<size_t>(static_cast<long>(n) + delta);
-      if (delta > 0) {
-        if (const RoutedCluster* c = s.clusters.find_piece(name)) {
-          size_t over = service_index.at(c->service->name);
-          referrers[over].insert(unit);
-          clusters_over[over].insert(name);
-        }
+      ++uses[name];
+      if (const RoutedCluster* c = s.clusters.find_piece(name)) {
+        size_t over = service_index.at(c->service->name);
+        referrers[over].insert(unit);
+        clusters_over[over].insert(name);
       }
     }
   }
@@ -526,7 +524,7 @@ void Compiler::compile(const Resources& res, Diagnostics& diag, Snapshot& snapsh
   st.referrers.resize(st.units.size());
   st.clusters_over.resize(st.units.size());
   for (size_t i = 0; i < st.units.size(); ++i) {
-    st.count_uses(i, +1, snapshot);
+    st.add_uses(i, snapshot);
     for (const auto& [key, value] : snapshot.services[i].selector) {
       st.selecting[label_entry(key, value)].push_back(i);
     }
@@ -551,8 +549,9 @@ std::vector<PieceList<Pod>::Ptr>::iterator pod_place(std::vector<PieceList<Pod>:
                           [](const PieceList<Pod>::Ptr& p, const std::string& n) { return p->name < n; });
 }
 
+// A routing object changed in place (neither added nor removed).
 template <typename T>
-bool both_or_none(const T* a, const T* b) {
+bool both(const T* a, const T* b) {
   return a != nullptr && b != nullptr;
 }
 
@@ -612,21 +611,21 @@ bool Compiler::update(const std::vector<ResourceChange>& changes, const Snapshot
           }
         }
       }
-    } else if (both_or_none(c.old_vs, c.new_vs)) {
+    } else if (both(c.old_vs, c.new_vs)) {
       if (!RoutingCompiler::binds_alike(*c.old_vs, *c.new_vs)) {
         return false;
       }
       for (size_t i : st.routing.bound(c.old_vs)) {
         dirty.insert(i);
       }
-    } else if (both_or_none(c.old_dr, c.new_dr)) {
+    } else if (both(c.old_dr, c.new_dr)) {
       if (!RoutingCompiler::binds_alike(*c.old_dr, *c.new_dr)) {
         return false;
       }
       for (size_t i : st.routing.bound(c.old_dr)) {
         dirty.insert(i);
       }
-    } else if (both_or_none(c.old_route, c.new_route)) {
+    } else if (both(c.old_route, c.new_route)) {
       if (!RoutingCompiler::binds_alike(*c.old_route, *c.new_route)) {
         return false;
       }
@@ -772,7 +771,7 @@ bool Compiler::update(const std::vector<ResourceChange>& changes, const Snapshot
       }
       add_chain(vip, service, service.ports[j], it->second, next);
     }
-    st.count_uses(i, +1, next);
+    st.add_uses(i, next);
   }
   for (const std::string& name : unused) {
     if (st.uses[name] != 0) {

@@ -148,6 +148,7 @@ class RoutingCompiler {
     const HttpRouteResource* route;
     uint16_t port;
   };
+  std::optional<size_t> find_index(const std::string& host) const;
   const Service* find_service(const std::string& host) const;
   std::string unknown_service(const std::string& host) const;
   const SubsetSpec* find_subset(size_t service, const std::string& name) const;
@@ -166,13 +167,11 @@ class RoutingCompiler {
                                                std::vector<std::string>& used) const;
   std::shared_ptr<const TcpRouteTable> tcp_table(size_t i, const ServicePort& port, Snapshot& s,
                                                  std::vector<std::string>& used) const;
-  size_t index_of(const Service* svc) const;
 
   std::string namespace_;
-  std::vector<const Service*> services_;                   // the served Services, in order
-  std::unordered_map<std::string, size_t> hosts_;          // every name a host may use for one of them
-  std::unordered_map<const Service*, size_t> service_at_;  // bind() only
-  std::vector<const DestinationRuleSpec*> rules_;          // per Service (null: none)
+  std::vector<const Service*> services_;           // the served Services, in order
+  std::unordered_map<std::string, size_t> hosts_;  // every name a host may use for one of them
+  std::vector<const DestinationRuleSpec*> rules_;  // per Service (null: none)
   std::vector<const VirtualServiceSpec*> virtual_services_;
   std::vector<std::vector<BoundRoute>> http_routes_;
 };

@@ -1,5 +1,5 @@
-// Routing specs → the Snapshot's clusters and route tables. Runs after compile() has filled the
-// served Services and Pods. Binding rules:
+// Routing specs → the Snapshot's clusters and route tables: RoutingCompiler::bind once the Compiler
+// has the served Services (with their endpoints), then build() per Service port. Binding rules:
 //  - a VirtualService binds to the served Services its hosts name (short name, name.ns, FQDN); the
 //    first VirtualService in file order wins a Service, later ones are reported and skipped for it;
 //  - HTTPRoutes bind through Service parentRefs (optionally one port); all HTTPRoutes of a Service
@@ -106,9 +106,7 @@ void RoutingCompiler::bind(const Resources& res, const Snapshot& s, Diagnostics&
   namespace_ = s.bootstrap.namespace_;
   services_.clear();
   hosts_.clear();
-  service_at_.clear();
   for (const Service& svc : s.services) {
-    service_at_.emplace(&svc, services_.size());
     services_.push_back(&svc);
   }
   // Every name a host may use for a served Service; the first Service in order wins a name.
@@ -125,25 +123,17 @@ void RoutingCompiler::bind(const Resources& res, const Snapshot& s, Diagnostics&
   bind_destination_rules(res, diag);
   bind_http_routes(res, diag);
   bind_virtual_services(res, diag);
-  service_at_.clear();
 }
 
-// Short name, name.ns, name.ns.svc, or the FQDN of a served Service.
-const Service* RoutingCompiler::find_service(const std::string& host) const {
+// The number of the served Service a host names (short name, name.ns, name.ns.svc, or the FQDN).
+std::optional<size_t> RoutingCompiler::find_index(const std::string& host) const {
   auto it = hosts_.find(host);
-  return it == hosts_.end() ? nullptr : services_[it->second];
+  return it == hosts_.end() ? std::nullopt : std::optional<size_t>(it->second);
 }
 
-size_t RoutingCompiler::index_of(const Service* svc) const {
-  if (auto it = service_at_.find(svc); it != service_at_.end()) {
-    return it->second;
-  }
-  for (size_t i = 0; i < services_.size(); ++i) {
-    if (services_[i] == svc) {
-      return i;
-    }
-  }
-  return services_.size();
+const Service* RoutingCompiler::find_service(const std::string& host) const {
+  auto i = find_index(host);
+  return i ? services_[*i] : nullptr;
 }
 
 std::string RoutingCompiler::unknown_service(const std::string& host) const {
@@ -153,12 +143,13 @@ std::string RoutingCompiler::unknown_service(const std::string& host) const {
 void RoutingCompiler::bind_destination_rules(const Resources& res, Diagnostics& diag) {
   for (const DestinationRuleSpec* dr : res.destination_rules) {
     Reader r(diag, "DestinationRule " + dr->name);
-    const Service* svc = find_service(dr->host.host);
-    if (svc == nullptr) {
+    auto i = find_index(dr->host.host);
+    if (!i) {
       r.warn(dr->host.at, dr->host.path, "host " + dr->host.host + " names no served service; ignored");
       continue;
     }
-    const DestinationRuleSpec*& rule = rules_[index_of(svc)];
+    const Service* svc = services_[*i];
+    const DestinationRuleSpec*& rule = rules_[*i];
     if (rule != nullptr) {
       r.warn(dr->host.at, dr->host.path,
              "service " + svc->name + " already has DestinationRule " + rule->name + "; ignored");
@@ -232,18 +223,19 @@ void RoutingCompiler::bind_http_routes(const Resources& res, Diagnostics& diag) 
     Reader r(diag, "HTTPRoute " + route->name);
     size_t bound = 0;
     for (const auto& parent : route->parents) {
-      const Service* svc = find_service(parent.service);
-      if (svc == nullptr) {
+      auto i = find_index(parent.service);
+      if (!i) {
         r.error(parent.at, parent.path + ".name", unknown_service(parent.service));
         continue;
       }
+      const Service* svc = services_[*i];
       if (parent.port != 0 && std::none_of(svc->ports.begin(), svc->ports.end(),
                                            [&](const ServicePort& p) { return p.port == parent.port; })) {
         r.error(parent.at, parent.path + ".port",
                 "service " + svc->name + " has no port " + std::to_string(parent.port));
         continue;
       }
-      http_routes_[index_of(svc)].push_back({route, parent.port});
+      http_routes_[*i].push_back({route, parent.port});
       ++bound;
     }
     if (bound == 0) {
@@ -260,12 +252,13 @@ void RoutingCompiler::bind_virtual_services(const Resources& res, Diagnostics& d
     Reader r(diag, "VirtualService " + vs->name);
     size_t bound = 0;
     for (const auto& host : vs->hosts) {
-      const Service* svc = find_service(host.host);
-      if (svc == nullptr) {
+      auto found = find_index(host.host);
+      if (!found) {
         r.warn(host.at, host.path, "host " + host.host + " names no served service; ignored");
         continue;
       }
-      const size_t i = index_of(svc);
+      const size_t i = *found;
+      const Service* svc = services_[i];
       if (!http_routes_[i].empty()) {
         r.warn(host.at, host.path,
                "service " + svc->name + " is routed by HTTPRoute " + http_routes_[i].front().route->name +

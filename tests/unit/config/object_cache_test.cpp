@@ -268,6 +268,18 @@ std::string served(const std::vector<SourceObject>& objects, ObjectCache* cache)
   return out;
 }
 
+// One random change, then the namespace loaded from scratch and through `cache`: both must serve
+// the same. Returns what they serve.
+std::string change_and_compare(Namespace& ns, ObjectCache& cache) {
+  ns.change();
+  std::vector<SourceObject> objects = ns.objects();
+  std::string scratch = served(objects, nullptr);
+  std::string cached = served(objects, &cache);
+  REQUIRE(cached == scratch);
+  CHECK(cache.size() == objects.size());
+  return scratch;
+}
+
 TEST_CASE("object cache: a cached load serves what a load from scratch serves, change after change",
           "[config][incremental]") {
   for (uint32_t seed : {1u, 2u, 3u}) {
@@ -276,13 +288,8 @@ TEST_CASE("object cache: a cached load serves what a load from scratch serves, c
     size_t rejected_seen = 0;
     size_t served_seen = 0;  // steps with a subset cluster routed to
     for (int step = 0; step < 150; ++step) {
-      ns.change();
-      std::vector<SourceObject> objects = ns.objects();
-      std::string scratch = served(objects, nullptr);
-      std::string cached = served(objects, &cache);
       INFO("seed " << seed << ", step " << step);
-      REQUIRE(cached == scratch);
-      CHECK(cache.size() == objects.size());
+      std::string scratch = change_and_compare(ns, cache);
       rejected_seen += scratch.find("\nrejected ") != std::string::npos ? 1 : 0;
       served_seen += scratch.find("|http/v1|") != std::string::npos ? 1 : 0;
     }
@@ -301,12 +308,8 @@ TEST_CASE("incremental compile: pod, slice and routing churn gives what a compil
     Namespace ns(seed, true);
     ObjectCache cache;
     for (int step = 0; step < 300; ++step) {
-      ns.change();
-      std::vector<SourceObject> objects = ns.objects();
-      std::string scratch = served(objects, nullptr);
-      std::string cached = served(objects, &cache);
       INFO("seed " << seed << ", step " << step);
-      REQUIRE(cached == scratch);
+      change_and_compare(ns, cache);
     }
     // Most loads were applied as changes (a load from scratch follows an object the compiler cannot
     // take as a change, e.g. a VirtualService or DestinationRule created or deleted).
