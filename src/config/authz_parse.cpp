@@ -304,7 +304,7 @@ void compile_authz(const std::vector<const AuthzPolicySpec*>& policies, Diagnost
         set->add(spec->policy);
       }
     }
-    snapshot.authz_services.pieces().emplace(service.name, std::move(set));
+    snapshot.authz_services.emplace(service.name, std::move(set));
   }
   // L7 fields on a TCP chain cannot be evaluated: said here, and failed closed at run time.
   auto needs_l7 = [](const filters::Rule& rule) {

@@ -311,12 +311,12 @@ void add_chain(const net::SockAddr& vip, const Service& service, const ServicePo
   chain->routes = t.http.get();
   chain->tcp_routes = t.tcp.get();
   if (t.http) {
-    s.route_tables.pieces().emplace(vip, t.http);
+    s.route_tables.emplace(vip, t.http);
   }
   if (t.tcp) {
-    s.tcp_routes.pieces().emplace(vip, t.tcp);
+    s.tcp_routes.emplace(vip, t.tcp);
   }
-  s.vip_chains.pieces().emplace(vip, std::move(chain));
+  s.vip_chains.emplace(vip, std::move(chain));
 }
 
 }  // namespace
@@ -588,8 +588,8 @@ bool Compiler::update(const std::vector<ResourceChange>& changes, const Snapshot
       }
       if (c.new_pod != nullptr && pod_ignored(*c.new_pod, st.gateway).empty()) {
         const net::IpAddr& ip = c.new_pod->pod.ip;
-        auto held = previous.pods_by_ip.find(ip);
-        if (held != previous.pods_by_ip.end() && held->second->name != name) {
+        const Pod* const* held = previous.pods_by_ip.find(ip);
+        if (held != nullptr && (*held)->name != name) {
           return false;  // an IP two pods claim: the compile from scratch says which one loses
         }
         if (!new_ips.emplace(ip, name).second) {
@@ -657,8 +657,8 @@ bool Compiler::update(const std::vector<ResourceChange>& changes, const Snapshot
       if (auto served = st.served.find(name); served != st.served.end()) {
         const Pod* old = served->second;
         st.selectable.remove(old);
-        if (auto ip = next.pods_by_ip.find(old->ip); ip != next.pods_by_ip.end() && ip->second == old) {
-          next.pods_by_ip.erase(ip);
+        if (const Pod* const* ip = next.pods_by_ip.find(old->ip); ip != nullptr && *ip == old) {
+          next.pods_by_ip.erase(old->ip);
         }
         if (auto at = pod_place(pods, name); at != pods.end() && (*at)->name == name) {
           pods.erase(at);
@@ -678,7 +678,7 @@ bool Compiler::update(const std::vector<ResourceChange>& changes, const Snapshot
       auto pod = std::make_shared<const Pod>(c.new_pod->pod);
       pods.insert(pod_place(pods, name), pod);
       st.served.emplace(name, pod.get());
-      next.pods_by_ip[pod->ip] = pod.get();
+      next.pods_by_ip.insert_or_assign(pod->ip, pod.get());
       if (pod->ready) {
         st.selectable.add_sorted(pod.get());
       }
@@ -745,7 +745,7 @@ bool Compiler::update(const std::vector<ResourceChange>& changes, const Snapshot
   }
   for (size_t i : dirty) {
     for (const std::string& name : st.clusters_over[i]) {
-      next.clusters.pieces().erase(name);
+      next.clusters.erase(name);
     }
     st.clusters_over[i].clear();
     State::Unit& unit = st.units[i];
@@ -755,9 +755,9 @@ bool Compiler::update(const std::vector<ResourceChange>& changes, const Snapshot
     st.routing.set_service(i, service.get());
     next.services.pieces()[i] = std::move(service);
     for (const auto& [vip, j] : unit.vips) {
-      next.vip_chains.pieces().erase(vip);
-      next.route_tables.pieces().erase(vip);
-      next.tcp_routes.pieces().erase(vip);
+      next.vip_chains.erase(vip);
+      next.route_tables.erase(vip);
+      next.tcp_routes.erase(vip);
     }
   }
   for (size_t i : dirty) {
@@ -780,7 +780,7 @@ bool Compiler::update(const std::vector<ResourceChange>& changes, const Snapshot
     st.uses.erase(name);
     if (const RoutedCluster* c = next.clusters.find_piece(name)) {
       st.clusters_over[st.service_index.at(c->service->name)].erase(name);
-      next.clusters.pieces().erase(name);
+      next.clusters.erase(name);
     }
   }
 

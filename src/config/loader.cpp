@@ -4,8 +4,10 @@
 // and kind → certificates → compile. Every problem is collected; the load fails once, with all of
 // them. The API mode reads each object's JSON the same way (load_snapshot_from_objects).
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <map>
 #include <sstream>
@@ -595,19 +597,35 @@ constexpr std::string_view kHeader = "# waypoint: the bootstrap, then the object
 // object keeps its line while it is cached whatever comes and goes around it.
 constexpr uint32_t kFirstObjectLine = 1u << 30;
 
+using Digest = std::array<unsigned char, 32>;  // SHA-256
+
+Digest digest_of(const std::string& bytes) {
+  Digest d{};
+  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), d.data());
+  return d;
+}
+
 }  // namespace
 
 struct ObjectCache::Impl {
   struct Entry {
-    std::string resource_version;
-    std::string json;  // only for objects without a resourceVersion
+    std::string key;         // kind "/" name
+    SourceObjectPtr source;  // the object last read under that key
+    Digest digest{};         // of source->json
     std::shared_ptr<const ObjectOutcome> outcome;
     uint32_t line = 0;
-    uint64_t generation = 0;
+    uint64_t generation = 0;  // the last load that held it
+    size_t position = 0;      // its index among that load's objects
   };
-  std::unordered_map<std::string, Entry> entries;  // kind "/" name
-  std::string bootstrap;                           // the bootstrap text and namespace the outcomes were read against
-  uint64_t generation = 0;
+  // Every object of the last load, by key (the map's key views the Entry's own). An entry has a
+  // line of its own for as long as it is cached; at_line finds it back from an error's position.
+  std::unordered_map<std::string_view, std::unique_ptr<Entry>> entries;
+  std::unordered_map<uint32_t, Entry*> at_line;
+  // The last load's objects' entries, in its order (null: a second object of one kind and name).
+  std::vector<Entry*> order;
+  size_t order_entries = 0;  // the non-null ones
+  std::string bootstrap;     // the bootstrap text and namespace the outcomes were read against
+  uint64_t generation = 1;
   uint32_t next_line = kFirstObjectLine;
   uint64_t hits = 0;
   uint64_t misses = 0;
@@ -623,6 +641,12 @@ struct ObjectCache::Impl {
     uint32_t line = next_line;
     next_line = next_line >= 0x7FFFFFF0u ? kFirstObjectLine : next_line + 2;
     return line;
+  }
+  void clear() {
+    entries.clear();
+    at_line.clear();
+    order.clear();
+    order_entries = 0;
   }
 };
 
@@ -651,19 +675,37 @@ struct Decoded {
   // or decoded and read in the first round; shared with the ObjectCache).
   std::vector<uint32_t> lines;
   std::vector<std::shared_ptr<const ObjectOutcome>> outcomes;
-  std::vector<ObjectCache::Impl::Entry*> cached;      // where a new outcome goes; null without a cache
-  std::unordered_map<size_t, size_t> object_at_line;  // line -> index into objects
-  std::string version;                                // of the bootstrap and every object's bytes
+  std::vector<ObjectCache::Impl::Entry*> cached;  // where a new outcome goes; null without a cache
+  const ObjectCache::Impl* cache = nullptr;
+  std::unordered_map<uint32_t, size_t> loose;  // line -> index of the objects no cache entry holds
+  std::string version;                         // of the bootstrap and every object's bytes
   // What changed since the cache's previous load: for each object decoded anew, the outcome it had
   // (null: new); the outcomes of the objects gone. `comparable`: same bootstrap, and the objects in
   // the Kubernetes API source's order (each kind's objects by name), so changes can be applied.
   std::vector<std::shared_ptr<const ObjectOutcome>> previous;
   std::vector<std::shared_ptr<const ObjectOutcome>> removed;
   bool comparable = false;
+
+  // The object on a line (an error's position), if one is.
+  std::optional<size_t> object_at(size_t line) const {
+    if (auto it = loose.find(static_cast<uint32_t>(line)); it != loose.end()) {
+      return it->second;
+    }
+    if (cache != nullptr && line <= UINT32_MAX) {
+      if (auto it = cache->at_line.find(static_cast<uint32_t>(line)); it != cache->at_line.end()) {
+        return it->second->position;
+      }
+    }
+    return std::nullopt;
+  }
 };
 
+// Reads the bootstrap, and for each object what the cache holds of it. With a cache the pass over
+// the objects is a pointer comparison per object in the common case (the same objects as last
+// time, at the same place): only the changed ones are looked up by name, hashed and compared.
 Decoded decode(const std::string& bootstrap_text, const std::string& path, const std::string& namespace_,
-               const std::vector<SourceObject>& objects, ObjectCache::Impl* cache) {
+               const SourceObjects& objects, ObjectCache::Impl* cache) {
+  using Entry = ObjectCache::Impl::Entry;
   Decoded d;
   std::string text(kHeader);
   text += bootstrap_text;
@@ -677,12 +719,13 @@ Decoded decode(const std::string& bootstrap_text, const std::string& path, const
                       std::to_string(parsed.error->first.column) + ": " + parsed.error->second);
   }
   d.bootstrap = std::move(parsed.documents);
+  d.cache = cache;
   if (cache != nullptr) {
     // Outcomes were read against a bootstrap (namespace, trust domain): another one reads anew.
     std::string key = text + '\0' + namespace_;
     d.comparable = key == cache->bootstrap;
     if (!d.comparable) {
-      cache->entries.clear();
+      cache->clear();
       cache->bootstrap = std::move(key);
     }
   }
@@ -690,66 +733,109 @@ Decoded decode(const std::string& bootstrap_text, const std::string& path, const
   EVP_MD_CTX* md = EVP_MD_CTX_new();
   EVP_DigestInit_ex(md, EVP_sha256(), nullptr);
   EVP_DigestUpdate(md, text.data(), text.size());
-  d.lines.resize(objects.size());
-  d.outcomes.resize(objects.size());
-  d.cached.resize(objects.size(), nullptr);
-  d.previous.resize(objects.size());
+  const size_t n = objects.size();
+  d.lines.resize(n);
+  d.outcomes.resize(n);
+  d.cached.resize(n, nullptr);
+  d.previous.resize(n);
   std::vector<std::string_view> kinds;  // in the order their runs start
-  for (size_t i = 0; i < objects.size(); ++i) {
-    if (i == 0 || objects[i].kind != objects[i - 1].kind) {
-      if (std::find(kinds.begin(), kinds.end(), objects[i].kind) != kinds.end()) {
+  std::vector<Entry*> order;            // this load's, for the next one
+  const uint64_t generation = cache != nullptr ? cache->generation : 0;
+  size_t next_old = 0;  // where in the previous load's order the next object is expected
+  size_t seen_old = 0;  // entries of the previous load seen again
+  if (cache != nullptr) {
+    order.resize(n, nullptr);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const SourceObject& o = *objects[i];
+    if (i == 0 || o.kind != objects[i - 1]->kind) {
+      if (std::find(kinds.begin(), kinds.end(), o.kind) != kinds.end()) {
         d.comparable = false;
       }
-      kinds.push_back(objects[i].kind);
-    } else if (!(objects[i - 1].name < objects[i].name)) {
+      kinds.push_back(o.kind);
+    } else if (!(objects[i - 1]->name < o.name)) {
       d.comparable = false;
     }
-    EVP_DigestUpdate(md, "---\n", 4);
-    EVP_DigestUpdate(md, objects[i].json.data(), objects[i].json.size());
-    EVP_DigestUpdate(md, "\n", 1);
-    d.lines[i] = kFirstObjectLine + 2 * static_cast<uint32_t>(i);
-    if (cache != nullptr) {
-      auto* entry = &cache->entries[objects[i].kind + "/" + objects[i].name];
-      if (entry->line != 0 && entry->generation == cache->generation) {
+    Digest own{};
+    if (cache == nullptr) {
+      own = digest_of(o.json);
+      d.lines[i] = kFirstObjectLine + 2 * static_cast<uint32_t>(i);
+      d.loose.emplace(d.lines[i], i);
+      EVP_DigestUpdate(md, own.data(), own.size());
+      continue;
+    }
+    Entry* entry = nullptr;
+    const auto& old = cache->order;
+    if (next_old < old.size() && old[next_old] != nullptr && old[next_old]->generation != generation &&
+        old[next_old]->source == objects[i]) {
+      entry = old[next_old++];  // the same object, where it was
+    } else {
+      std::string key = o.kind + "/" + o.name;
+      auto it = cache->entries.find(key);
+      if (it == cache->entries.end()) {
+        auto fresh = std::make_unique<Entry>();
+        fresh->key = std::move(key);
+        it = cache->entries.emplace(fresh->key, std::move(fresh)).first;
+      }
+      entry = it->second.get();
+      if (entry->line != 0 && entry->generation == generation) {
         // A second object of that kind and name in one load (never from an API server): read
         // alone, on a line of its own.
+        own = digest_of(o.json);
         d.lines[i] = cache->take_line();
-      } else {
-        entry->generation = cache->generation;
-        if (entry->line == 0) {
-          entry->line = cache->take_line();
-        }
-        d.lines[i] = entry->line;
-        // The API server changes an object's resourceVersion with every write: an equal one is
-        // the same object. Without one (objects not from an API server) the bytes are compared.
-        const bool same = objects[i].resource_version.empty() ? entry->json == objects[i].json
-                                                              : entry->resource_version == objects[i].resource_version;
-        if (entry->outcome && same) {
-          ++cache->hits;
-          d.outcomes[i] = entry->outcome;
-        } else {
-          ++cache->misses;
-          d.previous[i] = std::move(entry->outcome);
-          entry->resource_version = objects[i].resource_version;
-          entry->json = objects[i].resource_version.empty() ? objects[i].json : std::string();
-          d.cached[i] = entry;
-        }
+        d.loose.emplace(d.lines[i], i);
+        EVP_DigestUpdate(md, own.data(), own.size());
+        continue;
+      }
+      if (entry->line != 0 && entry->position >= next_old && entry->position < old.size() &&
+          old[entry->position] == entry) {
+        next_old = entry->position + 1;  // the objects skipped are gone, or come later
       }
     }
-    d.object_at_line.emplace(d.lines[i], i);
+    if (entry->line == 0) {
+      entry->line = cache->take_line();
+      cache->at_line[entry->line] = entry;
+    } else {
+      ++seen_old;
+    }
+    entry->generation = generation;
+    entry->position = i;
+    order[i] = entry;
+    d.lines[i] = entry->line;
+    // The API server changes an object's resourceVersion with every write: an equal one is the
+    // same object. Without one (objects not from an API server) the bytes are compared.
+    const bool same =
+        entry->source == objects[i] ||
+        (entry->source && (o.resource_version.empty() ? entry->source->json == o.json
+                                                      : entry->source->resource_version == o.resource_version));
+    if (entry->outcome && same) {
+      ++cache->hits;
+      d.outcomes[i] = entry->outcome;
+    } else {
+      ++cache->misses;
+      d.previous[i] = std::move(entry->outcome);
+      entry->digest = digest_of(o.json);
+      d.cached[i] = entry;
+    }
+    entry->source = objects[i];
+    EVP_DigestUpdate(md, entry->digest.data(), entry->digest.size());
   }
   if (cache != nullptr) {
     // Objects gone since the previous load are forgotten.
-    for (auto it = cache->entries.begin(); it != cache->entries.end();) {
-      if (it->second.generation == cache->generation) {
-        ++it;
-        continue;
+    if (seen_old < cache->order_entries) {
+      for (Entry* e : cache->order) {
+        if (e == nullptr || e->generation == generation) {
+          continue;
+        }
+        if (e->outcome) {
+          d.removed.push_back(std::move(e->outcome));
+        }
+        cache->at_line.erase(e->line);
+        cache->entries.erase(cache->entries.find(e->key));  // frees e
       }
-      if (it->second.outcome) {
-        d.removed.push_back(std::move(it->second.outcome));
-      }
-      it = cache->entries.erase(it);
     }
+    cache->order = std::move(order);
+    cache->order_entries = cache->entries.size();
     ++cache->generation;
   }
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -762,31 +848,46 @@ Decoded decode(const std::string& bootstrap_text, const std::string& path, const
 
 // The object an error belongs to: by its line, else (no position) by the subject that starts
 // its message ("VirtualService reviews: ...").
-std::optional<size_t> blame(const Decoded& r, const std::vector<SourceObject>& objects,
-                            const std::vector<bool>& left_out, const Diagnostics::Entry& e) {
-  if (auto it = r.object_at_line.find(static_cast<size_t>(e.at.line)); it != r.object_at_line.end()) {
-    return it->second;
+std::optional<size_t> blame(const Decoded& r, const SourceObjects& objects, const std::vector<bool>& left_out,
+                            const Diagnostics::Entry& e) {
+  if (auto i = r.object_at(static_cast<size_t>(e.at.line))) {
+    return i;
   }
   if (static_cast<size_t>(e.at.line) >= r.bootstrap_first && static_cast<size_t>(e.at.line) <= r.bootstrap_last) {
     return std::nullopt;
   }
+  // "Kind name: ..." (names and kinds hold neither spaces nor colons).
+  const std::string_view message = e.message;
+  const size_t space = message.find(' ');
+  const size_t colon = space == std::string_view::npos ? space : message.find(':', space + 1);
+  if (colon == std::string_view::npos) {
+    return std::nullopt;
+  }
+  const std::string_view kind = message.substr(0, space), name = message.substr(space + 1, colon - space - 1);
+  if (r.cache != nullptr) {
+    std::string key = std::string(kind) + "/" + std::string(name);
+    if (auto it = r.cache->entries.find(key); it != r.cache->entries.end()) {
+      const size_t i = it->second->position;
+      if (i < objects.size() && objects[i] == it->second->source && !left_out[i]) {
+        return i;
+      }
+    }
+  }
   for (size_t i = 0; i < objects.size(); ++i) {
-    const std::string subject = objects[i].kind + " " + objects[i].name + ":";
-    if (!left_out[i] && e.message.compare(0, subject.size(), subject) == 0) {
+    if (!left_out[i] && objects[i]->kind == kind && objects[i]->name == name) {
       return i;
     }
   }
   return std::nullopt;
 }
 
-std::vector<std::string> object_lines(const Decoded& r, const std::vector<SourceObject>& objects,
-                                      const std::vector<bool>& left_out, const std::string& path,
-                                      const std::vector<Diagnostics::Entry>& entries) {
+std::vector<std::string> object_lines(const Decoded& r, const SourceObjects& objects, const std::vector<bool>& left_out,
+                                      const std::string& path, const std::vector<Diagnostics::Entry>& entries) {
   std::vector<std::string> out;
   for (const auto& e : entries) {
     if (auto i = blame(r, objects, left_out, e)) {
-      out.push_back(objects[*i].kind + "/" + objects[*i].name + " (resourceVersion " + objects[*i].resource_version +
-                    "): " + e.message);
+      const SourceObject& o = *objects[*i];
+      out.push_back(o.kind + "/" + o.name + " (resourceVersion " + o.resource_version + "): " + e.message);
     } else {
       out.push_back(path + ":" + std::to_string(e.at.line - 1) + ":" + std::to_string(e.at.column) + ": " + e.message);
     }
@@ -827,8 +928,8 @@ bool as_change(const ObjectOutcome* object, bool now, ResourceChange& c) {
 
 // The load as changes on top of the cache's last one (Compiler::update): null when they cannot be
 // applied so (then the load compiles from scratch, with every outcome read here kept).
-SnapshotPtr try_update(Decoded& r, const std::vector<SourceObject>& objects, const std::string& path,
-                       const std::string& namespace_, ObjectCache::Impl& cache) {
+SnapshotPtr try_update(Decoded& r, const SourceObjects& objects, const std::string& path, const std::string& namespace_,
+                       ObjectCache::Impl& cache) {
   if (!r.comparable || !cache.last) {
     return nullptr;
   }
@@ -847,7 +948,7 @@ SnapshotPtr try_update(Decoded& r, const std::vector<SourceObject>& objects, con
       continue;
     }
     std::string error;
-    DocumentPtr doc = parse_json_document(objects[i].json, r.lines[i], error);
+    DocumentPtr doc = parse_json_document(objects[i]->json, r.lines[i], error);
     if (!doc) {
       return nullptr;
     }
@@ -904,7 +1005,7 @@ SnapshotPtr try_update(Decoded& r, const std::vector<SourceObject>& objects, con
 }  // namespace
 
 SnapshotPtr load_snapshot_from_objects(const std::string& bootstrap_text, const std::string& path,
-                                       const std::string& namespace_, const std::vector<SourceObject>& objects,
+                                       const std::string& namespace_, const SourceObjects& objects,
                                        bool check_certificates, ObjectCache* cache) {
   std::vector<bool> left_out(objects.size(), false);
   std::vector<RejectedObject> rejected;
@@ -937,11 +1038,11 @@ SnapshotPtr load_snapshot_from_objects(const std::string& bootstrap_text, const 
       }
       if (!r.outcomes[i]) {
         std::string error;
-        DocumentPtr doc = parse_json_document(objects[i].json, r.lines[i], error);
+        DocumentPtr doc = parse_json_document(objects[i]->json, r.lines[i], error);
         if (!doc) {
           left_out[i] = true;
-          rejected.push_back(RejectedObject{objects[i].kind, objects[i].name, objects[i].resource_version,
-                                            objects[i].kind + " " + objects[i].name + ": not JSON: " + error});
+          rejected.push_back(RejectedObject{objects[i]->kind, objects[i]->name, objects[i]->resource_version,
+                                            objects[i]->kind + " " + objects[i]->name + ": not JSON: " + error});
           continue;
         }
         r.outcomes[i] = std::make_shared<const ObjectOutcome>(loader.read_object(*doc));
@@ -979,10 +1080,21 @@ SnapshotPtr load_snapshot_from_objects(const std::string& bootstrap_text, const 
     for (auto& [i, reason] : reasons) {
       left_out[i] = true;
       rejected.push_back(
-          RejectedObject{objects[i].kind, objects[i].name, objects[i].resource_version, std::move(reason)});
+          RejectedObject{objects[i]->kind, objects[i]->name, objects[i]->resource_version, std::move(reason)});
     }
   }
   throw ConfigError(path + ": the objects could not be compiled");
+}
+
+SnapshotPtr load_snapshot_from_objects(const std::string& bootstrap_text, const std::string& path,
+                                       const std::string& namespace_, const std::vector<SourceObject>& objects,
+                                       bool check_certificates, ObjectCache* cache) {
+  SourceObjects shared;
+  shared.reserve(objects.size());
+  for (const SourceObject& o : objects) {
+    shared.push_back(std::make_shared<const SourceObject>(o));
+  }
+  return load_snapshot_from_objects(bootstrap_text, path, namespace_, shared, check_certificates, cache);
 }
 
 namespace {

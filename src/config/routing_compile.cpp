@@ -407,7 +407,7 @@ const RoutedCluster* RoutingCompiler::cluster(size_t service, const ServicePort&
     }
   }
   const RoutedCluster* out = c.get();
-  s.clusters.pieces().emplace(std::move(name), std::move(c));
+  s.clusters.emplace(std::move(name), std::move(c));
   return out;
 }
 

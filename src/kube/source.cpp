@@ -41,7 +41,9 @@ Source::Source(Access access, std::string namespace_, ReflectorOptions options)
   }
 }
 
-Source::~Source() { stop(); }
+Source::~Source() {
+  stop();
+}
 
 config::SourceObject Source::keep(const Kind& kind, nlohmann::json object) {
   config::SourceObject out;
@@ -83,11 +85,11 @@ void Source::bump() {
 void Source::start() {
   Reflector::Callbacks cb;
   cb.replaced = [this](const Kind& kind, std::vector<nlohmann::json> items, const std::string& rv) {
-    std::map<std::string, config::SourceObject> objects;
+    std::map<std::string, config::SourceObjectPtr> objects;
     for (auto& item : items) {
-      auto kept = keep(kind, std::move(item));
-      if (!kept.name.empty()) {
-        objects[kept.name] = std::move(kept);
+      auto kept = std::make_shared<const config::SourceObject>(keep(kind, std::move(item)));
+      if (!kept->name.empty()) {
+        objects[kept->name] = std::move(kept);
       }
     }
     {
@@ -104,8 +106,8 @@ void Source::start() {
     bump();
   };
   cb.event = [this](const Kind& kind, std::string_view type, nlohmann::json object) {
-    auto kept = keep(kind, std::move(object));
-    if (kept.name.empty()) {
+    auto kept = std::make_shared<const config::SourceObject>(keep(kind, std::move(object)));
+    if (kept->name.empty()) {
       return;
     }
     {
@@ -114,10 +116,9 @@ void Source::start() {
       ++s.events[std::string(type)];
       s.last_sync = unix_now();
       if (type == "DELETED") {
-        s.objects.erase(kept.name);
+        s.objects.erase(kept->name);
       } else {
-        std::string name = kept.name;
-        s.objects[name] = std::move(kept);
+        s.objects[kept->name] = kept;
       }
     }
     bump();
@@ -139,9 +140,10 @@ void Source::start() {
         changed = !s.objects.empty() || !s.listed;
         s.objects.clear();
         if (!s.absent) {
-          spdlog::info("kubernetes: {} not served by the API server (404: CRD not installed?); skipped, retried "
-                       "every 60 s",
-                       kind.plural);
+          spdlog::info(
+              "kubernetes: {} not served by the API server (404: CRD not installed?); skipped, retried "
+              "every 60 s",
+              kind.plural);
         }
         s.absent = true;
         s.listed = true;
@@ -179,8 +181,8 @@ bool Source::synced() const {
   return true;
 }
 
-std::vector<config::SourceObject> Source::objects() const {
-  std::vector<config::SourceObject> out;
+config::SourceObjects Source::objects() const {
+  config::SourceObjects out;
   std::lock_guard<std::mutex> lock(mu_);
   size_t n = 0;
   for (const auto& [kind, s] : state_) {

@@ -152,7 +152,7 @@ class Process {
     // kind had been listed when they were copied.
     bool kube = false;
     std::string kube_namespace;
-    std::vector<config::SourceObject> objects;
+    config::SourceObjects objects;
     bool kube_synced = false;
     config::ObjectCache* cache = nullptr;  // the Process's: reloads run one at a time
     // out
@@ -540,8 +540,8 @@ bool Process::start_listeners() {
       loop_, [this](const admin::Request& r, admin::Reply reply) { metrics_request(r, std::move(reply)); },
       probe_limits, main_stats_);
   health_ = std::make_unique<admin::AdminServer>(
-      loop_, [this](const admin::Request& r, admin::Reply reply) { health_request(r, std::move(reply)); },
-      probe_limits, main_stats_);
+      loop_, [this](const admin::Request& r, admin::Reply reply) { health_request(r, std::move(reply)); }, probe_limits,
+      main_stats_);
   std::string err;
   if (!admin_->listen(l.admin, &err) || !metrics_->listen(l.metrics, &err) || !health_->listen(l.health, &err)) {
     std::fprintf(stderr, "%s\n", err.c_str());
@@ -635,9 +635,10 @@ void Process::admin_request(const admin::Request& r, admin::Reply reply) {
       if (!ready_) {
         spdlog::info("admin POST /drain_listeners: listeners already closed");
       } else {
-        spdlog::info("admin POST /drain_listeners{}: HBONE listeners closed, readiness 503; open connections "
-                     "are still served; exit on SIGTERM",
-                     graceful ? "?graceful" : "");
+        spdlog::info(
+            "admin POST /drain_listeners{}: HBONE listeners closed, readiness 503; open connections "
+            "are still served; exit on SIGTERM",
+            graceful ? "?graceful" : "");
       }
       ready_ = false;
       for (auto& w : workers_) {
@@ -696,7 +697,9 @@ void Process::health_request(const admin::Request& r, admin::Reply reply) {
     reply(text(405, "method not allowed\n"));
   } else if (r.path == "/healthz/ready") {
     bool ready = serving_ready();
-    reply(text(ready ? 200 : 503, ready ? "ready\n" : (ready_ ? "not ready: waiting for the first sync of the Kubernetes API\n" : "not ready\n")));
+    reply(text(ready ? 200 : 503,
+               ready ? "ready\n"
+                     : (ready_ ? "not ready: waiting for the first sync of the Kubernetes API\n" : "not ready\n")));
   } else {
     reply(text(404, "not found\n"));
   }
@@ -828,15 +831,15 @@ int run(const RunOptions& options) {
     }
     if (boot && boot->kubernetes.enabled) {
       std::string error;
-      auto access = kube::resolve_access(
-          options.kubeconfig.empty() ? boot->kubernetes.kubeconfig : options.kubeconfig, error);
+      auto access =
+          kube::resolve_access(options.kubeconfig.empty() ? boot->kubernetes.kubeconfig : options.kubeconfig, error);
       if (!access) {
         std::fprintf(stderr, "%s: spec.kubernetes: %s\n", options.config_path.c_str(), error.c_str());
         return 1;
       }
       std::string ns = kube::watched_namespace(boot->kubernetes.namespace_, *access, boot->namespace_);
       // Nothing is known yet: the bootstrap alone (readiness waits for the first sync).
-      snapshot = config::load_snapshot_from_objects(text, options.config_path, ns, {});
+      snapshot = config::load_snapshot_from_objects(text, options.config_path, ns, config::SourceObjects{});
       spdlog::info("kubernetes: namespace {} from {} ({})", ns, access->server, access->origin);
       kube = std::make_unique<kube::Source>(std::move(*access), ns);
     } else {

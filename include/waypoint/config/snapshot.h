@@ -46,6 +46,10 @@ struct SourceObject {
   std::string resource_version;
   std::string json;
 };
+// The objects of a load, each immutable and shared: kube::Source hands over the objects it holds
+// (a pointer each, not a copy), and an ObjectCache knows an object it has read by its address.
+using SourceObjectPtr = std::shared_ptr<const SourceObject>;
+using SourceObjects = std::vector<SourceObjectPtr>;
 
 // Thrown by load_snapshot(); what() is one or more lines "FILE:LINE:COL: message".
 class ConfigError : public std::runtime_error {
@@ -421,20 +425,18 @@ struct Snapshot {
   PieceList<Pod> pods;          // served pods only
   PieceList<Service> services;  // served services only
 
-  PieceMap<std::unordered_map<net::SockAddr, std::shared_ptr<const VipChain>>> vip_chains;  // key: clusterIP:port
-  std::unordered_map<net::IpAddr, const Pod*> pods_by_ip;                                   // direct (pod IP) chains
+  PieceMap<net::SockAddr, VipChain> vip_chains;    // key: clusterIP:port
+  ShardedMap<net::IpAddr, const Pod*> pods_by_ip;  // direct (pod IP) chains
 
   // L7 routing: the clusters some route sends to, and the route tables of each VIP:port.
-  PieceMap<std::map<std::string, std::shared_ptr<const RoutedCluster>>> clusters;  // by name
-  PieceMap<std::unordered_map<net::SockAddr, std::shared_ptr<const RouteTable>>>
-      route_tables;  // VIP:port of http and sniffed ports
-  PieceMap<std::unordered_map<net::SockAddr, std::shared_ptr<const TcpRouteTable>>>
-      tcp_routes;  // VIP:port with a VirtualService tcp[] route
+  PieceMap<std::string, RoutedCluster> clusters;      // by name
+  PieceMap<net::SockAddr, RouteTable> route_tables;   // VIP:port of http and sniffed ports
+  PieceMap<net::SockAddr, TcpRouteTable> tcp_routes;  // VIP:port with a VirtualService tcp[] route
 
   // Authorization (AuthorizationPolicy): the Gateway's policies, which apply to every chain, and
   // per served Service (by name) the Gateway's plus the Service's own.
   filters::PolicySet authz_gateway;
-  PieceMap<std::unordered_map<std::string, std::shared_ptr<const filters::PolicySet>>> authz_services;
+  PieceMap<std::string, filters::PolicySet> authz_services;
   size_t authz_policy_count = 0;
 
   // Objects from the Kubernetes API that could not be applied (each skipped alone, SPEC §7).
@@ -451,8 +453,8 @@ struct Snapshot {
   const TcpRouteTable* find_tcp_routes(const net::SockAddr& vip) const { return tcp_routes.find_piece(vip); }
   const RoutedCluster* find_cluster(const std::string& name) const { return clusters.find_piece(name); }
   const Pod* find_pod(const net::IpAddr& ip) const {
-    auto it = pods_by_ip.find(ip);
-    return it == pods_by_ip.end() ? nullptr : it->second;
+    const Pod* const* pod = pods_by_ip.find(ip);
+    return pod == nullptr ? nullptr : *pod;
   }
 };
 
@@ -495,8 +497,15 @@ Bootstrap load_bootstrap(const std::string& text, const std::string& path);
 // decoded or read again, and (when the last load left no object out) a change of Pods, slices or
 // same-binding routing objects recompiles only the Services it touches (Compiler::update). The
 // result is the same with or without it, except that an incremental load does not read the
-// certificate files again (their changes are the rotation path's).
+// certificate files again (their changes are the rotation path's). With a cache, a load costs a
+// pass over the object pointers plus the work of what changed: an object passed at the address it
+// had in the previous load is taken as it was, without looking at its bytes.
+// The version is a SHA-256 over the bootstrap text and each object's own SHA-256 (of its JSON).
 class ObjectCache;
+SnapshotPtr load_snapshot_from_objects(const std::string& bootstrap_text, const std::string& path,
+                                       const std::string& namespace_, const SourceObjects& objects,
+                                       bool check_certificates = true, ObjectCache* cache = nullptr);
+// The same for objects held by value (tests, `validate --kubernetes`): each is copied once.
 SnapshotPtr load_snapshot_from_objects(const std::string& bootstrap_text, const std::string& path,
                                        const std::string& namespace_, const std::vector<SourceObject>& objects,
                                        bool check_certificates = true, ObjectCache* cache = nullptr);
@@ -520,7 +529,7 @@ class ObjectCache {
 
  private:
   friend SnapshotPtr load_snapshot_from_objects(const std::string&, const std::string&, const std::string&,
-                                                const std::vector<SourceObject>&, bool, ObjectCache*);
+                                                const SourceObjects&, bool, ObjectCache*);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -35,8 +35,9 @@ class Source {
   // Every kind has completed its first LIST (a kind whose CRD is missing counts as an empty list).
   bool synced() const;
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
-  // A copy of every object, kinds in kinds() order, names sorted.
-  std::vector<config::SourceObject> objects() const;
+  // Every object (shared, not copied), kinds in kinds() order, names sorted. An object keeps its
+  // address until it changes, so a load's ObjectCache passes over the unchanged ones cheaply.
+  config::SourceObjects objects() const;
   std::vector<stats::KubernetesKindMetrics> metrics() const;
   const std::string& namespace_name() const { return namespace_; }
 
@@ -46,7 +47,7 @@ class Source {
 
  private:
   struct KindState {
-    std::map<std::string, config::SourceObject> objects;  // by name
+    std::map<std::string, config::SourceObjectPtr> objects;  // by name
     bool listed = false;
     bool absent = false;
     int64_t watch_errors = 0;

@@ -91,13 +91,11 @@ class Namespace {
   }
 
   // As kube::Source hands them over: sorted by kind and name, each with the resourceVersion of
-  // its last write (the API server's counter).
-  std::vector<SourceObject> objects() const {
-    std::vector<SourceObject> out;
-    for (const auto& [key, entry] : objects_) {
-      const json& object = entry.first;
-      out.push_back(
-          SourceObject{object["kind"], object["metadata"]["name"], std::to_string(entry.second), object.dump()});
+  // its last write (the API server's counter), at the same address until it changes.
+  SourceObjects objects() const {
+    SourceObjects out;
+    for (const auto& [key, object] : objects_) {
+      out.push_back(object);
     }
     return out;
   }
@@ -111,7 +109,8 @@ class Namespace {
     // The key first: json's operator= takes its operand by value, so a moved-from `object` would
     // be read if the key were computed in the same expression.
     std::string key = object["kind"].get<std::string>() + "/" + object["metadata"]["name"].get<std::string>();
-    objects_[key] = std::make_pair(std::move(object), version_);
+    objects_[key] = std::make_shared<const SourceObject>(
+        SourceObject{object["kind"], object["metadata"]["name"], std::to_string(version_), object.dump()});
   }
   void erase(const std::string& key) { objects_.erase(key); }
 
@@ -241,12 +240,20 @@ class Namespace {
 
   std::mt19937 rng_;
   bool churn_ = false;
-  std::map<std::string, std::pair<json, uint64_t>> objects_;  // object, resourceVersion
+  std::map<std::string, SourceObjectPtr> objects_;  // by kind "/" name
   uint64_t version_ = 0;
 };
 
+// `o` written again: a field more, and the resourceVersion given.
+SourceObjectPtr rewritten(const SourceObject& o, std::string resource_version) {
+  SourceObject copy = o;
+  copy.json.insert(1, "\"x\":1,");
+  copy.resource_version = std::move(resource_version);
+  return std::make_shared<const SourceObject>(std::move(copy));
+}
+
 // Everything a snapshot serves, as text; empty-handed on a ConfigError (then both must fail alike).
-std::string served(const std::vector<SourceObject>& objects, ObjectCache* cache) {
+std::string served(const SourceObjects& objects, ObjectCache* cache) {
   SnapshotPtr s;
   try {
     s = load_snapshot_from_objects(kBootstrap, "waypoint.yaml", "default", objects, false, cache);
@@ -272,7 +279,7 @@ std::string served(const std::vector<SourceObject>& objects, ObjectCache* cache)
 // the same. Returns what they serve.
 std::string change_and_compare(Namespace& ns, ObjectCache& cache) {
   ns.change();
-  std::vector<SourceObject> objects = ns.objects();
+  SourceObjects objects = ns.objects();
   std::string scratch = served(objects, nullptr);
   std::string cached = served(objects, &cache);
   REQUIRE(cached == scratch);
@@ -322,14 +329,21 @@ TEST_CASE("object cache: an object whose JSON changed is decoded again, a delete
           "[config][incremental]") {
   Namespace ns(7);
   ObjectCache cache;
-  std::vector<SourceObject> objects = ns.objects();
+  SourceObjects objects = ns.objects();
   served(objects, &cache);
   CHECK(cache.misses() == objects.size());
   CHECK(cache.hits() == 0);
   served(objects, &cache);
   CHECK(cache.hits() == objects.size());
-  objects.back().json.insert(1, "\"x\":1,");  // the same object written again
-  objects.back().resource_version = "999";
+  // The same objects at other addresses (as `validate` passes them): known by resourceVersion.
+  SourceObjects copies;
+  for (const auto& o : objects) {
+    copies.push_back(std::make_shared<const SourceObject>(*o));
+  }
+  served(copies, &cache);
+  CHECK(cache.hits() == 2 * objects.size());
+  CHECK(cache.misses() == objects.size());
+  objects.back() = rewritten(*objects.back(), "999");  // the same object written again
   objects.erase(objects.begin());
   served(objects, &cache);
   CHECK(cache.misses() == objects.size() + 2);
@@ -337,7 +351,7 @@ TEST_CASE("object cache: an object whose JSON changed is decoded again, a delete
   // A second object of one kind and name (never from the API server) is decoded alone and
   // rejected, as from scratch (whose message names another line: objects' lines are the cache's).
   objects.push_back(objects.back());
-  const std::string twice = "rejected " + objects.back().kind + "/" + objects.back().name;
+  const std::string twice = "rejected " + objects.back()->kind + "/" + objects.back()->name;
   CHECK(served(objects, &cache).find(twice) != std::string::npos);
   CHECK(served(objects, nullptr).find(twice) != std::string::npos);
   CHECK(cache.size() == objects.size() - 1);
@@ -346,14 +360,16 @@ TEST_CASE("object cache: an object whose JSON changed is decoded again, a delete
 TEST_CASE("object cache: objects without a resourceVersion are compared by their bytes", "[config][incremental]") {
   Namespace ns(11);
   ObjectCache cache;
-  std::vector<SourceObject> objects = ns.objects();
+  SourceObjects objects = ns.objects();
   for (auto& o : objects) {
-    o.resource_version.clear();
+    SourceObject copy = *o;
+    copy.resource_version.clear();
+    o = std::make_shared<const SourceObject>(std::move(copy));
   }
   served(objects, &cache);
   served(objects, &cache);
   CHECK(cache.hits() == objects.size());
-  objects.back().json.insert(1, "\"x\":1,");
+  objects.back() = rewritten(*objects.back(), "");
   served(objects, &cache);
   CHECK(cache.misses() == objects.size() + 1);
   CHECK(served(objects, &cache) == served(objects, nullptr));

@@ -555,8 +555,8 @@ TEST_CASE("upstream: cluster manager keeps one state per cluster until the snaps
   enable_outlier(a, 1, 100);
   auto z = make_cluster(2, config::LoadBalancer::Random);
   z.name = "z";
-  snap->clusters.pieces().emplace("a", std::make_shared<const config::RoutedCluster>(a));
-  snap->clusters.pieces().emplace("z", std::make_shared<const config::RoutedCluster>(z));
+  snap->clusters.emplace("a", std::make_shared<const config::RoutedCluster>(a));
+  snap->clusters.emplace("z", std::make_shared<const config::RoutedCluster>(z));
   const config::RoutedCluster& ca = snap->clusters.at("a");
   const config::RoutedCluster& cz = snap->clusters.at("z");
 
@@ -591,7 +591,7 @@ TEST_CASE("upstream: a new snapshot gets new states; the old ones live while pin
       e.address = net::SockAddr(net::IpAddr::v4(0x0a000001u + static_cast<uint32_t>(first_host + i)), 9080);
       a.endpoints.push_back(e);
     }
-    snap->clusters.pieces().emplace("a", std::make_shared<const config::RoutedCluster>(a));
+    snap->clusters.emplace("a", std::make_shared<const config::RoutedCluster>(a));
     return snap;
   };
   stats::Block b;
@@ -636,7 +636,7 @@ TEST_CASE("upstream: a new snapshot gets new states; the old ones live while pin
 
 TEST_CASE("upstream: a fixed seed gives the same picks, seed 0 draws one", "[upstream]") {
   auto snap = std::make_shared<config::Snapshot>();
-  snap->clusters.pieces().emplace(
+  snap->clusters.emplace(
       "r", std::make_shared<const config::RoutedCluster>(make_cluster(5, config::LoadBalancer::Random)));
   const config::RoutedCluster& c = snap->clusters.at("r");
   stats::Block b;
