@@ -8,6 +8,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -157,6 +158,8 @@ class Process {
     config::ObjectCache* cache = nullptr;  // the Process's: reloads run one at a time
     // out
     config::SnapshotPtr snapshot;  // a new, different config
+    bool incremental = false;      // applied on top of the previous compile (Compiler::update)
+    double cpu_seconds = 0;        // the job's own, on its thread
     std::string config_error;
     std::string tls_bytes;
     tls::ContextPtr server_tls, client_tls;  // new certificates
@@ -164,8 +167,10 @@ class Process {
   };
   void request_reload(const char* why);
   static void load(Reload& job);
+  static void load_config(Reload& job);
   void apply(std::unique_ptr<Reload> job);
-  void publish(const config::SnapshotPtr& snapshot);
+  // `trim`: the load freed much (a compile from scratch), worth a malloc_trim.
+  void publish(const config::SnapshotPtr& snapshot, bool trim = true);
   void watch_files();
 
   bool start_workers(const tls::ContextPtr& server_tls, const tls::ContextPtr& client_tls);
@@ -185,9 +190,9 @@ class Process {
 
   const RunOptions& options_;
   config::SnapshotPtr snapshot_;
-  // The Kubernetes API source (SPEC §7), when spec.kubernetes is set. Its changes are batched for
-  // kKubeBatch into one reload; readiness waits for the first snapshot built after every kind's
-  // first LIST.
+  // The Kubernetes API source (SPEC §7), when spec.kubernetes is set. Its changes start at most
+  // one reload per kKubeBatch (on_kube_change); readiness waits for the first snapshot built after
+  // every kind's first LIST.
   std::unique_ptr<kube::Source> kube_;
   // What the previous reload read of each object (API mode); only the reload job touches it.
   config::ObjectCache object_cache_;
@@ -215,6 +220,9 @@ class Process {
   bool reload_again_ = false;
   int64_t config_loads_ok_ = 1;  // the start-up load
   int64_t config_loads_failed_ = 0;
+  int64_t config_loads_incremental_ = 0;
+  double config_load_cpu_seconds_ = 0;                      // the reload jobs' (start-up excluded)
+  std::chrono::steady_clock::time_point kube_reload_at_{};  // the last reload the API source asked for
   int64_t tls_loads_ok_ = 1;
   int64_t tls_loads_failed_ = 0;
   struct Watch {
@@ -266,11 +274,22 @@ void Process::fan_out(const std::function<void(Worker&, std::function<void(T)>)>
   }
 }
 
-// From a reflector's thread: a burst of changes within kKubeBatch becomes one reload.
+// From a reflector's thread. A change after a quiet spell is loaded at once (the leading edge);
+// the changes that follow within kKubeBatch of that reload wait for the batch timer and become
+// one reload, and those arriving while a reload runs one more after it: at most one reload per
+// kKubeBatch under constant churn, and none waits when the namespace is quiet.
 void Process::on_kube_change() {
   loop_.post([this] {
-    if (kube_batch_ != nullptr && !kube_batch_->armed() && !draining_) {
-      kube_batch_->start(kKubeBatch);
+    if (kube_batch_ == nullptr || kube_batch_->armed() || draining_) {
+      return;
+    }
+    auto since = std::chrono::steady_clock::now() - kube_reload_at_;
+    if (since >= kKubeBatch) {
+      kube_reload_at_ = std::chrono::steady_clock::now();
+      request_reload("kubernetes");
+    } else {
+      kube_batch_->start(std::chrono::duration_cast<std::chrono::milliseconds>(kKubeBatch - since) +
+                         std::chrono::milliseconds(1));
     }
   });
 }
@@ -309,10 +328,21 @@ void Process::request_reload(const char* why) {
 
 // On the thread pool: touches nothing of the process, only the job.
 void Process::load(Reload& job) {
+  timespec t0{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+  load_config(job);
+  timespec t1{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+  job.cpu_seconds = static_cast<double>(t1.tv_sec - t0.tv_sec) + static_cast<double>(t1.tv_nsec - t0.tv_nsec) / 1e9;
+}
+
+void Process::load_config(Reload& job) {
   try {
     if (job.kube) {
+      const uint64_t incremental = job.cache->incremental();
       job.snapshot = config::load_snapshot_from_objects(config::read_config_text(job.path), job.path,
                                                         job.kube_namespace, job.objects, true, job.cache);
+      job.incremental = job.cache->incremental() != incremental;
       job.objects.clear();
       if (job.snapshot->version == job.current_version) {
         job.snapshot.reset();  // nothing changed
@@ -341,6 +371,7 @@ void Process::apply(std::unique_ptr<Reload> job) {
   if (draining_) {
     return;
   }
+  config_load_cpu_seconds_ += job->cpu_seconds;
   if (!job->config_error.empty()) {
     ++config_loads_failed_;
     spdlog::error("config reload rejected; version {} stays in force:\n{}", snapshot_->version, job->config_error);
@@ -358,7 +389,8 @@ void Process::apply(std::unique_ptr<Reload> job) {
                      r.resource_version, r.reason);
       }
     }
-    publish(job->snapshot);
+    config_loads_incremental_ += job->incremental ? 1 : 0;
+    publish(job->snapshot, !job->incremental);
   }
   if (job->kube_synced && !kube_ready_ && job->config_error.empty()) {
     // The snapshot in force (just published, or unchanged) holds every kind's first LIST.
@@ -401,16 +433,18 @@ void Process::maybe_trim() {
   }
 }
 
-void Process::publish(const config::SnapshotPtr& snapshot) {
+void Process::publish(const config::SnapshotPtr& snapshot, bool trim) {
   fan_out<bool>(
       [&snapshot](Worker& w, std::function<void(bool)> reply) {
         w.set_snapshot(snapshot, [reply = std::move(reply)] { reply(true); });
       },
-      [this, snapshot](std::vector<bool>) {
+      [this, snapshot, trim](std::vector<bool>) {
         spdlog::info("config reloaded: version {} -> {}", snapshot_->version, snapshot->version);
         snapshot_ = snapshot;
         ++config_loads_ok_;
-        trim_due_ = true;  // the old snapshot and the parse tree are free now (or soon)
+        // The old snapshot and the parse tree are free now (or soon). An incremental load frees
+        // little (its pieces are shared): no trim for it, which would cost more than the load.
+        trim_due_ = trim_due_ || trim;
         maybe_trim();
       },
       std::chrono::milliseconds(0));  // every worker must have switched: no timeout
@@ -569,6 +603,8 @@ stats::ProcessMetrics Process::process_metrics() const {
   p.workers = static_cast<int64_t>(workers_.size());
   p.config_loads_ok = config_loads_ok_;
   p.config_loads_failed = config_loads_failed_;
+  p.config_loads_incremental = config_loads_incremental_;
+  p.config_load_cpu_seconds = config_load_cpu_seconds_;
   p.certificate_loads_ok = tls_loads_ok_;
   p.certificate_loads_failed = tls_loads_failed_;
   p.config_loaded_at = std::chrono::duration<double>(snapshot_->loaded_at.time_since_epoch()).count();
@@ -763,7 +799,10 @@ int Process::run() {
   }
   debounce_ = std::make_unique<event::Timer>(loop_, [this] { request_reload("file change"); });
   if (kube_ != nullptr) {
-    kube_batch_ = std::make_unique<event::Timer>(loop_, [this] { request_reload("kubernetes"); });
+    kube_batch_ = std::make_unique<event::Timer>(loop_, [this] {
+      kube_reload_at_ = std::chrono::steady_clock::now();
+      request_reload("kubernetes");
+    });
   }
   trim_timer_ = std::make_unique<event::Timer>(loop_, [this] { maybe_trim(); });
   trim_timer_->start(std::chrono::seconds(2), std::chrono::seconds(2));

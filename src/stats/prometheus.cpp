@@ -370,6 +370,12 @@ std::string render_prometheus(const MetricsSample& merged, const std::vector<con
   header(out, "waypoint_config_loads_total", "counter", "Configuration loads, by result (start-up and reloads).");
   sample_line(out, "waypoint_config_loads_total", "result=\"ok\"", std::to_string(process.config_loads_ok));
   sample_line(out, "waypoint_config_loads_total", "result=\"failed\"", std::to_string(process.config_loads_failed));
+  header(out, "waypoint_config_incremental_loads_total", "counter",
+         "Reloads of the Kubernetes API mode applied on top of the previous compile (only what changed rebuilt).");
+  sample_line(out, "waypoint_config_incremental_loads_total", "", std::to_string(process.config_loads_incremental));
+  header(out, "waypoint_config_load_cpu_seconds_total", "counter",
+         "CPU time the reloads spent reading and compiling the configuration (start-up excluded).");
+  sample_line(out, "waypoint_config_load_cpu_seconds_total", "", number(process.config_load_cpu_seconds));
   header(out, "waypoint_certificate_loads_total", "counter",
          "Certificate loads (cert chain, key, root), by result (start-up and rotations).");
   sample_line(out, "waypoint_certificate_loads_total", "result=\"ok\"", std::to_string(process.certificate_loads_ok));

@@ -107,7 +107,7 @@ TEST_CASE("authz: a TCP service denies at CONNECT with 401 and never dials the p
   CHECK(get(m, m.other_ns, "/a") == 200);
 }
 
-TEST_CASE("authz: an ALLOW rule with HTTP fields on a TCP service fails closed; DENY drops them", "[authz]") {
+TEST_CASE("authz: an ALLOW rule with HTTP fields on a TCP service fails closed, DENY drops them", "[authz]") {
   AuthzMesh m;
   m.spec.extra_documents += policy("echo-allow-get",
                                    "  targetRefs: [{kind: Service, name: echo}]\n"

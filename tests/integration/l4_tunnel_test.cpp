@@ -190,7 +190,7 @@ TEST_CASE("200 concurrent tunnels over two downstream connections", "[l4]") {
   }
 }
 
-TEST_CASE("upstream pooling: 400 tunnels share at most 4 connections; a burst to a new pod dials once", "[l4][pool]") {
+TEST_CASE("upstream pooling: 400 tunnels share at most 4 connections, a burst to a new pod dials once", "[l4][pool]") {
   Mesh m;
   FakePod* pod = m.add_pod("busy", 1, {{"app", "busy"}});
   FakePod* fresh = m.add_pod("fresh", 2, {{"app", "fresh"}});

@@ -266,7 +266,7 @@ TEST_CASE("per-try timeouts retry and end in 504 when every try is slow", "[l7][
   CHECK(log_has(m, "\"response_flags\":\"URX,UT\""));
 }
 
-TEST_CASE("fault abort at 0 %, 50 % and 100 %; fault delay", "[l7][fault]") {
+TEST_CASE("fault abort at 0 %, 50 % and 100 %, fault delay", "[l7][fault]") {
   auto run = [](const std::string& percent, int n) {
     Mesh m;
     one_service(m, 1,

@@ -192,7 +192,7 @@ TEST_CASE("metrics: requests and TCP tunnels counted with Istio's labels", "[obs
   CHECK(total(parse_prometheus(body), "istio_requests_total", ok) == 5);
 }
 
-TEST_CASE("admin: endpoints answer JSON and text; health follows readiness and drain", "[observability]") {
+TEST_CASE("admin: endpoints answer JSON and text, health follows readiness and drain", "[observability]") {
   ObservedMesh m;
   REQUIRE(m.start() == "");
   CHECK(http_get(m.health(), "/healthz/ready").first == 200);

@@ -244,7 +244,7 @@ TEST_CASE("reload: 20 weight changes under load lose no request and the split fo
   CHECK(m.stop_waypoint() == 0);
 }
 
-TEST_CASE("reload: a removed pod's pooled connection drains and closes; a policy change applies to the next request",
+TEST_CASE("reload: a removed pod's pooled connection drains and closes, a policy change applies to the next request",
           "[operate]") {
   SplitMesh m;
   std::string path = m.start_with(0, 100);

@@ -127,6 +127,8 @@ struct ProcessMetrics {
   int64_t workers = 0;
   int64_t config_loads_ok = 0;
   int64_t config_loads_failed = 0;
+  int64_t config_loads_incremental = 0;  // reloads applied on top of the previous compile
+  double config_load_cpu_seconds = 0;    // CPU of the reload jobs (start-up excluded)
   int64_t certificate_loads_ok = 0;
   int64_t certificate_loads_failed = 0;
   double config_loaded_at = 0;  // Unix seconds

@@ -169,7 +169,7 @@ TEST_CASE("config_dump: sniffed and TCP ports, pod IPs, and the connect_terminat
                                           "10.96.0.12:9443", "10.96.0.20:9080", "10.96.0.30:7000"});
 }
 
-TEST_CASE("config_dump: clusters carry their DestinationRule policy; TCP chain clusters are listed", "[admin]") {
+TEST_CASE("config_dump: clusters carry their DestinationRule policy, TCP chain clusters are listed", "[admin]") {
   auto s = testing::rich();
   YAML::Node clusters = YAML::Load(clusters_json(*s));
   // The sniffed port's TCP cluster is no route table's: it is listed once, without policy.

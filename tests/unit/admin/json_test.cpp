@@ -45,7 +45,7 @@ TEST_CASE("json: commas and nesting are the writer's business", "[admin][json]")
   CHECK(w.str() == R"({"a":1,"b":"two","c":[3,false,null,{},[]],"d":true,"e":{"f":-5}})");
 }
 
-TEST_CASE("json: numbers keep their range; non-finite doubles become null", "[admin][json]") {
+TEST_CASE("json: numbers keep their range, non-finite doubles become null", "[admin][json]") {
   Writer w;
   w.begin_array()
       .number(std::numeric_limits<uint64_t>::max())

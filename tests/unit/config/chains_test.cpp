@@ -142,7 +142,7 @@ TEST_CASE("config: UDP ports make no chain", "[config]") {
   CHECK(s->services.at(0).ports.size() == 3);
 }
 
-TEST_CASE("config: a selector must match every label; an empty one selects nothing", "[config]") {
+TEST_CASE("config: a selector must match every label, an empty one selects nothing", "[config]") {
   auto s = load(R"(apiVersion: v1
 kind: Service
 metadata: {name: v1-only}

@@ -47,7 +47,7 @@ std::vector<std::string> endpoints_of(const Snapshot& s, const std::string& vip)
   return out;
 }
 
-TEST_CASE("endpoints: without slices the selector picks the ready pods; a deleted pod is not ready", "[config]") {
+TEST_CASE("endpoints: without slices the selector picks the ready pods, a deleted pod is not ready", "[config]") {
   auto s = load(kService + pod("r1", "10.0.0.1", "app: reviews") +
                 pod("r2", "10.0.0.2", "app: reviews", ", deletionTimestamp: '2026-12-02T10:00:00Z'") +
                 pod("other", "10.0.0.3", "app: ratings") + base_config());
@@ -57,7 +57,7 @@ TEST_CASE("endpoints: without slices the selector picks the ready pods; a delete
   CHECK_FALSE(deleted->ready);
 }
 
-TEST_CASE("endpoints: slices decide; not-ready and terminating endpoints take no requests", "[config]") {
+TEST_CASE("endpoints: slices decide, not-ready and terminating endpoints take no requests", "[config]") {
   auto s = load(kService + pod("r1", "10.0.0.1", "app: reviews") + pod("r2", "10.0.0.2", "app: reviews") +
                 pod("r3", "10.0.0.3", "app: reviews") + pod("r4", "10.0.0.4", "app: reviews") +
                 slice("reviews-a",
@@ -76,7 +76,7 @@ TEST_CASE("endpoints: slices decide; not-ready and terminating endpoints take no
   CHECK(s->find_pod(*net::IpAddr::parse("10.0.0.9")) == nullptr);  // no pod-IP chain for a stand-in
 }
 
-TEST_CASE("endpoints: the slice's port of the same name is the target; a slice pod's deletion wins", "[config]") {
+TEST_CASE("endpoints: the slice's port of the same name is the target, a slice pod's deletion wins", "[config]") {
   auto s = load(kService + pod("r1", "10.0.0.1", "app: reviews", ", deletionTimestamp: '2026-12-02T10:00:00Z'") +
                 pod("r2", "10.0.0.2", "app: reviews") +
                 slice("reviews-a",
@@ -114,7 +114,7 @@ spec:
   CHECK(v2->endpoints[0].pod->name == "r2");
 }
 
-TEST_CASE("services: headless and clusterIP-less Services have no VIP; dual stack serves every VIP", "[config]") {
+TEST_CASE("services: headless and clusterIP-less Services have no VIP, dual stack serves every VIP", "[config]") {
   auto s = load(R"(apiVersion: v1
 kind: Service
 metadata: {name: headless}

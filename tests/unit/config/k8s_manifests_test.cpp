@@ -587,7 +587,7 @@ TEST_CASE("k8s: the ConfigMap's bootstrap is config/bookinfo.yaml's, in the Kube
   }
 }
 
-TEST_CASE("k8s: the Role grants get/list/watch on exactly the kinds read, bound to the waypoint's account; the "
+TEST_CASE("k8s: the Role grants get/list/watch on exactly the kinds read, bound to the waypoint's account, the "
           "Deployment mounts a rotating token where in-cluster clients look",
           "[config]") {
   auto all = manifests();

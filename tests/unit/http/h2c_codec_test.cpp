@@ -706,7 +706,7 @@ TEST_CASE("h2c: a connection error after the preface fails the session during fe
   CHECK_FALSE(p.client.usable());
 }
 
-TEST_CASE("h2c: GOAWAY from the server makes the client unusable; streams in flight finish") {
+TEST_CASE("h2c: GOAWAY from the server makes the client unusable, streams in flight finish") {
   Pair p;
   int32_t id = p.client.submit_request(get("/inflight"), true);
   p.pump();

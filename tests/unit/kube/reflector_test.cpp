@@ -466,7 +466,7 @@ TEST_CASE("Reflector: 401 with a wrong token, in sync once the token file is rot
   CHECK(api.stats()["auth"]["rejected"].get<int>() >= 2);
 }
 
-TEST_CASE("Reflector: a kind not installed (404) is absent and retried; 403 too, with back-off", "[kube][reflector]") {
+TEST_CASE("Reflector: a kind not installed (404) is absent and retried, 403 too, with back-off", "[kube][reflector]") {
   FakeApiServer api;
   api.control("POST", "/fake/fault",
               R"([{"plural":"virtualservices","status":404},{"plural":"services","status":403}])");

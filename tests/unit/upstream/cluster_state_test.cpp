@@ -579,7 +579,7 @@ TEST_CASE("upstream: cluster manager keeps one state per cluster until the snaps
   CHECK(m.generations() == 1);
 }
 
-TEST_CASE("upstream: a new snapshot gets new states; the old ones live while pinned and hand on ejections",
+TEST_CASE("upstream: a new snapshot gets new states, the old ones live while pinned and hand on ejections",
           "[upstream]") {
   auto make = [](size_t first_host, size_t n) {
     auto snap = std::make_shared<config::Snapshot>();
