@@ -5,7 +5,13 @@
 // resourceVersion; pods, then slices and DestinationRules in turn). With --cache, the loads share a
 // config::ObjectCache as the process's reloads do (and apply the change incrementally where
 // Compiler::update can); the objects are put in kube::Source's order (each kind's by name).
-//   wp-config-bench NAMESPACE.json BOOTSTRAP.yaml [ROUNDS] [--cache]
+// Each load runs on a thread of its own (as the process's reloads run on libuv's pool); the RSS
+// printed at the end is after malloc_trim, with the cache and the last snapshot alive.
+//   wp-config-bench NAMESPACE.json BOOTSTRAP.yaml [ROUNDS] [--cache | --cache-sync | --cache-cold]
+// --cache-sync: the first loads see one kind more each (the first LISTs arriving one by one);
+// --cache-cold: CPU caches flushed before each load (a change arriving in a quiet process).
+#include <malloc.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -13,6 +19,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "waypoint/config/snapshot.h"
 
@@ -24,7 +31,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   int rounds = argc > 3 ? std::atoi(argv[3]) : 5;
-  bool use_cache = argc > 4 && std::string(argv[4]) == "--cache";
+  bool use_cache = argc > 4 && std::string(argv[4]).rfind("--cache", 0) == 0;
+  bool sync = argc > 4 && std::string(argv[4]) == "--cache-sync";
+  // --cache-cold: before each load, 64 MiB are written so that the load starts with cold CPU
+  // caches, as a change arriving in a quiet process does.
+  bool cold = argc > 4 && std::string(argv[4]) == "--cache-cold";
+  std::vector<char> flush(cold ? 64u << 20 : 0);
   config::ObjectCache cache;
   std::ifstream in(argv[1]);
   nlohmann::json list = nlohmann::json::parse(in);
@@ -37,6 +49,7 @@ int main(int argc, char** argv) {
     o.json = item.dump();
     objects.push_back(std::make_shared<const config::SourceObject>(std::move(o)));
   }
+  list = nlohmann::json();         // only the objects stay
   std::vector<std::string> kinds;  // in the order they first appear
   for (const auto& o : objects) {
     if (std::find(kinds.begin(), kinds.end(), o->kind) == kinds.end()) {
@@ -77,10 +90,20 @@ int main(int argc, char** argv) {
       changed.resource_version = std::to_string(objects.size() + static_cast<size_t>(i));
       slot = std::make_shared<const config::SourceObject>(std::move(changed));
     }
+    for (size_t at = 0; at < flush.size(); at += 64) {
+      flush[at] = static_cast<char>(at + static_cast<size_t>(i));
+    }
     double c0 = cpu_ms();
     auto t0 = std::chrono::steady_clock::now();
-    auto snapshot =
-        config::load_snapshot_from_objects(bootstrap, argv[2], "", objects, false, use_cache ? &cache : nullptr);
+    config::SnapshotPtr snapshot;
+    auto these = objects;
+    if (sync && static_cast<size_t>(i) < kinds.size()) {  // the first LISTs arrive one kind at a time
+      std::erase_if(these,
+                    [&](const auto& o) { return std::find(kinds.begin(), kinds.end(), o->kind) - kinds.begin() > i; });
+    }
+    std::thread([&] {
+      snapshot = config::load_snapshot_from_objects(bootstrap, argv[2], "", these, false, use_cache ? &cache : nullptr);
+    }).join();
     auto t1 = std::chrono::steady_clock::now();
     cpu.push_back(cpu_ms() - c0);
     times.push_back(ms(t0, t1));
@@ -99,5 +122,13 @@ int main(int argc, char** argv) {
   }
   std::printf(" ms; loads applied incrementally: %llu of %d\n", static_cast<unsigned long long>(cache.incremental()),
               rounds);
+  // What stays once the loads are done (the cache and the last snapshot), trimmed as the process does.
+  malloc_trim(0);
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmRSS:", 0) == 0 || line.rfind("VmHWM:", 0) == 0) {
+      std::printf("%s\n", line.c_str());
+    }
+  }
   return 0;
 }

@@ -159,6 +159,7 @@ class Process {
     // out
     config::SnapshotPtr snapshot;  // a new, different config
     bool incremental = false;      // applied on top of the previous compile (Compiler::update)
+    uint64_t decoded = 0;          // objects read anew (not from the cache)
     double cpu_seconds = 0;        // the job's own, on its thread
     std::string config_error;
     std::string tls_bytes;
@@ -339,10 +340,11 @@ void Process::load(Reload& job) {
 void Process::load_config(Reload& job) {
   try {
     if (job.kube) {
-      const uint64_t incremental = job.cache->incremental();
+      const uint64_t incremental = job.cache->incremental(), misses = job.cache->misses();
       job.snapshot = config::load_snapshot_from_objects(config::read_config_text(job.path), job.path,
                                                         job.kube_namespace, job.objects, true, job.cache);
       job.incremental = job.cache->incremental() != incremental;
+      job.decoded = job.cache->misses() - misses;
       job.objects.clear();
       if (job.snapshot->version == job.current_version) {
         job.snapshot.reset();  // nothing changed
@@ -390,7 +392,10 @@ void Process::apply(std::unique_ptr<Reload> job) {
       }
     }
     config_loads_incremental_ += job->incremental ? 1 : 0;
-    publish(job->snapshot, !job->incremental);
+    // A compile from scratch, or many objects read (the first LISTs arriving as changes), frees
+    // much: trimmed at once. One change applied incrementally frees little: trimmed later.
+    constexpr uint64_t kTrimAfterObjects = 64;
+    publish(job->snapshot, !job->incremental || job->decoded >= kTrimAfterObjects);
   }
   if (job->kube_synced && !kube_ready_ && job->config_error.empty()) {
     // The snapshot in force (just published, or unchanged) holds every kind's first LIST.
@@ -442,10 +447,13 @@ void Process::publish(const config::SnapshotPtr& snapshot, bool trim) {
         spdlog::info("config reloaded: version {} -> {}", snapshot_->version, snapshot->version);
         snapshot_ = snapshot;
         ++config_loads_ok_;
-        // The old snapshot and the parse tree are free now (or soon). An incremental load frees
-        // little (its pieces are shared): no trim for it, which would cost more than the load.
-        trim_due_ = trim_due_ || trim;
-        maybe_trim();
+        // The old snapshot and the parse tree are free now (or soon): trimmed at once after a big
+        // load, else by the next tick of trim_timer_ (2 s), so that under churn one trim serves
+        // many small incremental loads instead of costing more than each of them.
+        trim_due_ = true;
+        if (trim) {
+          maybe_trim();
+        }
       },
       std::chrono::milliseconds(0));  // every worker must have switched: no timeout
 }

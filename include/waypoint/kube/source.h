@@ -42,8 +42,9 @@ class Source {
   const std::string& namespace_name() const { return namespace_; }
 
   // The kind's object as kept: without metadata.managedFields and the last-applied annotation
-  // (a copy of the whole object kubectl leaves behind), on one line.
-  static config::SourceObject keep(const Kind& kind, nlohmann::json object);
+  // (a copy of the whole object kubectl leaves behind), on one line. `object` is trimmed in place
+  // and left to the caller to free.
+  static config::SourceObject keep(const Kind& kind, nlohmann::json&& object);
 
  private:
   struct KindState {
@@ -55,6 +56,7 @@ class Source {
     double last_sync = 0;                   // Unix seconds of the last LIST or event applied
   };
   void bump();
+  static std::map<std::string, config::SourceObjectPtr> keep_all(const Kind& kind, std::vector<nlohmann::json> items);
 
   Access access_;
   std::string namespace_;
