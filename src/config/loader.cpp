@@ -599,6 +599,22 @@ constexpr uint32_t kFirstObjectLine = 1u << 30;
 
 using Digest = std::array<unsigned char, 32>;  // SHA-256
 
+// What a load replays of an object besides its result: errors, warnings, ignored fields.
+bool reports(const ObjectOutcome* object) {
+  if (object == nullptr) {
+    return false;
+  }
+  if (!object->errors.empty()) {
+    return true;
+  }
+  for (const Outcome& o : object->resources) {
+    if (!o.errors.empty() || !o.warnings.empty() || !o.ignores.empty()) {
+      return true;
+    }
+  }
+  return false;
+}
+
 Digest digest_of(const std::string& bytes) {
   Digest d{};
   SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), d.data());
@@ -623,8 +639,11 @@ struct ObjectCache::Impl {
   std::unordered_map<uint32_t, Entry*> at_line;
   // The last load's objects' entries, in its order (null: a second object of one kind and name).
   std::vector<Entry*> order;
-  size_t order_entries = 0;  // the non-null ones
-  std::string bootstrap;     // the bootstrap text and namespace the outcomes were read against
+  size_t order_entries = 0;    // the non-null ones
+  std::vector<uint16_t> runs;  // parallel to order: the index of the object's kind among the load's
+  bool sorted = false;         // the last load's objects were in the Source order
+  size_t with_reports = 0;     // entries whose outcome has warnings, ignores or errors
+  std::string bootstrap;       // the bootstrap text and namespace the outcomes were read against
   uint64_t generation = 1;
   uint32_t next_line = kFirstObjectLine;
   uint64_t hits = 0;
@@ -647,6 +666,9 @@ struct ObjectCache::Impl {
     at_line.clear();
     order.clear();
     order_entries = 0;
+    runs.clear();
+    sorted = false;
+    with_reports = 0;
   }
 };
 
@@ -673,10 +695,13 @@ struct Decoded {
   size_t bootstrap_last = 0;
   // Parallel to the SourceObjects: each one's line, and its outcome once read (from the cache,
   // or decoded and read in the first round; shared with the ObjectCache).
+  // The outcomes are held by the cache's entries, or (no entry) by `own`.
   std::vector<uint32_t> lines;
-  std::vector<std::shared_ptr<const ObjectOutcome>> outcomes;
+  std::vector<const ObjectOutcome*> outcomes;
   std::vector<ObjectCache::Impl::Entry*> cached;  // where a new outcome goes; null without a cache
-  const ObjectCache::Impl* cache = nullptr;
+  std::vector<std::shared_ptr<const ObjectOutcome>> own;
+  bool own_reports = false;  // one of `own` has reports
+  ObjectCache::Impl* cache = nullptr;
   std::unordered_map<uint32_t, size_t> loose;  // line -> index of the objects no cache entry holds
   std::string version;                         // of the bootstrap and every object's bytes
   // What changed since the cache's previous load: for each object decoded anew, the outcome it had
@@ -685,6 +710,20 @@ struct Decoded {
   std::vector<std::shared_ptr<const ObjectOutcome>> previous;
   std::vector<std::shared_ptr<const ObjectOutcome>> removed;
   bool comparable = false;
+
+  // Object i's outcome, read now.
+  const ObjectOutcome& set_outcome(size_t i, ObjectOutcome outcome) {
+    auto shared = std::make_shared<const ObjectOutcome>(std::move(outcome));
+    outcomes[i] = shared.get();
+    if (cached[i] != nullptr) {
+      cache->with_reports += reports(shared.get()) ? 1 : 0;
+      cached[i]->outcome = std::move(shared);
+    } else {
+      own_reports = own_reports || reports(shared.get());
+      own.push_back(std::move(shared));
+    }
+    return *outcomes[i];
+  }
 
   // The object on a line (an error's position), if one is.
   std::optional<size_t> object_at(size_t line) const {
@@ -740,22 +779,39 @@ Decoded decode(const std::string& bootstrap_text, const std::string& path, const
   d.previous.resize(n);
   std::vector<std::string_view> kinds;  // in the order their runs start
   std::vector<Entry*> order;            // this load's, for the next one
+  std::vector<uint16_t> runs;           // each object's index in `kinds`, for the next one
+  bool sorted = true;                   // kinds in runs, names ascending within each
   const uint64_t generation = cache != nullptr ? cache->generation : 0;
-  size_t next_old = 0;  // where in the previous load's order the next object is expected
-  size_t seen_old = 0;  // entries of the previous load seen again
+  size_t next_old = 0;       // where in the previous load's order the next object is expected
+  size_t seen_old = 0;       // entries of the previous load seen again
+  bool fast_before = false;  // object i - 1 was the one expected at old position next_old - 1
   if (cache != nullptr) {
     order.resize(n, nullptr);
+    runs.resize(n, 0);
   }
+  const auto& old = cache != nullptr ? cache->order : order;
   for (size_t i = 0; i < n; ++i) {
+    // The same object as at the place expected in the previous load (compared by address: the
+    // entry's own bytes are not touched, nor the object's).
+    const bool fast = cache != nullptr && next_old < old.size() && old[next_old] != nullptr &&
+                      old[next_old]->generation != generation && old[next_old]->source == objects[i];
     const SourceObject& o = *objects[i];
-    if (i == 0 || o.kind != objects[i - 1]->kind) {
-      if (std::find(kinds.begin(), kinds.end(), o.kind) != kinds.end()) {
-        d.comparable = false;
+    if (fast && fast_before && cache->sorted && cache->runs[next_old] == cache->runs[next_old - 1]) {
+      runs[i] = runs[i - 1];  // two neighbours as before, of one kind: in order as they were
+    } else {
+      if (i == 0 || o.kind != objects[i - 1]->kind) {
+        if (std::find(kinds.begin(), kinds.end(), o.kind) != kinds.end()) {
+          sorted = false;
+        }
+        kinds.push_back(o.kind);
+      } else if (!(objects[i - 1]->name < o.name)) {
+        sorted = false;
       }
-      kinds.push_back(o.kind);
-    } else if (!(objects[i - 1]->name < o.name)) {
-      d.comparable = false;
+      if (cache != nullptr) {
+        runs[i] = static_cast<uint16_t>(std::min<size_t>(kinds.size() - 1, UINT16_MAX));
+      }
     }
+    fast_before = fast;
     Digest own{};
     if (cache == nullptr) {
       own = digest_of(o.json);
@@ -765,10 +821,8 @@ Decoded decode(const std::string& bootstrap_text, const std::string& path, const
       continue;
     }
     Entry* entry = nullptr;
-    const auto& old = cache->order;
-    if (next_old < old.size() && old[next_old] != nullptr && old[next_old]->generation != generation &&
-        old[next_old]->source == objects[i]) {
-      entry = old[next_old++];  // the same object, where it was
+    if (fast) {
+      entry = old[next_old++];
     } else {
       std::string key = o.kind + "/" + o.name;
       auto it = cache->entries.find(key);
@@ -785,6 +839,7 @@ Decoded decode(const std::string& bootstrap_text, const std::string& path, const
         d.lines[i] = cache->take_line();
         d.loose.emplace(d.lines[i], i);
         EVP_DigestUpdate(md, own.data(), own.size());
+        fast_before = false;
         continue;
       }
       if (entry->line != 0 && entry->position >= next_old && entry->position < old.size() &&
@@ -810,9 +865,10 @@ Decoded decode(const std::string& bootstrap_text, const std::string& path, const
                                                       : entry->source->resource_version == o.resource_version));
     if (entry->outcome && same) {
       ++cache->hits;
-      d.outcomes[i] = entry->outcome;
+      d.outcomes[i] = entry->outcome.get();
     } else {
       ++cache->misses;
+      cache->with_reports -= reports(entry->outcome.get()) ? 1 : 0;
       d.previous[i] = std::move(entry->outcome);
       entry->digest = digest_of(o.json);
       d.cached[i] = entry;
@@ -820,6 +876,7 @@ Decoded decode(const std::string& bootstrap_text, const std::string& path, const
     entry->source = objects[i];
     EVP_DigestUpdate(md, entry->digest.data(), entry->digest.size());
   }
+  d.comparable = d.comparable && sorted;
   if (cache != nullptr) {
     // Objects gone since the previous load are forgotten.
     if (seen_old < cache->order_entries) {
@@ -828,6 +885,7 @@ Decoded decode(const std::string& bootstrap_text, const std::string& path, const
           continue;
         }
         if (e->outcome) {
+          cache->with_reports -= reports(e->outcome.get()) ? 1 : 0;
           d.removed.push_back(std::move(e->outcome));
         }
         cache->at_line.erase(e->line);
@@ -835,6 +893,8 @@ Decoded decode(const std::string& bootstrap_text, const std::string& path, const
       }
     }
     cache->order = std::move(order);
+    cache->runs = std::move(runs);
+    cache->sorted = sorted;
     cache->order_entries = cache->entries.size();
     ++cache->generation;
   }
@@ -952,12 +1012,9 @@ SnapshotPtr try_update(Decoded& r, const SourceObjects& objects, const std::stri
     if (!doc) {
       return nullptr;
     }
-    r.outcomes[i] = std::make_shared<const ObjectOutcome>(loader.read_object(*doc));
-    if (r.cached[i] != nullptr) {
-      r.cached[i]->outcome = r.outcomes[i];
-    }
+    r.set_outcome(i, loader.read_object(*doc));
     ResourceChange c;
-    if (!as_change(r.previous[i].get(), false, c) || !as_change(r.outcomes[i].get(), true, c)) {
+    if (!as_change(r.previous[i].get(), false, c) || !as_change(r.outcomes[i], true, c)) {
       return nullptr;
     }
     changes.push_back(c);
@@ -970,8 +1027,10 @@ SnapshotPtr try_update(Decoded& r, const SourceObjects& objects, const std::stri
     changes.push_back(c);
   }
   // Every object's own reports, as the compile from scratch replays them (none has an error: the
-  // last load left no object out, and the changed ones were checked above).
-  for (const auto& object : r.outcomes) {
+  // last load left no object out, and the changed ones were checked above). Only when some object
+  // has any: most namespaces' loads then skip a pass over every outcome.
+  for (size_t i = 0; (cache.with_reports != 0 || r.own_reports) && i < r.outcomes.size(); ++i) {
+    const ObjectOutcome* object = r.outcomes[i];
     if (!object->errors.empty()) {
       return nullptr;
     }
@@ -1045,10 +1104,7 @@ SnapshotPtr load_snapshot_from_objects(const std::string& bootstrap_text, const 
                                             objects[i]->kind + " " + objects[i]->name + ": not JSON: " + error});
           continue;
         }
-        r.outcomes[i] = std::make_shared<const ObjectOutcome>(loader.read_object(*doc));
-        if (r.cached[i] != nullptr) {
-          r.cached[i]->outcome = r.outcomes[i];
-        }
+        r.set_outcome(i, loader.read_object(*doc));
       }
       loader.apply_object(*r.outcomes[i]);
     }
