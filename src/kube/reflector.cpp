@@ -148,9 +148,10 @@ WatchLine decode_watch_line(std::string_view line) {
   const json* object = member(ev, "object");
   if (ev.is_discarded() || type == nullptr || !type->is_string() || object == nullptr || !object->is_object()) {
     out.type = WatchLine::Type::Malformed;
-    out.detail = std::string(ev.is_discarded() ? (json_depth_ok(line) ? "not JSON" : "not JSON, or nested deeper than 128")
-                                               : "not a watch event") +
-                 " (" + excerpt(line) + ")";
+    out.detail =
+        std::string(ev.is_discarded() ? (json_depth_ok(line) ? "not JSON" : "not JSON, or nested deeper than 128")
+                                      : "not a watch event") +
+        " (" + excerpt(line) + ")";
     return out;
   }
   const std::string t = type->get<std::string>();
@@ -275,6 +276,9 @@ Reflector::Step Reflector::list() {
   std::vector<json> items;
   std::string list_rv, token;
   bool restarted = false;
+  if (cb_.list_started) {
+    cb_.list_started(kind_);
+  }
   while (true) {
     std::string query = "?limit=" + std::to_string(options_.page_size);
     if (!token.empty()) {
@@ -296,6 +300,9 @@ Reflector::Step Reflector::list() {
       items.clear();
       token.clear();
       list_rv.clear();
+      if (cb_.list_started) {
+        cb_.list_started(kind_);
+      }
       if (!restarted) {
         restarted = true;
         continue;
@@ -338,7 +345,11 @@ Reflector::Step Reflector::list() {
         if (!item.contains("apiVersion")) {
           item["apiVersion"] = kind_.group_version;
         }
-        items.push_back(std::move(item));
+        if (cb_.list_item) {
+          cb_.list_item(kind_, std::move(item));
+        } else {
+          items.push_back(std::move(item));
+        }
       }
     }
     token = string_member(*metadata, "continue");

@@ -38,6 +38,7 @@ Source::Source(Access access, std::string namespace_, ReflectorOptions options)
     : access_(std::move(access)), namespace_(std::move(namespace_)), options_(options) {
   for (const Kind& kind : kinds()) {
     state_[kind.kind];
+    staging_[kind.kind];
   }
 }
 
@@ -75,32 +76,20 @@ config::SourceObject Source::keep(const Kind& kind, nlohmann::json&& object) {
   return out;
 }
 
-// The objects of a LIST, kept. In two passes: the kept fields of every item go into one buffer
-// while the items' JSON trees are freed one by one, and the objects are built from the buffer
-// once every tree is gone. Built next to the trees, each long-lived object would sit in a hole the
-// parse left between two trees, and the freed trees around it could never go back to the kernel:
-// measured on 10,000 pods, 40 MB resident in the reflector's arena for 7 MB of objects, one live
-// object per 4 KiB page. Built afterwards, they are allocated side by side in the freed space.
-std::map<std::string, config::SourceObjectPtr> Source::keep_all(const Kind& kind, std::vector<nlohmann::json> items) {
-  std::string buffer;
-  struct Span {
-    size_t at = 0;
-    size_t name = 0, resource_version = 0, json = 0;  // lengths
-  };
-  std::vector<Span> spans;
-  spans.reserve(items.size());
-  for (auto& item : items) {
-    config::SourceObject o = keep(kind, std::move(item));
-    item = nlohmann::json();  // this tree is freed now
-    if (o.name.empty()) {
-      continue;
-    }
-    spans.push_back({buffer.size(), o.name.size(), o.resource_version.size(), o.json.size()});
-    buffer += o.name;
-    buffer += o.resource_version;
-    buffer += o.json;
-  }
-  items = {};
+// A LIST's items are kept as its pages are read (one page's JSON trees alive at a time), their
+// kept fields appended to one buffer, and the objects are built from the buffer once the LIST is
+// complete, when every tree is gone. Built next to the trees, each long-lived object would sit in
+// a hole the parse left between two trees, and the freed trees around it could never go back to
+// the kernel: measured on 10,000 pods, 40 MB resident in the reflector's arena for 7 MB of
+// objects, one live object per 4 KiB page. Built afterwards, they lie side by side.
+void Source::Staging::add(config::SourceObject o) {
+  spans.push_back({buffer.size(), o.name.size(), o.resource_version.size(), o.json.size()});
+  buffer += o.name;
+  buffer += o.resource_version;
+  buffer += o.json;
+}
+
+std::map<std::string, config::SourceObjectPtr> Source::Staging::take(const Kind& kind) {
   std::map<std::string, config::SourceObjectPtr> objects;
   for (const Span& span : spans) {
     auto o = std::make_shared<config::SourceObject>();
@@ -111,6 +100,7 @@ std::map<std::string, config::SourceObjectPtr> Source::keep_all(const Kind& kind
     std::string name = o->name;
     objects[std::move(name)] = std::move(o);
   }
+  *this = Staging();
   return objects;
 }
 
@@ -123,8 +113,23 @@ void Source::bump() {
 
 void Source::start() {
   Reflector::Callbacks cb;
+  // Each kind's staging is its reflector's alone (the map itself is made in the constructor).
+  cb.list_started = [this](const Kind& kind) { staging_.at(kind.kind) = Staging(); };
+  cb.list_item = [this](const Kind& kind, nlohmann::json&& item) {
+    config::SourceObject o = keep(kind, std::move(item));
+    if (!o.name.empty()) {
+      staging_.at(kind.kind).add(std::move(o));
+    }
+  };
   cb.replaced = [this](const Kind& kind, std::vector<nlohmann::json> items, const std::string& rv) {
-    std::map<std::string, config::SourceObjectPtr> objects = keep_all(kind, std::move(items));
+    Staging& staging = staging_.at(kind.kind);
+    for (auto& item : items) {  // none: list_item took them
+      if (config::SourceObject o = keep(kind, std::move(item)); !o.name.empty()) {
+        staging.add(std::move(o));
+      }
+    }
+    items = {};
+    std::map<std::string, config::SourceObjectPtr> objects = staging.take(kind);
     {
       std::lock_guard<std::mutex> lock(mu_);
       KindState& s = state_[kind.kind];

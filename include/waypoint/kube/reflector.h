@@ -71,6 +71,11 @@ class Reflector {
     // After each complete LIST (the first and every relist): every item, with kind and apiVersion
     // filled in (a list's items lack them), and the list's resourceVersion.
     std::function<void(const Kind&, std::vector<nlohmann::json> items, const std::string& rv)> replaced;
+    // Optional: each LIST item (kind and apiVersion filled in) as its page is read, so that only one
+    // page's JSON trees are alive at a time; `replaced` then gets no items. `list_started` comes
+    // before a LIST's first page (the items handed over before it belong to a LIST given up).
+    std::function<void(const Kind&)> list_started;
+    std::function<void(const Kind&, nlohmann::json&& item)> list_item;
     // A watch event, in the order the server sent them. type: ADDED, MODIFIED or DELETED.
     std::function<void(const Kind&, std::string_view type, nlohmann::json object)> event;
     // Every failed request, failed or stalled watch, ERROR event and undecodable line.

@@ -56,12 +56,23 @@ class Source {
     double last_sync = 0;                   // Unix seconds of the last LIST or event applied
   };
   void bump();
-  static std::map<std::string, config::SourceObjectPtr> keep_all(const Kind& kind, std::vector<nlohmann::json> items);
 
   Access access_;
   std::string namespace_;
   std::function<void()> changed_;
   ReflectorOptions options_;
+  // A LIST being read: the kept fields of its items so far, in one buffer (source.cpp says why).
+  struct Staging {
+    struct Span {
+      size_t at = 0;
+      size_t name = 0, resource_version = 0, json = 0;  // lengths
+    };
+    std::string buffer;
+    std::vector<Span> spans;
+    void add(config::SourceObject o);
+    std::map<std::string, config::SourceObjectPtr> take(const Kind& kind);
+  };
+  std::map<std::string, Staging> staging_;  // by kind; each entry its reflector's thread's only
   mutable std::mutex mu_;
   std::map<std::string, KindState> state_;  // by kind name
   std::vector<std::unique_ptr<Reflector>> reflectors_;

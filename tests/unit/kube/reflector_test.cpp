@@ -269,6 +269,67 @@ TEST_CASE("Reflector: a LIST of several pages is delivered once, whole, then the
   CHECK(rec.errors.empty());
 }
 
+TEST_CASE("Reflector: with list_item, a LIST's items are handed over as its pages arrive, each LIST announced first",
+          "[kube][reflector]") {
+  FakeApiServer api({"--bookmark-interval", "0"});
+  json batch = json::array();
+  for (int i = 0; i < 1203; ++i) {
+    batch.push_back(service("svc-" + std::to_string(i)));
+  }
+  api.apply(batch);
+  Recorder rec;
+  Reflector::Callbacks cb = rec.callbacks();
+  std::vector<std::string> calls;  // "start", or an item's name; guarded by rec.mu
+  cb.list_started = [&](const Kind&) {
+    std::lock_guard<std::mutex> lock(rec.mu);
+    calls.push_back("start");
+  };
+  cb.list_item = [&](const Kind& kind, json&& item) {
+    std::lock_guard<std::mutex> lock(rec.mu);
+    CHECK(kind.kind == "Service");
+    CHECK(item["kind"] == "Service");  // filled in, as for replaced()
+    calls.push_back(item["metadata"]["name"]);
+  };
+  {
+    Reflector reflector(api.access(), "shop", kServices, cb, fast_options());
+    reflector.start();
+    REQUIRE(rec.wait([&] { return rec.lists.size() == 1; }));
+    reflector.stop();
+  }
+  REQUIRE(calls.size() == 1204);
+  CHECK(calls.front() == "start");
+  CHECK(std::set<std::string>(calls.begin() + 1, calls.end()).size() == 1203);
+  CHECK(rec.lists[0].empty());  // replaced() gets none: list_item took them
+
+  // A LIST restarted from its first page (expired continue token) is announced again, so the
+  // items handed over before can be dropped.
+  FakeApiServer expiring({"--continue-ttl", "0"});
+  expiring.apply(batch);
+  calls.clear();
+  Recorder again;
+  cb = again.callbacks();
+  cb.list_started = [&](const Kind&) {
+    std::lock_guard<std::mutex> lock(again.mu);
+    calls.push_back("start");
+  };
+  cb.list_item = [&](const Kind&, json&&) {
+    std::lock_guard<std::mutex> lock(again.mu);
+    calls.push_back("item");
+  };
+  ReflectorOptions options = fast_options();
+  options.backoff_initial = 1000ms;
+  Reflector reflector(expiring.access(), "shop", kServices, cb, options);
+  reflector.start();
+  REQUIRE(again.wait([&] { return again.errors.size() >= 2; }));
+  reflector.stop();
+  // start, page 1 (500 items), 410, start, page 1 again, 410.
+  REQUIRE(calls.size() >= 1002);
+  CHECK(calls[0] == "start");
+  CHECK(calls[501] == "start");
+  CHECK(std::count(calls.begin(), calls.begin() + 1002, "start") == 2);
+  CHECK(again.lists.empty());
+}
+
 TEST_CASE("Reflector: watch events arrive in order, each advancing the resourceVersion", "[kube][reflector]") {
   // split:7 cuts every event over many chunks.
   FakeApiServer api({"--bookmark-interval", "0", "--chunking", "split:7"});
