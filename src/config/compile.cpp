@@ -144,12 +144,12 @@ std::optional<Gateway> select_gateway(const Resources& res, Diagnostics& diag) {
 // Why a pod is not served, or "" when it is (its IP may still clash with another's).
 std::string pod_ignored(const PodResource& p, const Gateway& gateway) {
   const std::string& scope = gateway.for_service_account;
-  if (!scope.empty() && p.pod.service_account != scope) {
-    return qualified("Pod", p.pod.namespace_, p.pod.name) + ": service account " + p.pod.service_account +
+  if (!scope.empty() && p.pod->service_account != scope) {
+    return qualified("Pod", p.pod->namespace_, p.pod->name) + ": service account " + p.pod->service_account +
            " is not this waypoint's (" + scope + ")";
   }
   if (!p.has_ip) {
-    return qualified("Pod", p.pod.namespace_, p.pod.name) + ": no status.podIP (not running yet?)";
+    return qualified("Pod", p.pod->namespace_, p.pod->name) + ": no status.podIP (not running yet?)";
   }
   return {};
 }
@@ -162,13 +162,13 @@ std::vector<const PodResource*> select_pods(const Resources& res, const Gateway&
   for (const PodResource* p : res.pods) {
     if (std::string why = pod_ignored(*p, gateway); !why.empty()) {
       diag.ignore(why);
-      ignores[p->pod.name] = std::move(why);
+      ignores[p->pod->name] = std::move(why);
       continue;
     }
-    auto [it, inserted] = by_ip.emplace(p->pod.ip, p);
+    auto [it, inserted] = by_ip.emplace(p->pod->ip, p);
     if (!inserted) {
-      Reader(diag, "Pod " + p->pod.name)
-          .error(p->ip_at, "status.podIP", p->pod.ip.to_string() + " is also the IP of pod " + it->second->pod.name);
+      Reader(diag, "Pod " + p->pod->name)
+          .error(p->ip_at, "status.podIP", p->pod->ip.to_string() + " is also the IP of pod " + it->second->pod->name);
       continue;
     }
     served.push_back(p);
@@ -184,7 +184,7 @@ std::vector<const ServiceResource*> select_services(const Resources& res, const 
   if (!gateway.for_service_account.empty()) {
     scoped.emplace();
     for (const PodResource* p : pods) {
-      scoped->add(&p->pod);
+      scoped->add(p->pod.get());
     }
   }
   for (const ServiceResource* s : res.services) {
@@ -404,10 +404,10 @@ void Compiler::compile(const Resources& res, Diagnostics& diag, Snapshot& snapsh
     st.slices_of[slice->service].push_back(slice);
   }
   for (const PodResource* p : res.pods) {
-    st.known.emplace(p->pod.name, p);
+    st.known.emplace(p->pod->name, p);
   }
   for (const PodResource* p : pods) {
-    snapshot.pods.push_back(std::make_shared<const Pod>(p->pod));
+    snapshot.pods.push_back(p->pod);
   }
   // Endpoint addresses of served Services' slices whose pod is unknown: a stand-in Pod each.
   std::unordered_set<net::IpAddr> stand_ins;
@@ -582,12 +582,12 @@ bool Compiler::update(const std::vector<ResourceChange>& changes, const Snapshot
   std::unordered_map<net::IpAddr, std::string> new_ips;
   for (const ResourceChange& c : changes) {
     if (c.old_pod != nullptr || c.new_pod != nullptr) {
-      const std::string& name = (c.new_pod != nullptr ? c.new_pod : c.old_pod)->pod.name;
-      if (c.old_pod != nullptr && c.new_pod != nullptr && c.old_pod->pod.name != c.new_pod->pod.name) {
+      const std::string& name = (c.new_pod != nullptr ? c.new_pod : c.old_pod)->pod->name;
+      if (c.old_pod != nullptr && c.new_pod != nullptr && c.old_pod->pod->name != c.new_pod->pod->name) {
         return false;
       }
       if (c.new_pod != nullptr && pod_ignored(*c.new_pod, st.gateway).empty()) {
-        const net::IpAddr& ip = c.new_pod->pod.ip;
+        const net::IpAddr& ip = c.new_pod->pod->ip;
         const Pod* const* held = previous.pods_by_ip.find(ip);
         if (held != nullptr && (*held)->name != name) {
           return false;  // an IP two pods claim: the compile from scratch says which one loses
@@ -595,7 +595,7 @@ bool Compiler::update(const std::vector<ResourceChange>& changes, const Snapshot
         if (!new_ips.emplace(ip, name).second) {
           return false;
         }
-        selecting(c.new_pod->pod);
+        selecting(*c.new_pod->pod);
       }
       if (auto served = st.served.find(name); served != st.served.end()) {
         selecting(*served->second);
@@ -653,7 +653,7 @@ bool Compiler::update(const std::vector<ResourceChange>& changes, const Snapshot
   auto& pods = next.pods.pieces();
   for (const ResourceChange& c : changes) {
     if (c.old_pod != nullptr || c.new_pod != nullptr) {
-      const std::string name = (c.new_pod != nullptr ? c.new_pod : c.old_pod)->pod.name;
+      const std::string name = (c.new_pod != nullptr ? c.new_pod : c.old_pod)->pod->name;
       if (auto served = st.served.find(name); served != st.served.end()) {
         const Pod* old = served->second;
         st.selectable.remove(old);
@@ -675,7 +675,7 @@ bool Compiler::update(const std::vector<ResourceChange>& changes, const Snapshot
         st.pod_ignores.emplace(name, std::move(why));
         continue;
       }
-      auto pod = std::make_shared<const Pod>(c.new_pod->pod);
+      PieceList<Pod>::Ptr pod = c.new_pod->pod;
       pods.insert(pod_place(pods, name), pod);
       st.served.emplace(name, pod.get());
       next.pods_by_ip.insert_or_assign(pod->ip, pod.get());

@@ -287,7 +287,7 @@ std::optional<PodResource> parse_pod(const Node& doc, const ObjectMeta& meta, co
   size_t errors_before = diag.error_count();
   Reader r(diag, "Pod " + meta.name);
   PodResource out;
-  Pod& p = out.pod;
+  Pod p;
   p.name = meta.name;
   p.namespace_ = bootstrap.namespace_;
   p.mark = mark_of(doc);
@@ -359,6 +359,7 @@ std::optional<PodResource> parse_pod(const Node& doc, const ObjectMeta& meta, co
   if (diag.error_count() != errors_before) {
     return std::nullopt;
   }
+  out.pod = std::make_shared<const Pod>(std::move(p));
   return out;
 }
 

@@ -50,7 +50,8 @@ struct ServiceResource {
 };
 
 struct PodResource {
-  Pod pod;
+  // Shared with the snapshots that serve the pod (the piece is the one read, not a copy).
+  std::shared_ptr<const Pod> pod;
   bool has_ip = false;
   Mark ip_at;  // status.podIP
 };
