@@ -644,6 +644,7 @@ struct ObjectCache::Impl {
   bool sorted = false;         // the last load's objects were in the Source order
   size_t with_reports = 0;     // entries whose outcome has warnings, ignores or errors
   std::string bootstrap;       // the bootstrap text and namespace the outcomes were read against
+  std::shared_ptr<const std::vector<DocumentPtr>> bootstrap_documents;  // that text, parsed
   uint64_t generation = 1;
   uint32_t next_line = kFirstObjectLine;
   uint64_t hits = 0;
@@ -690,7 +691,7 @@ uint64_t ObjectCache::incremental() const {
 namespace {
 
 struct Decoded {
-  std::vector<DocumentPtr> bootstrap;
+  std::shared_ptr<const std::vector<DocumentPtr>> bootstrap;  // the cache's, when the text is its
   size_t bootstrap_first = 2;
   size_t bootstrap_last = 0;
   // Parallel to the SourceObjects: each one's line, and its outcome once read (from the cache,
@@ -752,20 +753,28 @@ Decoded decode(const std::string& bootstrap_text, const std::string& path, const
     text += '\n';
   }
   d.bootstrap_last = static_cast<size_t>(std::count(text.begin(), text.end(), '\n'));
-  YamlParse parsed = parse_yaml(text);
-  if (parsed.error) {
-    throw ConfigError(path + ":" + std::to_string(parsed.error->first.line - 1) + ":" +
-                      std::to_string(parsed.error->first.column) + ": " + parsed.error->second);
-  }
-  d.bootstrap = std::move(parsed.documents);
   d.cache = cache;
+  std::string key;
   if (cache != nullptr) {
-    // Outcomes were read against a bootstrap (namespace, trust domain): another one reads anew.
-    std::string key = text + '\0' + namespace_;
+    key = text + '\0' + namespace_;
     d.comparable = key == cache->bootstrap;
-    if (!d.comparable) {
-      cache->clear();
-      cache->bootstrap = std::move(key);
+  }
+  if (d.comparable && cache->bootstrap_documents) {
+    d.bootstrap = cache->bootstrap_documents;  // the same text: its documents as parsed last time
+  } else {
+    YamlParse parsed = parse_yaml(text);
+    if (parsed.error) {
+      throw ConfigError(path + ":" + std::to_string(parsed.error->first.line - 1) + ":" +
+                        std::to_string(parsed.error->first.column) + ": " + parsed.error->second);
+    }
+    d.bootstrap = std::make_shared<const std::vector<DocumentPtr>>(std::move(parsed.documents));
+    if (cache != nullptr) {
+      // Outcomes were read against a bootstrap (namespace, trust domain): another one reads anew.
+      if (!d.comparable) {
+        cache->clear();
+        cache->bootstrap = std::move(key);
+      }
+      cache->bootstrap_documents = d.bootstrap;
     }
   }
 
@@ -996,7 +1005,7 @@ SnapshotPtr try_update(Decoded& r, const SourceObjects& objects, const std::stri
   Diagnostics diag(path);
   Snapshot scratch;
   Loader loader(diag, scratch, {r.bootstrap_first, r.bootstrap_last}, namespace_, false);
-  for (const auto& doc : r.bootstrap) {
+  for (const auto& doc : *r.bootstrap) {
     loader.add(*doc, nullptr);
   }
   if (!loader.has_bootstrap() || diag.failed()) {
@@ -1088,7 +1097,7 @@ SnapshotPtr load_snapshot_from_objects(const std::string& bootstrap_text, const 
     snapshot->loaded_at = std::chrono::system_clock::now();
     Diagnostics diag(path);
     Loader loader(diag, *snapshot, {r.bootstrap_first, r.bootstrap_last}, namespace_, check_certificates);
-    for (const auto& doc : r.bootstrap) {
+    for (const auto& doc : *r.bootstrap) {
       loader.add(*doc, nullptr);
     }
     for (size_t i = 0; i < objects.size() && loader.has_bootstrap(); ++i) {

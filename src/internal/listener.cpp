@@ -3,7 +3,6 @@
 #include <spdlog/spdlog.h>
 
 #include <random>
-#include <unordered_set>
 
 #include "waypoint/router/route_match.h"
 
@@ -222,13 +221,12 @@ void InternalListener::set_snapshot(config::SnapshotPtr snapshot) {
   // reused across the change, and pooled connections to pods the new config no longer has
   // drain: GOAWAY, they close when their last tunnel ends.
   http_pool_.retire_all();
-  std::unordered_set<std::string> pods;
+  // Each pooled connection is looked up in the new snapshot (a few connections, not every pod:
+  // a snapshot of 10,000 pods costs nothing more here than one of ten).
   const uint16_t port = snapshot_->bootstrap.upstream.hbone_port;
-  for (const auto& pod : snapshot_->pods) {
-    pods.insert(net::SockAddr(pod.ip, port).to_string() + "|" + pod.spiffe_id);
-  }
-  pool_.drain_unless([&pods](const net::SockAddr& address, const std::string& identity) {
-    return pods.count(address.to_string() + "|" + identity) > 0;
+  pool_.drain_unless([this, port](const net::SockAddr& address, const std::string& identity) {
+    const config::Pod* pod = address.port() == port ? snapshot_->find_pod(address.ip()) : nullptr;
+    return pod != nullptr && pod->spiffe_id == identity;
   });
 }
 
@@ -351,8 +349,8 @@ void InternalListener::start_http(Accepted& a, Sniffed protocol, buffer::Buffer 
   info.source_ip = a.source_ip;
   info.source_pod = a.snapshot->find_pod(a.source_ip);
   info.traceparent = a.traceparent;
-  info.opened = std::chrono::steady_clock::now() -
-                std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::system_clock::now() - a.start);
+  info.opened = std::chrono::steady_clock::now() - std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                       std::chrono::system_clock::now() - a.start);
   info.client = a.source_ip.to_string();
   info.connect_headers = upstream_connect_headers(a.source_ip, a.traceparent, a.baggage);
   info.authz = &a.snapshot->authz_for(m.kind == ChainMatch::Kind::Vip ? m.vip : nullptr);

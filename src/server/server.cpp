@@ -40,6 +40,10 @@ constexpr std::chrono::milliseconds kReloadDebounce{100};
 constexpr std::chrono::milliseconds kReloadMaxDelay{1'000};
 // Kubernetes API changes within this long become one new snapshot (SPEC §7).
 constexpr std::chrono::milliseconds kKubeBatch{50};
+// After a quiet spell a change waits this long for the ones written with it (a pod and its
+// EndpointSlice arrive on two watches, in either order): one reload for both, and a slice whose
+// pod came with it needs no stand-in (which would force a compile from scratch).
+constexpr std::chrono::milliseconds kKubeGather{3};
 
 // concurrency 0: one worker per CPU this process may actually use — the CPUs it is allowed to run
 // on, and at most the cgroup's CPU quota (a container limited to 2 CPUs on a 64-core node gets 2
@@ -275,10 +279,10 @@ void Process::fan_out(const std::function<void(Worker&, std::function<void(T)>)>
   }
 }
 
-// From a reflector's thread. A change after a quiet spell is loaded at once (the leading edge);
-// the changes that follow within kKubeBatch of that reload wait for the batch timer and become
-// one reload, and those arriving while a reload runs one more after it: at most one reload per
-// kKubeBatch under constant churn, and none waits when the namespace is quiet.
+// From a reflector's thread. A change after a quiet spell is loaded kKubeGather later (with the
+// changes written with it); the changes that follow within kKubeBatch of that reload wait for the
+// batch timer and become one reload, and those arriving while a reload runs one more after it: at
+// most one reload per kKubeBatch under constant churn, and a quiet namespace's change waits 3 ms.
 void Process::on_kube_change() {
   loop_.post([this] {
     if (kube_batch_ == nullptr || kube_batch_->armed() || draining_) {
@@ -286,8 +290,7 @@ void Process::on_kube_change() {
     }
     auto since = std::chrono::steady_clock::now() - kube_reload_at_;
     if (since >= kKubeBatch) {
-      kube_reload_at_ = std::chrono::steady_clock::now();
-      request_reload("kubernetes");
+      kube_batch_->start(kKubeGather);
     } else {
       kube_batch_->start(std::chrono::duration_cast<std::chrono::milliseconds>(kKubeBatch - since) +
                          std::chrono::milliseconds(1));
