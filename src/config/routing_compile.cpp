@@ -310,35 +310,32 @@ bool RoutingCompiler::check(size_t i) {
   return !scratch.failed();
 }
 
-std::vector<size_t> RoutingCompiler::bound(const VirtualServiceSpec* vs) const {
+namespace {
+// The indexes (Service numbers) of the bindings that hold `pred`.
+template <typename Bindings, typename Pred>
+std::vector<size_t> indexes_where(const Bindings& bindings, Pred pred) {
   std::vector<size_t> out;
-  for (size_t i = 0; i < virtual_services_.size(); ++i) {
-    if (virtual_services_[i] == vs) {
+  for (size_t i = 0; i < bindings.size(); ++i) {
+    if (pred(bindings[i])) {
       out.push_back(i);
     }
   }
   return out;
+}
+}  // namespace
+
+std::vector<size_t> RoutingCompiler::bound(const VirtualServiceSpec* vs) const {
+  return indexes_where(virtual_services_, [vs](const VirtualServiceSpec* bound) { return bound == vs; });
 }
 
 std::vector<size_t> RoutingCompiler::bound(const DestinationRuleSpec* dr) const {
-  std::vector<size_t> out;
-  for (size_t i = 0; i < rules_.size(); ++i) {
-    if (rules_[i] == dr) {
-      out.push_back(i);
-    }
-  }
-  return out;
+  return indexes_where(rules_, [dr](const DestinationRuleSpec* bound) { return bound == dr; });
 }
 
 std::vector<size_t> RoutingCompiler::bound(const HttpRouteResource* route) const {
-  std::vector<size_t> out;
-  for (size_t i = 0; i < http_routes_.size(); ++i) {
-    if (std::any_of(http_routes_[i].begin(), http_routes_[i].end(),
-                    [&](const BoundRoute& b) { return b.route == route; })) {
-      out.push_back(i);
-    }
-  }
-  return out;
+  return indexes_where(http_routes_, [route](const auto& routes) {
+    return std::any_of(routes.begin(), routes.end(), [route](const BoundRoute& b) { return b.route == route; });
+  });
 }
 
 void RoutingCompiler::replace(const VirtualServiceSpec* old, const VirtualServiceSpec* now) {

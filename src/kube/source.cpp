@@ -121,15 +121,9 @@ void Source::start() {
       staging_.at(kind.kind).add(std::move(o));
     }
   };
-  cb.replaced = [this](const Kind& kind, std::vector<nlohmann::json> items, const std::string& rv) {
-    Staging& staging = staging_.at(kind.kind);
-    for (auto& item : items) {  // none: list_item took them
-      if (config::SourceObject o = keep(kind, std::move(item)); !o.name.empty()) {
-        staging.add(std::move(o));
-      }
-    }
-    items = {};
-    std::map<std::string, config::SourceObjectPtr> objects = staging.take(kind);
+  // `items` is empty: list_item took every item of the LIST as its page came.
+  cb.replaced = [this](const Kind& kind, std::vector<nlohmann::json>, const std::string& rv) {
+    std::map<std::string, config::SourceObjectPtr> objects = staging_.at(kind.kind).take(kind);
     {
       std::lock_guard<std::mutex> lock(mu_);
       KindState& s = state_[kind.kind];
