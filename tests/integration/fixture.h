@@ -14,12 +14,14 @@
 // first. Not checked: a test that already failed by an exception (REQUIRE), a waypoint stopped by
 // other means or that exited (the drain tests: SIGTERM or /drain_listeners with connections open
 // on purpose; a drained waypoint exits once they close), and a Mesh whose check_gauges was set to
-// false.
+// false. A waypoint that exited with a non-zero status during the test fails it, with the end of
+// its log (a crash or a sanitizer report shows there, not in the test's own output).
 #include <catch2/catch.hpp>
 
 #include <chrono>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -78,6 +80,14 @@ struct Mesh {
 
   // The check described at the top of this file; stops the pods.
   void check_gauges_settled() {
+    if (waypoint != nullptr && waypoint->running()) {
+      // A waypoint that died during the test (a crash, a sanitizer report) says so, with the end of
+      // its log: the failures the test saw are its consequences. Exit status 0 is a drain's exit.
+      if (std::optional<int> status = waypoint->poll_exit(); status.has_value() && *status != 0) {
+        FAIL_CHECK("the waypoint exited during the test, status " << *status << "; the end of its log:\n"
+                                                                  << waypoint->log_tail(80));
+      }
+    }
     if (!check_gauges || waypoint == nullptr || !waypoint->running() || std::uncaught_exceptions() > 0) {
       return;
     }

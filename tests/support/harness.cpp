@@ -223,6 +223,15 @@ int WaypointProcess::wait(std::chrono::milliseconds timeout) {
   return -1;
 }
 
+std::optional<int> WaypointProcess::poll_exit() {
+  int status = 0;
+  if (pid_ > 0 && ::waitpid(pid_, &status, WNOHANG) == pid_) {
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  return std::nullopt;
+}
+
 void WaypointProcess::signal(int signum) const {
   if (pid_ > 0) {
     ::kill(pid_, signum);
@@ -319,6 +328,18 @@ std::string WaypointProcess::log() const {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+std::string WaypointProcess::log_tail(size_t lines) const {
+  std::string all = log();
+  size_t at = all.size();
+  for (size_t n = 0; at > 0 && n <= lines; ++n) {
+    at = all.rfind('\n', at - 1);
+    if (at == std::string::npos) {
+      return all;
+    }
+  }
+  return all.substr(at + 1);
 }
 
 // --- blocking helpers ------------------------------------------------------------------------

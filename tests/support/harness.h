@@ -92,6 +92,9 @@ class WaypointProcess {
   int stop(std::chrono::milliseconds timeout = std::chrono::seconds(15));
   // Waits for the process to exit by itself; its exit status, or -1 if still running at timeout.
   int wait(std::chrono::milliseconds timeout);
+  // Without waiting: the exit status if the process has exited by itself (then running() is false),
+  // else nullopt.
+  std::optional<int> poll_exit();
   void signal(int signum) const;
   pid_t pid() const { return pid_; }
   bool running() const { return pid_ > 0; }      // started, and neither stopped nor seen exiting
@@ -102,6 +105,7 @@ class WaypointProcess {
                  std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
   long rss_kb() const;  // VmRSS from /proc
   std::string log() const;
+  std::string log_tail(size_t lines) const;  // the last `lines` lines of log()
 
   // Every gauge (stats::Kind::Gauge) by name, as GET /stats showed it once start() saw /ready.
   const std::map<std::string, int64_t>& gauge_baseline() const { return baseline_; }
