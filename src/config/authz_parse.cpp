@@ -298,14 +298,25 @@ void compile_authz(const std::vector<const AuthzPolicySpec*>& policies, Diagnost
     }
   }
   for (const auto& service : snapshot.services) {
-    auto set = std::make_shared<filters::PolicySet>(snapshot.authz_gateway);
-    for (const AuthzPolicySpec* spec : policies) {
-      if (std::find(spec->services.begin(), spec->services.end(), service.name) != spec->services.end()) {
-        set->add(spec->policy);
-      }
-    }
-    snapshot.authz_services.emplace(service.name, std::move(set));
+    snapshot.authz_services.emplace(service.name, policy_set_for(service.name, policies, snapshot.authz_gateway));
   }
+  snapshot.authz_policy_count = policies.size();
+  warn_authz(policies, snapshot, diag);
+}
+
+std::shared_ptr<const filters::PolicySet> policy_set_for(const std::string& service,
+                                                         const std::vector<const AuthzPolicySpec*>& policies,
+                                                         const filters::PolicySet& gateway) {
+  auto set = std::make_shared<filters::PolicySet>(gateway);
+  for (const AuthzPolicySpec* spec : policies) {
+    if (std::find(spec->services.begin(), spec->services.end(), service) != spec->services.end()) {
+      set->add(spec->policy);
+    }
+  }
+  return set;
+}
+
+void warn_authz(const std::vector<const AuthzPolicySpec*>& policies, const Snapshot& snapshot, Diagnostics& diag) {
   // L7 fields on a TCP chain cannot be evaluated: said here, and failed closed at run time.
   auto needs_l7 = [](const filters::Rule& rule) {
     for (const auto& o : rule.to) {
@@ -344,7 +355,6 @@ void compile_authz(const std::vector<const AuthzPolicySpec*>& policies, Diagnost
                                     " is not served by this waypoint; that target is ignored");
       }
     }
-    ++snapshot.authz_policy_count;
   }
 }
 

@@ -336,7 +336,11 @@ struct Compiler::State {
   std::vector<std::string> gateway_ignores;
   std::map<std::string, std::string> pod_ignores;  // by pod name (the API mode's pod order)
   std::vector<std::string> service_ignores;
-  std::vector<Diagnostics::Entry> tail_warnings;
+  std::vector<Diagnostics::Entry> tail_warnings;   // routing's
+  std::vector<Diagnostics::Entry> authz_warnings;  // authorization's, after routing's
+
+  // The policies, in the load's order (by name: one per API object).
+  std::vector<const AuthzPolicySpec*> policies;
 
   struct Unit {
     const ServiceResource* source = nullptr;
@@ -513,9 +517,7 @@ void Compiler::compile(const Resources& res, Diagnostics& diag, Snapshot& snapsh
   for (const auto& w : tail.warnings()) {
     st.tail_warnings.push_back(w);
   }
-  for (const auto& w : authz.warnings()) {
-    st.tail_warnings.push_back(w);
-  }
+  st.authz_warnings = authz.warnings();
   for (size_t i = 0; i < st.units.size(); ++i) {
     const Service& service = snapshot.services[i];
     for (const auto& [vip, j] : st.units[i].vips) {
@@ -525,6 +527,7 @@ void Compiler::compile(const Resources& res, Diagnostics& diag, Snapshot& snapsh
   if (!keep || !st.stand_ins.empty() || !gateway->for_service_account.empty()) {
     return;
   }
+  st.policies = res.policies;
   st.referrers.resize(st.units.size());
   st.clusters_over.resize(st.units.size());
   for (size_t i = 0; i < st.units.size(); ++i) {
@@ -584,6 +587,7 @@ bool Compiler::update(const std::vector<ResourceChange>& changes, const Snapshot
     }
   };
   std::unordered_map<net::IpAddr, std::string> new_ips;
+  bool policies_changed = false;
   for (const ResourceChange& c : changes) {
     if (c.old_pod != nullptr || c.new_pod != nullptr) {
       const std::string& name = (c.new_pod != nullptr ? c.new_pod : c.old_pod)->pod->name;
@@ -636,6 +640,23 @@ bool Compiler::update(const std::vector<ResourceChange>& changes, const Snapshot
       for (size_t i : st.routing.bound(c.old_route)) {
         dirty.insert(i);
       }
+    } else if (c.old_policy != nullptr || c.new_policy != nullptr) {
+      // A policy on the Gateway is in every Service's set: compiled anew. One on Services rebuilds
+      // the sets (and chains) of those it targeted and targets.
+      for (const AuthzPolicySpec* policy : {c.old_policy, c.new_policy}) {
+        if (policy == nullptr) {
+          continue;
+        }
+        if (policy->gateway) {
+          return false;
+        }
+        for (const std::string& name : policy->services) {
+          if (auto i = st.service_index.find(name); i != st.service_index.end()) {
+            dirty.insert(i->second);
+          }
+        }
+      }
+      policies_changed = true;
     } else {
       return false;  // anything else (added or removed routing, a Service, ...) binds anew
     }
@@ -710,6 +731,17 @@ bool Compiler::update(const std::vector<ResourceChange>& changes, const Snapshot
           }
         }
       }
+    } else if (c.old_policy != nullptr || c.new_policy != nullptr) {
+      if (c.old_policy != nullptr) {
+        std::erase(st.policies, c.old_policy);
+      }
+      if (const AuthzPolicySpec* policy = c.new_policy) {
+        st.policies.insert(std::lower_bound(st.policies.begin(), st.policies.end(), policy,
+                                            [](const AuthzPolicySpec* a, const AuthzPolicySpec* b) {
+                                              return a->policy.name < b->policy.name;
+                                            }),
+                           policy);
+      }
     } else if (c.new_vs != nullptr) {
       st.routing.replace(c.old_vs, c.new_vs);
     } else if (c.new_dr != nullptr) {
@@ -732,6 +764,18 @@ bool Compiler::update(const std::vector<ResourceChange>& changes, const Snapshot
     if (!st.routing.check(i)) {
       return false;  // e.g. a route to a subset its DestinationRule no longer has
     }
+  }
+
+  // The policy sets of the Services a policy change touched, and the authorization's reports.
+  if (policies_changed) {
+    for (size_t i : dirty) {
+      const std::string& name = previous.services[i].name;
+      next.authz_services.insert_or_assign(name, policy_set_for(name, st.policies, next.authz_gateway));
+    }
+    next.authz_policy_count = st.policies.size();
+    Diagnostics authz("");
+    warn_authz(st.policies, next, authz);
+    st.authz_warnings = authz.warnings();
   }
 
   // 3. The dirty Services' pieces, anew: the Service (endpoints), its clusters, tables and chains.
@@ -807,6 +851,9 @@ bool Compiler::update(const std::vector<ResourceChange>& changes, const Snapshot
     }
   }
   for (const auto& w : st.tail_warnings) {
+    diag.warning(w.at, w.message);
+  }
+  for (const auto& w : st.authz_warnings) {
     diag.warning(w.at, w.message);
   }
   return true;

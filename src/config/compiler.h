@@ -25,6 +25,8 @@ struct ResourceChange {
   const DestinationRuleSpec* new_dr = nullptr;
   const HttpRouteResource* old_route = nullptr;
   const HttpRouteResource* new_route = nullptr;
+  const AuthzPolicySpec* old_policy = nullptr;
+  const AuthzPolicySpec* new_policy = nullptr;
 };
 
 class Compiler {
@@ -40,8 +42,9 @@ class Compiler {
 
   // The changes on top of the last compile() or update(), whose Snapshot is `previous`: fills `next`
   // (a copy of `previous` whose pieces the changes touch are rebuilt) and returns true, or returns
-  // false when the changes need a compile from scratch (a Service, Gateway or policy changed, a
-  // binding moved, an error, a pod the waypoint does not know). `diag` holds the objects' own
+  // false when the changes need a compile from scratch (a Service, a Gateway or a policy targeting
+  // it changed, a binding moved, an error, a pod the waypoint does not know). A policy targeting
+  // Services (added, changed or removed) rebuilds their policy sets and chains. `diag` holds the objects' own
   // reports (in object order); the compile's are appended as compile() would.
   bool update(const std::vector<ResourceChange>& changes, const Snapshot& previous, Diagnostics& diag, Snapshot& next);
 

@@ -269,20 +269,34 @@ class NameRegistry {
 // optionals, or routing / policies entries). Depends only on the resource and the bootstrap, so
 // the API mode keeps it per object between loads (ObjectCache) and replays it.
 struct Outcome {
+  // What most outcomes lack (they are pods' and slices', with no reports): allocated only when
+  // one of it is present, so an outcome kept per object costs ~130 bytes instead of ~330.
+  struct Rest {
+    std::vector<Diagnostics::Entry> errors;
+    std::vector<Diagnostics::Entry> warnings;
+    std::vector<std::string> ignores;
+    std::unique_ptr<const GatewayResource> gateway;
+    std::unique_ptr<const ServiceResource> service;
+    RoutingResources routing;
+    std::vector<AuthzPolicySpec> policies;
+  };
   ObjectMeta meta;
   Mark at;
   bool ignored = false;  // not read (another namespace, a kind of someone else): `ignores` says why
-  std::vector<Diagnostics::Entry> errors;
-  std::vector<Diagnostics::Entry> warnings;
-  std::vector<std::string> ignores;
-  // Allocated only when present: an outcome is kept per object, most are pods.
-  std::unique_ptr<const GatewayResource> gateway;
-  std::unique_ptr<const ServiceResource> service;
   std::unique_ptr<const PodResource> pod;
   std::unique_ptr<const EndpointSliceResource> slice;
-  RoutingResources routing;
-  std::vector<AuthzPolicySpec> policies;
+  std::unique_ptr<Rest> rest;
+
+  const Rest& more() const { return rest ? *rest : kNone; }  // an empty one when there is none
+  Rest& more_mut() {
+    if (!rest) {
+      rest = std::make_unique<Rest>();
+    }
+    return *rest;
+  }
+  static const Rest kNone;
 };
+const Outcome::Rest Outcome::kNone{};
 
 // Everything one document (an API object) produced: the reports of telling its resources apart,
 // then each resource's outcome.
@@ -344,7 +358,7 @@ class Loader {
         Outcome o;
         o.meta = e.meta;
         o.at = mark_of(e.node);
-        o.errors.push_back({o.at, second_bootstrap(e.meta.name, *bootstrap_at_)});
+        o.more_mut().errors.push_back({o.at, second_bootstrap(e.meta.name, *bootstrap_at_)});
         out.resources.push_back(std::move(o));
         continue;
       }
@@ -425,23 +439,23 @@ class Loader {
     o.at = mark_of(e.node);
     if (e.handling == Handling::Foreign) {
       o.ignored = true;
-      o.ignores.push_back(qualified(e.meta, b.namespace_) + ": " + e.api_version + " " + e.meta.kind +
-                          " is not read by the waypoint");
+      o.more_mut().ignores.push_back(qualified(e.meta, b.namespace_) + ": " + e.api_version + " " + e.meta.kind +
+                                     " is not read by the waypoint");
       return o;
     }
     if (!e.meta.namespace_.empty() && e.meta.namespace_ != b.namespace_) {
       o.ignored = true;
-      o.ignores.push_back(qualified(e.meta, b.namespace_) + ": namespace " + e.meta.namespace_ +
-                          " is not this waypoint's (" + b.namespace_ + ")");
+      o.more_mut().ignores.push_back(qualified(e.meta, b.namespace_) + ": namespace " + e.meta.namespace_ +
+                                     " is not this waypoint's (" + b.namespace_ + ")");
       return o;
     }
     Diagnostics diag("");
     switch (e.handling) {
       case Handling::Gateway:
-        o.gateway = boxed(parse_gateway(e.node, e.meta, b, diag));
+        o.more_mut().gateway = boxed(parse_gateway(e.node, e.meta, b, diag));
         break;
       case Handling::Service:
-        o.service = boxed(parse_service(e.node, e.meta, b, diag));
+        o.more_mut().service = boxed(parse_service(e.node, e.meta, b, diag));
         break;
       case Handling::Pod:
         o.pod = boxed(parse_pod(e.node, e.meta, b, diag));
@@ -450,16 +464,16 @@ class Loader {
         o.slice = boxed(parse_endpoint_slice(e.node, e.meta, diag));
         break;
       case Handling::VirtualService:
-        parse_virtual_service(e.node, e.meta, diag, o.routing);
+        parse_virtual_service(e.node, e.meta, diag, o.more_mut().routing);
         break;
       case Handling::DestinationRule:
-        parse_destination_rule(e.node, e.meta, diag, o.routing);
+        parse_destination_rule(e.node, e.meta, diag, o.more_mut().routing);
         break;
       case Handling::HTTPRoute:
-        parse_http_route(e.node, e.meta, b, diag, o.routing);
+        parse_http_route(e.node, e.meta, b, diag, o.more_mut().routing);
         break;
       case Handling::AuthorizationPolicy:
-        parse_authorization_policy(e.node, e.meta, b, diag, o.policies);
+        parse_authorization_policy(e.node, e.meta, b, diag, o.more_mut().policies);
         break;
       case Handling::NotApplied:
         diag.warning(mark_of(e.node),
@@ -469,16 +483,20 @@ class Loader {
       case Handling::Foreign:
         break;
     }
-    o.errors = diag.errors();
-    o.warnings = diag.warnings();
-    o.ignores = diag.ignored();
+    if (!diag.errors().empty() || !diag.warnings().empty() || !diag.ignored().empty()) {
+      Outcome::Rest& rest = o.more_mut();
+      rest.errors = diag.errors();
+      rest.warnings = diag.warnings();
+      rest.ignores = diag.ignored();
+    }
     return o;
   }
 
   // Adds a resource's outcome to the load: a second resource of a kind and name is an error.
   void apply(const Outcome& o) {
+    const Outcome::Rest& more = o.more();
     if (o.ignored) {
-      for (const auto& i : o.ignores) {
+      for (const auto& i : more.ignores) {
         diag_.ignore(i);
       }
       return;
@@ -486,20 +504,20 @@ class Loader {
     if (!names_.add(o.meta, o.at, diag_)) {
       return;
     }
-    for (const auto& e : o.errors) {
+    for (const auto& e : more.errors) {
       diag_.error(e.at, e.message);
     }
-    for (const auto& w : o.warnings) {
+    for (const auto& w : more.warnings) {
       diag_.warning(w.at, w.message);
     }
-    for (const auto& i : o.ignores) {
+    for (const auto& i : more.ignores) {
       diag_.ignore(i);
     }
-    if (o.gateway) {
-      resources_.gateways.push_back(o.gateway.get());
+    if (more.gateway) {
+      resources_.gateways.push_back(more.gateway.get());
     }
-    if (o.service) {
-      resources_.services.push_back(o.service.get());
+    if (more.service) {
+      resources_.services.push_back(more.service.get());
     }
     if (o.pod) {
       resources_.pods.push_back(o.pod.get());
@@ -507,16 +525,16 @@ class Loader {
     if (o.slice) {
       resources_.endpoint_slices.push_back(o.slice.get());
     }
-    for (const auto& vs : o.routing.virtual_services) {
+    for (const auto& vs : more.routing.virtual_services) {
       resources_.virtual_services.push_back(&vs);
     }
-    for (const auto& dr : o.routing.destination_rules) {
+    for (const auto& dr : more.routing.destination_rules) {
       resources_.destination_rules.push_back(&dr);
     }
-    for (const auto& route : o.routing.http_routes) {
+    for (const auto& route : more.routing.http_routes) {
       resources_.http_routes.push_back(&route);
     }
-    for (const auto& policy : o.policies) {
+    for (const auto& policy : more.policies) {
       resources_.policies.push_back(&policy);
     }
   }
@@ -608,7 +626,8 @@ bool reports(const ObjectOutcome* object) {
     return true;
   }
   for (const Outcome& o : object->resources) {
-    if (!o.errors.empty() || !o.warnings.empty() || !o.ignores.empty()) {
+    const Outcome::Rest& more = o.more();
+    if (!more.errors.empty() || !more.warnings.empty() || !more.ignores.empty()) {
       return true;
     }
   }
@@ -965,7 +984,8 @@ std::vector<std::string> object_lines(const Decoded& r, const SourceObjects& obj
 }
 
 // The typed result of an object's outcome, when it is one resource the compiler can take as a
-// change (a Pod, an EndpointSlice, one VirtualService, DestinationRule or HTTPRoute) and has no error.
+// change (a Pod, an EndpointSlice, one VirtualService, DestinationRule, HTTPRoute or
+// AuthorizationPolicy) and has no error.
 bool as_change(const ObjectOutcome* object, bool now, ResourceChange& c) {
   if (object == nullptr) {
     return true;
@@ -974,12 +994,18 @@ bool as_change(const ObjectOutcome* object, bool now, ResourceChange& c) {
     return false;
   }
   const Outcome& o = object->resources.front();
-  if (o.ignored || !o.errors.empty() || o.gateway || o.service || !o.policies.empty()) {
+  const Outcome::Rest& more = o.more();
+  if (o.ignored || !more.errors.empty() || more.gateway || more.service) {
     return false;
   }
-  const RoutingResources& r = o.routing;
+  const RoutingResources& r = more.routing;
   const size_t routing = r.virtual_services.size() + r.destination_rules.size() + r.http_routes.size();
-  if (o.pod && routing == 0 && !o.slice) {
+  if (!more.policies.empty()) {
+    if (more.policies.size() != 1 || routing != 0 || o.pod || o.slice) {
+      return false;
+    }
+    (now ? c.new_policy : c.old_policy) = &more.policies.front();
+  } else if (o.pod && routing == 0 && !o.slice) {
     (now ? c.new_pod : c.old_pod) = o.pod.get();
   } else if (o.slice && routing == 0) {
     (now ? c.new_slice : c.old_slice) = o.slice.get();
@@ -1044,13 +1070,14 @@ SnapshotPtr try_update(Decoded& r, const SourceObjects& objects, const std::stri
       return nullptr;
     }
     for (const Outcome& o : object->resources) {
-      if (!o.errors.empty()) {
+      const Outcome::Rest& more = o.more();
+      if (!more.errors.empty()) {
         return nullptr;
       }
-      for (const auto& w : o.warnings) {
+      for (const auto& w : more.warnings) {
         diag.warning(w.at, w.message);
       }
-      for (const auto& i : o.ignores) {
+      for (const auto& i : more.ignores) {
         diag.ignore(i);
       }
     }

@@ -204,6 +204,7 @@ class PieceMap {
   auto end() const { return map_.end(); }
 
   bool emplace(Key k, Ptr p) { return map_.emplace(std::move(k), std::move(p)); }
+  void insert_or_assign(Key k, Ptr p) { map_.insert_or_assign(std::move(k), std::move(p)); }
   bool erase(const Key& k) { return map_.erase(k); }
 
  private:

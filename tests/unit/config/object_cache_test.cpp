@@ -28,8 +28,9 @@ std::string ip(int a, int b, int c) {
 // A small namespace's worth of objects, and the random changes made to it.
 class Namespace {
  public:
-  // `churn`: only what a living cluster changes all the time (pods, slices, weights, subsets), and
-  // nothing an object is rejected for, so the loads apply their changes incrementally.
+  // `churn`: only what a living cluster changes all the time (pods, slices, weights, subsets,
+  // policies), and nothing an object is rejected for, so the loads apply their changes
+  // incrementally.
   explicit Namespace(uint32_t seed, bool churn = false) : rng_(seed), churn_(churn) {
     put({{"apiVersion", "gateway.networking.k8s.io/v1"},
          {"kind", "Gateway"},
@@ -49,7 +50,7 @@ class Namespace {
   void change() {
     int s = pick(kServices);
     int p = pick(6);
-    switch (pick(churn_ ? 5 : 9)) {
+    switch (pick(churn_ ? 6 : 9)) {
       case 0:
         put(pod(s, p));
         break;
@@ -66,10 +67,14 @@ class Namespace {
         put(destination_rule(s));
         break;
       case 4:
+        if (churn_ && objects_.count("DestinationRule/svc-" + std::to_string(s)) == 0) {
+          put(destination_rule(s));  // its subsets first (the same batch): else the route is rejected
+        }
         put(virtual_service(s));
         break;
       case 5:
-        put(policy(s));
+        // A policy written, rewritten or (churn) deleted: on one Service, or on the Gateway.
+        churn_&& pick(4) == 0 ? erase("AuthorizationPolicy/p-" + std::to_string(s)) : put(policy(s));
         break;
       case 6:
         put(http_route(s));
@@ -109,10 +114,14 @@ class Namespace {
     // The key first: json's operator= takes its operand by value, so a moved-from `object` would
     // be read if the key were computed in the same expression.
     std::string key = object["kind"].get<std::string>() + "/" + object["metadata"]["name"].get<std::string>();
+    last_ = key;
     objects_[key] = std::make_shared<const SourceObject>(
         SourceObject{object["kind"], object["metadata"]["name"], std::to_string(version_), object.dump()});
   }
-  void erase(const std::string& key) { objects_.erase(key); }
+  void erase(const std::string& key) {
+    last_ = key;
+    objects_.erase(key);
+  }
 
   static std::string pod_name(int s, int p) { return "svc-" + std::to_string(s) + "-" + std::to_string(p); }
 
@@ -245,6 +254,10 @@ class Namespace {
   bool churn_ = false;
   std::map<std::string, SourceObjectPtr> objects_;  // by kind "/" name
   uint64_t version_ = 0;
+  std::string last_;  // the object the last change wrote or deleted (its key)
+
+ public:
+  const std::string& last() const { return last_; }
 };
 
 // `o` written again: a field more, and the resourceVersion given.
@@ -312,22 +325,27 @@ TEST_CASE("object cache: a cached load serves what a load from scratch serves, c
 
 // The incremental compile (Compiler::update: only the Services a change touches are rebuilt, every
 // other piece shared with the previous snapshot) against the compile from scratch.
-TEST_CASE("incremental compile: pod, slice and routing churn gives what a compile from scratch gives",
+TEST_CASE("incremental compile: pod, slice, routing and policy churn gives what a compile from scratch gives",
           "[config][incremental]") {
   for (uint32_t seed : {11u, 12u, 13u, 14u}) {
     Namespace ns(seed, true);
     ObjectCache cache;
-    size_t reported = 0;  // steps with warnings or ignored fields, which an incremental load replays
+    size_t reported = 0;          // steps with warnings or ignored fields, which an incremental load replays
+    size_t policies_applied = 0;  // policy changes applied incrementally
     for (int step = 0; step < 300; ++step) {
       INFO("seed " << seed << ", step " << step);
+      const uint64_t incremental = cache.incremental();
       std::string scratch = change_and_compare(ns, cache);
       reported += scratch.find("\nwarning ") != std::string::npos || scratch.find("\nignored ") != std::string::npos;
+      policies_applied += ns.last().rfind("AuthorizationPolicy/", 0) == 0 && cache.incremental() > incremental;
     }
     CHECK(reported > 0);
     // Most loads were applied as changes (a load from scratch follows an object the compiler cannot
-    // take as a change, e.g. a VirtualService or DestinationRule created or deleted).
+    // take as a change, e.g. a VirtualService or DestinationRule created or deleted, a policy on the
+    // Gateway).
     INFO("incremental loads: " << cache.incremental());
     CHECK(cache.incremental() > 150);
+    CHECK(policies_applied > 0);
   }
 }
 
