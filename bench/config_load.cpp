@@ -2,12 +2,13 @@
 // process around it. Reads a List of objects (kubectl get -o json, or bench/kube_scale.py's
 // namespace.json) and a bootstrap file, then times load_snapshot_from_objects: a load from
 // scratch, then loads after one object changed as an API server writes it (an annotation and a new
-// resourceVersion; pods, then slices and DestinationRules in turn). With --cache, the loads share a
-// config::ObjectCache as the process's reloads do (and apply the change incrementally where
-// Compiler::update can); the objects are put in kube::Source's order (each kind's by name).
-// Each load runs on a thread of its own (as the process's reloads run on libuv's pool); the RSS
-// printed at the end is after malloc_trim, with the cache and the last snapshot alive.
-//   wp-config-bench NAMESPACE.json BOOTSTRAP.yaml [ROUNDS] [--cache | --cache-sync | --cache-cold]
+// resourceVersion; pods, then slices, DestinationRules and AuthorizationPolicies in turn). With --cache, the loads
+// share a config::ObjectCache as the process's reloads do (and apply the change incrementally where Compiler::update
+// can); the objects are put in kube::Source's order (each kind's by name). Each load runs on a thread of its own (as
+// the process's reloads run on libuv's pool); the RSS printed at the end is after malloc_trim, with the cache and the
+// last snapshot alive.
+//   wp-config-bench NAMESPACE.json BOOTSTRAP.yaml [ROUNDS] [--cache | --cache-sync | --cache-cold] [--change=KIND]
+// --change=KIND: only objects of that kind change (e.g. AuthorizationPolicy).
 // --cache-sync: the first loads see one kind more each (the first LISTs arriving one by one);
 // --cache-cold: CPU caches flushed before each load (a change arriving in a quiet process).
 #include <malloc.h>
@@ -60,9 +61,12 @@ int main(int argc, char** argv) {
     auto ka = std::find(kinds.begin(), kinds.end(), a->kind), kb = std::find(kinds.begin(), kinds.end(), b->kind);
     return ka != kb ? ka < kb : a->name < b->name;
   });
-  std::vector<size_t> changeable;  // Pods, EndpointSlices, DestinationRules
+  std::vector<size_t> changeable;  // Pods, EndpointSlices, DestinationRules, AuthorizationPolicies
+  const std::string only = argc > 5 && std::string(argv[5]).rfind("--change=", 0) == 0 ? argv[5] + 9 : "";
   for (size_t i = 0; i < objects.size(); ++i) {
-    if (objects[i]->kind == "Pod" || objects[i]->kind == "EndpointSlice" || objects[i]->kind == "DestinationRule") {
+    if (!only.empty() ? objects[i]->kind == only
+                      : objects[i]->kind == "Pod" || objects[i]->kind == "EndpointSlice" ||
+                            objects[i]->kind == "DestinationRule" || objects[i]->kind == "AuthorizationPolicy") {
       changeable.push_back(i);
     }
   }

@@ -3,6 +3,8 @@
 // would silently ignore or cannot do here is an error: CUSTOM actions, unknown `when` keys,
 // request principals (no RequestAuthentication), malformed CIDRs and ports.
 #include <algorithm>
+#include <string_view>
+#include <unordered_map>
 
 #include "config/authz.h"
 
@@ -328,19 +330,39 @@ void warn_authz(const std::vector<const AuthzPolicySpec*>& policies, const Snaps
     return std::any_of(rule.when.begin(), rule.when.end(),
                        [](const filters::Condition& c) { return c.key == filters::Condition::Key::RequestHeader; });
   };
+  // Each policy with such fields against the TCP Services it targets, in the Services' order; a
+  // policy on Services looks up its targets (not every Service: a namespace of a policy per
+  // Service would take services x policies steps on every policy change).
+  std::vector<bool> tcp;
+  std::unordered_map<std::string_view, size_t> index;
+  for (size_t i = 0; i < snapshot.services.size(); ++i) {
+    const Service& service = snapshot.services[i];
+    tcp.push_back(std::any_of(service.ports.begin(), service.ports.end(),
+                              [](const ServicePort& p) { return p.protocol == ChainProtocol::Tcp; }));
+    index.emplace(service.name, i);
+  }
+  std::vector<size_t> targets;
   for (const AuthzPolicySpec* p : policies) {
     const AuthzPolicySpec& spec = *p;
     if (!std::any_of(spec.policy.rules.begin(), spec.policy.rules.end(), needs_l7)) {
       continue;
     }
-    for (const auto& service : snapshot.services) {
-      bool targeted =
-          spec.gateway || std::find(spec.services.begin(), spec.services.end(), service.name) != spec.services.end();
-      bool tcp = std::any_of(service.ports.begin(), service.ports.end(),
-                             [](const ServicePort& p) { return p.protocol == ChainProtocol::Tcp; });
-      if (targeted && tcp) {
+    targets.clear();
+    for (size_t i = 0; spec.gateway && i < tcp.size(); ++i) {
+      targets.push_back(i);
+    }
+    for (size_t k = 0; !spec.gateway && k < spec.services.size(); ++k) {
+      if (auto it = index.find(spec.services[k]); it != index.end()) {
+        targets.push_back(it->second);
+      }
+    }
+    std::sort(targets.begin(), targets.end());
+    targets.erase(std::unique(targets.begin(), targets.end()), targets.end());
+    for (size_t i : targets) {
+      if (tcp[i]) {
         diag.warning(spec.mark, "AuthorizationPolicy " + spec.policy.name + ": HTTP fields (hosts, methods, paths, " +
-                                    "request.headers) cannot apply to the TCP ports of Service " + service.name +
+                                    "request.headers) cannot apply to the TCP ports of Service " +
+                                    snapshot.services[i].name +
                                     (spec.policy.action == filters::Action::Deny
                                          ? ": there the DENY rules ignore them (fail closed)"
                                          : ": there the rules using them never match (fail closed)"));
