@@ -7,7 +7,8 @@ server (tests/support/fake_apiserver.py); the waypoint starts with a bootstrap-o
 start to ready (/healthz/ready 200), RSS after sync, then for each of CHANGES endpoint changes (a
 pod added to one Service's slice) the time from the change's apply to the snapshot in force on
 every worker (waypoint_config_loads_total, then checked in /endpoints), the reloads' own CPU
-(waypoint_config_load_cpu_seconds_total) and the process's CPU per change. Run: bench/kube_scale.py BUILD_DIR [SERVICES] [PODS]
+(waypoint_config_load_cpu_seconds_total) and the process's CPU per change. Run: bench/kube_scale.py BUILD_DIR [SERVICES] [PODS] [fat]  (fat: pods as an API server returns a
+Deployment's, ~3 KB of JSON each, instead of the fields the waypoint reads)
 """
 import json
 import os
@@ -39,6 +40,7 @@ def main():
     build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
     services = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
     pods = int(sys.argv[3]) if len(sys.argv) > 3 else 10
+    fat = len(sys.argv) > 4 and sys.argv[4] == "fat"  # realistic pods (see pod() below)
     changes = 10
     d = tempfile.mkdtemp(prefix="wp-kube-bench-")
     subprocess.run([os.path.join(build, "tests/wp-certgen"), "--out", d + "/certs"], check=True, capture_output=True)
@@ -64,12 +66,48 @@ def main():
                                "targetRef": {"kind": "Pod", "name": f"svc-{s}-{p}"}} for p in range(n)]}
 
     def pod(s, p):
-        return {"apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": f"svc-{s}-{p}", "namespace": "default",
-                             "labels": {"app": f"svc-{s}", "version": "v1" if p % 2 == 0 else "v2"}},
-                "spec": {"serviceAccountName": f"svc-{s}"},
-                "status": {"phase": "Running", "podIP": pod_ip(s, p),
-                           "conditions": [{"type": "Ready", "status": "True"}]}}
+        o = {"apiVersion": "v1", "kind": "Pod",
+             "metadata": {"name": f"svc-{s}-{p}", "namespace": "default",
+                          "labels": {"app": f"svc-{s}", "version": "v1" if p % 2 == 0 else "v2"}},
+             "spec": {"serviceAccountName": f"svc-{s}"},
+             "status": {"phase": "Running", "podIP": pod_ip(s, p),
+                        "conditions": [{"type": "Ready", "status": "True"}]}}
+        if fat:  # what an API server returns of a Deployment's pod (~3 KB of JSON), not the bare minimum
+            o["metadata"].update({"generateName": f"svc-{s}-6d8f9c7b5d-", "uid": f"{s:08x}-0000-4000-8000-{p:012x}",
+                                  "creationTimestamp": "2026-12-01T10:00:00Z",
+                                  "annotations": {"kubectl.kubernetes.io/restartedAt": "2026-12-01T09:59:00Z",
+                                                  "prometheus.io/scrape": "true", "prometheus.io/port": "15020"},
+                                  "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                                                       "name": f"svc-{s}-6d8f9c7b5d", "controller": True,
+                                                       "blockOwnerDeletion": True, "uid": f"{s:08x}-rs"}]})
+            o["spec"].update({
+                "nodeName": f"node-{p % 7}", "restartPolicy": "Always", "terminationGracePeriodSeconds": 30,
+                "containers": [{"name": "app", "image": f"registry.example.com/team/svc-{s}:1.2.3",
+                                "imagePullPolicy": "IfNotPresent",
+                                "env": [{"name": f"SETTING_{i}", "value": "x" * 24} for i in range(12)],
+                                "ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
+                                "resources": {"limits": {"cpu": "1", "memory": "512Mi"},
+                                              "requests": {"cpu": "100m", "memory": "128Mi"}},
+                                "volumeMounts": [{"name": "kube-api-access", "readOnly": True,
+                                                  "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}],
+                                "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}, "periodSeconds": 5}}],
+                "volumes": [{"name": "kube-api-access", "projected": {"defaultMode": 420, "sources": [
+                    {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                    {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}}]}}],
+                "tolerations": [{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute",
+                                 "tolerationSeconds": 300}]})
+            o["status"].update({"hostIP": f"192.0.2.{p % 7}", "podIPs": [{"ip": pod_ip(s, p)}],
+                                "startTime": "2026-12-01T10:00:01Z", "qosClass": "Burstable",
+                                "conditions": [{"type": t, "status": "True",
+                                                "lastTransitionTime": "2026-12-01T10:00:05Z"}
+                                               for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")],
+                                "containerStatuses": [{"name": "app", "ready": True, "restartCount": 0,
+                                                       "started": True,
+                                                       "image": f"registry.example.com/team/svc-{s}:1.2.3",
+                                                       "imageID": "registry.example.com/team/app@sha256:" + "a" * 64,
+                                                       "containerID": "containerd://" + "b" * 64,
+                                                       "state": {"running": {"startedAt": "2026-12-01T10:00:03Z"}}}]})
+        return o
 
     for s in range(services):
         name = f"svc-{s}"

@@ -71,9 +71,58 @@ config::SourceObject Source::keep(const Kind& kind, nlohmann::json&& object) {
       out.resource_version = rv->get<std::string>();
     }
   }
+  if (kind.kind == "Pod") {
+    project_pod(object);
+  }
   // Invalid UTF-8 from the server becomes U+FFFD rather than an exception.
   out.json = object.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return out;
+}
+
+namespace {
+// `from`'s members named in `keys`, moved into a new object.
+nlohmann::json pick(nlohmann::json& from, std::initializer_list<const char*> keys) {
+  nlohmann::json out = nlohmann::json::object();
+  for (const char* key : keys) {
+    if (auto it = from.find(key); it != from.end()) {
+      out[key] = std::move(*it);
+    }
+  }
+  return out;
+}
+}  // namespace
+
+void Source::project_pod(nlohmann::json& pod) {
+  if (!pod.is_object()) {
+    return;
+  }
+  nlohmann::json out = pick(pod, {"apiVersion", "kind"});
+  if (auto meta = pod.find("metadata"); meta != pod.end()) {
+    out["metadata"] =
+        meta->is_object()
+            ? pick(*meta, {"name", "namespace", "labels", "ownerReferences", "deletionTimestamp", "resourceVersion"})
+            : std::move(*meta);
+  }
+  if (auto spec = pod.find("spec"); spec != pod.end()) {
+    if (spec->is_object()) {
+      nlohmann::json kept = pick(*spec, {"serviceAccountName", "containers"});
+      if (auto containers = kept.find("containers"); containers != kept.end() && containers->is_array()) {
+        for (auto& container : *containers) {
+          if (container.is_object()) {
+            container = pick(container, {"ports"});
+          }
+        }
+      }
+      out["spec"] = std::move(kept);
+    } else {
+      out["spec"] = std::move(*spec);
+    }
+  }
+  if (auto status = pod.find("status"); status != pod.end()) {
+    out["status"] =
+        status->is_object() ? pick(*status, {"podIP", "podIPs", "phase", "conditions"}) : std::move(*status);
+  }
+  pod = std::move(out);
 }
 
 // A LIST's items are kept as its pages are read (one page's JSON trees alive at a time), their

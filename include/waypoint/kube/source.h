@@ -43,8 +43,15 @@ class Source {
 
   // The kind's object as kept: without metadata.managedFields and the last-applied annotation
   // (a copy of the whole object kubectl leaves behind), on one line. `object` is trimmed in place
-  // and left to the caller to free.
+  // and left to the caller to free. A Pod keeps only what the waypoint reads of it (project_pod).
   static config::SourceObject keep(const Kind& kind, nlohmann::json&& object);
+
+  // A Pod reduced to the fields its reader looks at (SPEC §7: metadata name, namespace, labels,
+  // ownerReferences, deletionTimestamp, resourceVersion; spec.serviceAccountName and the containers'
+  // ports; status podIP, podIPs, phase, conditions), each as it came, wrong types included, so the
+  // reader reports what it would have reported. The rest (containers' images, env, volumes,
+  // statuses: most of a real pod's 5-20 KB) is not kept, as client-go informers' transforms do.
+  static void project_pod(nlohmann::json& pod);
 
  private:
   struct KindState {
