@@ -410,9 +410,16 @@ ClusterState& ClusterManager::get(const config::SnapshotPtr& snapshot, const con
   auto state = std::make_unique<ClusterState>(cluster, stats_, seed);
   if (g == current_.get()) {
     // The newest previous generation that used a cluster of this name hands its host state on.
+    // Only one whose snapshot is alive, held while it is looked at: the keys of its by_name view
+    // the names of that snapshot's clusters (a generation whose snapshot went is only pruned at the
+    // next set_snapshot, and another thread may drop a snapshot's last reference).
     for (auto r = retired_.rbegin(); r != retired_.rend(); ++r) {
+      const config::SnapshotPtr alive = (*r)->weak.lock();
+      if (alive == nullptr) {
+        continue;
+      }
       auto prev = (*r)->by_name.find(cluster.name);
-      if (prev != (*r)->by_name.end() && !(*r)->weak.expired()) {
+      if (prev != (*r)->by_name.end()) {
         state->take_over(*prev->second);
         break;
       }

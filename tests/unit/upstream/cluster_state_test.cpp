@@ -634,10 +634,43 @@ TEST_CASE("upstream: a new snapshot gets new states, the old ones live while pin
   CHECK(stat(b, stats::Id::outlier_ejections_active) == 0);  // v3 has no host .2
 }
 
+// A request's first use of a cluster in the current snapshot looks for a previous generation to
+// take the hosts' state from; one whose snapshot went since the last set_snapshot (not pruned
+// yet) must not be looked into: its name index views the freed snapshot's cluster names (caught
+// by ASan as a heap-use-after-free in the Kubernetes restart test).
+TEST_CASE("upstream: a retired generation whose snapshot went is not looked into", "[upstream]") {
+  const std::string name = "inbound-vip|8080|http/v1|reviews.default.svc.cluster.local";  // on the heap
+  auto make = [&](size_t hosts) {
+    auto snap = std::make_shared<config::Snapshot>();
+    auto c = make_cluster(hosts);
+    c.name = name;
+    enable_outlier(c, 1, 100);
+    snap->clusters.emplace(name, std::make_shared<const config::RoutedCluster>(c));
+    return std::shared_ptr<const config::Snapshot>(snap);
+  };
+  stats::Block b;
+  ClusterManager m(b, kSeed);
+  auto v1 = make(3);
+  m.set_snapshot(v1);
+  ClusterState& s1 = m.get(v1, v1->clusters.at(name));
+  REQUIRE(s1.try_begin_request(1));
+  s1.report(1, true, kT0);  // host 1 ejected in v1
+  s1.end_request(1);
+  CHECK(stat(b, stats::Id::outlier_ejections_active) == 1);
+  auto v2 = make(3);
+  m.set_snapshot(v2);  // v1 retired, pinned by this test
+  v1.reset();          // ... and gone: the generation stays until the next set_snapshot
+  ClusterState& s2 = m.get(v2, v2->clusters.at(name));
+  CHECK_FALSE(s2.ejected(1, kT0));  // nothing taken over from the generation that went
+  m.set_snapshot(v2);               // prunes it, and its ejection with it
+  CHECK(m.generations() == 1);
+  CHECK(stat(b, stats::Id::outlier_ejections_active) == 0);
+}
+
 TEST_CASE("upstream: a fixed seed gives the same picks, seed 0 draws one", "[upstream]") {
   auto snap = std::make_shared<config::Snapshot>();
-  snap->clusters.emplace(
-      "r", std::make_shared<const config::RoutedCluster>(make_cluster(5, config::LoadBalancer::Random)));
+  snap->clusters.emplace("r",
+                         std::make_shared<const config::RoutedCluster>(make_cluster(5, config::LoadBalancer::Random)));
   const config::RoutedCluster& c = snap->clusters.at("r");
   stats::Block b;
   ClusterManager m1(b, 1234);
