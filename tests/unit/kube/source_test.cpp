@@ -143,7 +143,8 @@ TEST_CASE("kube source: a kept Pod holds only what its reader looks at and reads
   // Terminating: metadata.deletionTimestamp is kept.
   json terminating = pod;
   terminating["metadata"]["deletionTimestamp"] = "2026-12-02T00:00:00Z";
-  const config::Pod* t = load(terminating, true)->find_pod(net::IpAddr::parse("127.0.3.4").value());
+  config::SnapshotPtr held = load(terminating, true);
+  const config::Pod* t = held->find_pod(net::IpAddr::parse("127.0.3.4").value());
   REQUIRE(t != nullptr);
   CHECK_FALSE(t->ready);
 }
