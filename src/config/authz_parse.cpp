@@ -348,12 +348,15 @@ void warn_authz(const std::vector<const AuthzPolicySpec*>& policies, const Snaps
       continue;
     }
     targets.clear();
-    for (size_t i = 0; spec.gateway && i < tcp.size(); ++i) {
-      targets.push_back(i);
-    }
-    for (size_t k = 0; !spec.gateway && k < spec.services.size(); ++k) {
-      if (auto it = index.find(spec.services[k]); it != index.end()) {
-        targets.push_back(it->second);
+    if (spec.gateway) {
+      for (size_t i = 0; i < tcp.size(); ++i) {
+        targets.push_back(i);
+      }
+    } else {
+      for (const std::string& name : spec.services) {
+        if (auto it = index.find(name); it != index.end()) {
+          targets.push_back(it->second);
+        }
       }
     }
     std::sort(targets.begin(), targets.end());

@@ -95,6 +95,9 @@ class Namespace {
     }
   }
 
+  // The key of the object the last change wrote or deleted.
+  const std::string& last() const { return last_; }
+
   // As kube::Source hands them over: sorted by kind and name, each with the resourceVersion of
   // its last write (the API server's counter), at the same address until it changes.
   SourceObjects objects() const {
@@ -255,9 +258,6 @@ class Namespace {
   std::map<std::string, SourceObjectPtr> objects_;  // by kind "/" name
   uint64_t version_ = 0;
   std::string last_;  // the object the last change wrote or deleted (its key)
-
- public:
-  const std::string& last() const { return last_; }
 };
 
 // `o` written again: a field more, and the resourceVersion given.
