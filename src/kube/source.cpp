@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 
@@ -126,30 +127,48 @@ void Source::project_pod(nlohmann::json& pod) {
 }
 
 // A LIST's items are kept as its pages are read (one page's JSON trees alive at a time), their
-// kept fields appended to one buffer, and the objects are built from the buffer once the LIST is
-// complete, when every tree is gone. Built next to the trees, each long-lived object would sit in
-// a hole the parse left between two trees, and the freed trees around it could never go back to
-// the kernel: measured on 10,000 pods, 40 MB resident in the reflector's arena for 7 MB of
-// objects, one live object per 4 KiB page. Built afterwards, they lie side by side.
+// kept fields appended to a list of 1 MiB chunks, and the objects are built from the chunks once
+// the LIST is complete, when every tree is gone. Built next to the trees, each long-lived object
+// would sit in a hole the parse left between two trees, and the freed trees around it could never
+// go back to the kernel: measured on 10,000 pods, 40 MB resident in the reflector's arena for 7 MB
+// of objects, one live object per 4 KiB page. Built afterwards, they lie side by side. Each chunk
+// is freed as soon as its objects are built, so a LIST costs its objects plus one chunk: one
+// growing string (as before) held twice the pods' JSON while they were built, and kept its
+// capacity after (a std::string moved from an empty one keeps its buffer): 80 MB of 10,000 × 10.
 void Source::Staging::add(config::SourceObject o) {
-  spans.push_back({buffer.size(), o.name.size(), o.resource_version.size(), o.json.size()});
-  buffer += o.name;
-  buffer += o.resource_version;
-  buffer += o.json;
+  const size_t size = o.name.size() + o.resource_version.size() + o.json.size();
+  if (chunks.empty() || chunks.back().capacity() - chunks.back().size() < size) {
+    chunks.emplace_back().reserve(std::max(kChunk, size));
+  }
+  std::string& chunk = chunks.back();
+  spans.push_back({chunks.size() - 1, chunk.size(), o.name.size(), o.resource_version.size(), o.json.size()});
+  chunk += o.name;
+  chunk += o.resource_version;
+  chunk += o.json;
+}
+
+void Source::Staging::reset() {
+  chunks = {};  // a vector moved into frees its elements, unlike a string its buffer
+  spans = {};
 }
 
 std::map<std::string, config::SourceObjectPtr> Source::Staging::take(const Kind& kind) {
   std::map<std::string, config::SourceObjectPtr> objects;
-  for (const Span& span : spans) {
+  for (size_t i = 0; i < spans.size(); ++i) {
+    const Span& span = spans[i];
+    std::string_view chunk = chunks[span.chunk];
     auto o = std::make_shared<config::SourceObject>();
     o->kind = kind.kind;
-    o->name = buffer.substr(span.at, span.name);
-    o->resource_version = buffer.substr(span.at + span.name, span.resource_version);
-    o->json = buffer.substr(span.at + span.name + span.resource_version, span.json);
+    o->name = chunk.substr(span.at, span.name);
+    o->resource_version = chunk.substr(span.at + span.name, span.resource_version);
+    o->json = chunk.substr(span.at + span.name + span.resource_version, span.json);
     std::string name = o->name;
     objects[std::move(name)] = std::move(o);
+    if (i + 1 == spans.size() || spans[i + 1].chunk != span.chunk) {
+      std::string().swap(chunks[span.chunk]);
+    }
   }
-  *this = Staging();
+  reset();
   return objects;
 }
 
@@ -163,7 +182,7 @@ void Source::bump() {
 void Source::start() {
   Reflector::Callbacks cb;
   // Each kind's staging is its reflector's alone (the map itself is made in the constructor).
-  cb.list_started = [this](const Kind& kind) { staging_.at(kind.kind) = Staging(); };
+  cb.list_started = [this](const Kind& kind) { staging_.at(kind.kind).reset(); };
   cb.list_item = [this](const Kind& kind, nlohmann::json&& item) {
     config::SourceObject o = keep(kind, std::move(item));
     if (!o.name.empty()) {

@@ -68,15 +68,17 @@ class Source {
   std::string namespace_;
   std::function<void()> changed_;
   ReflectorOptions options_;
-  // A LIST being read: the kept fields of its items so far, in one buffer (source.cpp says why).
+  // A LIST being read: the kept fields of its items so far, in chunks (source.cpp says why).
   struct Staging {
+    static constexpr size_t kChunk = size_t{1} << 20;
     struct Span {
-      size_t at = 0;
+      size_t chunk = 0, at = 0;
       size_t name = 0, resource_version = 0, json = 0;  // lengths
     };
-    std::string buffer;
+    std::vector<std::string> chunks;
     std::vector<Span> spans;
     void add(config::SourceObject o);
+    void reset();  // frees what it holds
     std::map<std::string, config::SourceObjectPtr> take(const Kind& kind);
   };
   std::map<std::string, Staging> staging_;  // by kind; each entry its reflector's thread's only
