@@ -1021,6 +1021,21 @@ bool as_change(const ObjectOutcome* object, bool now, ResourceChange& c) {
   return true;
 }
 
+// A Loader that has read the bootstrap, over a scratch Snapshot: objects read with it outside a
+// load's rounds (their outcomes are what is kept).
+struct ObjectReader {
+  Diagnostics diag;
+  Snapshot scratch;
+  Loader loader;
+  ObjectReader(const Decoded& r, const std::string& path, const std::string& namespace_)
+      : diag(path), loader(diag, scratch, {r.bootstrap_first, r.bootstrap_last}, namespace_, false) {
+    for (const auto& doc : *r.bootstrap) {
+      loader.add(*doc, nullptr);
+    }
+  }
+  bool ready() const { return loader.has_bootstrap() && !diag.failed(); }
+};
+
 // The load as changes on top of the cache's last one (Compiler::update): null when they cannot be
 // applied so (then the load compiles from scratch, with every outcome read here kept).
 SnapshotPtr try_update(Decoded& r, const SourceObjects& objects, const std::string& path, const std::string& namespace_,
@@ -1028,15 +1043,12 @@ SnapshotPtr try_update(Decoded& r, const SourceObjects& objects, const std::stri
   if (!r.comparable || !cache.last) {
     return nullptr;
   }
-  Diagnostics diag(path);
-  Snapshot scratch;
-  Loader loader(diag, scratch, {r.bootstrap_first, r.bootstrap_last}, namespace_, false);
-  for (const auto& doc : *r.bootstrap) {
-    loader.add(*doc, nullptr);
-  }
-  if (!loader.has_bootstrap() || diag.failed()) {
+  ObjectReader reader(r, path, namespace_);
+  if (!reader.ready()) {
     return nullptr;
   }
+  Diagnostics& diag = reader.diag;
+  Loader& loader = reader.loader;
   std::vector<ResourceChange> changes;
   for (size_t i = 0; i < objects.size(); ++i) {
     if (r.outcomes[i]) {
@@ -1176,6 +1188,28 @@ SnapshotPtr load_snapshot_from_objects(const std::string& bootstrap_text, const 
     }
   }
   throw ConfigError(path + ": the objects could not be compiled");
+}
+
+void read_into_cache(const std::string& bootstrap_text, const std::string& path, const std::string& namespace_,
+                     const SourceObjects& objects, ObjectCache& cache) {
+  ObjectCache::Impl& impl = *cache.impl_;
+  Decoded r = decode(bootstrap_text, path, namespace_, objects, &impl);
+  // The next load compiles from scratch: the changes read here are not applied to the last one.
+  impl.last.reset();
+  ObjectReader reader(r, path, namespace_);
+  if (!reader.ready()) {
+    return;  // the load proper says why
+  }
+  for (size_t i = 0; i < objects.size(); ++i) {
+    if (r.outcomes[i] != nullptr || r.cached[i] == nullptr) {
+      continue;  // read before, or a second object of one kind and name (read by the load proper)
+    }
+    std::string error;
+    DocumentPtr doc = parse_json_document(objects[i]->json, r.lines[i], error);
+    if (doc) {  // not JSON: rejected by the load proper
+      r.set_outcome(i, reader.loader.read_object(*doc));
+    }
+  }
 }
 
 SnapshotPtr load_snapshot_from_objects(const std::string& bootstrap_text, const std::string& path,

@@ -342,7 +342,18 @@ void Process::load(Reload& job) {
 
 void Process::load_config(Reload& job) {
   try {
-    if (job.kube) {
+    if (job.kube && !job.kube_synced) {
+      // The first LISTs are still arriving: what has come is read (in parallel with the rest
+      // arriving), nothing is compiled or served. A namespace served by halves would route a
+      // Service before its VirtualService came and admit requests before the DENY policies had,
+      // and each half-load's snapshot (stand-in pods for every endpoint whose Pod was not listed
+      // yet) stayed alive into the full one: 44 MB of 10,000 × 10's peak.
+      const uint64_t misses = job.cache->misses();
+      config::read_into_cache(config::read_config_text(job.path), job.path, job.kube_namespace, job.objects,
+                              *job.cache);
+      job.decoded = job.cache->misses() - misses;
+      job.objects.clear();
+    } else if (job.kube) {
       const uint64_t incremental = job.cache->incremental(), misses = job.cache->misses();
       job.snapshot = config::load_snapshot_from_objects(config::read_config_text(job.path), job.path,
                                                         job.kube_namespace, job.objects, true, job.cache);

@@ -263,6 +263,11 @@ TEST_CASE(
   REQUIRE(m.start_kube() == "");
   std::this_thread::sleep_for(600ms);  // long enough for every other kind's LIST and a retry of pods
   CHECK(m.health() == 503);
+  // Nothing of a namespace listed in part is served (its Service without the pods, or before its
+  // policies): the bootstrap alone until every kind is listed.
+  json before = m.config_dump();
+  CHECK(before["gateway"] == "");
+  CHECK(before["clusters"].dump().find("svc") == std::string::npos);
   m.api.control("fault", R"({"plural":"pods","status":0})");
   REQUIRE(m.wait_health(200, 15s));
   CHECK(m.metric("waypoint_kubernetes_watch_errors_total{kind=\"Pod\"}") >= 1);

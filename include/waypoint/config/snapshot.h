@@ -510,6 +510,13 @@ SnapshotPtr load_snapshot_from_objects(const std::string& bootstrap_text, const 
                                        const std::string& namespace_, const std::vector<SourceObject>& objects,
                                        bool check_certificates = true, ObjectCache* cache = nullptr);
 
+// Decodes and reads into `cache` the objects it does not hold yet, and compiles nothing: the
+// Kubernetes API mode does this while the first LISTs are still arriving, so that the first load
+// finds every object read but compiles (and serves) only a complete namespace. The next load with
+// that cache compiles from scratch. An object that cannot be read is left to that load to report.
+void read_into_cache(const std::string& bootstrap_text, const std::string& path, const std::string& namespace_,
+                     const SourceObjects& objects, ObjectCache& cache);
+
 // What the previous load read of each object (the Kubernetes API mode keeps one for the process's
 // life). One load at a time may use it; it holds the objects of the last load only.
 class ObjectCache {
@@ -530,6 +537,8 @@ class ObjectCache {
  private:
   friend SnapshotPtr load_snapshot_from_objects(const std::string&, const std::string&, const std::string&,
                                                 const SourceObjects&, bool, ObjectCache*);
+  friend void read_into_cache(const std::string&, const std::string&, const std::string&, const SourceObjects&,
+                              ObjectCache&);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -381,6 +381,42 @@ TEST_CASE("object cache: an object whose JSON changed is decoded again, a delete
   CHECK(cache.size() == objects.size() - 1);
 }
 
+// What the API mode does while the first LISTs arrive: objects are read into the cache as they
+// come, in parts, and nothing is compiled; the first load then reads nothing again, compiles from
+// scratch (a cache that had applied changes before included), and serves what a load from scratch
+// serves.
+TEST_CASE("object cache: objects read ahead are not read again by the first load, which compiles everything",
+          "[config][incremental]") {
+  Namespace ns(21, true);
+  SourceObjects objects = ns.objects();
+  ObjectCache cache;
+  // The kinds listed so far, then all of them (each read holds what the one before did).
+  SourceObjects half(objects.begin(), objects.begin() + static_cast<std::ptrdiff_t>(objects.size() / 2));
+  read_into_cache(kBootstrap, "waypoint.yaml", "default", half, cache);
+  CHECK(cache.misses() == half.size());
+  read_into_cache(kBootstrap, "waypoint.yaml", "default", objects, cache);
+  CHECK(cache.misses() == objects.size());
+  const uint64_t hits = cache.hits();
+  CHECK(served(objects, &cache) == served(objects, nullptr));
+  CHECK(cache.misses() == objects.size());  // the load read nothing again
+  CHECK(cache.hits() - hits == objects.size());
+  CHECK(cache.incremental() == 0);
+  // A cache with a compile to update: changes read ahead are not applied to it as changes (the
+  // load after them compiles from scratch) and are not read again.
+  for (int i = 0; i < 5; ++i) {
+    ns.change();
+  }
+  objects = ns.objects();
+  const uint64_t misses = cache.misses();
+  read_into_cache(kBootstrap, "waypoint.yaml", "default", objects, cache);
+  const uint64_t read_ahead = cache.misses() - misses;
+  CHECK(read_ahead > 0);
+  CHECK(read_ahead <= 5 + 3);  // the objects the changes wrote (a pod's change may rewrite its slice)
+  CHECK(served(objects, &cache) == served(objects, nullptr));
+  CHECK(cache.misses() - misses == read_ahead);
+  CHECK(cache.incremental() == 0);
+}
+
 TEST_CASE("object cache: objects without a resourceVersion are compared by their bytes", "[config][incremental]") {
   Namespace ns(11);
   ObjectCache cache;
