@@ -7,8 +7,8 @@ namespace wp::accesslog {
 namespace {
 
 stats::Peer peer(const config::Pod& pod) {
-  return {pod.workload, pod.namespace_,        pod.spiffe_id,         pod.app,
-          pod.version,  pod.canonical_service, pod.canonical_revision};
+  return {pod.workload(), pod.namespace_(),        pod.spiffe_id(),         pod.app(),
+          pod.version(),  pod.canonical_service(), pod.canonical_revision()};
 }
 
 bool is_tcp(const TunnelRecord& r) {
@@ -19,7 +19,7 @@ bool is_tcp(const TunnelRecord& r) {
 
 stats::Labels Telemetry::labels(const TunnelRecord& r) {
   stats::Labels l;
-  if (r.source_pod != nullptr && r.source_pod->spiffe_id == r.source_principal) {
+  if (r.source_pod != nullptr && r.source_pod->spiffe_id() == r.source_principal) {
     l.source = peer(*r.source_pod);
   } else if (!r.source_principal.empty()) {
     // Not a pod this waypoint knows: what the certificate says is all there is.

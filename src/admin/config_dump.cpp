@@ -659,8 +659,8 @@ void endpoint_head(Writer& w, const Snapshot& s, const config::Endpoint& ep) {
       .field("port", ep.address.port())
       .field("hbone_address", net::SockAddr(ep.pod->ip, s.bootstrap.upstream.hbone_port).to_string())
       .field("pod", ep.pod->name)
-      .field("service_account", ep.pod->service_account)
-      .field("spiffe_id", ep.pod->spiffe_id)
+      .field("service_account", ep.pod->service_account())
+      .field("spiffe_id", ep.pod->spiffe_id())
       .field("health", "HEALTHY");  // only ready pods are endpoints
 }
 

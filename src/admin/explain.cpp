@@ -152,7 +152,7 @@ std::string effective_authority(const ExplainRequest& r, const http::HeaderMap& 
 
 const config::Pod* pod_with_identity(const config::Snapshot& s, const std::string& principal) {
   for (const config::Pod& pod : s.pods) {
-    if (pod.spiffe_id == principal) {
+    if (pod.spiffe_id() == principal) {
       return &pod;
     }
   }
@@ -275,7 +275,7 @@ bool authorize(Context& c, bool http) {
 // ---- endpoints and clusters ----------------------------------------------------------------------
 
 void print_endpoint(std::ostream& out, const config::Endpoint& ep, const char* indent) {
-  out << indent << ep.pod->name << "  " << ep.address.to_string() << "  " << ep.pod->spiffe_id << "\n";
+  out << indent << ep.pod->name << "  " << ep.address.to_string() << "  " << ep.pod->spiffe_id() << "\n";
 }
 
 void print_endpoints(std::ostream& out, const std::vector<config::Endpoint>& endpoints, const char* indent) {
@@ -318,7 +318,7 @@ void print_chain(Context& c, Sniffed as) {
   c.out << "chain: " << c.chain.name(as) << "\n";
   if (c.chain.kind == ChainMatch::Kind::Pod) {
     const config::Pod& pod = *c.chain.pod;
-    c.out << "  pod IP of " << pod.name << " (" << pod.spiffe_id << "): forwarded to that pod, cluster encap\n";
+    c.out << "  pod IP of " << pod.name << " (" << pod.spiffe_id() << "): forwarded to that pod, cluster encap\n";
     return;
   }
   const config::ServicePort& port = *c.chain.vip->port;

@@ -21,8 +21,8 @@ constexpr std::string_view kUseWaypoint = "istio.io/use-waypoint";
 
 bool selects(const std::map<std::string, std::string>& selector, const Pod& pod) {
   return !selector.empty() && std::all_of(selector.begin(), selector.end(), [&](const auto& kv) {
-    auto it = pod.labels.find(kv.first);
-    return it != pod.labels.end() && it->second == kv.second;
+    auto it = pod.labels().find(kv.first);
+    return it != pod.labels().end() && it->second == kv.second;
   });
 }
 
@@ -40,18 +40,18 @@ std::string label_entry(const std::string& key, const std::string& value) {
 class LabelIndex {
  public:
   void add(const Pod* pod) {
-    for (const auto& [key, value] : pod->labels) {
+    for (const auto& [key, value] : pod->labels()) {
       by_label_[label_entry(key, value)].push_back(pod);
     }
   }
   void add_sorted(const Pod* pod) {
-    for (const auto& [key, value] : pod->labels) {
+    for (const auto& [key, value] : pod->labels()) {
       auto& list = by_label_[label_entry(key, value)];
       list.insert(std::lower_bound(list.begin(), list.end(), pod, by_name), pod);
     }
   }
   void remove(const Pod* pod) {
-    for (const auto& [key, value] : pod->labels) {
+    for (const auto& [key, value] : pod->labels()) {
       auto it = by_label_.find(label_entry(key, value));
       if (it == by_label_.end()) {
         continue;
@@ -144,12 +144,12 @@ std::optional<Gateway> select_gateway(const Resources& res, Diagnostics& diag) {
 // Why a pod is not served, or "" when it is (its IP may still clash with another's).
 std::string pod_ignored(const PodResource& p, const Gateway& gateway) {
   const std::string& scope = gateway.for_service_account;
-  if (!scope.empty() && p.pod->service_account != scope) {
-    return qualified("Pod", p.pod->namespace_, p.pod->name) + ": service account " + p.pod->service_account +
+  if (!scope.empty() && p.pod->service_account() != scope) {
+    return qualified("Pod", p.pod->namespace_(), p.pod->name) + ": service account " + p.pod->service_account() +
            " is not this waypoint's (" + scope + ")";
   }
   if (!p.has_ip) {
-    return qualified("Pod", p.pod->namespace_, p.pod->name) + ": no status.podIP (not running yet?)";
+    return qualified("Pod", p.pod->namespace_(), p.pod->name) + ": no status.podIP (not running yet?)";
   }
   return {};
 }
@@ -278,8 +278,8 @@ std::shared_ptr<Service> build_service(const ServiceResource& source, const Slic
     index.for_each_selected(service->selector, [&](const Pod& pod) {
       uint16_t target = port.target_port_number;
       if (!port.target_port_name.empty()) {
-        auto named = pod.named_ports.find(port.target_port_name);
-        if (named == pod.named_ports.end()) {
+        auto named = pod.named_ports().find(port.target_port_name);
+        if (named == pod.named_ports().end()) {
           r.warn(source.port_marks[j].target_port, source.port_paths[j] + ".targetPort",
                  "pod " + pod.name + " has no port named " + port.target_port_name + "; not an endpoint");
           return;
@@ -435,11 +435,13 @@ void Compiler::compile(const Resources& res, Diagnostics& diag, Snapshot& snapsh
           }
           auto pod = std::make_shared<Pod>();
           pod->name = ep.pod.empty() ? ip.to_string() : ep.pod;
-          pod->namespace_ = res.bootstrap.bootstrap.namespace_;
-          pod->service_account.clear();
+          PodTemplate shape;
+          shape.namespace_ = res.bootstrap.bootstrap.namespace_;
+          shape.service_account.clear();
+          shape.workload_is_name = true;
+          shape.canonical_service = s->service.name;
+          pod->shared = PodTemplate::intern(std::move(shape));
           pod->ip = ip;
-          pod->workload = pod->name;
-          pod->canonical_service = s->service.name;
           pod->from_slice_only = true;
           snapshot.pods.push_back(std::move(pod));
         }
@@ -574,7 +576,7 @@ bool Compiler::update(const std::vector<ResourceChange>& changes, const Snapshot
   //    yet; after a false below, compile() starts over).
   std::set<size_t> dirty;
   auto selecting = [&](const Pod& pod) {
-    for (const auto& [key, value] : pod.labels) {
+    for (const auto& [key, value] : pod.labels()) {
       auto it = st.selecting.find(label_entry(key, value));
       if (it == st.selecting.end()) {
         continue;

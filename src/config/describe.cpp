@@ -127,7 +127,7 @@ std::string describe(const Snapshot& s) {
   std::sort(pods.begin(), pods.end(), [](const Pod* a, const Pod* b) { return net::ip_less(a->ip, b->ip); });
   out << "\npods (" << pods.size() << "):\n";
   for (const Pod* pod : pods) {
-    out << "  " << pod->ip.to_string() << "  " << pod->name << "  sa " << pod->service_account << "  "
+    out << "  " << pod->ip.to_string() << "  " << pod->name << "  sa " << pod->service_account() << "  "
         << (pod->ready ? "ready" : "not ready") << "\n";
   }
 

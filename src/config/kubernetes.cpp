@@ -270,14 +270,23 @@ std::string first_label(const std::map<std::string, std::string>& labels, std::i
   return otherwise;
 }
 
-void workload_labels(Pod& p, const Node& meta) {
-  p.workload = workload_of(meta, p.name, p.labels);
+void workload_labels(PodTemplate& p, const std::string& pod_name, const Node& meta) {
+  p.workload = workload_of(meta, pod_name, p.labels);
   p.app = first_label(p.labels, {"app"}, "unknown");
   p.version = first_label(p.labels, {"version"}, "unknown");
   p.canonical_service =
       first_label(p.labels, {"service.istio.io/canonical-name", "app.kubernetes.io/name", "app"}, p.workload);
   p.canonical_revision =
       first_label(p.labels, {"service.istio.io/canonical-revision", "app.kubernetes.io/version", "version"}, "latest");
+  // The pod's own name is not kept in the template its workload's pods share (Pod's accessors).
+  if (p.workload == pod_name) {
+    p.workload.clear();
+    p.workload_is_name = true;
+  }
+  if (p.canonical_service == pod_name) {
+    p.canonical_service.clear();
+    p.canonical_is_name = true;
+  }
 }
 
 }  // namespace
@@ -287,10 +296,11 @@ std::optional<PodResource> parse_pod(const Node& doc, const ObjectMeta& meta, co
   size_t errors_before = diag.error_count();
   Reader r(diag, "Pod " + meta.name);
   PodResource out;
-  Pod p;
-  p.name = meta.name;
+  Pod pod;
+  pod.name = meta.name;
+  pod.mark = mark_of(doc);
+  PodTemplate p;
   p.namespace_ = bootstrap.namespace_;
-  p.mark = mark_of(doc);
   p.labels = metadata_map(r, doc, "labels");
 
   Node spec = child(doc, "spec");
@@ -331,13 +341,13 @@ std::optional<PodResource> parse_pod(const Node& doc, const ObjectMeta& meta, co
   Node status = child(doc, "status");
   if (Node ip = child(status, "podIP"); present(ip)) {
     if (auto value = r.ip(ip, "status.podIP")) {
-      p.ip = *value;
+      pod.ip = *value;
       out.has_ip = true;
       out.ip_at = mark_of(ip);
     }
   }
   if (Node phase = child(status, "phase"); present(phase)) {
-    p.ready = p.ready && r.string(phase, "status.phase") == "Running";
+    pod.ready = pod.ready && r.string(phase, "status.phase") == "Running";
   }
   if (Node conditions = child(status, "conditions");
       present(conditions) && r.expect_sequence(conditions, "status.conditions")) {
@@ -345,21 +355,22 @@ std::optional<PodResource> parse_pod(const Node& doc, const ObjectMeta& meta, co
       Node type = child(condition, "type");
       Node value = child(condition, "status");
       if (type.IsScalar() && type.Scalar() == "Ready") {
-        p.ready = p.ready && value.IsScalar() && value.Scalar() == "True";
+        pod.ready = pod.ready && value.IsScalar() && value.Scalar() == "True";
       }
     }
   }
   // A pod being deleted is terminating: it takes no new requests, whatever its Ready condition says
   // (the kubelet flips that only later), as the endpoints controller decides.
   if (present(child(child(doc, "metadata"), "deletionTimestamp"))) {
-    p.ready = false;
+    pod.ready = false;
   }
   p.spiffe_id = "spiffe://" + bootstrap.trust_domain + "/ns/" + p.namespace_ + "/sa/" + p.service_account;
-  workload_labels(p, child(doc, "metadata"));
+  workload_labels(p, pod.name, child(doc, "metadata"));
   if (diag.error_count() != errors_before) {
     return std::nullopt;
   }
-  out.pod = std::make_shared<const Pod>(std::move(p));
+  pod.shared = PodTemplate::intern(std::move(p));
+  out.pod = std::make_shared<const Pod>(std::move(pod));
   return out;
 }
 

@@ -399,7 +399,7 @@ const RoutedCluster* RoutingCompiler::cluster(size_t service, const ServicePort&
   // The port's endpoints (from its EndpointSlices, else its selector: compile()), narrowed to the
   // subset's labels.
   for (const Endpoint& ep : port.endpoints) {
-    if (labels_match(c->labels, ep.pod->labels)) {
+    if (labels_match(c->labels, ep.pod->labels())) {
       c->endpoints.push_back(ep);
     }
   }

@@ -84,7 +84,7 @@ const char* with_urx(const char* flag) {
 UpstreamKey upstream_key(const TunnelInfo& tunnel, const config::Endpoint& ep, uint16_t hbone_port) {
   UpstreamKey key;
   key.hbone_address = net::SockAddr(ep.pod->ip, hbone_port);
-  key.identity = ep.pod->spiffe_id;
+  key.identity = ep.pod->spiffe_id();
   key.authority = ep.address;
   key.h2c = tunnel.upstream_h2c;
   key.client = tunnel.client;

@@ -226,7 +226,7 @@ void InternalListener::set_snapshot(config::SnapshotPtr snapshot) {
   const uint16_t port = snapshot_->bootstrap.upstream.hbone_port;
   pool_.drain_unless([this, port](const net::SockAddr& address, const std::string& identity) {
     const config::Pod* pod = address.port() == port ? snapshot_->find_pod(address.ip()) : nullptr;
-    return pod != nullptr && pod->spiffe_id == identity;
+    return pod != nullptr && pod->spiffe_id() == identity;
   });
 }
 
@@ -398,7 +398,7 @@ void InternalListener::start_tcp(Accepted& a, const config::Pod* pod, net::SockA
 
   hbone::UpstreamTarget target;
   target.hbone_address = net::SockAddr(pod->ip, snap.bootstrap.upstream.hbone_port);
-  target.identity = pod->spiffe_id;
+  target.identity = pod->spiffe_id();
   target.authority = authority.to_string();
   target.headers = upstream_connect_headers(a.source_ip, a.traceparent, a.baggage);
   auto proxy = std::make_unique<TcpProxy>(*a.stream, std::move(record), a.snapshot, stats_, log_, [this](TcpProxy& p) {

@@ -41,7 +41,7 @@ std::vector<std::string> endpoints_of(const Snapshot& s, const std::string& vip)
   REQUIRE(chain != nullptr);
   std::vector<std::string> out;
   for (const Endpoint& ep : chain->cluster.endpoints) {
-    out.push_back(ep.pod->name + "@" + ep.address.to_string() + (ep.pod->spiffe_id.empty() ? " (any)" : ""));
+    out.push_back(ep.pod->name + "@" + ep.address.to_string() + (ep.pod->spiffe_id().empty() ? " (any)" : ""));
   }
   std::sort(out.begin(), out.end());
   return out;

@@ -138,17 +138,17 @@ status: {podIP: "fd00::5"}
   REQUIRE(s->pods.size() == 2);
   const Pod& p = s->pods[0];
   CHECK(p.name == "reviews-v1");
-  CHECK(p.namespace_ == "default");
-  CHECK(p.service_account == "bookinfo-reviews");
-  CHECK(p.labels == std::map<std::string, std::string>{{"app", "reviews"}, {"version", "v1"}});
+  CHECK(p.namespace_() == "default");
+  CHECK(p.service_account() == "bookinfo-reviews");
+  CHECK(p.labels() == std::map<std::string, std::string>{{"app", "reviews"}, {"version", "v1"}});
   CHECK(p.ip.to_string() == "10.244.0.13");
   CHECK(p.ready);
-  CHECK(p.named_ports == std::map<std::string, uint16_t>{{"http", 9080}, {"admin", 15000}});
-  CHECK(p.spiffe_id == "spiffe://cluster.local/ns/default/sa/bookinfo-reviews");
+  CHECK(p.named_ports() == std::map<std::string, uint16_t>{{"http", 9080}, {"admin", 15000}});
+  CHECK(p.spiffe_id() == "spiffe://cluster.local/ns/default/sa/bookinfo-reviews");
   CHECK(p.mark.line == 1);
   const Pod& plain = s->pods[1];
-  CHECK(plain.service_account == "default");
-  CHECK(plain.spiffe_id == "spiffe://cluster.local/ns/default/sa/default");
+  CHECK(plain.service_account() == "default");
+  CHECK(plain.spiffe_id() == "spiffe://cluster.local/ns/default/sa/default");
   CHECK(plain.ip.to_string() == "fd00::5");
   CHECK(plain.ready);
   CHECK(plain.mark.line == 23);
@@ -291,12 +291,65 @@ TEST_CASE("config: a pod's telemetry labels (workload, app, version, canonical s
         load("apiVersion: v1\nkind: Pod\nmetadata: " + c.metadata + "\nstatus: {podIP: 10.244.0.9}\n" + base_config());
     REQUIRE(s->pods.size() == 1);
     const Pod& p = s->pods[0];
-    CHECK(p.workload == c.workload);
-    CHECK(p.app == c.app);
-    CHECK(p.version == c.version);
-    CHECK(p.canonical_service == c.canonical_service);
-    CHECK(p.canonical_revision == c.canonical_revision);
+    CHECK(p.workload() == c.workload);
+    CHECK(p.app() == c.app);
+    CHECK(p.version() == c.version);
+    CHECK(p.canonical_service() == c.canonical_service);
+    CHECK(p.canonical_revision() == c.canonical_revision);
   }
+}
+
+}  // namespace
+}  // namespace wp::config
+
+namespace wp::config {
+namespace {
+
+using testing::base_config;
+using testing::load;
+
+TEST_CASE("pods: the pods of one workload share one template, which goes with its last pod", "[config]") {
+  const size_t before = PodTemplate::interned();
+  {
+    auto pod = [](const std::string& name, const std::string& version, const std::string& hash, const std::string& ip) {
+      return "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: " + name +
+             "\n  labels: {app: reviews, version: " + version + ", pod-template-hash: " + hash +
+             "}\nspec: {serviceAccountName: bookinfo-reviews}\n" + "status: {podIP: " + ip + "}\n";
+    };
+    auto s = load(pod("reviews-v1-6d8f9c7b5d-abcde", "v1", "6d8f9c7b5d", "10.244.0.13") +
+                  pod("reviews-v1-6d8f9c7b5d-fghij", "v1", "6d8f9c7b5d", "10.244.0.14") +
+                  pod("reviews-v2-7c9d8e6f4a-abcde", "v2", "7c9d8e6f4a", "10.244.0.15") + base_config());
+    REQUIRE(s->pods.size() == 3);
+    const Pod& a = s->pods[0];
+    const Pod& b = s->pods[1];
+    const Pod& c = s->pods[2];
+    CHECK(a.name != b.name);
+    CHECK(a.ip != b.ip);
+    CHECK(a.shared == b.shared);  // one template for the two pods of reviews-v1
+    CHECK(a.workload() == "reviews-v1");
+    CHECK(c.shared != a.shared);  // another version, another template
+    CHECK(c.version() == "v2");
+    CHECK(c.workload() == "reviews-v2");
+    CHECK(PodTemplate::interned() == before + 2);
+  }
+  CHECK(PodTemplate::interned() == before);
+}
+
+TEST_CASE("pods: at most kMaxAlike templates of one hash are compared, the rest are not shared", "[config]") {
+  const size_t before = PodTemplate::interned();
+  std::vector<std::shared_ptr<const PodTemplate>> held;
+  for (size_t i = 0; i < PodTemplate::kMaxAlike + 2; ++i) {
+    PodTemplate t;
+    t.workload = "w" + std::to_string(i);
+    held.push_back(PodTemplate::intern(t, 42));
+    // An equal template is found again while it is among the first kMaxAlike of its hash.
+    auto again = PodTemplate::intern(t, 42);
+    CHECK((again == held.back()) == (i < PodTemplate::kMaxAlike));
+    CHECK(again->workload == t.workload);
+  }
+  CHECK(PodTemplate::interned() == before + PodTemplate::kMaxAlike);
+  held.clear();
+  CHECK(PodTemplate::interned() == before);
 }
 
 }  // namespace

@@ -159,7 +159,7 @@ status: {podIP: 10.0.0.1}
   REQUIRE(s->services.size() == 1);
   CHECK(s->services[0].namespace_ == "bookinfo");
   CHECK(s->services[0].fqdn == "reviews.bookinfo.svc.corp");
-  CHECK(s->pods.at(0).spiffe_id == "spiffe://example.org/ns/bookinfo/sa/bookinfo-reviews");
+  CHECK(s->pods.at(0).spiffe_id() == "spiffe://example.org/ns/bookinfo/sa/bookinfo-reviews");
   CHECK(s->ignored == std::vector<std::string>{"Service default/reviews: namespace default is not this "
                                                "waypoint's (bookinfo)"});
   CHECK(s->find_vip(*net::SockAddr::parse("10.96.0.1:9080"))->name ==

@@ -37,7 +37,7 @@ status: {podIP: 10.0.1.5}
   m = select_chain(*snap, *SockAddr::parse("10.0.1.5:12345"));
   REQUIRE(m.kind == ChainMatch::Kind::Pod);
   CHECK(m.name() == "direct-tcp");
-  CHECK(m.pod->spiffe_id == "spiffe://cluster.local/ns/default/sa/bookinfo-reviews");
+  CHECK(m.pod->spiffe_id() == "spiffe://cluster.local/ns/default/sa/bookinfo-reviews");
 
   CHECK(select_chain(*snap, *SockAddr::parse("10.96.0.20:80")).kind == ChainMatch::Kind::None);
   CHECK(select_chain(*snap, *SockAddr::parse("10.0.1.6:9080")).kind == ChainMatch::Kind::None);

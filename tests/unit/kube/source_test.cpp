@@ -124,20 +124,20 @@ TEST_CASE("kube source: a kept Pod holds only what its reader looks at and reads
   REQUIRE(a != nullptr);
   REQUIRE(b != nullptr);
   CHECK(b->name == a->name);
-  CHECK(b->service_account == "bookinfo-reviews");
-  CHECK(b->service_account == a->service_account);
-  CHECK(b->spiffe_id == a->spiffe_id);
-  CHECK(b->labels == a->labels);
+  CHECK(b->service_account() == "bookinfo-reviews");
+  CHECK(b->service_account() == a->service_account());
+  CHECK(b->spiffe_id() == a->spiffe_id());
+  CHECK(b->labels() == a->labels());
   CHECK(b->ready == a->ready);
   CHECK(b->ready);
-  CHECK(b->named_ports == a->named_ports);
-  CHECK(b->named_ports.at("admin") == 9901);
-  CHECK(b->workload == "reviews-v2");  // from the ReplicaSet owner
-  CHECK(b->workload == a->workload);
-  CHECK(b->app == a->app);
-  CHECK(b->version == a->version);
-  CHECK(b->canonical_service == a->canonical_service);
-  CHECK(b->canonical_revision == a->canonical_revision);
+  CHECK(b->named_ports() == a->named_ports());
+  CHECK(b->named_ports().at("admin") == 9901);
+  CHECK(b->workload() == "reviews-v2");  // from the ReplicaSet owner
+  CHECK(b->workload() == a->workload());
+  CHECK(b->app() == a->app());
+  CHECK(b->version() == a->version());
+  CHECK(b->canonical_service() == a->canonical_service());
+  CHECK(b->canonical_revision() == a->canonical_revision());
   CHECK(reduced->warnings == whole->warnings);
 
   // Terminating: metadata.deletionTimestamp is kept.
