@@ -36,6 +36,11 @@ def rss_kb(pid):
     return 0
 
 
+def hwm_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+
+
 def main():
     build = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
     services = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
@@ -178,6 +183,7 @@ def main():
     print(f"namespace: {services} services x {pods} pods ({len(objects)} objects)")
     print(f"start to ready (every kind listed, snapshot published): {ready * 1000:.0f} ms")
     print(f"RSS after sync (2.5 s after ready): {rss / 1024:.1f} MiB")
+    print(f"peak RSS (VmHWM) over start and sync, before any admin page: {hwm_kb(wp.pid) / 1024:.1f} MiB")
     def metrics():
         out = {}
         for line in get("/stats/prometheus", 15020)[1].decode().splitlines():
@@ -192,6 +198,7 @@ def main():
 
     seen = metrics()
     lat, cpu, reload_cpu, incremental = [], [], [], 0
+    endpoints_bytes = 0
     added = {}  # pods added per Service
     perf = None
     if os.environ.get("KUBE_SCALE_PERF"):  # a cpu-clock profile of the waypoint over the changes
@@ -220,7 +227,9 @@ def main():
                 time.sleep(0.1)
                 spent = cpu_seconds(wp.pid) - c0
                 now = metrics()
-                if want in get("/endpoints")[1]:
+                page = get("/endpoints")[1]
+                endpoints_bytes = len(page)
+                if want in page:
                     break
             if time.monotonic() - t > 30:
                 sys.exit("the change never arrived")
@@ -246,9 +255,8 @@ def main():
           f"max {max(reload_cpu) * 1000:.2f} ms")
     print(f"waypoint process CPU per change (the reload, the watch events, and this bench's polling of "
           f"/stats/prometheus every 2 ms for 100 ms more): median {sorted(cpu)[len(cpu) // 2] * 1000:.1f} ms")
-    with open(f"/proc/{wp.pid}/status") as f:
-        hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-    print(f"peak RSS (VmHWM) over start, sync and the changes: {hwm / 1024:.1f} MiB")
+    print(f"peak RSS (VmHWM) over start, sync and the changes (each checked in /endpoints, "
+          f"a {endpoints_bytes / 1e6:.1f} MB page): {hwm_kb(wp.pid) / 1024:.1f} MiB")
     wp.terminate()
     wp.wait()
     api.stdin.close()

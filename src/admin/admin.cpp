@@ -220,13 +220,15 @@ class AdminServer::Session {
         return;
       }
       // Reading has stopped and the timer too, so nothing else closes the session before the reply.
-      server_->handler_(request, [this](Response r) { respond(r); });
+      server_->handler_(request, [this](Response r) { respond(std::move(r)); });
     } else if (err != HPE_OK) {
       respond({400, "text/plain", "bad request\n"});
     }
   }
 
-  void respond(const Response& r) {
+  // The body is sent from the Response itself, after the head: a large one (/config_dump,
+  // /endpoints of a big namespace: tens of MB) is not copied.
+  void respond(Response r) {
     if (responded_ || closing_) {
       return;
     }
@@ -236,10 +238,12 @@ class AdminServer::Session {
       uv_timer_stop(&timer_);
     }
     out_ = "HTTP/1.1 " + std::to_string(r.status) + " " + reason(r.status) + "\r\nContent-Type: " + r.content_type +
-           "\r\nContent-Length: " + std::to_string(r.body.size()) + "\r\nConnection: close\r\n\r\n" + r.body;
-    uv_buf_t b = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
+           "\r\nContent-Length: " + std::to_string(r.body.size()) + "\r\nConnection: close\r\n\r\n";
+    body_ = std::move(r.body);
+    uv_buf_t b[2] = {uv_buf_init(out_.data(), static_cast<unsigned>(out_.size())),
+                     uv_buf_init(body_.data(), static_cast<unsigned>(body_.size()))};
     write_.data = this;
-    uv_write(&write_, reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1,
+    uv_write(&write_, reinterpret_cast<uv_stream_t*>(&tcp_), b, 2,
              [](uv_write_t* w, int) { static_cast<Session*>(w->data)->close(); });
   }
 
@@ -253,7 +257,8 @@ class AdminServer::Session {
   std::string field_;
   std::string host_;
   std::string* current_ = nullptr;  // the header value being collected
-  std::string out_;
+  std::string out_;                 // the response's head
+  std::string body_;                // and its body
   size_t received_ = 0;
   int pending_closes_ = 0;
   bool in_value_ = false;

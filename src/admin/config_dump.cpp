@@ -908,6 +908,19 @@ void write_authorization(Writer& w, const Snapshot& s) {
   w.end_array().end_object();
 }
 
+// More than a dump of `s` takes (measured on 10,000 × 10: ~180 bytes per endpoint listed, ~1.5 KB
+// per cluster and chain with its routes), so that its writer reserves once.
+size_t size_hint(const Snapshot& s) {
+  size_t endpoints = 0;
+  for (const auto& [name, c] : s.clusters) {
+    endpoints += c->endpoints.size();
+  }
+  for (const config::VipChain* chain : extra_chain_clusters(s)) {
+    endpoints += chain->cluster.endpoints.size();
+  }
+  return 64 * 1024 + 512 * endpoints + 4096 * (s.clusters.size() + s.vip_chains.size());
+}
+
 }  // namespace
 
 std::string listeners_json(const Snapshot& s) {
@@ -930,6 +943,7 @@ std::string routes_json(const Snapshot& s) {
 
 std::string endpoints_json(const Snapshot& s, const HostLookup& lookup) {
   Writer w;
+  w.reserve(size_hint(s));
   write_endpoints(w, s, lookup);
   return w.take();
 }
@@ -942,6 +956,7 @@ std::string authorization_json(const Snapshot& s) {
 
 std::string config_dump_json(const Snapshot& s, const HostLookup& lookup) {
   Writer w;
+  w.reserve(size_hint(s));
   w.begin_object()
       .field("version", s.version)
       .field("loaded_at", rfc3339(s.loaded_at))
