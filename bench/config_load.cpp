@@ -7,8 +7,10 @@
 // can); the objects are put in kube::Source's order (each kind's by name). Each load runs on a thread of its own (as
 // the process's reloads run on libuv's pool); the RSS printed at the end is after malloc_trim, with the cache and the
 // last snapshot alive.
-//   wp-config-bench NAMESPACE.json BOOTSTRAP.yaml [ROUNDS] [--cache | --cache-sync | --cache-cold] [--change=KIND]
+//   wp-config-bench NAMESPACE.json BOOTSTRAP.yaml [ROUNDS] [--cache | --cache-sync | --cache-cold]
+//                   [--change=KIND | --toggle=KIND]
 // --change=KIND: only objects of that kind change (e.g. AuthorizationPolicy).
+// --toggle=KIND: an object of that kind is deleted in one round and created again in the next.
 // --cache-sync: the first loads see one kind more each (the first LISTs arriving one by one);
 // --cache-cold: CPU caches flushed before each load (a change arriving in a quiet process).
 #include <malloc.h>
@@ -62,7 +64,8 @@ int main(int argc, char** argv) {
     return ka != kb ? ka < kb : a->name < b->name;
   });
   std::vector<size_t> changeable;  // Pods, EndpointSlices, DestinationRules, AuthorizationPolicies
-  const std::string only = argc > 5 && std::string(argv[5]).rfind("--change=", 0) == 0 ? argv[5] + 9 : "";
+  const bool toggle = argc > 5 && std::string(argv[5]).rfind("--toggle=", 0) == 0;
+  const std::string only = argc > 5 && (std::string(argv[5]).rfind("--change=", 0) == 0 || toggle) ? argv[5] + 9 : "";
   for (size_t i = 0; i < objects.size(); ++i) {
     if (!only.empty() ? objects[i]->kind == only
                       : objects[i]->kind == "Pod" || objects[i]->kind == "EndpointSlice" ||
@@ -87,7 +90,17 @@ int main(int argc, char** argv) {
   for (int i = 0; i < rounds; ++i) {
     // One changed object per round (none in the first): a top-level field the reader ignores, and
     // a new resourceVersion; a new object, as kube::Source makes for every event.
-    if (i > 0) {
+    size_t left_out = objects.size();  // --toggle: the object deleted this round
+    if (i > 0 && toggle) {
+      const size_t k = changeable[(static_cast<size_t>((i + 1) / 2) * 97) % changeable.size()];
+      if (i % 2 == 1) {
+        left_out = k;
+      } else {  // created again: a new object, with a new resourceVersion
+        config::SourceObject again = *objects[k];
+        again.resource_version = std::to_string(objects.size() + static_cast<size_t>(i));
+        objects[k] = std::make_shared<const config::SourceObject>(std::move(again));
+      }
+    } else if (i > 0) {
       config::SourceObjectPtr& slot = objects[changeable[(static_cast<size_t>(i) * 97) % changeable.size()]];
       config::SourceObject changed = *slot;
       changed.json.insert(1, "\"bench\":" + std::to_string(i) + ",");
@@ -101,6 +114,9 @@ int main(int argc, char** argv) {
     auto t0 = std::chrono::steady_clock::now();
     config::SnapshotPtr snapshot;
     auto these = objects;
+    if (left_out < these.size()) {
+      these.erase(these.begin() + static_cast<std::ptrdiff_t>(left_out));
+    }
     if (sync && static_cast<size_t>(i) < kinds.size()) {  // the first LISTs arrive one kind at a time
       std::erase_if(these,
                     [&](const auto& o) { return std::find(kinds.begin(), kinds.end(), o->kind) - kinds.begin() > i; });

@@ -339,8 +339,11 @@ struct Compiler::State {
   std::vector<Diagnostics::Entry> tail_warnings;   // routing's
   std::vector<Diagnostics::Entry> authz_warnings;  // authorization's, after routing's
 
-  // The policies, in the load's order (by name: one per API object).
+  // The policies and routing resources, in the load's order (by name: one per API object).
   std::vector<const AuthzPolicySpec*> policies;
+  std::vector<const DestinationRuleSpec*> destination_rules;
+  std::vector<const VirtualServiceSpec*> virtual_services;
+  std::vector<const HttpRouteResource*> http_routes;
 
   struct Unit {
     const ServiceResource* source = nullptr;
@@ -530,6 +533,9 @@ void Compiler::compile(const Resources& res, Diagnostics& diag, Snapshot& snapsh
     return;
   }
   st.policies = res.policies;
+  st.destination_rules = res.destination_rules;
+  st.virtual_services = res.virtual_services;
+  st.http_routes = res.http_routes;
   st.referrers.resize(st.units.size());
   st.clusters_over.resize(st.units.size());
   for (size_t i = 0; i < st.units.size(); ++i) {
@@ -590,6 +596,29 @@ bool Compiler::update(const std::vector<ResourceChange>& changes, const Snapshot
   };
   std::unordered_map<net::IpAddr, std::string> new_ips;
   bool policies_changed = false;
+  // A routing resource rewritten so that it binds as before dirties the Services it is bound to;
+  // one added, removed or bound elsewhere has every resource bound again (a pass over the
+  // routing resources, not a compile), and dirties the Services whose bindings moved. The kept
+  // lists take the change either way (after a false return, compile() starts over).
+  bool rebind = false;
+  auto routing_change = [&](const auto* old, const auto* now, auto& kept) {
+    using Spec = std::remove_cv_t<std::remove_pointer_t<decltype(now)>>;
+    if (both(old, now) && RoutingCompiler::binds_alike(*old, *now)) {
+      for (size_t i : st.routing.bound(old)) {
+        dirty.insert(i);
+      }
+    } else {
+      rebind = true;
+    }
+    if (old != nullptr) {
+      std::erase(kept, old);
+    }
+    if (now != nullptr) {
+      kept.insert(std::lower_bound(kept.begin(), kept.end(), now,
+                                   [](const Spec* a, const Spec* b) { return a->name < b->name; }),
+                  now);
+    }
+  };
   for (const ResourceChange& c : changes) {
     if (c.old_pod != nullptr || c.new_pod != nullptr) {
       const std::string& name = (c.new_pod != nullptr ? c.new_pod : c.old_pod)->pod->name;
@@ -621,27 +650,12 @@ bool Compiler::update(const std::vector<ResourceChange>& changes, const Snapshot
           }
         }
       }
-    } else if (both(c.old_vs, c.new_vs)) {
-      if (!RoutingCompiler::binds_alike(*c.old_vs, *c.new_vs)) {
-        return false;
-      }
-      for (size_t i : st.routing.bound(c.old_vs)) {
-        dirty.insert(i);
-      }
-    } else if (both(c.old_dr, c.new_dr)) {
-      if (!RoutingCompiler::binds_alike(*c.old_dr, *c.new_dr)) {
-        return false;
-      }
-      for (size_t i : st.routing.bound(c.old_dr)) {
-        dirty.insert(i);
-      }
-    } else if (both(c.old_route, c.new_route)) {
-      if (!RoutingCompiler::binds_alike(*c.old_route, *c.new_route)) {
-        return false;
-      }
-      for (size_t i : st.routing.bound(c.old_route)) {
-        dirty.insert(i);
-      }
+    } else if (c.old_vs != nullptr || c.new_vs != nullptr) {
+      routing_change(c.old_vs, c.new_vs, st.virtual_services);
+    } else if (c.old_dr != nullptr || c.new_dr != nullptr) {
+      routing_change(c.old_dr, c.new_dr, st.destination_rules);
+    } else if (c.old_route != nullptr || c.new_route != nullptr) {
+      routing_change(c.old_route, c.new_route, st.http_routes);
     } else if (c.old_policy != nullptr || c.new_policy != nullptr) {
       // A policy on the Gateway is in every Service's set: compiled anew. One on Services rebuilds
       // the sets (and chains) of those it targeted and targets.
@@ -662,6 +676,16 @@ bool Compiler::update(const std::vector<ResourceChange>& changes, const Snapshot
     } else {
       return false;  // anything else (added or removed routing, a Service, ...) binds anew
     }
+  }
+  if (rebind) {
+    Diagnostics tail("");
+    for (size_t i : st.routing.rebind(st.destination_rules, st.virtual_services, st.http_routes, tail)) {
+      dirty.insert(i);
+    }
+    if (tail.failed()) {
+      return false;  // e.g. a route to an unknown subset: the compile from scratch rejects its object
+    }
+    st.tail_warnings = tail.warnings();
   }
   // A Service's tables send to clusters over other Services: those Services' tables are rebuilt too.
   std::vector<size_t> work(dirty.begin(), dirty.end());
@@ -744,11 +768,11 @@ bool Compiler::update(const std::vector<ResourceChange>& changes, const Snapshot
                                             }),
                            policy);
       }
-    } else if (c.new_vs != nullptr) {
+    } else if (!rebind && c.new_vs != nullptr) {
       st.routing.replace(c.old_vs, c.new_vs);
-    } else if (c.new_dr != nullptr) {
+    } else if (!rebind && c.new_dr != nullptr) {
       st.routing.replace(c.old_dr, c.new_dr);
-    } else if (c.new_route != nullptr) {
+    } else if (!rebind && c.new_route != nullptr) {
       st.routing.replace(c.old_route, c.new_route);
     }
   }

@@ -134,6 +134,12 @@ class RoutingCompiler {
   std::vector<size_t> bound(const VirtualServiceSpec* vs) const;
   std::vector<size_t> bound(const DestinationRuleSpec* dr) const;
   std::vector<size_t> bound(const HttpRouteResource* route) const;
+  // The routing resources bound again (the Services unchanged), as bind() binds them, after some
+  // were added, removed or rebound: returns the Services whose DestinationRule, VirtualService or
+  // HTTPRoutes are not the ones they had. Reports go to `diag` as bind()'s do.
+  std::vector<size_t> rebind(const std::vector<const DestinationRuleSpec*>& destination_rules,
+                             const std::vector<const VirtualServiceSpec*>& virtual_services,
+                             const std::vector<const HttpRouteResource*>& http_routes, Diagnostics& diag);
   // A resource replaced by a new version that binds the same way (same hosts, host, parents).
   void replace(const VirtualServiceSpec* old, const VirtualServiceSpec* now);
   void replace(const DestinationRuleSpec* old, const DestinationRuleSpec* now);
@@ -154,9 +160,12 @@ class RoutingCompiler {
   const SubsetSpec* find_subset(size_t service, const std::string& name) const;
   bool check_destination(Reader& r, const DestinationRef& d) const;
   void check_route_destinations(Reader& r, const HttpRouteSpec& spec) const;
-  void bind_destination_rules(const Resources& res, Diagnostics& diag);
-  void bind_http_routes(const Resources& res, Diagnostics& diag);
-  void bind_virtual_services(const Resources& res, Diagnostics& diag);
+  void bind_all(const std::vector<const DestinationRuleSpec*>& destination_rules,
+                const std::vector<const VirtualServiceSpec*>& virtual_services,
+                const std::vector<const HttpRouteResource*>& http_routes, Diagnostics& diag);
+  void bind_destination_rules(const std::vector<const DestinationRuleSpec*>& destination_rules, Diagnostics& diag);
+  void bind_http_routes(const std::vector<const HttpRouteResource*>& http_routes, Diagnostics& diag);
+  void bind_virtual_services(const std::vector<const VirtualServiceSpec*>& virtual_services, Diagnostics& diag);
   const RoutedCluster* cluster(size_t service, const ServicePort& port, const std::string& subset,
                                std::string_view protocol, Snapshot& s, std::vector<std::string>& used) const;
   const RoutedCluster* resolve(const DestinationRef& d, uint16_t table_port, std::string_view protocol, Snapshot& s,

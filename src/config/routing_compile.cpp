@@ -117,12 +117,39 @@ void RoutingCompiler::bind(const Resources& res, const Snapshot& s, Diagnostics&
       hosts_.emplace(std::move(name), i);
     }
   }
+  bind_all(res.destination_rules, res.virtual_services, res.http_routes, diag);
+}
+
+void RoutingCompiler::bind_all(const std::vector<const DestinationRuleSpec*>& destination_rules,
+                               const std::vector<const VirtualServiceSpec*>& virtual_services,
+                               const std::vector<const HttpRouteResource*>& http_routes, Diagnostics& diag) {
   rules_.assign(services_.size(), nullptr);
   virtual_services_.assign(services_.size(), nullptr);
   http_routes_.assign(services_.size(), {});
-  bind_destination_rules(res, diag);
-  bind_http_routes(res, diag);
-  bind_virtual_services(res, diag);
+  bind_destination_rules(destination_rules, diag);
+  bind_http_routes(http_routes, diag);
+  bind_virtual_services(virtual_services, diag);
+}
+
+std::vector<size_t> RoutingCompiler::rebind(const std::vector<const DestinationRuleSpec*>& destination_rules,
+                                            const std::vector<const VirtualServiceSpec*>& virtual_services,
+                                            const std::vector<const HttpRouteResource*>& http_routes,
+                                            Diagnostics& diag) {
+  auto rules = std::move(rules_);
+  auto vss = std::move(virtual_services_);
+  auto routes = std::move(http_routes_);
+  bind_all(destination_rules, virtual_services, http_routes, diag);
+  auto same = [](const std::vector<BoundRoute>& a, const std::vector<BoundRoute>& b) {
+    return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                      [](const BoundRoute& x, const BoundRoute& y) { return x.route == y.route && x.port == y.port; });
+  };
+  std::vector<size_t> changed;
+  for (size_t i = 0; i < services_.size(); ++i) {
+    if (rules[i] != rules_[i] || vss[i] != virtual_services_[i] || !same(routes[i], http_routes_[i])) {
+      changed.push_back(i);
+    }
+  }
+  return changed;
 }
 
 // The number of the served Service a host names (short name, name.ns, name.ns.svc, or the FQDN).
@@ -140,8 +167,9 @@ std::string RoutingCompiler::unknown_service(const std::string& host) const {
   return "unknown service " + host + " (not a served Service of namespace " + namespace_ + ")";
 }
 
-void RoutingCompiler::bind_destination_rules(const Resources& res, Diagnostics& diag) {
-  for (const DestinationRuleSpec* dr : res.destination_rules) {
+void RoutingCompiler::bind_destination_rules(const std::vector<const DestinationRuleSpec*>& destination_rules,
+                                             Diagnostics& diag) {
+  for (const DestinationRuleSpec* dr : destination_rules) {
     Reader r(diag, "DestinationRule " + dr->name);
     auto i = find_index(dr->host.host);
     if (!i) {
@@ -218,8 +246,8 @@ void RoutingCompiler::check_route_destinations(Reader& r, const HttpRouteSpec& s
   }
 }
 
-void RoutingCompiler::bind_http_routes(const Resources& res, Diagnostics& diag) {
-  for (const HttpRouteResource* route : res.http_routes) {
+void RoutingCompiler::bind_http_routes(const std::vector<const HttpRouteResource*>& http_routes, Diagnostics& diag) {
+  for (const HttpRouteResource* route : http_routes) {
     Reader r(diag, "HTTPRoute " + route->name);
     size_t bound = 0;
     for (const auto& parent : route->parents) {
@@ -247,8 +275,9 @@ void RoutingCompiler::bind_http_routes(const Resources& res, Diagnostics& diag) 
   }
 }
 
-void RoutingCompiler::bind_virtual_services(const Resources& res, Diagnostics& diag) {
-  for (const VirtualServiceSpec* vs : res.virtual_services) {
+void RoutingCompiler::bind_virtual_services(const std::vector<const VirtualServiceSpec*>& virtual_services,
+                                            Diagnostics& diag) {
+  for (const VirtualServiceSpec* vs : virtual_services) {
     Reader r(diag, "VirtualService " + vs->name);
     size_t bound = 0;
     for (const auto& host : vs->hosts) {

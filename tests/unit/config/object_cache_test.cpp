@@ -64,9 +64,22 @@ class Namespace {
         put(slice(s));
         break;
       case 3:
-        put(destination_rule(s));
+        // (churn) Now and then deleted: the routes to its subsets are then rejected.
+        churn_&& pick(6) == 0 ? erase("DestinationRule/svc-" + std::to_string(s)) : put(destination_rule(s));
         break;
       case 4:
+        if (churn_ && pick(4) == 0) {
+          // A VirtualService deleted: its Service's own, or a second one for the same host, which
+          // comes first by name and so routes it while it is there (the other is warned about).
+          erase("VirtualService/" + std::string(pick(2) == 0 ? "svc-" : "alt-") + std::to_string(s));
+          break;
+        }
+        if (churn_ && pick(6) == 0) {
+          if (objects_.count("DestinationRule/svc-" + std::to_string(s)) != 0) {
+            put(virtual_service(s, "alt-"));
+          }
+          break;
+        }
         if (churn_ && objects_.count("DestinationRule/svc-" + std::to_string(s)) == 0) {
           put(destination_rule(s));  // its subsets first (the same batch): else the route is rejected
         }
@@ -95,8 +108,11 @@ class Namespace {
     }
   }
 
-  // The key of the object the last change wrote or deleted.
+  // The key of the object the last change wrote or deleted, and whether it was there before /
+  // is there now.
   const std::string& last() const { return last_; }
+  bool last_was_there() const { return last_was_there_; }
+  bool last_is_there() const { return objects_.count(last_) != 0; }
 
   // As kube::Source hands them over: sorted by kind and name, each with the resourceVersion of
   // its last write (the API server's counter), at the same address until it changes.
@@ -118,11 +134,13 @@ class Namespace {
     // be read if the key were computed in the same expression.
     std::string key = object["kind"].get<std::string>() + "/" + object["metadata"]["name"].get<std::string>();
     last_ = key;
+    last_was_there_ = objects_.count(key) != 0;
     objects_[key] = std::make_shared<const SourceObject>(
         SourceObject{object["kind"], object["metadata"]["name"], std::to_string(version_), object.dump()});
   }
   void erase(const std::string& key) {
     last_ = key;
+    last_was_there_ = objects_.count(key) != 0;
     objects_.erase(key);
   }
 
@@ -200,7 +218,7 @@ class Namespace {
             {"spec", spec}};
   }
 
-  json virtual_service(int s) {
+  json virtual_service(int s, const std::string& prefix = "svc-") {
     int w = pick(101);
     // Subset v2 may be missing from the DestinationRule (or the rule absent): then the object is
     // rejected, and so is a bad timeout.
@@ -221,7 +239,7 @@ class Namespace {
     }
     return {{"apiVersion", "networking.istio.io/v1"},
             {"kind", "VirtualService"},
-            {"metadata", {{"name", "svc-" + std::to_string(s)}, {"namespace", "default"}}},
+            {"metadata", {{"name", prefix + std::to_string(s)}, {"namespace", "default"}}},
             {"spec", {{"hosts", json::array({"svc-" + std::to_string(s)})}, {"http", json::array({http})}}}};
   }
 
@@ -258,6 +276,7 @@ class Namespace {
   std::map<std::string, SourceObjectPtr> objects_;  // by kind "/" name
   uint64_t version_ = 0;
   std::string last_;  // the object the last change wrote or deleted (its key)
+  bool last_was_there_ = false;
 };
 
 // `o` written again: a field more, and the resourceVersion given.
@@ -332,20 +351,27 @@ TEST_CASE("incremental compile: pod, slice, routing and policy churn gives what 
     ObjectCache cache;
     size_t reported = 0;          // steps with warnings or ignored fields, which an incremental load replays
     size_t policies_applied = 0;  // policy changes applied incrementally
+    size_t routing_added = 0;     // VirtualServices and DestinationRules created, applied incrementally
+    size_t routing_removed = 0;   // and deleted
     for (int step = 0; step < 300; ++step) {
       INFO("seed " << seed << ", step " << step);
       const uint64_t incremental = cache.incremental();
       std::string scratch = change_and_compare(ns, cache);
       reported += scratch.find("\nwarning ") != std::string::npos || scratch.find("\nignored ") != std::string::npos;
       policies_applied += ns.last().rfind("AuthorizationPolicy/", 0) == 0 && cache.incremental() > incremental;
+      const bool routing = ns.last().rfind("VirtualService/", 0) == 0 || ns.last().rfind("DestinationRule/", 0) == 0;
+      routing_added += routing && !ns.last_was_there() && ns.last_is_there() && cache.incremental() > incremental;
+      routing_removed += routing && ns.last_was_there() && !ns.last_is_there() && cache.incremental() > incremental;
     }
     CHECK(reported > 0);
     // Most loads were applied as changes (a load from scratch follows an object the compiler cannot
-    // take as a change, e.g. a VirtualService or DestinationRule created or deleted, a policy on the
-    // Gateway).
-    INFO("incremental loads: " << cache.incremental());
+    // take as a change, e.g. a policy on the Gateway, or one rejected).
+    INFO("incremental loads: " << cache.incremental() << ", routing objects created / deleted so: " << routing_added
+                               << " / " << routing_removed);
     CHECK(cache.incremental() > 150);
     CHECK(policies_applied > 0);
+    CHECK(routing_added > 0);
+    CHECK(routing_removed > 0);
   }
 }
 
