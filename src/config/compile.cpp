@@ -176,6 +176,12 @@ std::vector<const PodResource*> select_pods(const Resources& res, const Gateway&
   return served;
 }
 
+// The waypoint a Service is labelled to use when it is not this one, else null.
+const std::string* other_waypoint(const ServiceResource& s, const Gateway& gateway) {
+  auto label = s.service.labels.find(std::string(kUseWaypoint));
+  return label != s.service.labels.end() && label->second != gateway.name ? &label->second : nullptr;
+}
+
 // Services served: not opted out to another waypoint, and (when scoped) selecting a served pod.
 std::vector<const ServiceResource*> select_services(const Resources& res, const Gateway& gateway,
                                                     const std::vector<const PodResource*>& pods, Diagnostics& diag) {
@@ -189,9 +195,8 @@ std::vector<const ServiceResource*> select_services(const Resources& res, const 
   }
   for (const ServiceResource* s : res.services) {
     std::string who = qualified("Service", s->service.namespace_, s->service.name);
-    auto label = s->service.labels.find(std::string(kUseWaypoint));
-    if (label != s->service.labels.end() && label->second != gateway.name) {
-      diag.ignore(who + ": labelled " + std::string(kUseWaypoint) + "=" + label->second + ", not this waypoint (" +
+    if (const std::string* other = other_waypoint(*s, gateway)) {
+      diag.ignore(who + ": labelled " + std::string(kUseWaypoint) + "=" + *other + ", not this waypoint (" +
                   gateway.name + ")");
       continue;
     }
@@ -601,6 +606,12 @@ bool Compiler::update(const std::vector<ResourceChange>& changes, const Snapshot
   // routing resources, not a compile), and dirties the Services whose bindings moved. The kept
   // lists take the change either way (after a false return, compile() starts over).
   bool rebind = false;
+  struct ServiceChange {
+    size_t unit;
+    const ServiceResource* now;
+    std::vector<std::pair<net::SockAddr, size_t>> vips;
+  };
+  std::vector<ServiceChange> services_changed;
   auto routing_change = [&](const auto* old, const auto* now, auto& kept) {
     using Spec = std::remove_cv_t<std::remove_pointer_t<decltype(now)>>;
     if (both(old, now) && RoutingCompiler::binds_alike(*old, *now)) {
@@ -656,6 +667,34 @@ bool Compiler::update(const std::vector<ResourceChange>& changes, const Snapshot
       routing_change(c.old_dr, c.new_dr, st.destination_rules);
     } else if (c.old_route != nullptr || c.new_route != nullptr) {
       routing_change(c.old_route, c.new_route, st.http_routes);
+    } else if (c.old_service != nullptr || c.new_service != nullptr) {
+      // A Service rewritten (its ports, selector, clusterIPs): its unit takes the new one. One
+      // added or removed renumbers the Services: compiled anew, as is one now opted out.
+      if (!both(c.old_service, c.new_service) || other_waypoint(*c.new_service, st.gateway) != nullptr) {
+        return false;
+      }
+      auto index = st.service_index.find(c.new_service->service.name);
+      if (index == st.service_index.end()) {
+        return false;  // not served before
+      }
+      const size_t i = index->second;
+      std::vector<std::pair<net::SockAddr, size_t>> vips;
+      const Service& svc = c.new_service->service;
+      for (size_t j = 0; j < svc.ports.size(); ++j) {
+        for (const net::IpAddr& ip : svc.cluster_ips) {
+          net::SockAddr vip(ip, svc.ports[j].port);
+          const bool own = std::any_of(st.units[i].vips.begin(), st.units[i].vips.end(),
+                                       [&](const auto& v) { return v.first == vip; });
+          if ((!own && previous.vip_chains.find_piece(vip) != nullptr) ||
+              std::any_of(vips.begin(), vips.end(), [&](const auto& v) { return v.first == vip; })) {
+            return false;  // a VIP another Service serves: the compile from scratch reports it
+          }
+          vips.emplace_back(vip, j);
+        }
+      }
+      services_changed.push_back({i, c.new_service, std::move(vips)});
+      dirty.insert(i);
+      rebind = true;  // its ports decide what binds to it
     } else if (c.old_policy != nullptr || c.new_policy != nullptr) {
       // A policy on the Gateway is in every Service's set: compiled anew. One on Services rebuilds
       // the sets (and chains) of those it targeted and targets.
@@ -675,6 +714,17 @@ bool Compiler::update(const std::vector<ResourceChange>& changes, const Snapshot
       policies_changed = true;
     } else {
       return false;  // anything else (added or removed routing, a Service, ...) binds anew
+    }
+  }
+  for (const ServiceChange& change : services_changed) {
+    // Bound against the new ports (the unit's Service is rebuilt below, with its endpoints).
+    st.routing.set_service(change.unit, &change.now->service);
+    State::Unit& unit = st.units[change.unit];
+    for (const auto& [key, value] : unit.source->service.selector) {
+      std::erase(st.selecting[label_entry(key, value)], change.unit);
+    }
+    for (const auto& [key, value] : change.now->service.selector) {
+      st.selecting[label_entry(key, value)].push_back(change.unit);
     }
   }
   if (rebind) {
@@ -817,6 +867,17 @@ bool Compiler::update(const std::vector<ResourceChange>& changes, const Snapshot
     }
     st.units[i].used.clear();
   }
+  // A rewritten Service's unit: its old chains go, its new ones are built below.
+  for (ServiceChange& change : services_changed) {
+    State::Unit& unit = st.units[change.unit];
+    for (const auto& [vip, j] : unit.vips) {
+      next.vip_chains.erase(vip);
+      next.route_tables.erase(vip);
+      next.tcp_routes.erase(vip);
+    }
+    unit.source = change.now;
+    unit.vips = std::move(change.vips);
+  }
   for (size_t i : dirty) {
     for (const std::string& name : st.clusters_over[i]) {
       next.clusters.erase(name);
@@ -856,6 +917,13 @@ bool Compiler::update(const std::vector<ResourceChange>& changes, const Snapshot
       st.clusters_over[st.service_index.at(c->service->name)].erase(name);
       next.clusters.erase(name);
     }
+  }
+
+  // A Service's ports decide some authorization warnings (HTTP rules on TCP ports).
+  if (!services_changed.empty()) {
+    Diagnostics authz("");
+    warn_authz(st.policies, next, authz);
+    st.authz_warnings = authz.warnings();
   }
 
   // 4. The compile's reports, as compile() makes them.

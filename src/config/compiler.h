@@ -27,6 +27,8 @@ struct ResourceChange {
   const HttpRouteResource* new_route = nullptr;
   const AuthzPolicySpec* old_policy = nullptr;
   const AuthzPolicySpec* new_policy = nullptr;
+  const ServiceResource* old_service = nullptr;
+  const ServiceResource* new_service = nullptr;
 };
 
 class Compiler {

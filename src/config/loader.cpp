@@ -984,7 +984,7 @@ std::vector<std::string> object_lines(const Decoded& r, const SourceObjects& obj
 }
 
 // The typed result of an object's outcome, when it is one resource the compiler can take as a
-// change (a Pod, an EndpointSlice, one VirtualService, DestinationRule, HTTPRoute or
+// change (a Pod, an EndpointSlice, a Service, one VirtualService, DestinationRule, HTTPRoute or
 // AuthorizationPolicy) and has no error.
 bool as_change(const ObjectOutcome* object, bool now, ResourceChange& c) {
   if (object == nullptr) {
@@ -995,12 +995,17 @@ bool as_change(const ObjectOutcome* object, bool now, ResourceChange& c) {
   }
   const Outcome& o = object->resources.front();
   const Outcome::Rest& more = o.more();
-  if (o.ignored || !more.errors.empty() || more.gateway || more.service) {
+  if (o.ignored || !more.errors.empty() || more.gateway) {
     return false;
   }
   const RoutingResources& r = more.routing;
   const size_t routing = r.virtual_services.size() + r.destination_rules.size() + r.http_routes.size();
-  if (!more.policies.empty()) {
+  if (more.service) {
+    if (routing != 0 || !more.policies.empty() || o.pod || o.slice) {
+      return false;
+    }
+    (now ? c.new_service : c.old_service) = more.service.get();
+  } else if (!more.policies.empty()) {
     if (more.policies.size() != 1 || routing != 0 || o.pod || o.slice) {
       return false;
     }

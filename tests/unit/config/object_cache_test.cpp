@@ -50,7 +50,7 @@ class Namespace {
   void change() {
     int s = pick(kServices);
     int p = pick(6);
-    switch (pick(churn_ ? 6 : 9)) {
+    switch (pick(churn_ ? 7 : 9)) {
       case 0:
         put(pod(s, p));
         break;
@@ -65,7 +65,7 @@ class Namespace {
         break;
       case 3:
         // (churn) Now and then deleted: the routes to its subsets are then rejected.
-        churn_&& pick(6) == 0 ? erase("DestinationRule/svc-" + std::to_string(s)) : put(destination_rule(s));
+        churn_&& pick(12) == 0 ? erase("DestinationRule/svc-" + std::to_string(s)) : put(destination_rule(s));
         break;
       case 4:
         if (churn_ && pick(4) == 0) {
@@ -90,6 +90,13 @@ class Namespace {
         churn_&& pick(4) == 0 ? erase("AuthorizationPolicy/p-" + std::to_string(s)) : put(policy(s));
         break;
       case 6:
+        if (churn_) {
+          // (churn) A Service rewritten: a port more or less, its clusterIP there or not.
+          if (objects_.count("Service/svc-" + std::to_string(s)) != 0) {
+            put(service(s));
+          }
+          break;
+        }
         put(http_route(s));
         break;
       case 7:
@@ -349,10 +356,11 @@ TEST_CASE("incremental compile: pod, slice, routing and policy churn gives what 
   for (uint32_t seed : {11u, 12u, 13u, 14u}) {
     Namespace ns(seed, true);
     ObjectCache cache;
-    size_t reported = 0;          // steps with warnings or ignored fields, which an incremental load replays
-    size_t policies_applied = 0;  // policy changes applied incrementally
-    size_t routing_added = 0;     // VirtualServices and DestinationRules created, applied incrementally
-    size_t routing_removed = 0;   // and deleted
+    size_t reported = 0;            // steps with warnings or ignored fields, which an incremental load replays
+    size_t policies_applied = 0;    // policy changes applied incrementally
+    size_t routing_added = 0;       // VirtualServices and DestinationRules created, applied incrementally
+    size_t routing_removed = 0;     // and deleted
+    size_t services_rewritten = 0;  // Services changed in place, applied incrementally
     for (int step = 0; step < 300; ++step) {
       INFO("seed " << seed << ", step " << step);
       const uint64_t incremental = cache.incremental();
@@ -362,16 +370,19 @@ TEST_CASE("incremental compile: pod, slice, routing and policy churn gives what 
       const bool routing = ns.last().rfind("VirtualService/", 0) == 0 || ns.last().rfind("DestinationRule/", 0) == 0;
       routing_added += routing && !ns.last_was_there() && ns.last_is_there() && cache.incremental() > incremental;
       routing_removed += routing && ns.last_was_there() && !ns.last_is_there() && cache.incremental() > incremental;
+      services_rewritten += ns.last().rfind("Service/", 0) == 0 && ns.last_was_there() && ns.last_is_there() &&
+                            cache.incremental() > incremental;
     }
     CHECK(reported > 0);
     // Most loads were applied as changes (a load from scratch follows an object the compiler cannot
     // take as a change, e.g. a policy on the Gateway, or one rejected).
     INFO("incremental loads: " << cache.incremental() << ", routing objects created / deleted so: " << routing_added
-                               << " / " << routing_removed);
+                               << " / " << routing_removed << ", Services rewritten so: " << services_rewritten);
     CHECK(cache.incremental() > 150);
     CHECK(policies_applied > 0);
     CHECK(routing_added > 0);
     CHECK(routing_removed > 0);
+    CHECK(services_rewritten > 0);
   }
 }
 
