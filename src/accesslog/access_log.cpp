@@ -70,21 +70,23 @@ std::string AccessLog::format(const TunnelRecord& r) {
     out += "\":";
     out += std::to_string(value);
   };
+  // A field with no value is "-", as Envoy's formatter writes it (records leave such fields empty).
+  auto or_dash = [](std::string_view value) { return value.empty() ? std::string_view("-") : value; };
   text("response_flags", r.response_flags);
   bool http = std::string_view(r.protocol) != "tcp";
-  text("route_name", http ? r.route : r.chain);
+  text("route_name", or_dash(http ? r.route : r.chain));
   if (http) {
     text("method", r.method);
     text("path", r.path);
     text("chain", r.chain);
-    text("upstream_cluster", r.cluster);
+    text("upstream_cluster", or_dash(r.cluster));
     text("x_request_id", r.request_id);
     number("attempts", r.attempts);
   }
   text("source_principal", r.source_principal);
   text("downstream_remote_address", r.source_address);
   text("authority", r.destination);
-  text("upstream_host", r.upstream_host);
+  text("upstream_host", or_dash(r.upstream_host));
   number("bytes_received", r.bytes_received);
   number("bytes_sent", r.bytes_sent);
   out += "}";

@@ -122,7 +122,7 @@ class AdminServer::Session {
   uv_tcp_t* handle() { return &tcp_; }
 
   void start() {
-    uv_timer_init(reinterpret_cast<uv_handle_t*>(&tcp_)->loop, &timer_);
+    uv_timer_init(tcp_.loop, &timer_);
     timer_started_ = true;
     uv_timer_start(
         &timer_,

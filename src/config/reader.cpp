@@ -37,7 +37,9 @@ std::optional<int64_t> parse_integer(std::string_view text) {
 
 }  // namespace
 
-Mark mark_of(const Node& node) { return node.mark(); }
+Mark mark_of(const Node& node) {
+  return node.mark();
+}
 
 Node child(const Node& map, std::string_view key) {
   if (!map.IsMap()) {
@@ -112,7 +114,12 @@ std::optional<int64_t> Reader::integer(const Node& node, std::string_view path, 
   auto value = parse_integer(node.Scalar());
   std::string range = " (" + std::to_string(min) + ".." + std::to_string(max) + ")";
   if (!value) {
-    error(node, path, "\"" + node.Scalar() + "\" is not " + std::string(noun) + range);
+    std::string message = "\"";
+    message += node.Scalar();
+    message += "\" is not ";
+    message += noun;
+    message += range;
+    error(node, path, message);
     return std::nullopt;
   }
   if (*value < min || *value > max) {
@@ -193,8 +200,7 @@ bool Reader::expect_sequence(const Node& node, std::string_view path) {
   return false;
 }
 
-std::optional<std::string> Reader::required_string(const Node& parent, std::string_view key,
-                                                   std::string_view path) {
+std::optional<std::string> Reader::required_string(const Node& parent, std::string_view key, std::string_view path) {
   Node node = child(parent, key);
   if (!present(node)) {
     error(parent, path, "required");

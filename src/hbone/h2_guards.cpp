@@ -54,7 +54,7 @@ uint32_t fatal_goaway_code(int nghttp2_error, uint32_t otherwise) {
                      || nghttp2_error == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
 #endif
       ;
-  return flood ? NGHTTP2_ENHANCE_YOUR_CALM : otherwise;
+  return flood ? static_cast<uint32_t>(NGHTTP2_ENHANCE_YOUR_CALM) : otherwise;
 }
 
 bool EmptyFrameGuard::on_frame_recv(const nghttp2_frame& frame) {

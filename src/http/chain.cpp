@@ -188,9 +188,6 @@ ActiveRequest::ActiveRequest(WorkerContext& worker, const TunnelInfo& tunnel, Do
   record_.chain = tunnel.chain;
   record_.source_principal = tunnel.source_principal;
   record_.source_address = tunnel.client;
-  record_.upstream_host = "-";
-  record_.route = "-";
-  record_.cluster = "-";
   record_.source_pod = tunnel.source_pod;
   record_.destination_service = routes_ != nullptr ? routes_->service : nullptr;
   record_.destination_pod = direct_pod_;

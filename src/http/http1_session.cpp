@@ -198,9 +198,6 @@ void Http1Session::on_error(const CodecError& error) {
   r.source_principal = info_.source_principal;
   r.source_address = info_.source_ip.to_string();
   r.destination = info_.destination.to_string();
-  r.upstream_host = "-";
-  r.route = "-";
-  r.cluster = "-";
   r.response_code = error.status;
   r.response_flags = "DPE";  // downstream protocol error
   w_.log.log(r);

@@ -195,7 +195,6 @@ void InternalListener::reject(const Accepted& a, const std::string& chain, int s
   record.source_principal = a.peer_identity;
   record.source_address = a.source_ip.to_string();
   record.destination = a.destination.to_string();
-  record.upstream_host = "-";
   record.response_code = status;
   record.response_flags = flags;
   record.source_pod = a.snapshot != nullptr ? a.snapshot->find_pod(a.source_ip) : nullptr;

@@ -154,7 +154,11 @@ std::string SockAddr::to_string() const {
   if (ip_.is_v4()) {
     return ip_.to_string() + ":" + std::to_string(port_);
   }
-  return "[" + ip_.to_string() + "]:" + std::to_string(port_);
+  std::string out = "[";
+  out += ip_.to_string();
+  out += "]:";
+  out += std::to_string(port_);
+  return out;
 }
 
 unsigned SockAddr::to_sockaddr(sockaddr_storage* out) const {

@@ -56,7 +56,7 @@ std::string replace_path(config::PathRewrite kind, const std::string& replacemen
           out.pop_back();
         }
         if (out.empty() && rest.empty()) {
-          out = "/";
+          out.push_back('/');
         }
       }
       out += rest;
@@ -95,7 +95,8 @@ std::string redirect_location(const config::Route& route, const RequestView& req
       authority = authority.substr(0, colon);
     }
     out += authority;
-    out += ":" + std::to_string(r.port);
+    out += ':';
+    out += std::to_string(r.port);
   } else {
     out += authority;
   }

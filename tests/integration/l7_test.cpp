@@ -2,9 +2,9 @@
 // faults, load balancing and outlier detection, against the real binary and HTTP fake pods.
 #include <catch2/catch.hpp>
 
+#include <re2/re2.h>
 #include <chrono>
 #include <map>
-#include <re2/re2.h>
 #include <set>
 #include <string>
 #include <thread>
@@ -575,12 +575,13 @@ TEST_CASE("an http2 service port talks h2c to its pods, many requests on one ups
   H2cConn c(*client, t);
   std::vector<int32_t> ids;
   for (int i = 0; i < 50; ++i) {
-    ids.push_back(c.start("POST", "/g/" + std::to_string(i), {{"x-delay-ms", "30"}}, "m" + std::to_string(i)));
+    ids.push_back(c.start("POST", std::string("/g/").append(std::to_string(i)), {{"x-delay-ms", "30"}},
+                          std::string("m").append(std::to_string(i))));
   }
   REQUIRE(c.run_until_done(ids, 20s));
   for (int i = 0; i < 50; ++i) {
     CHECK(c.response(ids[i]).status == 200);
-    CHECK(c.response(ids[i]).body == "m" + std::to_string(i));
+    CHECK(c.response(ids[i]).body == std::string("m").append(std::to_string(i)));
   }
   // HTTP/1.1 from the client is carried as h2c too.
   TestTunnel& t1 = client->open(m.env.addr(100, 80).to_string());

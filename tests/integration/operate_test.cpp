@@ -170,7 +170,7 @@ TEST_CASE("reload: 20 weight changes under load lose no request and the split fo
   fs::path dir = fs::path(m.env.dir()) / "configmap";
   fs::create_directories(dir / "v0");
   auto publish = [&](int n, const std::string& text) {
-    std::string name = "v" + std::to_string(n);
+    std::string name = std::string("v").append(std::to_string(n));
     fs::create_directories(dir / name);
     m.env.write("configmap/" + name + "/waypoint.yaml", text);
     if (n == 0) {

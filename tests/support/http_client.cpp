@@ -50,7 +50,7 @@ void Http1Conn::expect_one() {
   // The codec matches responses to the requests it encoded: encode a request nobody sends.
   http::RequestHead dummy;
   dummy.method = "GET";
-  dummy.target = "/";
+  dummy.target.assign(1, '/');
   dummy.authority = "svc";
   buffer::Buffer scratch;
   codec_.encode_head(dummy, scratch);

@@ -21,7 +21,7 @@ struct TunnelRecord {
   std::string source_principal;           // the client's SPIFFE ID
   std::string source_address;             // forwarded for= or the TCP peer
   std::string destination;                // the CONNECT authority
-  std::string upstream_host;              // podIP:port, or "-"
+  std::string upstream_host;              // podIP:port; empty (logged as "-") when none
   int response_code = 0;                  // the CONNECT's answer: 200, 503, ...
   const char* response_flags = "-";       // "-", NR, UH, UF, UC, DC, URX, UT, DI, FI, UO... (static strings)
   uint64_t bytes_received = 0;            // client -> pod
@@ -30,8 +30,8 @@ struct TunnelRecord {
   const char* protocol = "tcp";  // "tcp", "HTTP/1.0", "HTTP/1.1", "HTTP/2" (static strings)
   std::string method;
   std::string path;
-  std::string route;       // the route's name ("default", VirtualService http[].name, ...); "-" when none
-  std::string cluster;     // the cluster picked, or "-"
+  std::string route;       // the route's name ("default", VirtualService http[].name, ...); empty ("-") when none
+  std::string cluster;     // the cluster picked; empty ("-") when none
   std::string request_id;  // x-request-id as sent upstream
   uint32_t attempts = 0;   // upstream tries, retries included
   // For Istio's metrics (accesslog::Telemetry): pointers into the snapshot the tunnel pinned, null

@@ -32,6 +32,23 @@ TEST_CASE("access log lines are one JSON object with Envoy-style fields, strings
   CHECK(line.find('\n') == std::string::npos);
 }
 
+TEST_CASE("access log: a field with no value is written as -, as Envoy's formatter writes it", "[internal]") {
+  wp::accesslog::TunnelRecord r;  // a local reply before any route, cluster or host was picked
+  r.protocol = "HTTP/1.1";
+  r.response_code = 403;
+  const std::string line = wp::accesslog::AccessLog::format(r);
+  CHECK(line.find("\"route_name\":\"-\"") != std::string::npos);
+  CHECK(line.find("\"upstream_cluster\":\"-\"") != std::string::npos);
+  CHECK(line.find("\"upstream_host\":\"-\"") != std::string::npos);
+  r.route = "default";
+  r.cluster = "outbound|9080||reviews.default.svc.cluster.local";
+  r.upstream_host = "10.244.0.7:15008";
+  const std::string picked = wp::accesslog::AccessLog::format(r);
+  CHECK(picked.find("\"route_name\":\"default\"") != std::string::npos);
+  CHECK(picked.find("\"upstream_cluster\":\"outbound|9080||reviews.default.svc.cluster.local\"") != std::string::npos);
+  CHECK(picked.find("\"upstream_host\":\"10.244.0.7:15008\"") != std::string::npos);
+}
+
 TEST_CASE("access log lines beyond the 1 MiB backlog are dropped and counted", "[internal]") {
   char path[] = "/tmp/wp-access-XXXXXX";
   int fd = ::mkstemp(path);

@@ -340,7 +340,7 @@ TEST_CASE("pods: at most kMaxAlike templates of one hash are compared, the rest 
   std::vector<std::shared_ptr<const PodTemplate>> held;
   for (size_t i = 0; i < PodTemplate::kMaxAlike + 2; ++i) {
     PodTemplate t;
-    t.workload = "w" + std::to_string(i);
+    t.workload = std::string("w").append(std::to_string(i));
     held.push_back(PodTemplate::intern(t, 42));
     // An equal template is found again while it is among the first kMaxAlike of its hash.
     auto again = PodTemplate::intern(t, 42);

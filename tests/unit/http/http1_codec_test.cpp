@@ -151,8 +151,8 @@ std::vector<std::string> parse_responses(const std::vector<std::string>& methods
   for (const std::string& m : methods) {
     RequestHead r;
     r.method = m;
-    r.target = "/";
-    r.authority = "a";
+    r.target.assign(1, '/');
+    r.authority.assign(1, 'a');
     codec.encode_head(r, sink);
     codec.encode_end(sink);
   }

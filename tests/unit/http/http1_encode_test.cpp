@@ -214,8 +214,8 @@ TEST_CASE("http: hop-by-hop fields are dropped on re-serialization") {
   // Fields with CR/LF/NUL (e.g. set by a filter) are never written.
   RequestHead bad;
   bad.method = "GET";
-  bad.target = "/";
-  bad.authority = "a";
+  bad.target.assign(1, '/');
+  bad.authority.assign(1, 'a');
   bad.headers.add("x-inject", "a\r\nX-Evil: 1");
   bad.headers.add("x-ok", "fine");
   client.encode_head(bad, out);
@@ -326,8 +326,8 @@ TEST_CASE("http: a client codec waits for the final response after 100 Continue"
   wp::buffer::Buffer out;
   RequestHead req;
   req.method = "POST";
-  req.target = "/";
-  req.authority = "a";
+  req.target.assign(1, '/');
+  req.authority.assign(1, 'a');
   req.content_length = 2;
   req.headers.add("expect", "100-continue");
   client.encode_head(req, out);

@@ -307,7 +307,7 @@ TEST_CASE("support: http pod serves h2c with concurrent streams") {
   std::vector<Case> cases;
   std::vector<int32_t> ids;
   for (int i = 0; i < 20; ++i) {
-    Fields h = {{"host", "h2.default"}, {"x-request-id", "r" + std::to_string(i)}};
+    Fields h = {{"host", "h2.default"}, {"x-request-id", std::string("r").append(std::to_string(i))}};
     std::string body;
     switch (i % 4) {
       case 0:
