@@ -14,7 +14,9 @@ if [ "${WP_SANITIZE_SUITE:-1}" != 0 ]; then
   san_dir="${SANITIZE_BUILD_DIR:-build-asan}"
   # -O1: the sanitizers' usual level (fast enough to run, quick to build); the attack, fuzz and
   # bench tests stay with the Release build above.
-  cmake -S . -B "$san_dir" -DWP_SANITIZE=ON -DWP_WERROR=ON -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS="-O1 -g1" >/dev/null
+  # Without -Werror: GCC 12 reports false -Wmaybe-uninitialized under -fsanitize (std::function
+  # inside std::regex, from Catch2's header); the Release build above holds the tree warning-free.
+  cmake -S . -B "$san_dir" -DWP_SANITIZE=ON -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS="-O1 -g1" >/dev/null
   cmake --build "$san_dir" -j "$(nproc)" --target waypoint wp_unit_tests wp_integration_tests
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
