@@ -28,7 +28,8 @@ std::string iso8601(std::chrono::system_clock::time_point t) {
 
 }  // namespace
 
-AccessLog::AccessLog(event::Loop& loop, const std::string& target, stats::Block& stats) : loop_(loop), stats_(stats) {
+AccessLog::AccessLog(event::Loop& loop, const std::string& target, stats::Block& stats)
+    : stats_(stats), flush_after_io_(loop, [this] { flush(); }) {
   if (target.empty() || target == "off") {
     return;
   }
@@ -46,7 +47,6 @@ AccessLog::AccessLog(event::Loop& loop, const std::string& target, stats::Block&
 }
 
 AccessLog::~AccessLog() {
-  self_.reset();
   flush();
   if (owns_fd_) {
     ::close(fd_);
@@ -103,16 +103,7 @@ void AccessLog::log(const TunnelRecord& r) {
   }
   pending_ += format(r);
   pending_ += '\n';
-  if (!flush_scheduled_) {
-    flush_scheduled_ = true;
-    // The writer may be gone when the task runs (worker shutdown): hold it weakly.
-    loop_.run_after_io([weak = std::weak_ptr<AccessLog*>(self_)] {
-      if (auto self = weak.lock()) {
-        (*self)->flush_scheduled_ = false;
-        (*self)->flush();
-      }
-    });
-  }
+  flush_after_io_.schedule();  // one write per loop iteration; goes with the writer
 }
 
 void AccessLog::flush() {

@@ -90,7 +90,7 @@ std::chrono::steady_clock::time_point Loop::now() const {
 }
 
 void Loop::update_idle() {
-  bool want = !after_io_.empty() || !to_delete_.empty();
+  bool want = !after_io_.empty() || !to_delete_.empty() || scheduled_head_ != nullptr;
   if (want && !idle_active_) {
     uv_idle_start(&idle_, [](uv_idle_t*) {});
     idle_active_ = true;
@@ -101,8 +101,9 @@ void Loop::update_idle() {
 }
 
 void Loop::drain_deferred() {
-  // Tasks may queue more tasks and deletions; deletions may queue tasks. Run until both are empty.
-  while (!after_io_.empty() || !to_delete_.empty()) {
+  // Tasks may queue more tasks and deletions; deletions may queue tasks. Run until all are empty.
+  while (!after_io_.empty() || !to_delete_.empty() || scheduled_head_ != nullptr) {
+    run_scheduled();
     while (!after_io_.empty()) {
       std::vector<std::function<void()>> tasks;
       tasks.swap(after_io_);
@@ -115,6 +116,56 @@ void Loop::drain_deferred() {
     dead.clear();
   }
   update_idle();
+}
+
+// Each scheduled Deferred, first come first run, taken off the list before its callback runs (which
+// may cancel, destroy or schedule any Deferred, itself included). The callback is moved out while
+// it runs, so that destroying its Deferred from it does not destroy the function running.
+void Loop::run_scheduled() {
+  while (Deferred* d = scheduled_head_) {
+    d->unlink();
+    std::function<void()> fn = std::move(d->fn_);
+    running_ = d;
+    fn();
+    if (running_ == d) {  // still alive: it gets its callback back
+      d->fn_ = std::move(fn);
+    }
+    running_ = nullptr;
+  }
+}
+
+Deferred::Deferred(Loop& loop, std::function<void()> fn) : loop_(loop), fn_(std::move(fn)) {}
+
+Deferred::~Deferred() {
+  cancel();
+  if (loop_.running_ == this) {
+    loop_.running_ = nullptr;
+  }
+}
+
+void Deferred::schedule() {
+  if (pending_) {
+    return;
+  }
+  pending_ = true;
+  prev_ = loop_.scheduled_tail_;
+  next_ = nullptr;
+  (prev_ != nullptr ? prev_->next_ : loop_.scheduled_head_) = this;
+  loop_.scheduled_tail_ = this;
+  loop_.update_idle();
+}
+
+void Deferred::cancel() {
+  if (pending_) {
+    unlink();
+  }
+}
+
+void Deferred::unlink() {
+  (prev_ != nullptr ? prev_->next_ : loop_.scheduled_head_) = next_;
+  (next_ != nullptr ? next_->prev_ : loop_.scheduled_tail_) = prev_;
+  prev_ = next_ = nullptr;
+  pending_ = false;
 }
 
 void Loop::on_check(uv_check_t* h) {

@@ -87,7 +87,8 @@ class Linger final : public event::DeferredDeletable {
   static void on_timer(uv_timer_t* h) { static_cast<Linger*>(h->data)->finish(); }
 
   void arm(std::chrono::milliseconds after) {
-    uint64_t left = started_ + static_cast<uint64_t>(kLingerTotal.count()) - std::min(loop_.now_ms(), started_ + kLingerTotal.count());
+    uint64_t left = started_ + static_cast<uint64_t>(kLingerTotal.count()) -
+                    std::min(loop_.now_ms(), started_ + kLingerTotal.count());
     uv_timer_start(timer_, &Linger::on_timer, std::min<uint64_t>(static_cast<uint64_t>(after.count()), left), 0);
   }
 
@@ -163,7 +164,9 @@ class Linger final : public event::DeferredDeletable {
 
 }  // namespace
 
-void Socket::set_thread_stats(stats::Block* stats) { linger_stats = stats; }
+void Socket::set_thread_stats(stats::Block* stats) {
+  linger_stats = stats;
+}
 
 Socket::Socket(event::Loop& loop, int fd, const ContextPtr& ctx, std::string expected_identity,
                std::chrono::milliseconds handshake_timeout)
@@ -172,6 +175,12 @@ Socket::Socket(event::Loop& loop, int fd, const ContextPtr& ctx, std::string exp
       ctx_(ctx),
       poll_(new uv_poll_t),
       handshake_timer_(loop, [this] { fail(CloseReason::HandshakeFailed, HandshakeFailure::Timeout); }),
+      read_again_(loop,
+                  [this] {
+                    if (state_ == State::Open) {
+                      do_read();
+                    }
+                  }),
       handshake_timeout_(handshake_timeout),
       state_(ctx->role() == Context::Role::Client ? State::Connecting : State::Handshaking) {
   verify_.expected_identity = std::move(expected_identity);
@@ -322,11 +331,7 @@ void Socket::do_read() {
   }
   if (state_ == State::Open && budget == 0) {
     // More may be buffered inside OpenSSL where the poll cannot see it: come back after this round.
-    loop_.run_after_io([this] {
-      if (state_ == State::Open) {
-        do_read();
-      }
-    });
+    read_again_.schedule();
   }
 }
 

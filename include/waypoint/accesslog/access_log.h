@@ -64,13 +64,11 @@ class AccessLog {
   static std::string format(const TunnelRecord& r);
 
  private:
-  event::Loop& loop_;
   stats::Block& stats_;
   int fd_ = -1;
   bool owns_fd_ = false;
-  bool flush_scheduled_ = false;
   std::string pending_;
-  std::shared_ptr<AccessLog*> self_ = std::make_shared<AccessLog*>(this);
+  event::Deferred flush_after_io_;
 };
 
 }  // namespace wp::accesslog

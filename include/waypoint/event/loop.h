@@ -19,6 +19,8 @@ class DeferredDeletable {
   virtual ~DeferredDeletable() = default;
 };
 
+class Deferred;
+
 class Loop {
  public:
   Loop();
@@ -42,6 +44,7 @@ class Loop {
   // Loop thread only: destroys obj after the current callbacks, before the loop blocks again.
   void defer_delete(std::unique_ptr<DeferredDeletable> obj);
   // Loop thread only: runs fn once after this iteration's I/O callbacks (used to coalesce writes).
+  // New code holds an event::Deferred instead: it cannot outlive what its callback touches.
   void run_after_io(std::function<void()> fn);
   // Loop thread only: the loop owns obj until obj hands itself back with release() (it is then
   // deferred-deleted) or the loop is destroyed. For objects that outlive their creator by design,
@@ -56,9 +59,11 @@ class Loop {
   uint64_t now_ms() const { return uv_now(const_cast<uv_loop_t*>(&loop_)); }
 
  private:
+  friend class Deferred;
   static void on_check(uv_check_t* h);
   static void on_async(uv_async_t* h);
   void update_idle();
+  void run_scheduled();
 
   uv_loop_t loop_{};
   uv_check_t check_{};
@@ -66,10 +71,42 @@ class Loop {
   uv_async_t async_{};
   bool idle_active_ = false;
   std::vector<std::function<void()>> after_io_;
+  // The Deferreds scheduled, in order (an intrusive list: each links itself in and out), and the
+  // one whose callback is running (null once it is destroyed from it).
+  Deferred* scheduled_head_ = nullptr;
+  Deferred* scheduled_tail_ = nullptr;
+  Deferred* running_ = nullptr;
   std::vector<std::unique_ptr<DeferredDeletable>> to_delete_;
   std::unordered_map<DeferredDeletable*, std::unique_ptr<DeferredDeletable>> adopted_;
   std::mutex posted_mu_;
   std::vector<std::function<void()>> posted_;
+};
+
+// Work for its owner, run once after the current loop iteration's I/O callbacks (with the rest of
+// the end-of-iteration work, Loop::drain_deferred), and owned by that owner as a member: destroyed
+// or cancelled before it runs, it never runs, so its callback may use `this` of its owner. A
+// schedule() while it is pending does nothing (calls coalesce); one from its own callback runs it
+// again in the same drain. It may be destroyed at any time, its own callback included.
+class Deferred {
+ public:
+  Deferred(Loop& loop, std::function<void()> fn);
+  ~Deferred();
+  Deferred(const Deferred&) = delete;
+  Deferred& operator=(const Deferred&) = delete;
+
+  void schedule();
+  void cancel();
+  bool pending() const { return pending_; }
+
+ private:
+  friend class Loop;
+  void unlink();
+
+  Loop& loop_;
+  std::function<void()> fn_;
+  bool pending_ = false;
+  Deferred* prev_ = nullptr;
+  Deferred* next_ = nullptr;
 };
 
 // A one-shot or repeating timer. The uv handle lives on the heap and is freed in its close

@@ -70,6 +70,7 @@ class Socket final : public net::Transport {
   VerifyState verify_;
   uv_poll_t* poll_;
   event::Timer handshake_timer_;
+  event::Deferred read_again_;  // a read cut short by its budget resumes after this iteration
   std::chrono::milliseconds handshake_timeout_;
   State state_;
   buffer::Buffer out_;

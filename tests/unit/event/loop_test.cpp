@@ -103,3 +103,63 @@ TEST_CASE("an adopted object lives until it releases itself, and no longer than 
   REQUIRE(log.size() == 3);
   CHECK(log[2] == "deleted");
 }
+
+TEST_CASE("a Deferred runs once after the callback that scheduled it, in order, and coalesces", "[event]") {
+  Loop loop;
+  std::vector<std::string> log;
+  wp::event::Deferred a(loop, [&] { log.push_back("a"); });
+  wp::event::Deferred b(loop, [&] { log.push_back("b"); });
+  wp::event::Timer t(loop, [&] {
+    b.schedule();
+    a.schedule();
+    b.schedule();  // pending already: nothing more
+    CHECK(a.pending());
+    log.push_back("callback done");
+  });
+  t.start(std::chrono::milliseconds(1));
+  loop.run();
+  CHECK(log == std::vector<std::string>{"callback done", "b", "a"});
+  CHECK_FALSE(a.pending());
+  CHECK_FALSE(b.pending());
+}
+
+TEST_CASE("a Deferred cancelled or destroyed before it runs never runs, and may go from its own callback", "[event]") {
+  Loop loop;
+  std::vector<std::string> log;
+  wp::event::Deferred cancelled(loop, [&] { log.push_back("cancelled"); });
+  auto destroyed = std::make_unique<wp::event::Deferred>(loop, [&] { log.push_back("destroyed"); });
+  std::unique_ptr<wp::event::Deferred> self;
+  self = std::make_unique<wp::event::Deferred>(loop, [&] {
+    log.push_back("self");
+    self.reset();  // its owner goes from its own callback
+  });
+  int again = 0;
+  std::unique_ptr<wp::event::Deferred> twice;
+  twice = std::make_unique<wp::event::Deferred>(loop, [&] {
+    log.push_back("twice");
+    if (++again < 2) {
+      twice->schedule();  // from its own callback: runs again in the same drain
+    }
+  });
+  // One that cancels another scheduled after it in the same drain.
+  wp::event::Deferred later(loop, [&] { log.push_back("later"); });
+  wp::event::Deferred canceller(loop, [&] {
+    log.push_back("canceller");
+    later.cancel();
+  });
+  wp::event::Timer t(loop, [&] {
+    cancelled.schedule();
+    destroyed->schedule();
+    self->schedule();
+    twice->schedule();
+    canceller.schedule();
+    later.schedule();
+    cancelled.cancel();
+    destroyed.reset();
+  });
+  t.start(std::chrono::milliseconds(1));
+  loop.run();
+  CHECK(log == std::vector<std::string>{"self", "twice", "canceller", "twice"});
+  CHECK(self == nullptr);
+  CHECK_FALSE(later.pending());
+}
