@@ -190,22 +190,21 @@ std::unique_ptr<UpstreamRequest> Pool::open(UpstreamTarget target, UpstreamReque
   req->key_ = key;
   auto& slot = entries_[key];
   if (!slot) {
-    slot = std::make_unique<Entry>();
+    slot = std::make_unique<Entry>(*this);
     slot->key = key;
     slot->address = req->target_.hbone_address;
     slot->identity = req->target_.identity;
   }
   slot->waiters.push_back(req.get());
-  // Never call back from inside open(): the caller has not stored the request yet.
-  std::string k = key;
-  loop_.run_after_io([this, k] {
-    if (Entry* e = find(k)) {
-      pump(*e);
-      maybe_erase(*e);
-    }
-  });
+  slot->pump_soon.schedule();  // never call back from inside open()
   return req;
 }
+
+Pool::Entry::Entry(Pool& pool)
+    : pump_soon(pool.loop_, [&pool, this] {
+        pool.pump(*this);
+        pool.maybe_erase(*this);  // may free this entry (and this callback's Deferred): nothing after
+      }) {}
 
 Pool::Entry* Pool::find(const std::string& key) {
   auto it = entries_.find(key);
@@ -285,13 +284,7 @@ void Pool::on_connection_ready(HboneClientConnection& c) {
 void Pool::on_connection_capacity(HboneClientConnection& c) {
   if (Entry* e = find(*c.pool_key())) {
     if (!e->waiters.empty()) {
-      // Not from inside nghttp2's stream-close callback: submit on the next round.
-      std::string k = e->key;
-      loop_.run_after_io([this, k] {
-        if (Entry* e2 = find(k)) {
-          pump(*e2);
-        }
-      });
+      e->pump_soon.schedule();  // not from inside nghttp2's stream-close callback
     }
   }
 }

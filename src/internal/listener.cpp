@@ -68,7 +68,7 @@ struct InternalListener::Accepted {
 };
 
 // Holds a tunnel answered 200 until its first bytes say which protocol it carries.
-class InternalListener::Sniffer final : public hbone::TunnelHandler {
+class InternalListener::Sniffer final : public hbone::TunnelHandler, public event::DeferredDeletable {
  public:
   Sniffer(InternalListener& l, Accepted a, bool http_only)
       : listener_(l), accepted_(std::move(a)), http_only_(http_only), timer_(l.loop_, [this] { on_timeout(); }) {
@@ -304,7 +304,7 @@ void InternalListener::sniffed(Sniffer& s, Sniffed protocol, buffer::Buffer init
   }
   Accepted a = std::move(s.accepted());
   s.accepted().stream = nullptr;
-  loop_.run_after_io([owned = std::shared_ptr<Sniffer>(std::move(it->second))] {});
+  loop_.defer_delete(std::move(it->second));  // it called us: freed after this callback
   sniffers_.erase(it);
   if (a.stream == nullptr || protocol == Sniffed::NeedMore) {
     return;  // the tunnel went away while sniffing

@@ -113,12 +113,16 @@ class Pool final : public H2Connection::Owner {
   friend class UpstreamRequest;
   friend class HboneClientConnection;
   struct Entry {
+    explicit Entry(Pool& pool);
     std::string key;
     net::SockAddr address;
     std::string identity;
     std::list<std::unique_ptr<HboneClientConnection>> conns;
     HboneClientConnection* dialing = nullptr;
     std::deque<UpstreamRequest*> waiters;
+    // pump() (then maybe_erase()) after this iteration: never from inside open() (the caller has
+    // not stored its request yet) nor from nghttp2's stream-close callback. Goes with the entry.
+    event::Deferred pump_soon;
   };
   void pump(Entry& e);
   void dial(Entry& e);
