@@ -33,7 +33,8 @@ nghttp2_option* shared_options() {
 // ---------------------------------------------------------------------------------------------
 // H2Stream
 
-H2Stream::H2Stream(H2Connection& conn, int32_t id) : conn_(conn), id_(id) {}
+H2Stream::H2Stream(H2Connection& conn, int32_t id)
+    : conn_(conn), id_(id), drain_soon_(conn.loop_, [this] { flush_drained(); }) {}
 
 H2Stream::~H2Stream() = default;
 
@@ -230,15 +231,13 @@ int H2Stream::send_data(const uint8_t* framehd, size_t length, size_t padlen) {
     sock.append(zeros, padlen - 1);
   }
   drained_ += length;
-  if (!drain_scheduled_ && handler_ != nullptr) {
-    drain_scheduled_ = true;
-    conn_.loop_.run_after_io([this] { flush_drained(); });
+  if (handler_ != nullptr) {
+    drain_soon_.schedule();
   }
   return 0;
 }
 
 void H2Stream::flush_drained() {
-  drain_scheduled_ = false;
   if (state_ == State::Closed || handler_ == nullptr || drained_ == 0) {
     return;
   }
@@ -259,6 +258,7 @@ H2Connection::H2Connection(event::Loop& loop, Role role, std::unique_ptr<net::Tr
       stats_(stats),
       transport_(std::move(transport)),
       keepalive_timer_(loop, [this] { keepalive_tick(); }),
+      send_soon_(loop, [this] { send_now(); }),
       empty_frames_(settings.limits.max_consecutive_empty_frames),
       premature_resets_(settings.limits) {
   if (role == Role::Server) {
@@ -324,7 +324,9 @@ void H2Connection::on_transport_data(const uint8_t* data, size_t len) {
   schedule_send();
 }
 
-void H2Connection::on_transport_writable() { schedule_send(); }
+void H2Connection::on_transport_writable() {
+  schedule_send();
+}
 
 void H2Connection::on_transport_closed(net::CloseReason reason, net::HandshakeFailure failure) {
   if (reason == net::CloseReason::HandshakeFailed) {
@@ -334,14 +336,10 @@ void H2Connection::on_transport_closed(net::CloseReason reason, net::HandshakeFa
 }
 
 void H2Connection::schedule_send() {
-  if (send_scheduled_ || state_ == State::Closed || state_ == State::Handshaking) {
+  if (state_ == State::Closed || state_ == State::Handshaking) {
     return;
   }
-  send_scheduled_ = true;
-  loop_.run_after_io([this] {
-    send_scheduled_ = false;
-    send_now();
-  });
+  send_soon_.schedule();
 }
 
 void H2Connection::send_now() {
@@ -653,10 +651,9 @@ int H2Connection::on_stream_close_cb(nghttp2_session*, int32_t stream_id, uint32
   self->streams_.erase(it);
   stream->on_closed(error_code);
   self->on_stream_removed(*stream);
-  bool premature_flood =
-      self->role_ == Role::Server &&
-      self->premature_resets_.on_stream_closed(stream->reset_by_peer_, stream->answered_,
-                                               std::chrono::steady_clock::now() - stream->created_at_);
+  bool premature_flood = self->role_ == Role::Server && self->premature_resets_.on_stream_closed(
+                                                            stream->reset_by_peer_, stream->answered_,
+                                                            std::chrono::steady_clock::now() - stream->created_at_);
   self->loop_.defer_delete(std::move(stream));
   if (premature_flood) {
     self->terminate(NGHTTP2_ENHANCE_YOUR_CALM, stats::Id::downstream_cx_premature_reset,

@@ -15,8 +15,8 @@
 #include "waypoint/hbone/h2_guards.h"
 #include "waypoint/hbone/tunnel.h"
 #include "waypoint/net/address.h"
-#include "waypoint/stats/stats.h"
 #include "waypoint/net/transport.h"
+#include "waypoint/stats/stats.h"
 
 namespace wp::hbone {
 
@@ -102,7 +102,7 @@ class H2Stream final : public Tunnel, public event::DeferredDeletable {
   bool eof_delivered_ = false;
   bool local_eof_ = false;  // write_eof() called
   bool data_deferred_ = false;
-  bool drain_scheduled_ = false;
+  event::Deferred drain_soon_;  // tells the handler what was framed, once per loop iteration
   bool reset_after_response_ = false;
   bool answered_ = false;       // server: response headers submitted
   bool reset_by_peer_ = false;  // a RST_STREAM arrived for it
@@ -213,7 +213,7 @@ class H2Connection : public net::TransportCallbacks, public event::DeferredDelet
   bool ping_outstanding_ = false;
   bool remote_settings_seen_ = false;
   bool protocol_error_counted_ = false;
-  bool send_scheduled_ = false;
+  event::Deferred send_soon_;  // one nghttp2_session_send per loop iteration
   bool in_send_ = false;
   bool inject_stream_limit_ = false;  // server: our first SETTINGS still to carry the stream limit
   bool goaway_sent_ = false;
