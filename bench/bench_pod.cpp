@@ -560,7 +560,11 @@ class PodTunnel final : public hbone::TunnelHandler, public event::DeferredDelet
 class PlainConn final : public net::TransportCallbacks, public event::DeferredDeletable {
  public:
   PlainConn(Pod& pod, Shared& sh, int fd, const tls::ContextPtr& tls)
-      : pod_(pod), sh_(sh), socket_(sh.loop, fd, tls, "", std::chrono::seconds(10)), h2_(sh) {}
+      : pod_(pod),
+        sh_(sh),
+        socket_(sh.loop, fd, tls, "", std::chrono::seconds(10)),
+        h2_(sh),
+        pump_soon_(sh.loop, [this] { pump(); }) {}
   void start() { socket_.start(*this); }
   void close() {
     if (!closed_) {
@@ -575,13 +579,7 @@ class PlainConn final : public net::TransportCallbacks, public event::DeferredDe
     if (!failed_ && !h2_.feed(data, len)) {
       failed_ = true;
     }
-    if (!pump_scheduled_) {  // one flush per loop iteration, after every read
-      pump_scheduled_ = true;
-      sh_.loop.run_after_io([this] {
-        pump_scheduled_ = false;
-        pump();
-      });
-    }
+    pump_soon_.schedule();  // one flush per loop iteration, after every read
   }
   void on_transport_writable() override { pump(); }
   void on_transport_closed(net::CloseReason, net::HandshakeFailure) override { done(); }
@@ -613,7 +611,8 @@ class PlainConn final : public net::TransportCallbacks, public event::DeferredDe
   tls::Socket socket_;
   H2Service h2_;
   buffer::Buffer out_;
-  bool failed_ = false, closed_ = false, pump_scheduled_ = false;
+  bool failed_ = false, closed_ = false;
+  event::Deferred pump_soon_;
 };
 
 // ---------------------------------------------------------------------------------------------

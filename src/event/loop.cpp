@@ -80,17 +80,12 @@ void Loop::defer_delete(std::unique_ptr<DeferredDeletable> obj) {
   update_idle();
 }
 
-void Loop::run_after_io(std::function<void()> fn) {
-  after_io_.push_back(std::move(fn));
-  update_idle();
-}
-
 std::chrono::steady_clock::time_point Loop::now() const {
   return std::chrono::steady_clock::time_point(std::chrono::milliseconds(now_ms()));
 }
 
 void Loop::update_idle() {
-  bool want = !after_io_.empty() || !to_delete_.empty() || scheduled_head_ != nullptr;
+  bool want = !to_delete_.empty() || scheduled_head_ != nullptr;
   if (want && !idle_active_) {
     uv_idle_start(&idle_, [](uv_idle_t*) {});
     idle_active_ = true;
@@ -101,16 +96,10 @@ void Loop::update_idle() {
 }
 
 void Loop::drain_deferred() {
-  // Tasks may queue more tasks and deletions; deletions may queue tasks. Run until all are empty.
-  while (!after_io_.empty() || !to_delete_.empty() || scheduled_head_ != nullptr) {
+  // Deferreds may schedule more and queue deletions; deletions may schedule Deferreds. Run until
+  // neither is left.
+  while (!to_delete_.empty() || scheduled_head_ != nullptr) {
     run_scheduled();
-    while (!after_io_.empty()) {
-      std::vector<std::function<void()>> tasks;
-      tasks.swap(after_io_);
-      for (auto& t : tasks) {
-        t();
-      }
-    }
     std::vector<std::unique_ptr<DeferredDeletable>> dead;
     dead.swap(to_delete_);
     dead.clear();

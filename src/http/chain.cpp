@@ -92,21 +92,41 @@ UpstreamKey upstream_key(const TunnelInfo& tunnel, const config::Endpoint& ep, u
   return key;
 }
 
-// A mirrored copy of a request (VirtualService mirror, HTTPRoute RequestMirror): sent to a host of
-// the mirror cluster with the authority suffixed "-shadow" (as Envoy does); the response is read
-// and dropped. It owns itself and ends on the response's end, a failure, or kMaxLife.
+// A mirrored copy of a request: sent to a host of the mirror cluster with the authority suffixed
+// "-shadow" (as Envoy does); the response is read and dropped. Mirrors owns it. Its key's client
+// address and CONNECT headers are its own copies: it may outlive the tunnel it was copied from.
 class MirrorRequest final : public UpstreamStreamCallbacks,
                             public UpstreamPoolCallbacks,
                             public event::DeferredDeletable {
  public:
   static constexpr std::chrono::seconds kMaxLife{60};
 
-  static void start(WorkerContext& w, UpstreamKey key, RequestHead head, buffer::Buffer body) {
-    auto* m = new MirrorRequest(w, std::move(head), std::move(body));
-    m->pending_ = w.upstream.new_stream(key, *m, *m);
+  MirrorRequest(Mirrors& owner, WorkerContext& w, const UpstreamKey& key, RequestHead head, buffer::Buffer body)
+      : owner_(owner),
+        w_(w),
+        key_(key),
+        client_(key.client),
+        head_(std::move(head)),
+        body_(std::move(body)),
+        timer_(w.loop, [this] { done(); }) {
+    if (key.connect_headers != nullptr) {
+      connect_headers_ = *key.connect_headers;
+    }
+    key_.client = client_;
+    key_.connect_headers = &connect_headers_;
+    timer_.start(kMaxLife);
+    w_.stats.add(stats::Id::upstream_rq_mirrored);
   }
+  ~MirrorRequest() override {
+    pending_.reset();
+    if (up_ != nullptr) {
+      up_->abandon();
+    }
+  }
+  void start() { pending_ = w_.upstream.new_stream(key_, *this, *this); }
 
   void on_pool_ready(UpstreamStream& s) override {
+    pending_.reset();
     up_ = &s;
     bool has_body = !body_.empty();
     s.send_head(head_, !has_body);
@@ -132,28 +152,26 @@ class MirrorRequest final : public UpstreamStreamCallbacks,
   }
   void on_upstream_drained() override {}
 
- private:
-  MirrorRequest(WorkerContext& w, RequestHead head, buffer::Buffer body)
-      : w_(w), head_(std::move(head)), body_(std::move(body)), timer_(w.loop, [this] { done(); }) {
-    timer_.start(kMaxLife);
-    w_.stats.add(stats::Id::upstream_rq_mirrored);
-  }
   void done() {
     if (finished_) {
       return;
     }
     finished_ = true;
     timer_.stop();
+    pending_.reset();
     if (up_ != nullptr) {
       up_->abandon();
       up_ = nullptr;
     }
-    w_.loop.defer_delete(std::unique_ptr<event::DeferredDeletable>(this));
+    owner_.finished(*this);
   }
-  ~MirrorRequest() override = default;
-  friend std::default_delete<MirrorRequest>;
 
+ private:
+  Mirrors& owner_;
   WorkerContext& w_;
+  UpstreamKey key_;
+  std::string client_;
+  hbone::H2Stream::HeaderList connect_headers_;
   RequestHead head_;
   buffer::Buffer body_;
   event::Timer timer_;
@@ -161,6 +179,33 @@ class MirrorRequest final : public UpstreamStreamCallbacks,
   UpstreamStream* up_ = nullptr;
   bool finished_ = false;
 };
+
+Mirrors::Mirrors(event::Loop& loop) : loop_(loop) {}
+
+Mirrors::~Mirrors() {
+  abort_all();
+}
+
+void Mirrors::start(WorkerContext& w, const UpstreamKey& key, RequestHead head, buffer::Buffer body) {
+  auto m = std::make_unique<MirrorRequest>(*this, w, key, std::move(head), std::move(body));
+  MirrorRequest* raw = m.get();
+  live_.emplace(raw, std::move(m));
+  raw->start();
+}
+
+void Mirrors::abort_all() {
+  while (!live_.empty()) {
+    live_.begin()->second->done();  // done() → finished() takes it out of live_
+  }
+}
+
+void Mirrors::finished(MirrorRequest& m) {
+  auto it = live_.find(&m);
+  if (it != live_.end()) {
+    loop_.defer_delete(std::move(it->second));
+    live_.erase(it);
+  }
+}
 
 uint32_t WorkerContext::random() {
   uint64_t x = rng_state;
@@ -428,9 +473,9 @@ void ActiveRequest::send_mirrors() {
     }
     buffer::Buffer body;
     replay_.for_each([&](const uint8_t* p, size_t n) { body.append(p, n); });
-    MirrorRequest::start(
-        w_, upstream_key(tunnel_, mirror.cluster->endpoints[*host], snapshot_->bootstrap.upstream.hbone_port),
-        std::move(head), std::move(body));
+    w_.mirrors.start(w_,
+                     upstream_key(tunnel_, mirror.cluster->endpoints[*host], snapshot_->bootstrap.upstream.hbone_port),
+                     std::move(head), std::move(body));
   }
 }
 

@@ -16,7 +16,7 @@ H2cSettings codec_settings(const config::Bootstrap& b) {
 }  // namespace
 
 // One h2c stream: the DownstreamStream of its ActiveRequest.
-class H2cSession::Stream final : public DownstreamStream {
+class H2cSession::Stream final : public DownstreamStream, public event::DeferredDeletable {
  public:
   Stream(H2cSession& s, int32_t id) : session_(s), id_(id) {}
 
@@ -74,26 +74,29 @@ H2cSession::H2cSession(WorkerContext& worker, TunnelInfo info, hbone::H2Stream& 
       info_(std::move(info)),
       tunnel_(&tunnel),
       codec_(*this, codec_settings(info_.snapshot->bootstrap)),
-      done_(std::move(done)) {
+      done_(std::move(done)),
+      start_(worker.loop, [this] { start(); }),
+      fail_(worker.loop, [this] {
+        flush();
+        close_tunnel(false);
+      }) {
   early_.move_from(initial);
   early_eof_ = eof;
   tunnel.set_handler(this);  // may deliver buffered bytes at once: they queue behind `initial`
   // Start on the next turn: the owner has not stored this session yet.
-  w_.loop.run_after_io([this, alive = alive_] {
-    if (!*alive) {
-      return;
-    }
-    started_ = true;
-    feed(early_);
-    flush();
-    if (early_eof_ && tunnel_ != nullptr) {
-      on_tunnel_eof(*tunnel_);
-    }
-  });
+  start_.schedule();
+}
+
+void H2cSession::start() {
+  started_ = true;
+  feed(early_);
+  flush();
+  if (early_eof_ && tunnel_ != nullptr) {
+    on_tunnel_eof(*tunnel_);
+  }
 }
 
 H2cSession::~H2cSession() {
-  *alive_ = false;
   streams_.clear();
   if (tunnel_ != nullptr) {
     tunnel_->set_handler(nullptr);
@@ -181,7 +184,7 @@ void H2cSession::on_request(int32_t id, RequestHead&& head, bool end_stream) {
       if (it != streams_.end()) {
         auto owned = std::move(it->second);
         streams_.erase(it);
-        w_.loop.run_after_io([owned = std::shared_ptr<Stream>(std::move(owned))] {});
+        w_.loop.defer_delete(std::move(owned));
       }
     }
   });
@@ -225,7 +228,7 @@ void H2cSession::on_stream_closed(int32_t id, uint32_t error_code) {
   if (it != streams_.end() && it->second.get() == s && s->request_done_) {
     auto owned = std::move(it->second);
     streams_.erase(it);
-    w_.loop.run_after_io([owned = std::shared_ptr<Stream>(std::move(owned))] {});
+    w_.loop.defer_delete(std::move(owned));
   }
   maybe_done();
 }
@@ -248,12 +251,7 @@ void H2cSession::on_error(const CodecError& error) {
   }
   spdlog::debug("{}: h2c session from {} failed: {}", info_.chain, info_.source_principal, error.reason);
   failed_ = true;
-  w_.loop.run_after_io([this, alive = alive_] {
-    if (*alive) {
-      flush();
-      close_tunnel(false);
-    }
-  });
+  fail_.schedule();  // after the codec's callbacks: flush its GOAWAY, then end the tunnel
 }
 
 void H2cSession::flush() {

@@ -11,22 +11,25 @@ Http1Session::Http1Session(WorkerContext& worker, TunnelInfo info, hbone::H2Stre
       tunnel_(&tunnel),
       codec_(*this),
       timer_(worker.loop, [this] { on_timer(); }),
-      done_(std::move(done)) {
+      done_(std::move(done)),
+      start_(worker.loop,
+             [this] {
+               started_ = true;
+               parse();
+             }),
+      resume_(worker.loop, [this] {
+        codec_.resume();
+        parse();
+      }) {
   in_.move_from(initial);
-  wait_for(Wait::Head);  // a tunnel on an HTTP chain is opened to carry a request
+  wait_for(Wait::Head);      // a tunnel on an HTTP chain is opened to carry a request
   tunnel.set_handler(this);  // may deliver buffered bytes at once: they wait in in_ until started
   // Parse on the next turn: the owner has not stored this session yet.
   eof_ = eof;
-  w_.loop.run_after_io([this, alive = alive_] {
-    if (*alive) {
-      started_ = true;
-      parse();
-    }
-  });
+  start_.schedule();
 }
 
 Http1Session::~Http1Session() {
-  *alive_ = false;
   current_.reset();
   if (tunnel_ != nullptr) {
     tunnel_->set_handler(nullptr);
@@ -241,12 +244,7 @@ void Http1Session::response_done() {
   // Resume and parse pipelined requests already received after the current callbacks: this may run
   // inside the codec's own on_message_complete (a local reply), where resume() would be undone by
   // the pause that follows.
-  w_.loop.run_after_io([this, alive = alive_] {
-    if (*alive) {
-      codec_.resume();
-      parse();
-    }
-  });
+  resume_.schedule();
 }
 
 void Http1Session::on_tunnel_eof(hbone::Tunnel&) {

@@ -2,7 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include <map>
+#include <algorithm>
 
 #include "waypoint/http/h2c_codec.h"
 #include "waypoint/http/http1_codec.h"
@@ -22,22 +22,52 @@ hbone::UpstreamTarget target_of(const UpstreamKey& key) {
   return t;
 }
 
-// A Pending that forwards cancellation to its connection.
-class PendingHandle final : public UpstreamHttpPool::Pending {
- public:
-  explicit PendingHandle(std::function<void()> cancel) : cancel_(std::move(cancel)) {}
-  ~PendingHandle() override {
-    if (cancel_) {
-      cancel_();
+}  // namespace
+
+// ---- requests waiting for a stream ----------------------------------------------------------------
+
+UpstreamHttpPool::Pending::~Pending() {
+  if (queue_ != nullptr) {
+    PendingQueue* q = queue_;
+    q->unlink(*this);
+    if (q->on_cancel_) {
+      q->on_cancel_();
     }
   }
-  void disarm() { cancel_ = nullptr; }
+}
 
- private:
-  std::function<void()> cancel_;
-};
+UpstreamHttpPool::PendingQueue::~PendingQueue() {
+  while (pop_front() != nullptr) {
+  }
+}
 
-}  // namespace
+void UpstreamHttpPool::PendingQueue::push_back(Pending& p) {
+  if (p.queue_ != nullptr) {
+    p.queue_->unlink(p);
+  }
+  p.queue_ = this;
+  p.prev_ = tail_;
+  p.next_ = nullptr;
+  (tail_ != nullptr ? tail_->next_ : head_) = &p;
+  tail_ = &p;
+  ++size_;
+}
+
+UpstreamHttpPool::Pending* UpstreamHttpPool::PendingQueue::pop_front() {
+  Pending* p = head_;
+  if (p != nullptr) {
+    unlink(*p);
+  }
+  return p;
+}
+
+void UpstreamHttpPool::PendingQueue::unlink(Pending& p) {
+  (p.prev_ != nullptr ? p.prev_->next_ : head_) = p.next_;
+  (p.next_ != nullptr ? p.next_->prev_ : tail_) = p.prev_;
+  p.prev_ = p.next_ = nullptr;
+  p.queue_ = nullptr;
+  --size_;
+}
 
 // ---- HTTP/1.1: one exchange at a time per tunnel -------------------------------------------------
 
@@ -50,7 +80,11 @@ class Http1Upstream final : public UpstreamStream,
   enum class State { Connecting, Active, Idle, Closed };
 
   Http1Upstream(UpstreamHttpPool& pool, std::string key)
-      : pool_(pool), key_(std::move(key)), codec_(*this), idle_timer_(pool.loop_, [this] { close(); }) {}
+      : pool_(pool),
+        key_(std::move(key)),
+        codec_(*this),
+        idle_timer_(pool.loop_, [this] { close(); }),
+        waiting_([this] { cancel_connect(); }) {}
   ~Http1Upstream() override {
     if (tunnel_ != nullptr) {
       tunnel_->set_handler(nullptr);
@@ -63,10 +97,10 @@ class Http1Upstream final : public UpstreamStream,
   std::string budget;    // the cluster whose connectionPool limit counts this tunnel ("" = none)
   bool retired = false;  // a config change: end the tunnel after the exchange in progress
 
-  void connect(const UpstreamKey& key, UpstreamStreamCallbacks& scb, UpstreamPoolCallbacks& pcb) {
-    stream_cb_ = &scb;
-    pool_cb_ = &pcb;
-    request_ = pool_.tunnels_.open(target_of(key), *this);
+  // Opens the tunnel for p, which waits on it (until it is ready, fails, or p is destroyed).
+  void connect(UpstreamHttpPool::Pending& p) {
+    waiting_.push_back(p);
+    request_ = pool_.tunnels_.open(target_of(p.key), *this);
   }
   // Takes an idle tunnel for a new exchange.
   void activate(UpstreamStreamCallbacks& scb) {
@@ -78,7 +112,6 @@ class Http1Upstream final : public UpstreamStream,
   }
   // The requester went away while the tunnel was being opened.
   void cancel_connect() {
-    pool_cb_ = nullptr;
     stream_cb_ = nullptr;
     close();
   }
@@ -142,28 +175,26 @@ class Http1Upstream final : public UpstreamStream,
 
   // hbone::UpstreamRequest::Callbacks
   void on_upstream_ready(hbone::H2Stream& tunnel) override {
-    request_.release_later(pool_.loop_);
+    release_request();
     tunnel_ = &tunnel;
     tunnel.set_handler(this);
     pool_.stats_.add(stats::Id::upstream_http_tunnels_opened);
     state_ = State::Active;
     uses_ = 1;
-    auto* pcb = pool_cb_;
-    pool_cb_ = nullptr;
-    if (pcb != nullptr) {
-      pcb->on_pool_ready(*this);
+    if (UpstreamHttpPool::Pending* p = waiting_.pop_front()) {
+      stream_cb_ = p->scb;
+      p->pcb->on_pool_ready(*this);
     } else {
       close();
     }
   }
-  void on_upstream_failed(hbone::UpstreamFailure failure, int status) override {
-    request_.release_later(pool_.loop_);
-    auto* pcb = pool_cb_;
-    pool_cb_ = nullptr;
+  void on_upstream_failed(hbone::UpstreamFailure failure, int) override {
+    release_request();
+    UpstreamHttpPool::Pending* p = waiting_.pop_front();
     stream_cb_ = nullptr;
     close();
-    if (pcb != nullptr) {
-      pcb->on_pool_failure(failure);
+    if (p != nullptr) {
+      p->pcb->on_pool_failure(failure);
     }
   }
 
@@ -288,25 +319,21 @@ class Http1Upstream final : public UpstreamStream,
     if (was_idle) {
       pool_.stats_.sub(stats::Id::upstream_http_tunnels_idle);
     }
+    // Closed while being opened (shutdown): the request waiting for it is told.
+    UpstreamHttpPool::Pending* p = waiting_.pop_front();
     pool_.remove(*this);
+    if (p != nullptr) {
+      p->pcb->on_pool_failure(hbone::UpstreamFailure::Reset);
+    }
   }
 
  private:
-  // Small RAII holder that destroys the UpstreamRequest outside its own callback.
-  struct RequestHolder {
-    std::unique_ptr<hbone::UpstreamRequest> req;
-    RequestHolder& operator=(std::unique_ptr<hbone::UpstreamRequest> r) {
-      req = std::move(r);
-      return *this;
+  // The tunnel request is done: freed after its own callback.
+  void release_request() {
+    if (request_) {
+      pool_.loop_.defer_delete(std::move(request_));
     }
-    void reset() { req.reset(); }
-    void release_later(event::Loop& loop) {
-      if (req) {
-        auto* raw = req.release();
-        loop.run_after_io([raw] { delete raw; });
-      }
-    }
-  };
+  }
 
   void parse() {
     while (!in_.empty() && state_ == State::Active && tunnel_ != nullptr) {
@@ -371,10 +398,10 @@ class Http1Upstream final : public UpstreamStream,
   State state_ = State::Connecting;
   Http1ClientCodec codec_;
   event::Timer idle_timer_;
-  RequestHolder request_;
+  std::unique_ptr<hbone::UpstreamRequest> request_;
+  UpstreamHttpPool::PendingQueue waiting_;  // the request this tunnel is being opened for
   hbone::H2Stream* tunnel_ = nullptr;
   UpstreamStreamCallbacks* stream_cb_ = nullptr;
-  UpstreamPoolCallbacks* pool_cb_ = nullptr;
   buffer::Buffer in_;
   size_t body_delivered_ = 0;
   size_t unconsumed_ = 0;  // response body bytes delivered and not yet consumed by the requester
@@ -390,7 +417,7 @@ class Http1Upstream final : public UpstreamStream,
 
 class H2cUpstream;
 
-class H2cUpstreamStream final : public UpstreamStream {
+class H2cUpstreamStream final : public UpstreamStream, public event::DeferredDeletable {
  public:
   H2cUpstreamStream(H2cUpstream& conn, UpstreamStreamCallbacks& cb) : conn_(&conn), cb_(&cb) {}
   void send_head(const RequestHead& head, bool end_stream) override;
@@ -412,12 +439,13 @@ class H2cUpstream final : public hbone::UpstreamRequest::Callbacks,
                           public H2cClientCallbacks,
                           public event::DeferredDeletable {
  public:
-  struct Waiter {
-    UpstreamStreamCallbacks* scb;
-    UpstreamPoolCallbacks* pcb;
-  };
-
-  H2cUpstream(UpstreamHttpPool& pool, std::string key) : pool_(pool), key_(std::move(key)), codec_(*this) {}
+  H2cUpstream(UpstreamHttpPool& pool, std::string key)
+      : pool_(pool),
+        loop_(pool.loop_),
+        key_(std::move(key)),
+        codec_(*this),
+        close_soon_(loop_, [this] { close(); }),
+        refuse_soon_(loop_, [this] { refuse(); }) {}
   ~H2cUpstream() override {
     if (tunnel_ != nullptr) {
       tunnel_->set_handler(nullptr);
@@ -435,7 +463,7 @@ class H2cUpstream final : public hbone::UpstreamRequest::Callbacks,
     }
     draining_ = true;
     if (streams_.empty() && unsubmitted_.empty()) {
-      schedule_close();
+      close_soon_.schedule();
     }
   }
   bool closed() const { return closed_; }
@@ -448,12 +476,7 @@ class H2cUpstream final : public hbone::UpstreamRequest::Callbacks,
     connecting_ = true;
     request_ = pool_.tunnels_.open(target_of(key), *this);
   }
-  uint64_t add_waiter(UpstreamStreamCallbacks& scb, UpstreamPoolCallbacks& pcb) {
-    uint64_t id = ++next_waiter_;
-    waiters_.emplace(id, Waiter{&scb, &pcb});
-    return id;
-  }
-  void cancel_waiter(uint64_t id) { waiters_.erase(id); }
+  void add_waiter(UpstreamHttpPool::Pending& p) { waiters_.push_back(p); }
 
   // A stream for a ready connection with available() > 0.
   H2cUpstreamStream& make_stream(UpstreamStreamCallbacks& scb) {
@@ -477,14 +500,10 @@ class H2cUpstream final : public hbone::UpstreamRequest::Callbacks,
     unsubmitted_.erase(it);
     int32_t id = codec_.submit_request(head, end_stream);
     if (id < 0) {
-      // No stream after all (GOAWAY raced us): report a refused stream, never processed.
-      auto* cb = s.cb_;
-      pool_.loop_.run_after_io([cb, alive = alive_] {
-        if (*alive) {
-          cb->on_upstream_error(UpstreamError::RefusedStream);
-        }
-      });
-      dead_.push_back(std::move(owned));
+      // No stream after all (GOAWAY raced us): a refused stream, never processed, reported
+      // after the requester's call.
+      refused_.push_back(std::move(owned));
+      refuse_soon_.schedule();
       return;
     }
     s.id_ = id;
@@ -512,7 +531,7 @@ class H2cUpstream final : public hbone::UpstreamRequest::Callbacks,
       flush();
     } else if (auto it = unsubmitted_.find(&s); it != unsubmitted_.end()) {
       --reserved_;
-      dead_.push_back(std::move(it->second));
+      loop_.defer_delete(std::move(it->second));
       unsubmitted_.erase(it);
     }
   }
@@ -537,12 +556,7 @@ class H2cUpstream final : public hbone::UpstreamRequest::Callbacks,
   void on_upstream_failed(hbone::UpstreamFailure failure, int) override {
     release_request();
     connecting_ = false;
-    auto waiters = std::move(waiters_);
-    waiters_.clear();
-    close();
-    for (auto& [id, w] : waiters) {
-      w.pcb->on_pool_failure(failure);
-    }
+    close(failure);
   }
 
   // hbone::TunnelHandler
@@ -611,10 +625,9 @@ class H2cUpstream final : public hbone::UpstreamRequest::Callbacks,
       owned->cb_ = nullptr;
       cb->on_upstream_error(code == 7 /* REFUSED_STREAM */ ? UpstreamError::RefusedStream : UpstreamError::Reset);
     }
-    dead_.push_back(std::move(owned));
-    schedule_gc();
+    loop_.defer_delete(std::move(owned));
     if (draining_ && streams_.empty() && unsubmitted_.empty()) {
-      schedule_close();
+      close_soon_.schedule();
     }
   }
   void on_stream_drained(int32_t id) override {
@@ -631,18 +644,20 @@ class H2cUpstream final : public hbone::UpstreamRequest::Callbacks,
       // A graceful GOAWAY: no new streams here; those already accepted finish, then it closes.
       draining_ = true;
       if (streams_.empty() && unsubmitted_.empty()) {
-        schedule_close();
+        close_soon_.schedule();
       }
       return;
     }
-    schedule_close();
+    close_soon_.schedule();
   }
 
-  void close() {
+  // Ends the tunnel: every stream and waiting request is told (waiting ones with `why`), at once.
+  void close(hbone::UpstreamFailure why = hbone::UpstreamFailure::Reset) {
     if (closed_) {
       return;
     }
     closed_ = true;
+    close_soon_.cancel();
     request_.reset();
     if (tunnel_ != nullptr) {
       flush();
@@ -659,23 +674,23 @@ class H2cUpstream final : public hbone::UpstreamRequest::Callbacks,
         s->cb_ = nullptr;
         cb->on_upstream_error(UpstreamError::Reset);
       }
-      dead_.push_back(std::move(s));
+      loop_.defer_delete(std::move(s));
     }
-    for (auto& [p, s] : unsubmitted_) {
+    auto unsubmitted = std::move(unsubmitted_);
+    unsubmitted_.clear();
+    for (auto& [p, s] : unsubmitted) {
       if (s->cb_ != nullptr) {
         auto* cb = s->cb_;
         s->cb_ = nullptr;
         cb->on_upstream_error(UpstreamError::Reset);
       }
-      dead_.push_back(std::move(s));
+      loop_.defer_delete(std::move(s));
     }
-    unsubmitted_.clear();
-    auto waiters = std::move(waiters_);
-    waiters_.clear();
-    for (auto& [id, w] : waiters) {
-      w.pcb->on_pool_failure(hbone::UpstreamFailure::Reset);
+    refuse();
+    // One at a time: a failed request may cancel (destroy) another waiting one.
+    while (UpstreamHttpPool::Pending* p = waiters_.pop_front()) {
+      p->pcb->on_pool_failure(why);
     }
-    *alive_ = false;
     pool_.remove(*this);
   }
 
@@ -684,21 +699,32 @@ class H2cUpstream final : public hbone::UpstreamRequest::Callbacks,
     auto it = streams_.find(id);
     return it == streams_.end() ? nullptr : it->second.get();
   }
+  // The tunnel request is done: freed after its own callback.
   void release_request() {
     if (request_) {
-      auto* raw = request_.release();
-      pool_.loop_.run_after_io([raw] { delete raw; });
+      loop_.defer_delete(std::move(request_));
     }
   }
   void serve_waiters() {
     while (!waiters_.empty() && available() > 0) {
-      auto it = waiters_.begin();
-      Waiter w = it->second;
-      waiters_.erase(it);
-      w.pcb->on_pool_ready(make_stream(*w.scb));
+      UpstreamHttpPool::Pending* p = waiters_.pop_front();
+      p->pcb->on_pool_ready(make_stream(*p->scb));
       if (closed_) {
         return;
       }
+    }
+  }
+  // Streams whose submission found no stream id: each requester is told, then the stream freed.
+  void refuse() {
+    refuse_soon_.cancel();
+    auto refused = std::move(refused_);
+    refused_.clear();
+    for (auto& s : refused) {
+      if (auto* cb = s->cb_) {
+        s->cb_ = nullptr;
+        cb->on_upstream_error(UpstreamError::RefusedStream);
+      }
+      loop_.defer_delete(std::move(s));
     }
   }
   void flush() {
@@ -713,27 +739,9 @@ class H2cUpstream final : public hbone::UpstreamRequest::Callbacks,
       tunnel_->write(out);
     }
   }
-  void schedule_close() {
-    pool_.loop_.run_after_io([this, alive = alive_] {
-      if (*alive) {
-        close();
-      }
-    });
-  }
-  void schedule_gc() {
-    if (gc_scheduled_) {
-      return;
-    }
-    gc_scheduled_ = true;
-    pool_.loop_.run_after_io([this, alive = alive_] {
-      if (*alive) {
-        gc_scheduled_ = false;
-        dead_.clear();
-      }
-    });
-  }
 
   UpstreamHttpPool& pool_;
+  event::Loop& loop_;
   std::string key_;
   H2cClientCodec codec_;
   std::unique_ptr<hbone::UpstreamRequest> request_;
@@ -742,15 +750,14 @@ class H2cUpstream final : public hbone::UpstreamRequest::Callbacks,
   bool closed_ = false;
   bool used_ = false;
   bool in_flush_ = false;
-  bool gc_scheduled_ = false;
-  bool draining_ = false;  // graceful GOAWAY received, or retired
-  uint32_t reserved_ = 0;  // streams handed out but not yet submitted
-  uint64_t next_waiter_ = 0;
-  std::map<uint64_t, Waiter> waiters_;
+  bool draining_ = false;                   // graceful GOAWAY received, or retired
+  uint32_t reserved_ = 0;                   // streams handed out but not yet submitted
+  UpstreamHttpPool::PendingQueue waiters_;  // requests waiting for the tunnel or a free stream
   std::unordered_map<int32_t, std::unique_ptr<H2cUpstreamStream>> streams_;
   std::unordered_map<H2cUpstreamStream*, std::unique_ptr<H2cUpstreamStream>> unsubmitted_;
-  std::vector<std::unique_ptr<H2cUpstreamStream>> dead_;  // freed after the current callbacks
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::vector<std::unique_ptr<H2cUpstreamStream>> refused_;
+  event::Deferred close_soon_;   // close() outside the codec's callbacks
+  event::Deferred refuse_soon_;  // refuse() after the requester's call
 };
 
 void H2cUpstreamStream::send_head(const RequestHead& head, bool end_stream) {
@@ -778,11 +785,15 @@ size_t H2cUpstreamStream::send_pending() const {
 
 UpstreamHttpPool::UpstreamHttpPool(event::Loop& loop, hbone::Pool& tunnels, stats::Block& stats,
                                    std::chrono::milliseconds idle_timeout)
-    : loop_(loop), tunnels_(tunnels), stats_(stats), idle_timeout_(idle_timeout) {}
+    : loop_(loop), tunnels_(tunnels), stats_(stats), idle_timeout_(idle_timeout), serve_soon_(loop, [this] {
+        auto clusters = std::move(to_serve_);
+        to_serve_.clear();
+        for (const auto& c : clusters) {
+          serve_waiters(c);
+        }
+      }) {}
 
 UpstreamHttpPool::~UpstreamHttpPool() {
-  *alive_ = false;
-  pending_handoff_.clear();
   close_all();
 }
 
@@ -829,41 +840,41 @@ bool UpstreamHttpPool::would_overflow(const UpstreamKey& key) const {
   return b->second.waiters.size() >= key.max_pending;
 }
 
-std::unique_ptr<UpstreamHttpPool::Pending> UpstreamHttpPool::connect_http1(const UpstreamKey& key,
-                                                                           UpstreamStreamCallbacks& scb,
-                                                                           UpstreamPoolCallbacks& pcb) {
-  auto owned = std::make_unique<Http1Upstream>(*this, key_of(key));
+void UpstreamHttpPool::dial_http1(Pending& p) {
+  auto owned = std::make_unique<Http1Upstream>(*this, key_of(p.key));
   Http1Upstream* conn = owned.get();
   http1_.emplace(conn, std::move(owned));
-  if (key.max_connections > 0) {
-    conn->budget = key.cluster;
-    budgets_[key.cluster].open++;
+  if (p.key.max_connections > 0) {
+    conn->budget = p.key.cluster;
+    budgets_[p.key.cluster].open++;
   }
-  conn->connect(key, scb, pcb);
-  return std::make_unique<PendingHandle>([this, conn] {
-    if (http1_.count(conn) != 0 && conn->state() == Http1Upstream::State::Connecting) {
-      conn->cancel_connect();
-    }
-  });
+  conn->connect(p);
+}
+
+void UpstreamHttpPool::serve_soon(const std::string& cluster) {
+  if (std::find(to_serve_.begin(), to_serve_.end(), cluster) == to_serve_.end()) {
+    to_serve_.push_back(cluster);
+  }
+  serve_soon_.schedule();
 }
 
 // A tunnel of a limited cluster was released or closed: waiting requests take idle tunnels to
 // their endpoint, or the room that closing an idle tunnel to another endpoint makes.
 void UpstreamHttpPool::serve_waiters(const std::string& cluster) {
-  auto bit = budgets_.find(cluster);
-  if (bit == budgets_.end()) {
-    return;
-  }
-  Budget& b = bit->second;
-  while (!b.waiters.empty()) {
-    Waiter& w = b.waiters.front();
+  for (;;) {
+    // Found again each turn: a served request's callbacks may change the pool.
+    auto bit = budgets_.find(cluster);
+    if (bit == budgets_.end() || bit->second.waiters.empty()) {
+      return;
+    }
+    Budget& b = bit->second;
+    Pending& w = *b.waiters.front();
     if (Http1Upstream* conn = find_idle(key_of(w.key))) {
       stats_.sub(stats::Id::upstream_http_tunnels_idle);
       stats_.add(stats::Id::upstream_http_tunnels_reused);
-      Waiter taken = std::move(w);
       b.waiters.pop_front();
-      conn->activate(*taken.scb);
-      taken.pcb->on_pool_ready(*conn);
+      conn->activate(*w.scb);
+      w.pcb->on_pool_ready(*conn);
       continue;
     }
     if (b.open >= w.key.max_connections) {
@@ -880,10 +891,8 @@ void UpstreamHttpPool::serve_waiters(const std::string& cluster) {
       victim->close();  // frees one (remove() decrements b.open)
       continue;
     }
-    Waiter taken = std::move(w);
-    b.waiters.pop_front();
-    // The request keeps waiting on a new tunnel; its cancel handle reaches it through the id.
-    pending_handoff_[taken.id] = connect_http1(taken.key, *taken.scb, *taken.pcb);
+    // The request now waits on a new tunnel (its requester's handle follows it there).
+    dial_http1(w);
   }
 }
 
@@ -899,22 +908,14 @@ std::unique_ptr<UpstreamHttpPool::Pending> UpstreamHttpPool::new_stream(const Up
       pcb.on_pool_ready(*conn);
       return nullptr;
     }
+    auto p = std::make_unique<Pending>(key, scb, pcb);
     if (key.max_connections > 0 && budgets_[key.cluster].open >= key.max_connections) {
       // At maxConnections: wait for a tunnel (would_overflow() told the caller whether it may).
-      uint64_t id = ++next_waiter_;
-      budgets_[key.cluster].waiters.push_back(Waiter{key, &scb, &pcb, id});
-      return std::make_unique<PendingHandle>([this, cluster = key.cluster, id, alive = alive_] {
-        if (!*alive) {
-          return;
-        }
-        pending_handoff_.erase(id);  // cancels a tunnel dialled for it, if any
-        auto bit = budgets_.find(cluster);
-        if (bit != budgets_.end()) {
-          bit->second.waiters.remove_if([id](const Waiter& w) { return w.id == id; });
-        }
-      });
+      budgets_[key.cluster].waiters.push_back(*p);
+    } else {
+      dial_http1(*p);
     }
-    return connect_http1(key, scb, pcb);
+    return p;
   }
   Entry& e = entries_[k];
   for (H2cUpstream* conn : e.h2c) {
@@ -938,12 +939,9 @@ std::unique_ptr<UpstreamHttpPool::Pending> UpstreamHttpPool::new_stream(const Up
     e.h2c.push_back(target);
     target->connect(key);
   }
-  uint64_t id = target->add_waiter(scb, pcb);
-  return std::make_unique<PendingHandle>([this, target, id] {
-    if (h2c_.count(target) != 0) {
-      target->cancel_waiter(id);
-    }
-  });
+  auto p = std::make_unique<Pending>(key, scb, pcb);
+  target->add_waiter(*p);
+  return p;
 }
 
 void UpstreamHttpPool::release(Http1Upstream& conn) {
@@ -951,12 +949,7 @@ void UpstreamHttpPool::release(Http1Upstream& conn) {
   if (!conn.budget.empty()) {
     auto bit = budgets_.find(conn.budget);
     if (bit != budgets_.end() && !bit->second.waiters.empty()) {
-      // Not from inside the finishing exchange's callbacks: after them.
-      loop_.run_after_io([this, cluster = conn.budget, alive = alive_] {
-        if (*alive) {
-          serve_waiters(cluster);
-        }
-      });
+      serve_soon(conn.budget);  // not from inside the finishing exchange's callbacks: after them
     }
   }
 }
@@ -967,11 +960,7 @@ void UpstreamHttpPool::remove(Http1Upstream& conn) {
     if (bit != budgets_.end()) {
       bit->second.open--;
       if (!bit->second.waiters.empty()) {
-        loop_.run_after_io([this, cluster = conn.budget, alive = alive_] {
-          if (*alive) {
-            serve_waiters(cluster);
-          }
-        });
+        serve_soon(conn.budget);
       } else if (bit->second.open == 0) {
         budgets_.erase(bit);
       }

@@ -162,7 +162,8 @@ InternalListener::InternalListener(event::Loop& loop, hbone::Pool& pool, stats::
       log_(log),
       http_pool_(loop, pool, stats, pool.settings().idle_timeout),
       clusters_(stats),
-      ctx_{loop, stats, log, http_pool_, clusters_} {
+      mirrors_(loop),
+      ctx_{loop, stats, log, http_pool_, clusters_, mirrors_} {
   std::random_device rd;
   ctx_.rng_state = (static_cast<uint64_t>(rd()) << 32 | rd()) | 1;
   ctx_.snapshot = &snapshot_;
@@ -438,6 +439,7 @@ void InternalListener::abort_all() {
   for (auto* p : all) {
     p->abort();
   }
+  mirrors_.abort_all();
   http_pool_.close_all();
 }
 

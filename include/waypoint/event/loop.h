@@ -43,9 +43,6 @@ class Loop {
 
   // Loop thread only: destroys obj after the current callbacks, before the loop blocks again.
   void defer_delete(std::unique_ptr<DeferredDeletable> obj);
-  // Loop thread only: runs fn once after this iteration's I/O callbacks (used to coalesce writes).
-  // New code holds an event::Deferred instead: it cannot outlive what its callback touches.
-  void run_after_io(std::function<void()> fn);
   // Loop thread only: the loop owns obj until obj hands itself back with release() (it is then
   // deferred-deleted) or the loop is destroyed. For objects that outlive their creator by design,
   // such as a closed socket still flushing its last bytes, so that no such object is ever
@@ -70,7 +67,6 @@ class Loop {
   uv_idle_t idle_{};  // keeps the loop from blocking while deferred work is pending
   uv_async_t async_{};
   bool idle_active_ = false;
-  std::vector<std::function<void()>> after_io_;
   // The Deferreds scheduled, in order (an intrusive list: each links itself in and out), and the
   // one whose callback is running (null once it is destroyed from it).
   Deferred* scheduled_head_ = nullptr;

@@ -57,7 +57,7 @@ struct UpstreamTarget {
 // One request for an upstream tunnel. Owned by the requester; destroying it cancels the request
 // (a tunnel still being set up is reset). It fails with Timeout when no answer came within
 // upstream.connectTimeout of the request, whatever stage it was in.
-class UpstreamRequest final : public ConnectCallbacks {
+class UpstreamRequest final : public ConnectCallbacks, public event::DeferredDeletable {
  public:
   class Callbacks {
    public:

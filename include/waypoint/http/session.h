@@ -85,7 +85,8 @@ class Http1Session final : public Session,
   bool closing_ = false;
   bool finished_ = false;
   bool started_ = false;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  event::Deferred start_;   // the first parse, once the owner has stored the session
+  event::Deferred resume_;  // the next pipelined request, after the response's callbacks
 };
 
 class H2cSession final : public Session, public hbone::TunnelHandler, public H2cServerCallbacks {
@@ -116,6 +117,7 @@ class H2cSession final : public Session, public hbone::TunnelHandler, public H2c
   void feed(buffer::Buffer& data);
   void close_tunnel(bool reset);
   void maybe_done();
+  void start();
 
   WorkerContext& w_;
   TunnelInfo info_;
@@ -129,7 +131,8 @@ class H2cSession final : public Session, public hbone::TunnelHandler, public H2c
   bool in_flush_ = false;
   bool failed_ = false;
   bool finished_ = false;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  event::Deferred start_;  // feeds the early bytes once the owner has stored the session
+  event::Deferred fail_;   // ends the tunnel after a codec error, outside the codec's callbacks
 };
 
 }  // namespace wp::http

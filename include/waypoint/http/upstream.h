@@ -6,10 +6,12 @@
 // A tunnel's CONNECT carries `forwarded: for=<client>`, so kept-alive tunnels are pooled per
 // (endpoint, protocol, client address): a tunnel never carries another client's requests.
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "waypoint/buffer/buffer.h"
 #include "waypoint/event/loop.h"
@@ -85,10 +87,54 @@ class H2cUpstream;
 
 class UpstreamHttpPool {
  public:
-  // A request for a stream; destroying it cancels (no callback after that).
+  class PendingQueue;
+
+  // A request waiting for a stream. The requester owns it: destroying it cancels the request (no
+  // callback after that). Whoever will serve it lists it in a PendingQueue: a limited cluster's
+  // waiting line, an HTTP/1.1 tunnel being opened for it, or an h2c tunnel being opened.
   class Pending {
    public:
-    virtual ~Pending() = default;
+    Pending(const UpstreamKey& key, UpstreamStreamCallbacks& scb, UpstreamPoolCallbacks& pcb)
+        : key(key), scb(&scb), pcb(&pcb) {}
+    ~Pending();
+    Pending(const Pending&) = delete;
+    Pending& operator=(const Pending&) = delete;
+
+    UpstreamKey key;  // what it waits for (a cluster's waiting line dials a tunnel with it later)
+    UpstreamStreamCallbacks* scb;
+    UpstreamPoolCallbacks* pcb;
+
+   private:
+    friend class PendingQueue;
+    PendingQueue* queue_ = nullptr;
+    Pending* prev_ = nullptr;
+    Pending* next_ = nullptr;
+  };
+
+  // An intrusive FIFO of Pending requests; a request is in at most one. `on_cancel`, when set, is
+  // told after a listed request was destroyed by its requester. Destroying the queue unlists the
+  // requests left without calling them (their server is gone: fail them first).
+  class PendingQueue {
+   public:
+    PendingQueue() = default;
+    explicit PendingQueue(std::function<void()> on_cancel) : on_cancel_(std::move(on_cancel)) {}
+    ~PendingQueue();
+    PendingQueue(const PendingQueue&) = delete;
+    PendingQueue& operator=(const PendingQueue&) = delete;
+
+    void push_back(Pending& p);  // unlists p from the queue it was in, if any
+    Pending* front() const { return head_; }
+    Pending* pop_front();  // nullptr when empty
+    bool empty() const { return head_ == nullptr; }
+    size_t size() const { return size_; }
+
+   private:
+    friend class Pending;
+    void unlink(Pending& p);
+    Pending* head_ = nullptr;
+    Pending* tail_ = nullptr;
+    size_t size_ = 0;
+    std::function<void()> on_cancel_;
   };
 
   UpstreamHttpPool(event::Loop& loop, hbone::Pool& tunnels, stats::Block& stats,
@@ -111,20 +157,14 @@ class UpstreamHttpPool {
  private:
   friend class Http1Upstream;
   friend class H2cUpstream;
-  struct Waiter {
-    UpstreamKey key;
-    UpstreamStreamCallbacks* scb;
-    UpstreamPoolCallbacks* pcb;
-    uint64_t id;
-  };
   struct Budget {
-    uint32_t open = 0;  // HTTP/1.1 tunnels of the cluster, connecting, active or idle
-    std::list<Waiter> waiters;
+    uint32_t open = 0;     // HTTP/1.1 tunnels of the cluster, connecting, active or idle
+    PendingQueue waiters;  // requests waiting for one of them (maxConnections reached)
   };
   void serve_waiters(const std::string& cluster);
+  void serve_soon(const std::string& cluster);  // serve_waiters after the current callbacks
   Http1Upstream* find_idle(const std::string& key);
-  std::unique_ptr<Pending> connect_http1(const UpstreamKey& key, UpstreamStreamCallbacks& scb,
-                                         UpstreamPoolCallbacks& pcb);
+  void dial_http1(Pending& p);  // a new tunnel for p: p waits on it
   struct Entry {
     std::list<Http1Upstream*> idle;  // kept-alive HTTP/1.1 tunnels, most recent at the back
     std::list<H2cUpstream*> h2c;     // h2c tunnels (ready or connecting)
@@ -142,10 +182,8 @@ class UpstreamHttpPool {
   std::unordered_map<Http1Upstream*, std::unique_ptr<Http1Upstream>> http1_;
   std::unordered_map<H2cUpstream*, std::unique_ptr<H2cUpstream>> h2c_;
   std::unordered_map<std::string, Budget> budgets_;  // by cluster name (limited clusters only)
-  uint64_t next_waiter_ = 0;
-  // Tunnels dialled for a waiter that was served: its cancel handle, by waiter id.
-  std::unordered_map<uint64_t, std::unique_ptr<Pending>> pending_handoff_;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::vector<std::string> to_serve_;                // clusters whose waiters serve_soon_ serves
+  event::Deferred serve_soon_;
 };
 
 }  // namespace wp::http

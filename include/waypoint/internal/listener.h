@@ -70,6 +70,7 @@ class InternalListener final : public hbone::ConnectHandler {
   config::SnapshotPtr snapshot_;
   http::UpstreamHttpPool http_pool_;
   upstream::ClusterManager clusters_;
+  http::Mirrors mirrors_;
   http::WorkerContext ctx_;
   std::unordered_map<const void*, uint32_t> rr_;  // per-worker round-robin cursors, by cluster
   std::unordered_map<TcpProxy*, std::unique_ptr<TcpProxy>> proxies_;

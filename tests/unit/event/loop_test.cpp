@@ -16,12 +16,13 @@ struct Tracked : wp::event::DeferredDeletable {
 };
 }  // namespace
 
-TEST_CASE("deferred deletion happens after the current callback, after end-of-iteration tasks", "[event]") {
+TEST_CASE("deferred deletion happens after the current callback, after the scheduled Deferreds", "[event]") {
   Loop loop;
   std::vector<std::string> log;
+  wp::event::Deferred task(loop, [&] { log.push_back("task"); });
   wp::event::Timer t(loop, [&] {
     loop.defer_delete(std::make_unique<Tracked>(log));
-    loop.run_after_io([&] { log.push_back("task"); });
+    task.schedule();
     log.push_back("callback done");
   });
   t.start(std::chrono::milliseconds(1));
