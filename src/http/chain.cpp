@@ -664,10 +664,12 @@ void ActiveRequest::start_attempt() {
     ep.address = tunnel_.destination;
   }
   UpstreamKey key = upstream_key(tunnel_, ep, snapshot_->bootstrap.upstream.hbone_port);
-  if (cluster_ != nullptr && cluster_->policy.max_connections > 0) {
+  if (cluster_ != nullptr &&
+      (cluster_->policy.max_connections > 0 || cluster_->policy.max_requests_per_connection > 0)) {
     key.cluster = cluster_->name;
     key.max_connections = cluster_->policy.max_connections;
     key.max_pending = cluster_->policy.http1_max_pending_requests;
+    key.max_requests_per_connection = cluster_->policy.max_requests_per_connection;
     if (w_.upstream.would_overflow(key)) {
       w_.stats.add(stats::Id::upstream_rq_pending_overflow);
       cluster_state()->end_request(host_);

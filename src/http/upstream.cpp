@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "waypoint/http/conn_pool.h"
 #include "waypoint/http/h2c_codec.h"
 #include "waypoint/http/http1_codec.h"
 
@@ -77,8 +78,6 @@ class Http1Upstream final : public UpstreamStream,
                             public Http1ClientCallbacks,
                             public event::DeferredDeletable {
  public:
-  enum class State { Connecting, Active, Idle, Closed };
-
   Http1Upstream(UpstreamHttpPool& pool, std::string key)
       : pool_(pool),
         key_(std::move(key)),
@@ -93,9 +92,11 @@ class Http1Upstream final : public UpstreamStream,
   }
 
   const std::string& key() const { return key_; }
-  State state() const { return state_; }
-  std::string budget;    // the cluster whose connectionPool limit counts this tunnel ("" = none)
-  bool retired = false;  // a config change: end the tunnel after the exchange in progress
+  ConnState state() const { return st_.state(); }
+  std::string budget;     // the cluster whose connectionPool limit counts this tunnel ("" = none)
+  uint32_t max_uses = 0;  // maxRequestsPerConnection (0 = unlimited)
+  // A config change: end the tunnel after the exchange in progress (or the one it is opened for).
+  void retire() { st_.transition(ConnState::Draining); }
 
   // Opens the tunnel for p, which waits on it (until it is ready, fails, or p is destroyed).
   void connect(UpstreamHttpPool::Pending& p) {
@@ -105,7 +106,7 @@ class Http1Upstream final : public UpstreamStream,
   // Takes an idle tunnel for a new exchange.
   void activate(UpstreamStreamCallbacks& scb) {
     idle_timer_.stop();
-    state_ = State::Active;
+    st_.transition(ConnState::Busy);
     stream_cb_ = &scb;
     req_done_ = resp_done_ = false;
     ++uses_;
@@ -179,7 +180,9 @@ class Http1Upstream final : public UpstreamStream,
     tunnel_ = &tunnel;
     tunnel.set_handler(this);
     pool_.stats_.add(stats::Id::upstream_http_tunnels_opened);
-    state_ = State::Active;
+    if (st_.state() == ConnState::Connecting) {
+      st_.transition(ConnState::Busy);  // a Draining one still carries the exchange it was opened for
+    }
     uses_ = 1;
     if (UpstreamHttpPool::Pending* p = waiting_.pop_front()) {
       stream_cb_ = p->scb;
@@ -205,18 +208,18 @@ class Http1Upstream final : public UpstreamStream,
   }
   void on_tunnel_eof(hbone::Tunnel&) override {
     eof_ = true;
-    if (state_ == State::Active) {
+    if (exchanging()) {
       parse();
-      if (state_ == State::Active && codec_.state() != CodecState::Error) {
+      if (exchanging() && codec_.state() != CodecState::Error) {
         codec_.finish();  // completes a close-delimited response, or reports one cut short
         keep_alive_ = false;
         complete();
       }
     }
     keep_alive_ = false;
-    if (state_ == State::Idle) {
+    if (st_.state() == ConnState::Ready) {
       close();
-    } else if (state_ == State::Active && resp_done_) {
+    } else if (exchanging() && resp_done_) {
       close();
     }
   }
@@ -229,7 +232,7 @@ class Http1Upstream final : public UpstreamStream,
     tunnel_ = nullptr;
     auto* cb = stream_cb_;
     stream_cb_ = nullptr;
-    bool was_active = state_ == State::Active && !resp_done_;
+    bool was_active = exchanging() && !resp_done_;
     close();
     if (was_active && cb != nullptr) {
       cb->on_upstream_error(UpstreamError::Reset);
@@ -296,7 +299,7 @@ class Http1Upstream final : public UpstreamStream,
     spdlog::debug("upstream HTTP/1.1 {}: {}", key_, error.reason);
     auto* cb = stream_cb_;
     stream_cb_ = nullptr;
-    bool active = state_ == State::Active && !resp_done_;
+    bool active = exchanging() && !resp_done_;
     close();
     if (active && cb != nullptr) {
       cb->on_upstream_error(UpstreamError::Protocol);
@@ -304,11 +307,11 @@ class Http1Upstream final : public UpstreamStream,
   }
 
   void close() {
-    if (state_ == State::Closed) {
+    if (st_.state() == ConnState::Closed) {
       return;
     }
-    bool was_idle = state_ == State::Idle;
-    state_ = State::Closed;
+    bool was_idle = st_.state() == ConnState::Ready;
+    st_.transition(ConnState::Closed);
     idle_timer_.stop();
     request_.reset();
     if (tunnel_ != nullptr) {
@@ -328,6 +331,8 @@ class Http1Upstream final : public UpstreamStream,
   }
 
  private:
+  // Carrying an exchange (a Draining tunnel too: it ends after that one).
+  bool exchanging() const { return st_.state() == ConnState::Busy || st_.state() == ConnState::Draining; }
   // The tunnel request is done: freed after its own callback.
   void release_request() {
     if (request_) {
@@ -336,11 +341,11 @@ class Http1Upstream final : public UpstreamStream,
   }
 
   void parse() {
-    while (!in_.empty() && state_ == State::Active && tunnel_ != nullptr) {
+    while (!in_.empty() && exchanging() && tunnel_ != nullptr) {
       auto s = in_.front();
       body_delivered_ = 0;
       size_t n = codec_.feed(s.data(), s.size());
-      if (state_ == State::Closed) {
+      if (st_.state() == ConnState::Closed) {
         return;
       }
       if (n < s.size() && codec_.state() != CodecState::Closed) {
@@ -362,7 +367,7 @@ class Http1Upstream final : public UpstreamStream,
         return;
       }
     }
-    if (!in_.empty() && state_ == State::Idle) {
+    if (!in_.empty() && st_.state() == ConnState::Ready) {
       // Bytes with no request outstanding: the codec reports them on the next exchange; a kept
       // tunnel must be clean, so close it.
       close();
@@ -370,13 +375,13 @@ class Http1Upstream final : public UpstreamStream,
   }
 
   void maybe_release() {
-    if (!req_done_ || !resp_done_ || state_ != State::Active) {
+    if (!req_done_ || !resp_done_ || !exchanging()) {
       return;
     }
     stream_cb_ = nullptr;
-    if (keep_alive_ && !retired && !eof_ && tunnel_ != nullptr && codec_.state() == CodecState::Running &&
-        in_.empty()) {
-      state_ = State::Idle;
+    if (keep_alive_ && st_.state() != ConnState::Draining && (max_uses == 0 || uses_ < max_uses) && !eof_ &&
+        tunnel_ != nullptr && codec_.state() == CodecState::Running && in_.empty()) {
+      st_.transition(ConnState::Ready);
       pool_.stats_.add(stats::Id::upstream_http_tunnels_idle);
       idle_timer_.start(pool_.idle_timeout_);
       pool_.release(*this);
@@ -387,7 +392,7 @@ class Http1Upstream final : public UpstreamStream,
         tunnel_->write_eof();
         tunnel_ = nullptr;  // the stream finishes on its own; it is not ours any more
       }
-      state_ = State::Closed;
+      st_.transition(ConnState::Closed);
       idle_timer_.stop();
       pool_.remove(*this);
     }
@@ -395,7 +400,7 @@ class Http1Upstream final : public UpstreamStream,
 
   UpstreamHttpPool& pool_;
   std::string key_;
-  State state_ = State::Connecting;
+  PoolConnState st_;
   Http1ClientCodec codec_;
   event::Timer idle_timer_;
   std::unique_ptr<hbone::UpstreamRequest> request_;
@@ -454,28 +459,28 @@ class H2cUpstream final : public hbone::UpstreamRequest::Callbacks,
   }
 
   const std::string& key() const { return key_; }
-  bool ready() const { return tunnel_ != nullptr && codec_.usable() && !draining_; }
-  bool connecting() const { return connecting_; }
+  bool ready() const {
+    return tunnel_ != nullptr && codec_.usable() && (st_.state() == ConnState::Ready || st_.state() == ConnState::Busy);
+  }
+  bool connecting() const { return st_.state() == ConnState::Connecting; }
+  ConnState state() const { return st_.state(); }
+  std::string budget;     // the cluster whose connectionPool limit counts this tunnel ("" = none)
+  uint32_t max_uses = 0;  // maxRequestsPerConnection: streams it carries before draining (0 = unlimited)
   // A config change: no new streams here; the streams open finish, then the tunnel closes.
   void retire() {
-    if (connecting_ || !waiters_.empty() || closed_) {
+    if (connecting() || !waiters_.empty() || closed()) {
       return;  // it serves requests already waiting for it; they finish on it
     }
-    draining_ = true;
-    if (streams_.empty() && unsubmitted_.empty()) {
-      close_soon_.schedule();
-    }
+    st_.transition(ConnState::Draining);
+    close_if_drained();
   }
-  bool closed() const { return closed_; }
+  bool closed() const { return st_.state() == ConnState::Closed; }
   size_t waiting() const { return waiters_.size(); }
   uint32_t available() const {
     return ready() ? codec_.available_streams() - std::min<uint32_t>(codec_.available_streams(), reserved_) : 0;
   }
 
-  void connect(const UpstreamKey& key) {
-    connecting_ = true;
-    request_ = pool_.tunnels_.open(target_of(key), *this);
-  }
+  void connect(const UpstreamKey& key) { request_ = pool_.tunnels_.open(target_of(key), *this); }
   void add_waiter(UpstreamHttpPool::Pending& p) { waiters_.push_back(p); }
 
   // A stream for a ready connection with available() > 0.
@@ -486,6 +491,11 @@ class H2cUpstream final : public hbone::UpstreamRequest::Callbacks,
     ++reserved_;
     H2cUpstreamStream& ref = *s;
     unsubmitted_.emplace(&ref, std::move(s));
+    if (max_uses > 0 && ++streams_made_ >= max_uses) {
+      st_.transition(ConnState::Draining);  // this was its last stream
+    } else {
+      note_capacity();
+    }
     return ref;
   }
 
@@ -533,6 +543,8 @@ class H2cUpstream final : public hbone::UpstreamRequest::Callbacks,
       --reserved_;
       loop_.defer_delete(std::move(it->second));
       unsubmitted_.erase(it);
+      note_capacity();
+      close_if_drained();
     }
   }
   void consume(H2cUpstreamStream& s, size_t n) {
@@ -546,7 +558,7 @@ class H2cUpstream final : public hbone::UpstreamRequest::Callbacks,
   // hbone::UpstreamRequest::Callbacks
   void on_upstream_ready(hbone::H2Stream& tunnel) override {
     release_request();
-    connecting_ = false;
+    st_.transition(ConnState::Ready);
     tunnel_ = &tunnel;
     tunnel.set_handler(this);
     pool_.stats_.add(stats::Id::upstream_http_tunnels_opened);
@@ -555,14 +567,13 @@ class H2cUpstream final : public hbone::UpstreamRequest::Callbacks,
   }
   void on_upstream_failed(hbone::UpstreamFailure failure, int) override {
     release_request();
-    connecting_ = false;
     close(failure);
   }
 
   // hbone::TunnelHandler
   void on_tunnel_data(hbone::Tunnel& t, buffer::Buffer& data) override {
     size_t total = data.length();
-    while (!data.empty() && !closed_) {
+    while (!data.empty() && !closed()) {
       auto s = data.front();
       size_t n = s.size();
       if (!codec_.feed(s.data(), n)) {
@@ -626,25 +637,27 @@ class H2cUpstream final : public hbone::UpstreamRequest::Callbacks,
       cb->on_upstream_error(code == 7 /* REFUSED_STREAM */ ? UpstreamError::RefusedStream : UpstreamError::Reset);
     }
     loop_.defer_delete(std::move(owned));
-    if (draining_ && streams_.empty() && unsubmitted_.empty()) {
-      close_soon_.schedule();
-    }
+    note_capacity();
+    close_if_drained();
   }
   void on_stream_drained(int32_t id) override {
     if (auto* s = find(id); s != nullptr && s->cb_ != nullptr) {
       s->cb_->on_upstream_drained();
     }
   }
-  void on_capacity() override { serve_waiters(); }
+  void on_capacity() override {
+    note_capacity();
+    serve_waiters();
+  }
   void on_error(const CodecError& error) override {
     if (auto id = stats::find(error.counter)) {
       pool_.stats_.add(*id);
     }
     if (error.counter == nullptr || *error.counter == '\0') {
       // A graceful GOAWAY: no new streams here; those already accepted finish, then it closes.
-      draining_ = true;
-      if (streams_.empty() && unsubmitted_.empty()) {
-        close_soon_.schedule();
+      if (!closed()) {
+        st_.transition(ConnState::Draining);
+        close_if_drained();
       }
       return;
     }
@@ -653,10 +666,10 @@ class H2cUpstream final : public hbone::UpstreamRequest::Callbacks,
 
   // Ends the tunnel: every stream and waiting request is told (waiting ones with `why`), at once.
   void close(hbone::UpstreamFailure why = hbone::UpstreamFailure::Reset) {
-    if (closed_) {
+    if (closed()) {
       return;
     }
-    closed_ = true;
+    st_.transition(ConnState::Closed);
     close_soon_.cancel();
     request_.reset();
     if (tunnel_ != nullptr) {
@@ -709,9 +722,22 @@ class H2cUpstream final : public hbone::UpstreamRequest::Callbacks,
     while (!waiters_.empty() && available() > 0) {
       UpstreamHttpPool::Pending* p = waiters_.pop_front();
       p->pcb->on_pool_ready(make_stream(*p->scb));
-      if (closed_) {
+      if (closed()) {
         return;
       }
+    }
+  }
+  // Ready while a stream is free, Busy while none is (a Draining or Closed tunnel stays so).
+  void note_capacity() {
+    if (st_.state() == ConnState::Ready && available() == 0) {
+      st_.transition(ConnState::Busy);
+    } else if (st_.state() == ConnState::Busy && available() > 0) {
+      st_.transition(ConnState::Ready);
+    }
+  }
+  void close_if_drained() {
+    if (st_.state() == ConnState::Draining && streams_.empty() && unsubmitted_.empty()) {
+      close_soon_.schedule();
     }
   }
   // Streams whose submission found no stream id: each requester is told, then the stream freed.
@@ -746,11 +772,10 @@ class H2cUpstream final : public hbone::UpstreamRequest::Callbacks,
   H2cClientCodec codec_;
   std::unique_ptr<hbone::UpstreamRequest> request_;
   hbone::H2Stream* tunnel_ = nullptr;
-  bool connecting_ = false;
-  bool closed_ = false;
+  PoolConnState st_;
+  uint32_t streams_made_ = 0;
   bool used_ = false;
   bool in_flush_ = false;
-  bool draining_ = false;                   // graceful GOAWAY received, or retired
   uint32_t reserved_ = 0;                   // streams handed out but not yet submitted
   UpstreamHttpPool::PendingQueue waiters_;  // requests waiting for the tunnel or a free stream
   std::unordered_map<int32_t, std::unique_ptr<H2cUpstreamStream>> streams_;
@@ -818,7 +843,7 @@ Http1Upstream* UpstreamHttpPool::find_idle(const std::string& k) {
   while (!idle.empty()) {
     Http1Upstream* conn = idle.back();
     idle.pop_back();
-    if (conn->state() == Http1Upstream::State::Idle) {
+    if (conn->state() == ConnState::Ready) {
       return conn;
     }
   }
@@ -826,7 +851,7 @@ Http1Upstream* UpstreamHttpPool::find_idle(const std::string& k) {
 }
 
 bool UpstreamHttpPool::would_overflow(const UpstreamKey& key) const {
-  if (key.h2c || key.max_connections == 0 || key.max_pending == 0) {
+  if (key.max_connections == 0 || key.max_pending == 0) {
     return false;
   }
   auto b = budgets_.find(key.cluster);
@@ -834,20 +859,68 @@ bool UpstreamHttpPool::would_overflow(const UpstreamKey& key) const {
     return false;
   }
   auto eit = entries_.find(key_of(key));
-  if (eit != entries_.end() && !eit->second.idle.empty()) {
+  if (!key.h2c) {
+    if (eit != entries_.end() && !eit->second.idle.empty()) {
+      return false;
+    }
+    return b->second.waiters.size() >= key.max_pending;
+  }
+  // h2c: a free stream on a tunnel to the endpoint takes the request at once; else it would wait
+  // on one of the cluster's tunnels, with the requests already waiting there.
+  if (eit != entries_.end()) {
+    for (const H2cUpstream* conn : eit->second.h2c) {
+      if (!conn->closed() && conn->available() > 0) {
+        return false;
+      }
+    }
+  }
+  size_t waiting = 0;
+  for (const auto& [conn, owned] : h2c_) {
+    if (conn->budget == key.cluster) {
+      waiting += conn->waiting();
+    }
+  }
+  return waiting >= key.max_pending;
+}
+
+// A tunnel counts against its cluster's maxConnections from its creation to remove().
+void UpstreamHttpPool::count_connection(const UpstreamKey& key, std::string& budget) {
+  if (key.max_connections > 0) {
+    budget = key.cluster;
+    budgets_[key.cluster].open++;
+  }
+}
+
+void UpstreamHttpPool::uncount_connection(std::string& budget) {
+  if (budget.empty()) {
+    return;
+  }
+  auto bit = budgets_.find(budget);
+  if (bit != budgets_.end()) {
+    bit->second.open--;
+    if (!bit->second.waiters.empty()) {
+      serve_soon(budget);
+    } else if (bit->second.open == 0) {
+      budgets_.erase(bit);
+    }
+  }
+  budget.clear();
+}
+
+bool UpstreamHttpPool::at_connection_limit(const UpstreamKey& key) const {
+  if (key.max_connections == 0) {
     return false;
   }
-  return b->second.waiters.size() >= key.max_pending;
+  auto bit = budgets_.find(key.cluster);
+  return bit != budgets_.end() && bit->second.open >= key.max_connections;
 }
 
 void UpstreamHttpPool::dial_http1(Pending& p) {
   auto owned = std::make_unique<Http1Upstream>(*this, key_of(p.key));
   Http1Upstream* conn = owned.get();
   http1_.emplace(conn, std::move(owned));
-  if (p.key.max_connections > 0) {
-    conn->budget = p.key.cluster;
-    budgets_[p.key.cluster].open++;
-  }
+  count_connection(p.key, conn->budget);
+  conn->max_uses = p.key.max_requests_per_connection;
   conn->connect(p);
 }
 
@@ -880,7 +953,7 @@ void UpstreamHttpPool::serve_waiters(const std::string& cluster) {
     if (b.open >= w.key.max_connections) {
       Http1Upstream* victim = nullptr;
       for (auto& [c, owned] : http1_) {
-        if (c->budget == cluster && c->state() == Http1Upstream::State::Idle) {
+        if (c->budget == cluster && c->state() == ConnState::Ready) {
           victim = c;
           break;
         }
@@ -909,8 +982,9 @@ std::unique_ptr<UpstreamHttpPool::Pending> UpstreamHttpPool::new_stream(const Up
       return nullptr;
     }
     auto p = std::make_unique<Pending>(key, scb, pcb);
-    if (key.max_connections > 0 && budgets_[key.cluster].open >= key.max_connections) {
+    if (at_connection_limit(key)) {
       // At maxConnections: wait for a tunnel (would_overflow() told the caller whether it may).
+      stats_.add(stats::Id::upstream_cx_overflow);
       budgets_[key.cluster].waiters.push_back(*p);
     } else {
       dial_http1(*p);
@@ -932,11 +1006,27 @@ std::unique_ptr<UpstreamHttpPool::Pending> UpstreamHttpPool::new_stream(const Up
       break;
     }
   }
+  if (target == nullptr && at_connection_limit(key)) {
+    // At maxConnections: wait for a free stream on a tunnel to the endpoint that still takes
+    // streams, the least waited-on. Only an endpoint with none gets a tunnel over the limit (as
+    // Envoy guarantees a connection to a host a request was sent to).
+    for (H2cUpstream* conn : e.h2c) {
+      if (!conn->closed() && conn->state() != ConnState::Draining &&
+          (target == nullptr || conn->waiting() < target->waiting())) {
+        target = conn;
+      }
+    }
+    if (target != nullptr) {
+      stats_.add(stats::Id::upstream_cx_overflow);
+    }
+  }
   if (target == nullptr) {
     auto owned = std::make_unique<H2cUpstream>(*this, k);
     target = owned.get();
     h2c_.emplace(target, std::move(owned));
     e.h2c.push_back(target);
+    count_connection(key, target->budget);
+    target->max_uses = key.max_requests_per_connection;
     target->connect(key);
   }
   auto p = std::make_unique<Pending>(key, scb, pcb);
@@ -955,18 +1045,7 @@ void UpstreamHttpPool::release(Http1Upstream& conn) {
 }
 
 void UpstreamHttpPool::remove(Http1Upstream& conn) {
-  if (!conn.budget.empty()) {
-    auto bit = budgets_.find(conn.budget);
-    if (bit != budgets_.end()) {
-      bit->second.open--;
-      if (!bit->second.waiters.empty()) {
-        serve_soon(conn.budget);
-      } else if (bit->second.open == 0) {
-        budgets_.erase(bit);
-      }
-    }
-    conn.budget.clear();
-  }
+  uncount_connection(conn.budget);
   auto eit = entries_.find(conn.key());
   if (eit != entries_.end()) {
     eit->second.idle.remove(&conn);
@@ -982,6 +1061,7 @@ void UpstreamHttpPool::remove(Http1Upstream& conn) {
 }
 
 void UpstreamHttpPool::remove(H2cUpstream& conn) {
+  uncount_connection(conn.budget);
   auto eit = entries_.find(conn.key());
   if (eit != entries_.end()) {
     eit->second.h2c.remove(&conn);
@@ -999,10 +1079,10 @@ void UpstreamHttpPool::remove(H2cUpstream& conn) {
 void UpstreamHttpPool::retire_all() {
   std::vector<Http1Upstream*> idle;
   for (auto& [p, o] : http1_) {
-    if (p->state() == Http1Upstream::State::Idle) {
+    if (p->state() == ConnState::Ready) {
       idle.push_back(p);
     } else {
-      p->retired = true;
+      p->retire();
     }
   }
   for (auto* p : idle) {

@@ -701,6 +701,141 @@ TEST_CASE("connectionPool maxConnections and http1MaxPendingRequests: one tunnel
   CHECK(m.waypoint->stat("upstream_rq_pending_overflow") == 1);
 }
 
+// An http2 service "g" on VIP .100:80 over one pod, with a DestinationRule trafficPolicy.
+void one_h2c_service(Mesh& m, const std::string& traffic_policy) {
+  m.add_pod("g-0", 1, {{"app", "g"}}, http_pod());
+  m.add_service("g", 100, 80, 8080, {{"app", "g"}}, "http2");
+  if (!traffic_policy.empty()) {
+    m.spec.extra_documents +=
+        "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+        "metadata: {name: g, namespace: default}\nspec:\n  host: g\n  trafficPolicy:\n" +
+        traffic_policy;
+  }
+}
+
+// `n` concurrent h2c requests through the waypoint, spread over tunnels of 75 streams (a downstream
+// h2c session takes 100 at once): the statuses, by count.
+std::map<int, int> h2c_burst(Mesh& m, HboneTestClient& client, int n, const char* delay_ms) {
+  std::vector<std::unique_ptr<H2cConn>> conns;
+  std::vector<std::pair<H2cConn*, int32_t>> ids;
+  for (int i = 0; i < n; ++i) {
+    if (i % 75 == 0) {
+      conns.push_back(std::make_unique<H2cConn>(client, client.open(svc_vip(m))));
+    }
+    ids.emplace_back(conns.back().get(),
+                     conns.back()->start("GET", "/b/" + std::to_string(i), {{"x-delay-ms", delay_ms}}));
+  }
+  for (auto& c : conns) {
+    std::vector<int32_t> mine;
+    for (auto& [conn, id] : ids) {
+      if (conn == c.get()) {
+        mine.push_back(id);
+      }
+    }
+    REQUIRE(c->run_until_done(mine, 20s));
+  }
+  std::map<int, int> statuses;
+  for (auto& [conn, id] : ids) {
+    statuses[conn->response(id).status]++;
+  }
+  return statuses;
+}
+
+TEST_CASE("connectionPool maxConnections holds for h2c upstreams: the requests over it wait for a stream",
+          "[l7][limits][h2c]") {
+  // A pod takes 100 streams per connection: 150 requests need two tunnels, or one and a wait.
+  {
+    Mesh m;
+    m.spec.concurrency = 1;
+    one_h2c_service(m, "");
+    REQUIRE(m.start() == "");
+    auto client = m.client();
+    CHECK(h2c_burst(m, *client, 150, "200")[200] == 150);
+    CHECK(m.pods[0]->tunnels() == 2);  // unlimited: a second tunnel for the requests over 100
+    CHECK(m.waypoint->stat("upstream_cx_overflow") == 0);
+  }
+  Mesh m;
+  m.spec.concurrency = 1;
+  one_h2c_service(m, "    connectionPool: {tcp: {maxConnections: 1}}\n");
+  REQUIRE(m.start() == "");
+  auto client = m.client();
+  CHECK(h2c_burst(m, *client, 150, "200")[200] == 150);
+  CHECK(m.pods[0]->tunnels() == 1);
+  CHECK(m.waypoint->stat("upstream_cx_overflow") > 0);
+  CHECK(m.waypoint->stat("upstream_rq_pending_overflow") == 0);
+}
+
+TEST_CASE("connectionPool maxConnections with http1MaxPendingRequests on h2c: the waiting line is bounded, 503 UO",
+          "[l7][limits][h2c]") {
+  Mesh m;
+  m.spec.concurrency = 1;
+  one_h2c_service(m, "    connectionPool: {tcp: {maxConnections: 1}, http: {http1MaxPendingRequests: 10}}\n");
+  REQUIRE(m.start() == "");
+  auto client = m.client();
+  {
+    // The tunnel is open first: then 100 requests take its streams, 10 more may wait for one.
+    H2cConn warm(*client, client->open(svc_vip(m)));
+    REQUIRE(warm.request("GET", "/warm").status == 200);
+  }
+  auto statuses = h2c_burst(m, *client, 130, "300");
+  CHECK(statuses[200] == 110);
+  CHECK(statuses[503] == 20);
+  CHECK(m.waypoint->stat("upstream_rq_pending_overflow") == 20);
+  CHECK(m.pods[0]->tunnels() == 1);
+  CHECK(log_has(m, "\"response_flags\":\"UO\""));
+}
+
+TEST_CASE("connectionPool maxRequestsPerConnection: an upstream tunnel carries at most that many requests",
+          "[l7][limits]") {
+  SECTION("HTTP/1.1: a new tunnel after each two exchanges") {
+    Mesh m;
+    m.spec.concurrency = 1;
+    one_service(m, 1, "", "  trafficPolicy:\n    connectionPool: {http: {maxRequestsPerConnection: 2}}\n");
+    REQUIRE(m.start() == "");
+    auto client = m.client();
+    TestTunnel& t = client->open(svc_vip(m));
+    Http1Conn c(*client, t);
+    for (int i = 0; i < 6; ++i) {
+      REQUIRE(c.request("GET", "/r").status == 200);
+    }
+    CHECK(m.pods[0]->tunnels() == 3);
+    CHECK(m.waypoint->stat("upstream_http_tunnels_reused") == 3);
+  }
+  SECTION("h2c: a tunnel drains after 10 streams and closes once they are done") {
+    Mesh m;
+    m.spec.concurrency = 1;
+    one_h2c_service(m, "    connectionPool: {http: {maxRequestsPerConnection: 10}}\n");
+    REQUIRE(m.start() == "");
+    auto client = m.client();
+    TestTunnel& t = client->open(svc_vip(m));
+    H2cConn c(*client, t);
+    std::vector<int32_t> ids;
+    for (int i = 0; i < 25; ++i) {
+      ids.push_back(c.start("GET", "/r/" + std::to_string(i), {{"x-delay-ms", "50"}}));
+    }
+    REQUIRE(c.run_until_done(ids, 20s));
+    for (int32_t id : ids) {
+      CHECK(c.response(id).status == 200);
+    }
+    CHECK(m.pods[0]->tunnels() == 3);
+    // The drained tunnels end: only the last one stays open.
+    CHECK(client->run_until([&] { return m.pods[0]->active_tunnels() == 1; }));
+  }
+  SECTION("without it a tunnel is reused") {
+    Mesh m;
+    m.spec.concurrency = 1;
+    one_service(m, 1);
+    REQUIRE(m.start() == "");
+    auto client = m.client();
+    TestTunnel& t = client->open(svc_vip(m));
+    Http1Conn c(*client, t);
+    for (int i = 0; i < 6; ++i) {
+      REQUIRE(c.request("GET", "/r").status == 200);
+    }
+    CHECK(m.pods[0]->tunnels() == 1);
+  }
+}
+
 TEST_CASE("consistentHash on a header keeps each user on one pod", "[l7][lb]") {
   Mesh m;
   m.spec.concurrency = 1;

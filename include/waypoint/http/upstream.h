@@ -74,12 +74,14 @@ struct UpstreamKey {
   // Per tunnel, computed once (TunnelInfo): both must outlive the request that uses the key.
   const hbone::H2Stream::HeaderList* connect_headers = nullptr;  // forwarded, traceparent, baggage
   std::string_view client;                                       // client address: part of the pooling key
-  // DestinationRule connectionPool of the cluster (HTTP/1.1 tunnels, per worker): at most
-  // `max_connections` tunnels open to the cluster (0 = unlimited); a request that needs another
-  // one waits for a tunnel to free up, at most `max_pending` of them (0 = unlimited).
+  // DestinationRule connectionPool of the cluster (per worker): at most `max_connections` tunnels
+  // open to the cluster, HTTP/1.1 and h2c (0 = unlimited); a request that needs another one waits
+  // for a tunnel (HTTP/1.1) or a stream on one (h2c), at most `max_pending` of them (0 =
+  // unlimited); a tunnel carries at most `max_requests_per_connection` requests (0 = unlimited).
   std::string cluster;
   uint32_t max_connections = 0;
   uint32_t max_pending = 0;
+  uint32_t max_requests_per_connection = 0;
 };
 
 class Http1Upstream;
@@ -157,10 +159,17 @@ class UpstreamHttpPool {
  private:
   friend class Http1Upstream;
   friend class H2cUpstream;
+  // A limited cluster's connectionPool accounting, in one place for both protocols: every tunnel
+  // counts from its creation to remove() (connecting, busy, idle or draining, as Envoy counts
+  // max_connections); HTTP/1.1 requests over the limit wait in its line, h2c ones on a tunnel.
+  // (Requests in flight and retries, http2MaxRequests and maxRetries, are upstream::ClusterState's.)
   struct Budget {
-    uint32_t open = 0;     // HTTP/1.1 tunnels of the cluster, connecting, active or idle
-    PendingQueue waiters;  // requests waiting for one of them (maxConnections reached)
+    uint32_t open = 0;     // tunnels of the cluster
+    PendingQueue waiters;  // HTTP/1.1 requests waiting for one (maxConnections reached)
   };
+  void count_connection(const UpstreamKey& key, std::string& budget);
+  void uncount_connection(std::string& budget);
+  bool at_connection_limit(const UpstreamKey& key) const;
   void serve_waiters(const std::string& cluster);
   void serve_soon(const std::string& cluster);  // serve_waiters after the current callbacks
   Http1Upstream* find_idle(const std::string& key);
