@@ -63,20 +63,6 @@ std::string uuid4(WorkerContext& w) {
   return out;
 }
 
-// "URX,UF"-style combined flags, as static strings.
-const char* with_urx(const char* flag) {
-  std::string_view f(flag);
-  if (f == "UF")
-    return "URX,UF";
-  if (f == "UC")
-    return "URX,UC";
-  if (f == "UT")
-    return "URX,UT";
-  if (f == "UPE")
-    return "URX,UPE";
-  return "URX";
-}
-
 }  // namespace
 
 // Where an attempt to `ep` goes: the pod's HBONE port, its identity, and the CONNECT headers that
@@ -736,8 +722,7 @@ void ActiveRequest::on_pool_ready(UpstreamStream& stream) {
 void ActiveRequest::on_pool_failure(hbone::UpstreamFailure failure) {
   awaiting_pool_ = false;
   pending_stream_.reset();
-  w_.stats.add(stats::Id::upstream_rq_connect_failure);
-  attempt_failed(static_cast<int>(Kind::ConnectFailure), "UF");
+  attempt_failed(AttemptFailure::ConnectFailure);
 }
 
 void ActiveRequest::on_upstream_drained() {
@@ -788,22 +773,24 @@ bool ActiveRequest::detach_upstream() {
   return true;
 }
 
-void ActiveRequest::attempt_failed(int kind_int, const char* flag) {
-  Kind kind = static_cast<Kind>(kind_int);
+void ActiveRequest::attempt_failed(AttemptFailure failure) {
+  const AttemptFailureInfo& info = describe(failure);
+  if (info.counter) {
+    w_.stats.add(*info.counter);
+  }
   end_attempt(Report::Failure);
   if (response_started_) {
     // Too late to answer anything else: the client sees the response cut short.
-    flags_ = kind == Kind::Timeout ? "UT" : "UC";
+    flags_ = info.flag_mid_response;
     response_complete_ = true;
     down_.abort();
     finish();
     return;
   }
-  retry_or_reply(kind_int, 0, flag);
+  retry_or_reply(info.retry_kind, 0, &info);
 }
 
-void ActiveRequest::retry_or_reply(int kind_int, uint16_t status, const char* flag) {
-  Kind kind = static_cast<Kind>(kind_int);
+void ActiveRequest::retry_or_reply(Kind kind, uint16_t status, const AttemptFailureInfo* failure) {
   router::Outcome outcome;
   outcome.kind = kind;
   outcome.status = status;
@@ -826,17 +813,10 @@ void ActiveRequest::retry_or_reply(int kind_int, uint16_t status, const char* fl
     retries_exhausted_ = true;
     w_.stats.add(stats::Id::upstream_rq_retry_limit_exceeded);
   }
-  if (status != 0) {
+  if (status != 0 || failure == nullptr) {
     return;  // a response: the caller passes it on
   }
-  const char* f = retries_exhausted_ ? with_urx(flag) : flag;
-  if (kind == Kind::Timeout) {
-    local_reply(504, "upstream request timeout", f);
-  } else if (std::string_view(flag) == "UPE") {
-    local_reply(502, "upstream connect error or disconnect/reset before headers", f);
-  } else {
-    local_reply(503, "upstream connect error or disconnect/reset before headers", f);
-  }
+  local_reply(failure->status, failure->body, retries_exhausted_ ? failure->flag_retries_exhausted : failure->flag);
 }
 
 void ActiveRequest::schedule_retry() {
@@ -865,7 +845,7 @@ void ActiveRequest::on_upstream_head(ResponseHead&& head) {
     if (d.retry && replay_ok && request_complete_) {
       detach_upstream();
       end_attempt(failure ? Report::Failure : Report::Success);
-      retry_or_reply(static_cast<int>(Kind::Response), outcome.status, "-");
+      retry_or_reply(Kind::Response, outcome.status, nullptr);
       if (state_ == State::Done || retry_timer_.armed()) {
         return;
       }
@@ -953,24 +933,12 @@ void ActiveRequest::on_upstream_error(UpstreamError error) {
     start_attempt();
     return;
   }
-  switch (error) {
-    case UpstreamError::RefusedStream:
-      attempt_failed(static_cast<int>(Kind::RefusedStream), "UC");
-      break;
-    case UpstreamError::Protocol:
-      attempt_failed(static_cast<int>(Kind::Reset), "UPE");
-      break;
-    default:
-      w_.stats.add(stats::Id::upstream_rq_reset);
-      attempt_failed(static_cast<int>(Kind::Reset), "UC");
-      break;
-  }
+  attempt_failed(attempt_failure(error));
 }
 
 void ActiveRequest::on_per_try_timeout() {
-  w_.stats.add(stats::Id::upstream_rq_per_try_timeout);
   detach_upstream();  // a try that timed out waiting for its tunnel fails too
-  attempt_failed(static_cast<int>(Kind::Timeout), "UT");
+  attempt_failed(AttemptFailure::PerTryTimeout);
 }
 
 void ActiveRequest::on_route_timeout() {

@@ -147,7 +147,7 @@ struct Stream {
   bool deferred = false;  // the data provider returned NGHTTP2_ERR_DEFERRED
   bool drain_pending = false;
   // Premature-reset accounting (server).
-  bool answered = false;  // response headers submitted
+  bool answered = false;    // response headers submitted
   bool peer_reset = false;  // a RST_STREAM arrived for it
   std::chrono::steady_clock::time_point born = std::chrono::steady_clock::now();
 
@@ -207,8 +207,9 @@ class H2cEngine {
   void resume(Stream& s);
   void fail(const char* reason);
   // Ends the session for abuse: GOAWAY(ENHANCE_YOUR_CALM), reported once with `counter`.
-  void terminate(const char* reason, const char* counter);
-  void report_error(const char* reason, const char* counter);
+  void terminate(const char* reason, stats::Id counter);
+  void report_error(const char* reason, std::optional<stats::Id> counter, bool graceful = false);
+  void report_graceful_goaway() { report_error("upstream sent GOAWAY", std::nullopt, true); }
   void close_all(uint32_t error_code);
   void reject_431(Stream& s, bool request_ended);
   void deliver_head(Stream& s, bool end_stream);
@@ -450,7 +451,7 @@ bool H2cEngine::fire_drained() {
 
 // --- errors -----------------------------------------------------------------------------------
 
-void H2cEngine::report_error(const char* reason, const char* counter) {
+void H2cEngine::report_error(const char* reason, std::optional<stats::Id> counter, bool graceful) {
   if (error_reported_) {
     return;
   }
@@ -458,6 +459,7 @@ void H2cEngine::report_error(const char* reason, const char* counter) {
   CodecError e;
   e.reason = reason;
   e.counter = counter;
+  e.graceful = graceful;
   if (role_ == Role::Server) {
     e.status = 400;
     e.source = ErrorSource::Downstream;
@@ -469,7 +471,7 @@ void H2cEngine::report_error(const char* reason, const char* counter) {
   }
 }
 
-void H2cEngine::terminate(const char* reason, const char* counter) {
+void H2cEngine::terminate(const char* reason, stats::Id counter) {
   if (terminated_ || state_ != SessionState::Open) {
     return;
   }
@@ -484,7 +486,8 @@ void H2cEngine::fail(const char* reason) {
   }
   state_ = SessionState::Failed;
   pending_in_.clear();
-  report_error(reason, role_ == Role::Server ? "downstream_h2c_protocol_error" : "upstream_rs_malformed");
+  report_error(reason,
+               role_ == Role::Server ? stats::Id::downstream_h2c_protocol_error : stats::Id::upstream_rs_malformed);
   close_all(NGHTTP2_PROTOCOL_ERROR);
 }
 
@@ -809,7 +812,7 @@ void H2cEngine::stream_closed(int32_t id, uint32_t error_code) {
   }
   if (role_ == Role::Server && state_ == SessionState::Open &&
       premature_resets_.on_stream_closed(s->peer_reset, s->answered, std::chrono::steady_clock::now() - s->born)) {
-    terminate("most streams were reset before they were answered (rapid reset)", "inner_h2c_premature_reset");
+    terminate("most streams were reset before they were answered (rapid reset)", stats::Id::inner_h2c_premature_reset);
   }
   if (!s->known) {
     return;
@@ -912,7 +915,7 @@ int H2cEngine::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void*
   const int32_t id = frame->hd.stream_id;
   const bool end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
   if (self->role_ == Role::Server && self->empty_frames_.on_frame_recv(*frame)) {
-    self->terminate("too many consecutive frames with an empty payload", "inner_h2c_empty_frames_overflow");
+    self->terminate("too many consecutive frames with an empty payload", stats::Id::inner_h2c_empty_frames_overflow);
     return 0;
   }
   switch (frame->hd.type) {
@@ -963,10 +966,13 @@ int H2cEngine::on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void*
       if (self->role_ == Role::Client) {
         self->goaway_received_ = true;
         // Streams up to last_stream_id still complete; later ones close with REFUSED_STREAM.
-        self->report_error("upstream sent GOAWAY",
-                           frame->goaway.error_code == NGHTTP2_NO_ERROR ? "" : "upstream_rs_malformed");
+        if (frame->goaway.error_code == NGHTTP2_NO_ERROR) {
+          self->report_graceful_goaway();
+        } else {
+          self->report_error("upstream sent GOAWAY", stats::Id::upstream_rs_malformed);
+        }
       } else if (frame->goaway.error_code != NGHTTP2_NO_ERROR) {
-        self->report_error(nghttp2_http2_strerror(frame->goaway.error_code), "downstream_h2c_protocol_error");
+        self->report_error(nghttp2_http2_strerror(frame->goaway.error_code), stats::Id::downstream_h2c_protocol_error);
       }
       return 0;
     default:

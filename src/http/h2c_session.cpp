@@ -246,8 +246,8 @@ void H2cSession::on_stream_refused(int32_t) {
 
 void H2cSession::on_error(const CodecError& error) {
   w_.stats.add(stats::Id::downstream_h2c_protocol_error);
-  if (auto id = stats::find(error.counter); id && *id != stats::Id::downstream_h2c_protocol_error) {
-    w_.stats.add(*id);  // the guard that ended the session (empty frames, rapid reset)
+  if (error.counter && *error.counter != stats::Id::downstream_h2c_protocol_error) {
+    w_.stats.add(*error.counter);  // the guard that ended the session (empty frames, rapid reset)
   }
   spdlog::debug("{}: h2c session from {} failed: {}", info_.chain, info_.source_principal, error.reason);
   failed_ = true;

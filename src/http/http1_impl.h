@@ -47,7 +47,7 @@ class Http1Parser {
   void fail(const CodecError& e);
   CodecError scan_error(ScanError e) const;
   CodecError llhttp_error(llhttp_errno_t e) const;
-  CodecError make(int status, const char* reason, const char* counter) const;
+  CodecError make(int status, const char* reason, stats::Id counter) const;
 
   int on_message_begin();
   int on_header_value_complete();

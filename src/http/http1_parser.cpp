@@ -5,8 +5,9 @@
 namespace wp::http::detail {
 namespace {
 
-// A counter name for the side being parsed: downstream requests or upstream responses.
-#define WP_COUNTER(suffix) (role_ == Role::Request ? "downstream_rq_" suffix : "upstream_rs_" suffix)
+// The counter for the side being parsed: downstream requests or upstream responses.
+#define WP_COUNTER(suffix) \
+  (role_ == Role::Request ? stats::Id::downstream_rq_##suffix : stats::Id::upstream_rs_##suffix)
 
 // Calls f(token) for each element of a comma-separated list (elements trimmed, may be empty).
 template <class F>
@@ -71,7 +72,7 @@ void Http1Parser::init_settings() {
   settings_.on_url = [](llhttp_t* p, const char* at, size_t len) {
     Http1Parser& s = self(p);
     if (s.url_.size() + len > s.limits_.max_url_bytes) {
-      return s.fail_cb(s.make(414, "request target too long", "downstream_rq_url_overflow"));
+      return s.fail_cb(s.make(414, "request target too long", stats::Id::downstream_rq_url_overflow));
     }
     s.url_.append(at, len);
     return 0;
@@ -103,7 +104,7 @@ void Http1Parser::init_settings() {
   settings_.on_message_complete = [](llhttp_t* p) { return self(p).on_message_complete(); };
 }
 
-CodecError Http1Parser::make(int status, const char* reason, const char* counter) const {
+CodecError Http1Parser::make(int status, const char* reason, stats::Id counter) const {
   CodecError e;
   if (role_ == Role::Request) {
     e.status = status;
@@ -138,7 +139,7 @@ void Http1Parser::fail(const CodecError& e) {
 }
 
 CodecError Http1Parser::scan_error(ScanError e) const {
-  const char* malformed = WP_COUNTER("malformed");
+  stats::Id malformed = WP_COUNTER(malformed);
   switch (e) {
     case ScanError::BadStartLine:
       return make(400, "invalid character in the start line", malformed);
@@ -158,12 +159,12 @@ CodecError Http1Parser::scan_error(ScanError e) const {
       return make(400, "invalid character in a header value", malformed);
     case ScanError::HeadTooLarge:
       return make(431, scanner_.in_trailers() ? "trailers too large" : "headers too large",
-                  WP_COUNTER("header_bytes_overflow"));
+                  WP_COUNTER(header_bytes_overflow));
     case ScanError::TooManyFields:
       return make(431, scanner_.in_trailers() ? "too many trailers" : "too many headers",
-                  WP_COUNTER("header_count_overflow"));
+                  WP_COUNTER(header_count_overflow));
     case ScanError::TargetTooLong:
-      return make(414, "request target too long", WP_COUNTER("url_overflow"));
+      return make(414, "request target too long", WP_COUNTER(url_overflow));
     case ScanError::BadChunkSize:
       return make(400, "invalid chunk size", malformed);
     case ScanError::BadChunkExt:
@@ -181,15 +182,15 @@ CodecError Http1Parser::llhttp_error(llhttp_errno_t e) const {
     case HPE_UNEXPECTED_CONTENT_LENGTH:
     case HPE_INVALID_CONTENT_LENGTH:
     case HPE_INVALID_TRANSFER_ENCODING:
-      return make(400, "ambiguous message framing", WP_COUNTER("framing_rejected"));
+      return make(400, "ambiguous message framing", WP_COUNTER(framing_rejected));
     case HPE_INVALID_VERSION:
-      return make(400, "unsupported HTTP version", WP_COUNTER("unsupported_version"));
+      return make(400, "unsupported HTTP version", WP_COUNTER(unsupported_version));
     case HPE_INVALID_URL:
-      return make(400, "invalid request target", WP_COUNTER("malformed"));
+      return make(400, "invalid request target", WP_COUNTER(malformed));
     case HPE_INVALID_METHOD:
-      return make(400, "invalid method", WP_COUNTER("malformed"));
+      return make(400, "invalid method", WP_COUNTER(malformed));
     default:
-      return make(400, "malformed message", WP_COUNTER("malformed"));
+      return make(400, "malformed message", WP_COUNTER(malformed));
   }
 }
 
@@ -229,7 +230,7 @@ size_t Http1Parser::feed(const uint8_t* data, size_t len) {
       pos += n;
       if (section_done && phase_ == scanned_phase) {
         // The scanner saw the head or the body end but llhttp did not: never loop on that.
-        fail(make(400, "malformed message", WP_COUNTER("malformed")));
+        fail(make(400, "malformed message", WP_COUNTER(malformed)));
         return pos;
       }
       continue;
@@ -280,7 +281,7 @@ bool Http1Parser::finish() {
       return true;
     }
   }
-  fail(make(400, "connection closed in the middle of a message", WP_COUNTER("incomplete")));
+  fail(make(400, "connection closed in the middle of a message", WP_COUNTER(incomplete)));
   return false;
 }
 
@@ -300,7 +301,7 @@ int Http1Parser::on_header_value_complete() {
   if (scanner_.in_trailers()) {
     // Framing and routing fields must not arrive late.
     if (iequals(field_, "content-length") || iequals(field_, "transfer-encoding") || iequals(field_, "host")) {
-      return fail_cb(make(400, "forbidden field in trailers", WP_COUNTER("framing_rejected")));
+      return fail_cb(make(400, "forbidden field in trailers", WP_COUNTER(framing_rejected)));
     }
   }
   headers_.add(field_, value);
@@ -310,7 +311,7 @@ int Http1Parser::on_header_value_complete() {
 }
 
 int Http1Parser::check_framing(const HeaderMap& h, Version v, std::optional<uint64_t>& content_length, bool& chunked) {
-  const char* framing = WP_COUNTER("framing_rejected");
+  stats::Id framing = WP_COUNTER(framing_rejected);
   size_t cl = h.count("content-length");
   size_t te = h.count("transfer-encoding");
   if (cl > 1) {
@@ -356,7 +357,7 @@ int Http1Parser::check_framing(const HeaderMap& h, Version v, std::optional<uint
     return fail_cb(make(400, "Transfer-Encoding without chunked as the only final coding", framing));
   }
   if (tokens != 1) {
-    return fail_cb(make(400, "unsupported transfer coding", WP_COUNTER("not_implemented")));
+    return fail_cb(make(400, "unsupported transfer coding", WP_COUNTER(not_implemented)));
   }
   chunked = true;
   return 0;
@@ -365,35 +366,35 @@ int Http1Parser::check_framing(const HeaderMap& h, Version v, std::optional<uint
 int Http1Parser::on_headers_complete() {
   if (!field_.empty()) {
     // A field line without a value callback (cannot happen with the scanner in front).
-    return fail_cb(make(400, "invalid header line", WP_COUNTER("malformed")));
+    return fail_cb(make(400, "invalid header line", WP_COUNTER(malformed)));
   }
   return role_ == Role::Request ? on_request_head() : on_response_head();
 }
 
 int Http1Parser::on_request_head() {
   if (parser_.http_major != 1 || parser_.http_minor > 1) {
-    return fail_cb(make(400, "unsupported HTTP version", "downstream_rq_unsupported_version"));
+    return fail_cb(make(400, "unsupported HTTP version", stats::Id::downstream_rq_unsupported_version));
   }
   RequestHead head;
   head.version = parser_.http_minor == 0 ? Version::Http10 : Version::Http11;
   head.method = llhttp_method_name(static_cast<llhttp_method_t>(parser_.method));
   if (parser_.method == HTTP_CONNECT) {
-    return fail_cb(make(501, "CONNECT is not supported inside a tunnel", "downstream_rq_not_implemented"));
+    return fail_cb(make(501, "CONNECT is not supported inside a tunnel", stats::Id::downstream_rq_not_implemented));
   }
   if (!(url_.starts_with('/') || (url_ == "*" && parser_.method == HTTP_OPTIONS))) {
-    return fail_cb(make(400, "request target not in origin-form", "downstream_rq_malformed"));
+    return fail_cb(make(400, "request target not in origin-form", stats::Id::downstream_rq_malformed));
   }
   size_t hosts = headers_.count("host");
   if (hosts > 1) {
-    return fail_cb(make(400, "duplicate Host", "downstream_rq_bad_host"));
+    return fail_cb(make(400, "duplicate Host", stats::Id::downstream_rq_bad_host));
   }
   if (hosts == 0 && head.version == Version::Http11) {
-    return fail_cb(make(400, "missing Host", "downstream_rq_bad_host"));
+    return fail_cb(make(400, "missing Host", stats::Id::downstream_rq_bad_host));
   }
   if (hosts == 1) {
     std::string_view host = *headers_.get("host");
     if (!valid_host(host)) {
-      return fail_cb(make(400, "invalid Host", "downstream_rq_bad_host"));
+      return fail_cb(make(400, "invalid Host", stats::Id::downstream_rq_bad_host));
     }
     head.authority = host;
   }
@@ -411,7 +412,7 @@ int Http1Parser::on_request_head() {
   head.keep_alive = head.version == Version::Http11 ? !close : (keep_alive_token && !close);
   if (auto expect = headers_.get("expect"); expect && head.version == Version::Http11) {
     if (!iequals(trim_ows(*expect), "100-continue") || headers_.count("expect") > 1) {
-      return fail_cb(make(417, "unsupported expectation", "downstream_rq_expectation_failed"));
+      return fail_cb(make(417, "unsupported expectation", stats::Id::downstream_rq_expectation_failed));
     }
     head.expect_continue = true;
   }
@@ -437,10 +438,10 @@ int Http1Parser::on_request_head() {
 
 int Http1Parser::on_response_head() {
   if (parser_.http_major != 1 || parser_.http_minor > 1) {
-    return fail_cb(make(502, "unsupported HTTP version", "upstream_rs_unsupported_version"));
+    return fail_cb(make(502, "unsupported HTTP version", stats::Id::upstream_rs_unsupported_version));
   }
   if (expected_.empty()) {
-    return fail_cb(make(502, "response without a request", "upstream_rs_unexpected"));
+    return fail_cb(make(502, "response without a request", stats::Id::upstream_rs_unexpected));
   }
   ResponseHead head;
   head.version = parser_.http_minor == 0 ? Version::Http10 : Version::Http11;
@@ -448,10 +449,10 @@ int Http1Parser::on_response_head() {
   if (head.status < 100 || head.status > 999) {
     // llhttp 8.1 lets "HTTP/1.1 20" or "099" through; taken as interim (< 200) they would make the
     // next bytes a response of their own (a desync). Found by tests/fuzz/http1_client_fuzz.cpp.
-    return fail_cb(make(502, "bad status code", "upstream_rs_malformed"));
+    return fail_cb(make(502, "bad status code", stats::Id::upstream_rs_malformed));
   }
   if (head.status == 101) {
-    return fail_cb(make(502, "unexpected protocol switch", "upstream_rs_unexpected"));
+    return fail_cb(make(502, "unexpected protocol switch", stats::Id::upstream_rs_unexpected));
   }
   if (int rc = check_framing(headers_, head.version, head.content_length, head.chunked); rc != 0) {
     return rc;

@@ -86,7 +86,7 @@ void Http1Session::on_timer() {
       CodecError e;
       e.status = 408;
       e.reason = "request header timeout";
-      e.counter = "downstream_rq_header_timeout";
+      e.counter = stats::Id::downstream_rq_header_timeout;
       on_error(e);
       return;
     }
@@ -182,8 +182,8 @@ void Http1Session::on_message_complete() {
 }
 
 void Http1Session::on_error(const CodecError& error) {
-  if (auto id = stats::find(error.counter)) {
-    w_.stats.add(*id);
+  if (error.counter) {
+    w_.stats.add(*error.counter);
   }
   spdlog::debug("{}: bad request from {}: {} ({})", info_.chain, info_.source_principal, error.reason, error.status);
   if (current_ != nullptr && !response_done_) {

@@ -293,8 +293,8 @@ class Http1Upstream final : public UpstreamStream,
     }
   }
   void on_error(const CodecError& error) override {
-    if (auto id = stats::find(error.counter)) {
-      pool_.stats_.add(*id);
+    if (error.counter) {
+      pool_.stats_.add(*error.counter);
     }
     spdlog::debug("upstream HTTP/1.1 {}: {}", key_, error.reason);
     auto* cb = stream_cb_;
@@ -650,10 +650,10 @@ class H2cUpstream final : public hbone::UpstreamRequest::Callbacks,
     serve_waiters();
   }
   void on_error(const CodecError& error) override {
-    if (auto id = stats::find(error.counter)) {
-      pool_.stats_.add(*id);
+    if (error.counter) {
+      pool_.stats_.add(*error.counter);
     }
-    if (error.counter == nullptr || *error.counter == '\0') {
+    if (error.graceful) {
       // A graceful GOAWAY: no new streams here; those already accepted finish, then it closes.
       if (!closed()) {
         st_.transition(ConnState::Draining);

@@ -13,15 +13,6 @@ const Info& info(Id id) {
   return kInfo[static_cast<int>(id)];
 }
 
-std::optional<Id> find(std::string_view name) {
-  for (int i = 0; i < kCount; ++i) {
-    if (name == kInfo[i].name) {
-      return static_cast<Id>(i);
-    }
-  }
-  return std::nullopt;
-}
-
 int64_t sum(const std::vector<const Block*>& blocks, Id id) {
   int64_t total = 0;
   for (const auto* b : blocks) {

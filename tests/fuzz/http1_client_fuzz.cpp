@@ -33,8 +33,7 @@ using wp::buffer::Buffer;
 constexpr bool kStrictStatus = true;
 
 struct Harness final : Http1ClientCallbacks {
-  Harness(uint8_t flags, uint8_t kinds, const Http1Limits& limits)
-      : flags(flags), kinds(kinds), codec(*this, limits) {}
+  Harness(uint8_t flags, uint8_t kinds, const Http1Limits& limits) : flags(flags), kinds(kinds), codec(*this, limits) {}
 
   uint8_t flags;
   uint8_t kinds;
@@ -130,7 +129,7 @@ struct Harness final : Http1ClientCallbacks {
   void on_error(const CodecError& e) override {
     WP_FUZZ_CHECK(!error && !closed);
     WP_FUZZ_CHECK(e.status == 502 && e.source == ErrorSource::Upstream);
-    WP_FUZZ_CHECK(e.reason != nullptr && e.counter != nullptr && e.counter[0] != '\0');
+    WP_FUZZ_CHECK(e.reason != nullptr && e.counter.has_value());
     error = true;
   }
 

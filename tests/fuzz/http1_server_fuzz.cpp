@@ -116,8 +116,8 @@ struct Harness final : Http1ServerCallbacks {
   const uint8_t* hi = nullptr;
   bool in_message = false;
   bool server_error = false;
-  bool server_closed = false;  // feed() left the codec Closed
-  bool stop = false;           // the session would close now (error, closing response)
+  bool server_closed = false;    // feed() left the codec Closed
+  bool stop = false;             // the session would close now (error, closing response)
   std::deque<Request> requests;  // parsed, not yet answered (front = oldest)
   uint64_t body_seen = 0;
   bool trailers_seen = false;
@@ -186,7 +186,7 @@ struct Harness final : Http1ServerCallbacks {
   void on_error(const CodecError& e) override {
     WP_FUZZ_CHECK(!server_error && !server_closed);
     WP_FUZZ_CHECK(e.source == ErrorSource::Downstream && e.status >= 400 && e.status < 600);
-    WP_FUZZ_CHECK(e.reason != nullptr && e.counter != nullptr && e.counter[0] != '\0');
+    WP_FUZZ_CHECK(e.reason != nullptr && e.counter.has_value());
     server_error = true;
   }
 
@@ -267,7 +267,7 @@ struct Harness final : Http1ServerCallbacks {
     if (style == Short && body > 0) {
       WP_FUZZ_CHECK(server.encode_body(p, body - 1, responses));
       WP_FUZZ_CHECK(!server.encode_end(responses));  // one byte short
-      check_responses = false;                        // the stream is broken from here on
+      check_responses = false;                       // the stream is broken from here on
       stop = true;
       return;
     }

@@ -20,6 +20,7 @@
 #include "waypoint/event/loop.h"
 #include "waypoint/hbone/pool.h"
 #include "waypoint/http/upstream.h"
+#include "waypoint/http/upstream_error.h"
 #include "waypoint/stats/stats.h"
 #include "waypoint/upstream/cluster_state.h"
 
@@ -171,8 +172,9 @@ class ActiveRequest final : public UpstreamStreamCallbacks,
   void end_attempt(Report report);
   void abandon_attempt(Report report);
   bool detach_upstream();
-  void attempt_failed(int kind, const char* flag);  // router::Outcome::Kind
-  void retry_or_reply(int kind, uint16_t status, const char* flag);
+  void attempt_failed(AttemptFailure failure);
+  // A failed attempt (`failure`) or a retriable response (`status`): retry, else answer or pass on.
+  void retry_or_reply(router::Outcome::Kind kind, uint16_t status, const AttemptFailureInfo* failure);
   void schedule_retry();
   void local_reply(int status, std::string_view body, const char* flags, const HeaderMap* extra = nullptr);
   void on_route_timeout();

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "waypoint/http/headers.h"
+#include "waypoint/stats/stats.h"
 
 namespace wp::http {
 
@@ -39,9 +40,11 @@ struct ResponseHead {
 enum class ErrorSource : uint8_t { Downstream, Upstream };
 
 struct CodecError {
-  int status = 400;          // the local reply to send (downstream) or 502 (upstream)
-  const char* reason = "";   // static text, for logs and the local reply body
-  const char* counter = "";  // stats counter name to bump
+  int status = 400;                  // the local reply to send (downstream) or 502 (upstream)
+  const char* reason = "";           // static text, for logs and the local reply body
+  std::optional<stats::Id> counter;  // the counter to bump
+  bool graceful = false;             // not an error: the peer's graceful GOAWAY (no new streams; the open ones finish)
+  const char* counter_name() const { return counter ? stats::info(*counter).name : ""; }
   ErrorSource source = ErrorSource::Downstream;
 };
 

@@ -138,8 +138,6 @@ struct Info {
   const char* help;
 };
 const Info& info(Id id);
-// The counter called `name`, for codecs that report counters by name; nullopt when unknown.
-std::optional<Id> find(std::string_view name);
 
 class alignas(64) Block {
  public:

@@ -669,7 +669,7 @@ TEST_CASE("h2c: garbage instead of the preface fails the server session once") {
   CHECK_FALSE(server.feed(reinterpret_cast<const uint8_t*>(http1.data()), http1.size()));
   REQUIRE(rec.errors.size() == 1);
   CHECK(rec.errors[0].status == 400);
-  CHECK(std::string(rec.errors[0].counter) == "downstream_h2c_protocol_error");
+  CHECK(std::string(rec.errors[0].counter_name()) == "downstream_h2c_protocol_error");
   CHECK(rec.errors[0].source == ErrorSource::Downstream);
   CHECK_FALSE(server.feed(reinterpret_cast<const uint8_t*>(http1.data()), http1.size()));
   CHECK(rec.errors.size() == 1);
@@ -690,7 +690,7 @@ TEST_CASE("h2c: a connection error after the preface fails the session during fe
   CHECK_FALSE(p.server.feed(bad, sizeof(bad)));
   REQUIRE(p.srec.errors.size() == 1);
   CHECK(p.srec.errors[0].status == 400);
-  CHECK(std::string(p.srec.errors[0].counter) == "downstream_h2c_protocol_error");
+  CHECK(std::string(p.srec.errors[0].counter_name()) == "downstream_h2c_protocol_error");
   CHECK(p.srec.closed.at(id) != 0);  // the open stream is lost with the session
   CHECK(p.server.active_streams() == 0);
   CHECK_FALSE(p.server.feed(bad, sizeof(bad)));
@@ -701,7 +701,7 @@ TEST_CASE("h2c: a connection error after the preface fails the session during fe
   feed_all(p.client, out);
   REQUIRE(p.crec.errors.size() == 1);
   CHECK(p.crec.errors[0].status == 502);
-  CHECK(std::string(p.crec.errors[0].counter) == "upstream_rs_malformed");
+  CHECK(std::string(p.crec.errors[0].counter_name()) == "upstream_rs_malformed");
   CHECK(p.crec.errors[0].source == ErrorSource::Upstream);
   CHECK_FALSE(p.client.usable());
 }

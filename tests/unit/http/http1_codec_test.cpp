@@ -69,7 +69,7 @@ struct Recorder : Http1Callbacks<Head> {
   }
   void on_error(const CodecError& e) override {
     errors.push_back(e);
-    events.push_back("error " + std::to_string(e.status) + " " + e.counter + " " + e.reason);
+    events.push_back("error " + std::to_string(e.status) + " " + e.counter_name() + " " + e.reason);
   }
 };
 
@@ -384,7 +384,7 @@ TEST_CASE("http: a request cut short by the end of the connection is an error") 
   CHECK(codec.feed(bytes(in), in.size()) == in.size());
   CHECK_FALSE(codec.finish());
   REQUIRE(rec.errors.size() == 1);
-  CHECK(std::string(rec.errors[0].counter) == "downstream_rq_incomplete");
+  CHECK(std::string(rec.errors[0].counter_name()) == "downstream_rq_incomplete");
   // A clean close between requests is fine.
   ServerRecorder rec2;
   Http1ServerCodec idle(rec2);
@@ -431,7 +431,7 @@ TEST_CASE("http: request limits trip with their status and counter") {
       drive(codec, rec, c.in, split, 11);
       REQUIRE(rec.errors.size() == 1);
       CHECK(rec.errors[0].status == c.status);
-      CHECK(std::string(rec.errors[0].counter) == c.counter);
+      CHECK(std::string(rec.errors[0].counter_name()) == c.counter);
       CHECK(rec.completes == 0);
     }
   }
@@ -538,7 +538,7 @@ TEST_CASE("http: bad responses are upstream errors (502)") {
       REQUIRE(rec.errors.size() == 1);
       CHECK(rec.errors[0].status == 502);
       CHECK(rec.errors[0].source == ErrorSource::Upstream);
-      CHECK(std::string(rec.errors[0].counter) == c.counter);
+      CHECK(std::string(rec.errors[0].counter_name()) == c.counter);
     }
   }
 }
@@ -650,6 +650,6 @@ TEST_CASE("http: response head limits are upstream errors with their own counter
     drive(codec, rec, c.in, Split::Bytes);
     REQUIRE(rec.errors.size() == 1);
     CHECK(rec.errors[0].status == 502);
-    CHECK(std::string(rec.errors[0].counter) == c.counter);
+    CHECK(std::string(rec.errors[0].counter_name()) == c.counter);
   }
 }

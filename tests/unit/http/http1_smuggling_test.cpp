@@ -177,7 +177,7 @@ TEST_CASE("http: the smuggling corpus is refused with the documented status") {
       REQUIRE(rec.errors.size() == 1);
       CHECK(rec.errors[0].status == c.status);
       CHECK(rec.errors[0].source == ErrorSource::Downstream);
-      CHECK(std::string(rec.errors[0].counter).rfind("downstream_rq_", 0) == 0);
+      CHECK(std::string(rec.errors[0].counter_name()).rfind("downstream_rq_", 0) == 0);
       CHECK(rec.targets.size() == c.heads);  // never a second (smuggled) request
       CHECK(rec.completes == 0);
       CHECK(codec.state() == CodecState::Error);
