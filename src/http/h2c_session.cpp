@@ -68,8 +68,8 @@ class H2cSession::Stream final : public DownstreamStream, public event::Deferred
   std::unique_ptr<ActiveRequest> request;
 };
 
-H2cSession::H2cSession(WorkerContext& worker, TunnelInfo info, hbone::H2Stream& tunnel, buffer::Buffer initial,
-                       bool eof, Done done)
+H2cSession::H2cSession(WorkerContext& worker, TunnelInfo info, hbone::Tunnel& tunnel, buffer::Buffer initial, bool eof,
+                       Done done)
     : w_(worker),
       info_(std::move(info)),
       tunnel_(&tunnel),
@@ -273,7 +273,7 @@ void H2cSession::close_tunnel(bool reset) {
     return;
   }
   if (reset) {
-    hbone::H2Stream* t = tunnel_;
+    hbone::Tunnel* t = tunnel_;
     t->set_handler(nullptr);
     t->reset();
     tunnel_ = nullptr;

@@ -4,7 +4,7 @@
 
 namespace wp::http {
 
-Http1Session::Http1Session(WorkerContext& worker, TunnelInfo info, hbone::H2Stream& tunnel, buffer::Buffer initial,
+Http1Session::Http1Session(WorkerContext& worker, TunnelInfo info, hbone::Tunnel& tunnel, buffer::Buffer initial,
                            bool eof, Done done)
     : w_(worker),
       info_(std::move(info)),
@@ -278,7 +278,7 @@ void Http1Session::close_tunnel(bool reset) {
     return;
   }
   if (reset) {
-    hbone::H2Stream* t = tunnel_;
+    hbone::Tunnel* t = tunnel_;
     tunnel_ = nullptr;
     t->set_handler(nullptr);
     t->reset();

@@ -27,7 +27,7 @@ class Http1Session final : public Session,
  public:
   // `initial` holds bytes already read from the tunnel (while sniffing) and not yet consumed;
   // `eof`: the client's EOF was already seen then.
-  Http1Session(WorkerContext& worker, TunnelInfo info, hbone::H2Stream& tunnel, buffer::Buffer initial, bool eof,
+  Http1Session(WorkerContext& worker, TunnelInfo info, hbone::Tunnel& tunnel, buffer::Buffer initial, bool eof,
                Done done);
   ~Http1Session() override;
   // Session and DownstreamStream: both reset the tunnel (HTTP/1.1 cannot abort one response alone).
@@ -69,7 +69,7 @@ class Http1Session final : public Session,
 
   WorkerContext& w_;
   TunnelInfo info_;
-  hbone::H2Stream* tunnel_;
+  hbone::Tunnel* tunnel_;  // null once closed
   Http1ServerCodec codec_;
   event::Timer timer_;
   Wait wait_ = Wait::None;
@@ -91,7 +91,7 @@ class Http1Session final : public Session,
 
 class H2cSession final : public Session, public hbone::TunnelHandler, public H2cServerCallbacks {
  public:
-  H2cSession(WorkerContext& worker, TunnelInfo info, hbone::H2Stream& tunnel, buffer::Buffer initial, bool eof,
+  H2cSession(WorkerContext& worker, TunnelInfo info, hbone::Tunnel& tunnel, buffer::Buffer initial, bool eof,
              Done done);
   ~H2cSession() override;
   void abort() override;
@@ -121,7 +121,7 @@ class H2cSession final : public Session, public hbone::TunnelHandler, public H2c
 
   WorkerContext& w_;
   TunnelInfo info_;
-  hbone::H2Stream* tunnel_;
+  hbone::Tunnel* tunnel_;  // null once closed
   H2cServerCodec codec_;
   Done done_;
   std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;
