@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "waypoint/common/json.h"
+#include "waypoint/config/names.h"
 #include "waypoint/net/order.h"
 
 namespace wp::admin {
@@ -151,7 +152,7 @@ void vip_entry(Writer& w, const net::SockAddr& vip, const config::VipChain& chai
   w.key("chains").begin_array();
   if (chain.protocol != ChainProtocol::Tcp) {
     const config::RouteTable* table = chain.routes;
-    std::string http_name = "inbound-vip|" + std::to_string(vip.port()) + "|http|" + chain.service->fqdn;
+    std::string http_name = config::inbound_vip_name(vip.port(), "http", chain.service->fqdn);
     http_chain(w, http_name, table != nullptr ? table->name : http_name);
   }
   if (chain.protocol != ChainProtocol::Http) {
@@ -211,7 +212,7 @@ void write_listeners(Writer& w, const Snapshot& s) {
 
 // ---- clusters -----------------------------------------------------------------------------------
 
-// The parts of "inbound-vip|<port>|<protocol>[/<subset>]|<fqdn>"; empty for other names.
+// The parts of "inbound-vip|<port>|<protocol>[/<subset>]|<fqdn>"; another name is all fqdn.
 struct ClusterKey {
   std::string direction, subset, fqdn;
   int port = 0;
@@ -219,23 +220,15 @@ struct ClusterKey {
 
 ClusterKey parse_cluster_name(const std::string& name) {
   ClusterKey key;
-  std::vector<std::string> parts;
-  for (size_t start = 0;;) {
-    size_t bar = name.find('|', start);
-    parts.push_back(name.substr(start, bar - start));
-    if (bar == std::string::npos) {
-      break;
-    }
-    start = bar + 1;
-  }
-  if (parts.size() != 4) {
+  auto parts = config::split_inbound_name(name);
+  if (!parts) {
     key.fqdn = name;
     return key;
   }
-  key.direction = parts[0];
-  key.port = std::atoi(parts[1].c_str());
-  key.subset = parts[2];
-  key.fqdn = parts[3];
+  key.direction = parts->direction;
+  key.port = static_cast<int>(parts->port);
+  key.subset = parts->protocol;
+  key.fqdn = parts->fqdn;
   return key;
 }
 

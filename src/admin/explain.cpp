@@ -1,10 +1,12 @@
 #include "waypoint/admin/explain.h"
 
+#include <cstdint>
 #include <cstdio>
 #include <sstream>
 
 #include "waypoint/filters/authz.h"
 #include "waypoint/http/headers.h"
+#include "waypoint/http/pipeline.h"
 #include "waypoint/internal/listener.h"
 #include "waypoint/router/policy.h"
 #include "waypoint/router/route_match.h"
@@ -108,17 +110,6 @@ std::string describe_mutation(const config::HeaderMutation& m) {
 }
 
 // ---- the request as the data path would see it --------------------------------------------------
-
-// The router reads request headers through this seam; http::ActiveRequest adapts its HeaderMap the
-// same way.
-class MapSource final : public router::HeaderSource {
- public:
-  explicit MapSource(const http::HeaderMap& m) : m_(m) {}
-  std::optional<std::string_view> get(std::string_view name) const override { return m_.get(name); }
-
- private:
-  const http::HeaderMap& m_;
-};
 
 // What one explanation works on: the chain, the client, and the HTTP request when there is one.
 struct Context {
@@ -240,12 +231,16 @@ void print_verdict(std::ostream& out, const filters::PolicySet& set, const filte
   }
 }
 
-// Evaluates as InternalListener::authorize_l4 (TCP) or ActiveRequest::authorized (HTTP) do.
-bool authorize(Context& c, bool http) {
-  const filters::PolicySet& set = c.snapshot.authz_for(c.chain.kind == ChainMatch::Kind::Vip ? c.chain.vip : nullptr);
+const filters::PolicySet& policies_of(const Context& c) {
+  return c.snapshot.authz_for(c.chain.kind == ChainMatch::Kind::Vip ? c.chain.vip : nullptr);
+}
+
+// Prints an authorization verdict: the HTTP pipeline's (the Authz stage), or the TCP chain's.
+void print_authorization(Context& c, const filters::Verdict& v, bool http) {
+  const filters::PolicySet& set = policies_of(c);
   if (set.empty()) {
     c.out << "authorization: allowed: no AuthorizationPolicy targets " << target_of(c) << "\n";
-    return true;
+    return;
   }
   auto a = filters::Attributes::l4(c.request.principal, c.source_ip, c.request.to);
   if (http) {
@@ -258,7 +253,6 @@ bool authorize(Context& c, bool http) {
     };
     a.header_ctx = &c.headers;
   }
-  filters::Verdict v = set.evaluate(a);
   print_verdict(c.out, set, v);
   c.out << "  policies targeting " << target_of(c) << ", evaluated with "
         << (http ? "the request's L7 attributes" : "L4 attributes only (TCP)") << "\n";
@@ -269,6 +263,16 @@ bool authorize(Context& c, bool http) {
   if (!http) {
     print_l4_notes(c.out, set);
   }
+}
+
+// Evaluates as InternalListener::authorize_l4 does on a TCP chain.
+bool authorize_l4(Context& c) {
+  const filters::PolicySet& set = policies_of(c);
+  filters::Verdict v;
+  if (!set.empty()) {
+    v = set.evaluate(filters::Attributes::l4(c.request.principal, c.source_ip, c.request.to));
+  }
+  print_authorization(c, v, false);
   return v.allowed;
 }
 
@@ -436,25 +440,67 @@ void print_forwarding(Context& c, const config::Route& route, bool direct) {
   print_upstream_protocol(c);
 }
 
-// The route's local answers, in ActiveRequest::route's order. True when the request ends here.
-bool print_local_answer(Context& c, const config::Route& route, const router::RequestView& view) {
-  if (route.redirect) {
-    c.out << "result: redirect " << route.redirect->status << " to " << router::redirect_location(route, view, "http")
-          << "\n";
-    return true;
+// Prints each decision of the pipeline's stages (http/pipeline.h) as the dry run goes; the
+// request's end, when a stage answers it, with its exit code.
+class ExplainSink final : public http::StageSink {
+ public:
+  explicit ExplainSink(Context& c) : c_(c) {}
+  int code = kExplainAllowed;
+
+  void on_stage(http::Stage stage, const http::StageInput& in, const http::StageResult& r) override {
+    using http::Stage;
+    std::ostream& out = c_.out;
+    switch (stage) {
+      case Stage::Headers:
+        if (r.stop) {
+          out << "result: " << r.status << " \"" << r.body << "\" (" << r.flags << ")\n";
+        }
+        return;
+      case Stage::Authz:
+        print_authorization(c_, r.verdict, true);
+        if (r.stop) {
+          out << "result: 403 \"RBAC: access denied\"\n";
+          code = kExplainDenied;
+        }
+        return;
+      case Stage::Route: {
+        if (r.stop) {
+          if (in.routes == nullptr) {
+            out << "route: none: no RouteTable for " << c_.request.to.to_string() << "\nresult: 404 (NR)\n";
+          } else {
+            out << "route: none of the " << in.routes->routes.size() << " routes of RouteTable " << in.routes->name
+                << " matches\nresult: 404 (NR)\n";
+          }
+          code = kExplainNoRoute;
+          return;
+        }
+        http::MapSource source(*in.headers);
+        router::RequestView view{in.method, in.path, in.query, in.authority, in.port, &source};
+        print_match(c_, in.direct ? nullptr : in.routes, *r.route, view);
+        return;
+      }
+      case Stage::Redirect:
+        out << "result: redirect " << r.status << " to " << r.extra.get("location").value_or("") << "\n";
+        return;
+      case Stage::DirectResponse:
+        out << "result: direct response " << r.status;
+        if (!r.body.empty()) {
+          out << " \"" << r.body << "\"";
+        }
+        out << "\n";
+        return;
+      case Stage::Fault:
+        print_fault(out, r.route->fault);
+        if (r.stop) {
+          out << "result: every request is aborted " << r.status << " (" << r.flags << ")\n";
+        }
+        return;
+    }
   }
-  if (route.direct_status != 0) {
-    c.out << "result: direct response " << route.direct_status
-          << (route.direct_body.empty() ? "" : " \"" + route.direct_body + "\"") << "\n";
-    return true;
-  }
-  print_fault(c.out, route.fault);
-  if (route.fault.has_abort && route.fault.abort_per_million >= 1'000'000) {
-    c.out << "result: every request is aborted " << route.fault.abort_status << " (FI)\n";
-    return true;
-  }
-  return false;
-}
+
+ private:
+  Context& c_;
+};
 
 int explain_http(Context& c) {
   router::split_target(c.request.path, c.path, c.query);
@@ -462,37 +508,37 @@ int explain_http(Context& c) {
   c.out << "request: " << c.request.method << " " << c.request.path << ", authority " << c.authority << "\n";
   print_chain(c, Sniffed::Http1);
   c.out << "  the CONNECT is answered 200 at once; each request inside the tunnel is decided as below\n";
-  if (!authorize(c, true)) {
-    c.out << "result: 403 \"RBAC: access denied\"\n";
-    return kExplainDenied;
-  }
-  MapSource source(c.headers);
-  router::RequestView view{c.request.method, c.path, c.query, c.authority, c.request.to.port(), &source};
   const bool direct = c.chain.kind == ChainMatch::Kind::Pod;
-  const config::RouteTable* table = direct ? nullptr : c.chain.vip->routes;  // as the data path reads it
-  const config::Route* route = direct ? &config::direct_route() : nullptr;
-  if (!direct) {
-    if (table == nullptr) {
-      c.out << "route: none: no RouteTable for " << c.request.to.to_string() << "\nresult: 404 (NR)\n";
-      return kExplainNoRoute;
-    }
-    route = router::match(*table, view);
-    if (route == nullptr) {
-      c.out << "route: none of the " << table->routes.size() << " routes of RouteTable " << table->name
-            << " matches\nresult: 404 (NR)\n";
-      return kExplainNoRoute;
-    }
+  http::StageInput in;
+  in.snapshot = &c.snapshot;
+  in.authz = &policies_of(c);
+  in.direct = direct;
+  in.routes = direct ? nullptr : c.chain.vip->routes;  // as the data path reads it
+  in.method = c.request.method;
+  in.path = c.path;
+  in.query = c.query;
+  in.authority = c.authority;
+  in.port = c.request.to.port();
+  in.headers = &c.headers;
+  in.principal = c.request.principal;
+  in.source_ip = c.source_ip;
+  in.destination = c.request.to;
+  // A fault decided only when it is certain: explain describes the odds, the data path draws.
+  in.random_delay = in.random_abort = UINT32_MAX;
+  ExplainSink sink(c);
+  http::StageResult r = http::run_stages(in, &sink);
+  if (r.stop) {
+    return sink.code;
   }
-  print_match(c, table, *route, view);
-  if (print_local_answer(c, *route, view)) {
-    return kExplainAllowed;
-  }
-  print_rewrite(c.out, *route, view);
-  if (!direct && route->clusters.empty()) {
+  const config::Route& route = *r.route;
+  http::MapSource source(c.headers);
+  router::RequestView view{c.request.method, c.path, c.query, c.authority, c.request.to.port(), &source};
+  print_rewrite(c.out, route, view);
+  if (!direct && route.clusters.empty()) {
     c.out << "result: 503 \"no healthy upstream\" (UH): the route has no cluster\n";
     return kExplainAllowed;
   }
-  print_forwarding(c, *route, direct);
+  print_forwarding(c, route, direct);
   c.out << "result: forwarded\n";
   return kExplainAllowed;
 }
@@ -504,7 +550,7 @@ int explain_tcp(Context& c) {
   const bool tcp_port = c.chain.kind == ChainMatch::Kind::Vip && c.chain.vip->protocol == config::ChainProtocol::Tcp;
   c.out << (tcp_port ? "  the CONNECT is answered once the upstream tunnel is up\n"
                      : "  the CONNECT was answered 200 before sniffing; the bytes turned out not to be HTTP\n");
-  if (!authorize(c, false)) {
+  if (!authorize_l4(c)) {
     c.out << (tcp_port ? "result: the CONNECT is answered 401; the pod is never dialled\n"
                        : "result: the tunnel is reset; the pod is never dialled\n");
     return kExplainDenied;

@@ -18,6 +18,7 @@
 #include <stdexcept>
 
 #include "waypoint/common/json.h"
+#include "waypoint/config/names.h"
 #include "waypoint/net/address.h"
 #include "waypoint/net/order.h"
 
@@ -146,19 +147,6 @@ Rows listener_rows(const YAML::Node& items, const std::string& name) {
   return rows;
 }
 
-// The parts of an "inbound-vip|<port>|<subset>|<fqdn>" cluster name, as istioctl splits it.
-std::vector<std::string> split_bars(const std::string& name) {
-  std::vector<std::string> parts;
-  for (size_t start = 0;;) {
-    size_t bar = name.find('|', start);
-    parts.push_back(name.substr(start, bar - start));
-    if (bar == std::string::npos) {
-      return parts;
-    }
-    start = bar + 1;
-  }
-}
-
 bool cluster_selected(const YAML::Node& c, const std::string& name) {
   return name.empty() || text(c, "name") == name || text(c, "service_fqdn") == name;
 }
@@ -169,10 +157,11 @@ Rows cluster_rows(const YAML::Node& items, const std::string& name) {
     if (!cluster_selected(c, name)) {
       continue;
     }
-    std::vector<std::string> parts = split_bars(text(c, "name"));
+    auto parts = config::split_inbound_name(text(c, "name"));
     std::string type = text(c, "type"), rule = text(c, "destination_rule");
-    if (parts.size() == 4) {
-      rows.push_back({parts[3], parts[1], parts[2].empty() ? "-" : parts[2], parts[0], type, rule});
+    if (parts) {
+      rows.push_back({parts->fqdn, std::to_string(parts->port), parts->protocol.empty() ? "-" : parts->protocol,
+                      parts->direction, type, rule});
     } else {
       rows.push_back({text(c, "name"), "-", "-", "-", type, rule});
     }

@@ -3,11 +3,13 @@
 // result is an immutable piece (pieces.h). Compiler::update rebuilds the pieces of the Services a
 // change touches and shares the rest with the previous Snapshot.
 #include <algorithm>
+
 #include <map>
 #include <optional>
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
+#include "waypoint/config/names.h"
 
 #include "config/authz.h"
 #include "config/compiler.h"
@@ -298,8 +300,7 @@ std::shared_ptr<Service> build_service(const ServiceResource& source, const Slic
 }
 
 std::string chain_name(const ServicePort& port, const Service& service) {
-  return "inbound-vip|" + std::to_string(port.port) + "|" + (port.protocol == ChainProtocol::Http ? "http" : "tcp") +
-         "|" + service.fqdn;
+  return inbound_vip_name(port.port, port.protocol == ChainProtocol::Http ? "http" : "tcp", service.fqdn);
 }
 
 // The chain of one VIP of a Service port, pointing at the port's tables (also put under the VIP)

@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "config/routing.h"
+#include "waypoint/config/names.h"
 
 namespace wp::config {
 
@@ -405,8 +406,7 @@ const RoutedCluster* RoutingCompiler::cluster(size_t service, const ServicePort&
                                               std::string_view protocol, Snapshot& s,
                                               std::vector<std::string>& used) const {
   const Service& svc = *services_[service];
-  std::string name = "inbound-vip|" + std::to_string(port.port) + "|" + std::string(protocol) +
-                     (subset.empty() ? "" : "/" + subset) + "|" + svc.fqdn;
+  std::string name = inbound_vip_name(port.port, protocol, svc.fqdn, subset);
   used.push_back(name);
   if (const RoutedCluster* found = s.clusters.find_piece(name)) {
     return found;
@@ -509,7 +509,7 @@ std::shared_ptr<const RouteTable> RoutingCompiler::http_table(size_t i, const Se
                                                               std::vector<std::string>& used) const {
   const Service& svc = *services_[i];
   auto table = std::make_shared<RouteTable>();
-  table->name = "inbound-vip|" + std::to_string(port.port) + "|http|" + svc.fqdn;
+  table->name = inbound_vip_name(port.port, "http", svc.fqdn);
   table->service = &svc;
   table->port = &port;
   if (!http_routes_[i].empty()) {
@@ -563,7 +563,7 @@ std::shared_ptr<const TcpRouteTable> RoutingCompiler::tcp_table(size_t i, const 
       continue;
     }
     auto table = std::make_shared<TcpRouteTable>();
-    table->name = "inbound-vip|" + std::to_string(port.port) + "|tcp|" + svc.fqdn;
+    table->name = inbound_vip_name(port.port, "tcp", svc.fqdn);
     table->source = "VirtualService " + vs->name;
     for (const auto& d : tcp.destinations) {
       table->route.clusters.push_back(WeightedCluster{resolve(d, port.port, "tcp", s, used), d.weight});

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "waypoint/http/pipeline.h"
 #include "waypoint/router/policy.h"
 #include "waypoint/router/retry.h"
 #include "waypoint/router/route_match.h"
@@ -15,15 +16,6 @@ namespace wp::http {
 namespace {
 
 using Kind = router::Outcome::Kind;
-
-class MapSource final : public router::HeaderSource {
- public:
-  explicit MapSource(const HeaderMap& m) : m_(m) {}
-  std::optional<std::string_view> get(std::string_view name) const override { return m_.get(name); }
-
- private:
-  const HeaderMap& m_;
-};
 
 class MapList final : public router::HeaderList {
  public:
@@ -289,115 +281,48 @@ void ActiveRequest::on_request_head(RequestHead&& head, bool end_stream) {
   record_.grpc = content_type && content_type->starts_with("application/grpc");
   expect_continue_ = head_.expect_continue;
   expects_body_ = !end_stream;
-  if (!headers_acceptable()) {
-    return;
-  }
-  if (!authorized()) {
-    w_.stats.add(stats::Id::rq_authz_denied);
-    local_reply(403, "RBAC: access denied", "-");
-    return;
-  }
-  route();
+  run_pipeline();
 }
 
-// What the codecs leave to the pipeline, the same for HTTP/1.1 and h2c: CONNECT inside a tunnel
-// (HTTP/1.1's codec answers it 501 itself) and underscore header names.
-bool ActiveRequest::headers_acceptable() {
-  if (head_.method == "CONNECT") {
-    w_.stats.add(stats::Id::downstream_rq_not_implemented);
-    local_reply(501, "CONNECT is not supported inside a tunnel", "DPE");
-    return false;
+// The stages before the upstream (http/pipeline.h), then the fault's delay or the upstream.
+void ActiveRequest::run_pipeline() {
+  StageInput in;
+  in.snapshot = snapshot_.get();
+  in.authz = authz_;
+  in.direct = routes_ == nullptr;
+  in.routes = routes_;
+  in.method = head_.method;
+  in.path = path_;
+  in.query = query_;
+  in.authority = head_.authority;
+  in.port = tunnel_.destination.port();
+  in.headers = &head_.headers;
+  in.principal = tunnel_.source_principal;
+  in.source_ip = tunnel_.source_ip;
+  in.destination = tunnel_.destination;
+  in.random_delay = w_.random();
+  in.random_abort = w_.random();
+  StageResult r = run_stages(in);
+  for (uint8_t i = 0; i < r.counter_count; ++i) {
+    w_.stats.add(r.counters[i]);
   }
-  UnderscoreAction action = UnderscoreAction::Allow;
-  switch (snapshot_->bootstrap.http.headers_with_underscores) {
-    case config::UnderscoreHeaders::Allow:
-      break;
-    case config::UnderscoreHeaders::DropHeader:
-      action = UnderscoreAction::DropHeader;
-      break;
-    case config::UnderscoreHeaders::RejectRequest:
-      action = UnderscoreAction::RejectRequest;
-      break;
+  route_ = r.route;
+  if (route_ != nullptr) {
+    record_.route = route_->name;
   }
-  switch (check_underscores(head_.headers, action)) {
-    case UnderscoreVerdict::Ok:
-      return true;
-    case UnderscoreVerdict::Dropped:
-      w_.stats.add(stats::Id::downstream_rq_underscore_headers);
-      return true;
-    case UnderscoreVerdict::Rejected:
-      w_.stats.add(stats::Id::downstream_rq_underscore_headers);
-      local_reply(400, "header name with an underscore", "DPE");
-      return false;
-    case UnderscoreVerdict::FramingLookalike:
-      w_.stats.add(stats::Id::downstream_rq_framing_rejected);
-      local_reply(400, "content_length / transfer_encoding header", "DPE");
-      return false;
-  }
-  return true;
-}
-
-// AuthorizationPolicy (SPEC §4: before routing). The attributes are views into the request and
-// the tunnel: nothing is allocated.
-bool ActiveRequest::authorized() {
-  if (authz_ == nullptr || authz_->empty()) {
-    return true;
-  }
-  auto a = filters::Attributes::l4(tunnel_.source_principal, tunnel_.source_ip, tunnel_.destination);
-  a.http = true;
-  a.host = head_.authority;
-  a.method = head_.method;
-  a.path = path_;
-  a.header = [](const void* ctx, std::string_view name) { return static_cast<const HeaderMap*>(ctx)->get(name); };
-  a.header_ctx = &head_.headers;
-  filters::Verdict v = authz_->evaluate(a);
-  if (v.audited) {
-    w_.stats.add(stats::Id::authz_audited);
-  }
-  if (!v.allowed) {
-    spdlog::debug("request {} {} from {}: denied by {}", head_.method, head_.target, tunnel_.source_principal,
-                  v.decided_by != nullptr ? v.decided_by->name : std::string("no matching ALLOW policy"));
-  }
-  return v.allowed;
-}
-
-void ActiveRequest::route() {
-  MapSource source(head_.headers);
-  router::RequestView view{head_.method, path_, query_, head_.authority, tunnel_.destination.port(), &source};
-  if (routes_ != nullptr) {
-    route_ = router::match(*routes_, view);
-    if (route_ == nullptr) {
-      w_.stats.add(stats::Id::rq_no_route);
-      local_reply(404, "", "NR");
-      return;
+  if (r.stop) {
+    if (r.stage == Stage::Authz) {
+      spdlog::debug(
+          "request {} {} from {}: denied by {}", head_.method, head_.target, tunnel_.source_principal,
+          r.verdict.decided_by != nullptr ? r.verdict.decided_by->name : std::string("no matching ALLOW policy"));
     }
-  } else {
-    route_ = &config::direct_route();
-  }
-  record_.route = route_->name;
-  if (route_->redirect) {
-    w_.stats.add(stats::Id::rq_redirect);
-    HeaderMap extra;
-    extra.add("location", router::redirect_location(*route_, view, "http"));
-    local_reply(route_->redirect->status, "", "-", &extra);
+    local_reply(r.status, r.body, r.flags, r.extra.empty() ? nullptr : &r.extra);
     return;
   }
-  if (route_->direct_status != 0) {
-    w_.stats.add(stats::Id::rq_direct_response);
-    local_reply(route_->direct_status, route_->direct_body, "-");
-    return;
-  }
-  router::FaultDecision fault = router::decide_fault(route_->fault, w_.random(), w_.random());
-  if (fault.abort) {
-    w_.stats.add(stats::Id::rq_fault_aborted);
-    local_reply(fault.abort_status, "fault filter abort", fault.delay ? "DI,FI" : "FI");
-    return;
-  }
-  if (fault.delay && fault.delay_for.count() > 0) {
-    w_.stats.add(stats::Id::rq_fault_delayed);
+  if (r.fault.delay && r.fault.delay_for.count() > 0) {
     flags_ = "DI";
     state_ = State::Delaying;
-    delay_timer_.start(fault.delay_for);
+    delay_timer_.start(r.fault.delay_for);
     return;
   }
   after_fault_delay();

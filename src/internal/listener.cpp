@@ -4,6 +4,8 @@
 
 #include <random>
 
+#include "waypoint/config/names.h"
+
 #include "waypoint/router/route_match.h"
 
 namespace wp::internal {
@@ -13,7 +15,7 @@ std::string ChainMatch::name(Sniffed sniffed) const {
   switch (kind) {
     case Kind::Vip:
       if (http && vip->protocol != config::ChainProtocol::Tcp) {
-        return "inbound-vip|" + std::to_string(vip->port->port) + "|http|" + vip->service->fqdn;
+        return config::inbound_vip_name(vip->port->port, "http", vip->service->fqdn);
       }
       return vip->name;
     case Kind::Pod:

@@ -142,8 +142,7 @@ class ActiveRequest final : public UpstreamStreamCallbacks,
   void on_pool_failure(hbone::UpstreamFailure failure) override;
 
  private:
-  bool headers_acceptable();  // CONNECT, underscore names; false: answered 400 / 501
-  bool authorized();          // AuthorizationPolicy; false: answer 403
+  void run_pipeline();  // http/pipeline.h's stages: a local answer, or the fault's delay, or the upstream
   enum class State { Head, Delaying, Upstream, Responding, Done };
   // One upstream try's place in upstream_rq_active, from start_attempt until the try ends. Its
   // destructor is the only place the gauge comes down, and the request's end (finish, or its own
@@ -164,7 +163,6 @@ class ActiveRequest final : public UpstreamStreamCallbacks,
   // What outlier detection hears of an attempt's end.
   enum class Report { Success, Failure, None };
 
-  void route();
   void after_fault_delay();
   void prepare_upstream_head();
   void send_mirrors();

@@ -208,6 +208,15 @@ TEST_CASE("explain: a destination nothing serves gets no chain (503)", "[admin][
   }
 }
 
+TEST_CASE("explain: the checks the data path makes before authorization (CONNECT inside a tunnel: 501)",
+          "[admin][explain]") {
+  auto s = config::testing::load(mesh());
+  Explanation e = explain(*s, request(kProductpage, "10.96.1.1:80", "CONNECT", "/"));
+  INFO(e.text);
+  CHECK_THAT(e.text, Contains("result: 501 \"CONNECT is not supported inside a tunnel\" (DPE)"));
+  CHECK_THAT(e.text, !Contains("authorization:"));  // as on the data path, it never gets there
+}
+
 TEST_CASE("explain: a path no route matches is a 404", "[admin][explain]") {
   auto s = config::testing::load(mesh(web_route(R"(  - name: api
     match: [{uri: {prefix: /api}}]
