@@ -6,7 +6,9 @@
 // still running must come back to its baseline, the value it had when start-up finished:
 //   1. with the pods still up: every gauge but those the upstream pools may hold legitimately
 //      (kept-alive HTTP tunnels and the HBONE connections under them: kPooledGauges);
-//   2. after the pods are stopped (which ends every upstream connection): every gauge.
+//   2. after the pods are stopped (which ends every upstream connection): every gauge, and then
+//      the waypoint's open file descriptors (/proc/<pid>/fd, connections to its admin, metrics and
+//      health ports left out): no more than once start-up finished.
 // outlier_ejections_active is left out of both (a host stays ejected for its ejection time, and
 // the gauge only drops when that host is next looked at); it must never be negative.
 // Each gauge that does not settle within a few seconds fails the test, naming the gauge and its
@@ -114,6 +116,9 @@ struct Mesh {
     pods.clear();
     for (const std::string& off : waypoint->gauges_off_baseline(all, kSettleTimeout)) {
       FAIL_CHECK("gauge not back at its baseline once the pods were stopped: " << off);
+    }
+    if (std::string off = waypoint->fds_off_baseline(kSettleTimeout); !off.empty()) {
+      FAIL_CHECK("file descriptors not back at their baseline once the pods were stopped: " << off);
     }
     int64_t ejected = waypoint->stat("outlier_ejections_active");
     if (ejected < 0) {

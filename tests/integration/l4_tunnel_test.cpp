@@ -493,3 +493,22 @@ TEST_CASE("every tunnel gets one JSON access-log line explaining its outcome", "
   CHECK(find("\"authority\":\"" + m.env.addr(5, 80).to_string() + "\"")
             .find("\"response_code\":503,\"response_flags\":\"UF\"") != std::string::npos);
 }
+
+TEST_CASE("the harness's fd check sees a connection left open, and its end", "[l4][harness]") {
+  Mesh m;
+  m.add_pod("echo-1", 1, {{"app", "echo"}});
+  m.add_service("echo", 100, 7000, 7007, {{"app", "echo"}});
+  REQUIRE(m.start() == "");
+  const int baseline = m.waypoint->open_fds();
+  REQUIRE(baseline > 0);
+  {
+    auto client = m.client();
+    TestTunnel& t = client->open(vip(m, 100, 7000));
+    REQUIRE(client->run_until([&] { return t.established(); }));
+    // The client's HBONE connection and the upstream one to the pod: at least two more.
+    CHECK(m.waypoint->open_fds() >= baseline + 2);
+    CHECK_FALSE(m.waypoint->fds_off_baseline(200ms).empty());
+  }
+  m.pods.clear();  // the pooled upstream connection ends with its pod
+  CHECK(m.waypoint->fds_off_baseline(5s) == "");
+}

@@ -13,11 +13,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -200,6 +202,7 @@ bool WaypointProcess::start(std::string* log_out) {
           baseline_[info.name] = it->second;
         }
       }
+      fd_baseline_ = open_fds();
       return true;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling the readiness endpoint
@@ -309,6 +312,83 @@ std::vector<std::string> WaypointProcess::gauges_off_baseline(const std::vector<
       return off;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling /stats
+  }
+}
+
+namespace {
+
+// Inode -> (local port, listening) of every TCP socket in /proc/<pid>/net/tcp and tcp6.
+std::map<std::string, std::pair<int, bool>> tcp_sockets(pid_t pid) {
+  std::map<std::string, std::pair<int, bool>> out;
+  for (const char* file : {"tcp", "tcp6"}) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/net/" + file);
+    std::string line;
+    std::getline(in, line);  // the header
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string slot, local, remote, state, queues, timer, retrans, uid, timeout, inode;
+      fields >> slot >> local >> remote >> state >> queues >> timer >> retrans >> uid >> timeout >> inode;
+      size_t colon = local.rfind(':');
+      if (colon == std::string::npos || inode.empty()) {
+        continue;
+      }
+      int port = static_cast<int>(std::strtol(local.c_str() + colon + 1, nullptr, 16));
+      out["socket:[" + inode + "]"] = {port, state == "0A"};
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> WaypointProcess::fd_targets() const {
+  std::vector<std::string> out;
+  if (pid_ <= 0) {
+    return out;
+  }
+  auto sockets = tcp_sockets(pid_);
+  const int admin_ports[] = {admin_.port(), 15020, 15021};
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/" + std::to_string(pid_) + "/fd", ec)) {
+    std::string target = std::filesystem::read_symlink(entry.path(), ec).string();
+    if (ec) {
+      continue;  // closed meanwhile
+    }
+    auto it = sockets.find(target);
+    if (it != sockets.end() && !it->second.second &&
+        std::find(std::begin(admin_ports), std::end(admin_ports), it->second.first) != std::end(admin_ports)) {
+      continue;  // an admin, metrics or health connection
+    }
+    out.push_back(target);
+  }
+  return out;
+}
+
+int WaypointProcess::open_fds() const {
+  if (pid_ <= 0 || !std::filesystem::exists("/proc/" + std::to_string(pid_) + "/fd")) {
+    return -1;
+  }
+  return static_cast<int>(fd_targets().size());
+}
+
+std::string WaypointProcess::fds_off_baseline(std::chrono::milliseconds timeout) const {
+  if (fd_baseline_ < 0) {
+    return "";
+  }
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    int now = open_fds();
+    if ((now >= 0 && now <= fd_baseline_) || std::chrono::steady_clock::now() >= deadline) {
+      if (now >= 0 && now <= fd_baseline_) {
+        return "";
+      }
+      std::string off = "open fds " + std::to_string(now) + " (baseline " + std::to_string(fd_baseline_) + "):";
+      for (const std::string& t : fd_targets()) {
+        off += " " + t;
+      }
+      return off;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling /proc
   }
 }
 

@@ -113,6 +113,13 @@ class WaypointProcess {
   // timeout; returns "name = value (baseline b)" for each one that is not (value -1: no answer).
   std::vector<std::string> gauges_off_baseline(const std::vector<std::string>& names,
                                                std::chrono::milliseconds timeout) const;
+  // The process's open file descriptors, leaving out connections accepted on its admin, metrics and
+  // health ports (the harness's own /stats and /ready requests come and go through them); -1 when
+  // /proc cannot be read.
+  int open_fds() const;
+  // Polls open_fds() until it is at most its value once start() saw /ready, or timeout; "" when
+  // it is, else "open fds N (baseline B)" and what the extra ones are.
+  std::string fds_off_baseline(std::chrono::milliseconds timeout) const;
 
  private:
   const TestEnv& env_;
@@ -122,6 +129,8 @@ class WaypointProcess {
   std::vector<std::string> wrapper_;
   pid_t pid_ = -1;
   std::map<std::string, int64_t> baseline_;
+  int fd_baseline_ = -1;
+  std::vector<std::string> fd_targets() const;  // readlink of each counted fd
 };
 
 // Blocking GET; returns {status, body}; status 0 when the connection failed.
