@@ -54,18 +54,16 @@ struct StageResult {
   std::string_view body;
   const char* flags = "-";
   HeaderMap extra;  // a redirect's location
-  // What to count for the request (on continue too: underscore names dropped, an AUDIT match).
-  stats::Id counters[2]{};
+  // What to count for the request (on continue too: underscore names dropped, an AUDIT match). At
+  // most one per stage that ran, two for Authz (audited and denied): never more than kMaxCounters.
+  static constexpr uint8_t kMaxCounters = 4;
+  stats::Id counters[kMaxCounters]{};
   uint8_t counter_count = 0;
   filters::Verdict verdict;              // the Authz stage's
   const config::Route* route = nullptr;  // from the Route stage on
   router::FaultDecision fault;           // the Fault stage's (a delay: wait it, then go upstream)
 
-  void count(stats::Id id) {
-    if (counter_count < 2) {
-      counters[counter_count++] = id;
-    }
-  }
+  void count(stats::Id id) { counters[counter_count++] = id; }
 };
 
 // Told after each stage ran, with the result so far (a dry run prints it).

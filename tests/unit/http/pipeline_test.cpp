@@ -48,6 +48,15 @@ spec:
 ---
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
+metadata: {name: audit-api, namespace: default}
+spec:
+  targetRefs: [{kind: Service, group: "", name: web}]
+  action: AUDIT
+  rules:
+  - to: [{operation: {paths: ["/api/*"]}}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
 metadata: {name: no-admin, namespace: default}
 spec:
   targetRefs: [{kind: Service, group: "", name: web}]
@@ -102,7 +111,7 @@ TEST_CASE("pipeline: a forwarded request runs every stage and stops at none", "[
   CHECK(run.rec.stages == std::vector<Stage>{Stage::Headers, Stage::Authz, Stage::Route, Stage::Fault});
   REQUIRE(r.route != nullptr);
   CHECK(r.route->clusters.size() == 1);
-  CHECK(r.counter_count == 0);
+  CHECK(counted(r) == std::vector<Id>{Id::authz_audited});
 }
 
 TEST_CASE("pipeline: each stage's stop, answer and counter", "[http][pipeline]") {
@@ -125,7 +134,7 @@ TEST_CASE("pipeline: each stage's stop, answer and counter", "[http][pipeline]")
     CHECK_FALSE(r.verdict.allowed);
     REQUIRE(r.verdict.decided_by != nullptr);
     CHECK(r.verdict.decided_by->name == "default/no-admin");
-    CHECK(counted(r) == std::vector<Id>{Id::rq_authz_denied});
+    CHECK(counted(r) == std::vector<Id>{Id::authz_audited, Id::rq_authz_denied});
     CHECK(r.route == nullptr);
   }
   SECTION("no route: 404 NR") {
@@ -181,6 +190,15 @@ TEST_CASE("pipeline: headersWithUnderscoresAction in the Headers stage", "[http]
     CHECK_FALSE(r.stop);
     CHECK_FALSE(run.headers.get("x_user"));
     CHECK(run.headers.get("x-ok"));
-    CHECK(counted(r) == std::vector<Id>{Id::downstream_rq_underscore_headers});
+    CHECK(counted(r) == std::vector<Id>{Id::downstream_rq_underscore_headers, Id::authz_audited});
   }
+}
+
+TEST_CASE("pipeline: every counter of a request that three stages count is kept", "[http][pipeline]") {
+  // Underscore name dropped (Headers), AUDIT matched and DENY matched (Authz): three counters.
+  Run run("http: {headersWithUnderscoresAction: DROP_HEADER}");
+  run.headers.add("x_user", "a");
+  StageResult r = run("GET", "/api/admin");
+  CHECK(r.stop);
+  CHECK(counted(r) == std::vector<Id>{Id::downstream_rq_underscore_headers, Id::authz_audited, Id::rq_authz_denied});
 }
