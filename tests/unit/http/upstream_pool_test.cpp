@@ -1,5 +1,6 @@
-// UpstreamHttpPool's requests that wait for a tunnel being opened: told when it closes, silent once
-// cancelled. Nothing is dialled: the HBONE pool dials only on the loop's next turn, which never comes.
+// UpstreamHttpPool's waiting requests: the intrusive PendingQueue they are listed in, and a tunnel
+// being opened that closes (told) or whose request is cancelled (silent). Nothing is dialled: the
+// HBONE pool dials only on the loop's next turn, which never comes.
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -24,6 +25,15 @@ struct Recorder : wp::http::UpstreamStreamCallbacks, wp::http::UpstreamPoolCallb
   void on_pool_ready(wp::http::UpstreamStream&) override { ++ready; }
   void on_pool_failure(wp::hbone::UpstreamFailure f) override { failure = f; }
 };
+
+using Pending = wp::http::UpstreamHttpPool::Pending;
+using PendingQueue = wp::http::UpstreamHttpPool::PendingQueue;
+
+std::unique_ptr<Pending> make(Recorder& cb, const char* cluster) {
+  wp::http::UpstreamKey key;
+  key.cluster = cluster;
+  return std::make_unique<Pending>(key, cb, cb);
+}
 
 struct Rig {
   wp::event::Loop loop;
@@ -73,4 +83,69 @@ TEST_CASE("upstream pool: a cancelled request hears nothing, and its tunnel bein
     CHECK_FALSE(rec.failure.has_value());
     CHECK(rec.ready == 0);
   }
+}
+
+TEST_CASE("PendingQueue: first in first out, and a destroyed request leaves its queue", "[http][pool]") {
+  Recorder cb;
+  int cancelled = 0;
+  PendingQueue q([&] { ++cancelled; });
+  auto a = make(cb, "a");
+  auto b = make(cb, "b");
+  auto c = make(cb, "c");
+  q.push_back(*a);
+  q.push_back(*b);
+  q.push_back(*c);
+  CHECK(q.size() == 3);
+  CHECK(q.front() == a.get());
+
+  b.reset();  // the requester went away: the cancellation
+  CHECK(cancelled == 1);
+  CHECK(q.size() == 2);
+  CHECK(q.pop_front() == a.get());
+  CHECK(q.pop_front() == c.get());
+  CHECK(q.pop_front() == nullptr);
+  CHECK(q.empty());
+
+  // Popped requests are in no queue: destroying them cancels nothing.
+  a.reset();
+  c.reset();
+  CHECK(cancelled == 1);
+}
+
+TEST_CASE("PendingQueue: a request moves from one queue to another, and only the last one hears of it",
+          "[http][pool]") {
+  Recorder cb;
+  int first_cancelled = 0;
+  int second_cancelled = 0;
+  PendingQueue first([&] { ++first_cancelled; });
+  PendingQueue second([&] { ++second_cancelled; });
+  auto a = make(cb, "a");
+  auto b = make(cb, "b");
+  first.push_back(*a);
+  first.push_back(*b);
+  second.push_back(*a);  // a cluster's waiting line hands the request to a tunnel being opened
+  CHECK(first.size() == 1);
+  CHECK(first.front() == b.get());
+  CHECK(second.size() == 1);
+  a.reset();
+  CHECK(first_cancelled == 0);
+  CHECK(second_cancelled == 1);
+  CHECK(second.empty());
+  CHECK(first.size() == 1);
+}
+
+TEST_CASE("PendingQueue: a queue destroyed first leaves its requests safe to destroy", "[http][pool]") {
+  Recorder cb;
+  int cancelled = 0;
+  auto a = make(cb, "a");
+  auto b = make(cb, "b");
+  {
+    PendingQueue q([&] { ++cancelled; });
+    q.push_back(*a);
+    q.push_back(*b);
+    a.reset();
+    CHECK(cancelled == 1);
+  }
+  b.reset();  // its queue is gone: nothing to unlink, nobody to tell
+  CHECK(cancelled == 1);
 }
