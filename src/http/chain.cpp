@@ -8,14 +8,11 @@
 
 #include "waypoint/http/pipeline.h"
 #include "waypoint/router/policy.h"
-#include "waypoint/router/retry.h"
 #include "waypoint/router/route_match.h"
 
 namespace wp::http {
 
 namespace {
-
-using Kind = router::Outcome::Kind;
 
 class MapList final : public router::HeaderList {
  public:
@@ -57,143 +54,6 @@ std::string uuid4(WorkerContext& w) {
 
 }  // namespace
 
-// Where an attempt to `ep` goes: the pod's HBONE port, its identity, and the CONNECT headers that
-// carry the client's address and trace context.
-UpstreamKey upstream_key(const TunnelInfo& tunnel, const config::Endpoint& ep, uint16_t hbone_port) {
-  UpstreamKey key;
-  key.hbone_address = net::SockAddr(ep.pod->ip, hbone_port);
-  key.identity = ep.pod->spiffe_id();
-  key.authority = ep.address;
-  key.h2c = tunnel.upstream_h2c;
-  key.client = tunnel.client;
-  key.connect_headers = &tunnel.connect_headers;
-  return key;
-}
-
-// A mirrored copy of a request: sent to a host of the mirror cluster with the authority suffixed
-// "-shadow" (as Envoy does); the response is read and dropped. Mirrors owns it. Its key's client
-// address and CONNECT headers are its own copies: it may outlive the tunnel it was copied from.
-class MirrorRequest final : public UpstreamStreamCallbacks,
-                            public UpstreamPoolCallbacks,
-                            public event::DeferredDeletable {
- public:
-  static constexpr std::chrono::seconds kMaxLife{60};
-
-  MirrorRequest(Mirrors& owner, WorkerContext& w, const UpstreamKey& key, RequestHead head, buffer::Buffer body)
-      : owner_(owner),
-        w_(w),
-        key_(key),
-        client_(key.client),
-        head_(std::move(head)),
-        body_(std::move(body)),
-        timer_(w.loop, [this] { done(); }) {
-    if (key.connect_headers != nullptr) {
-      connect_headers_ = *key.connect_headers;
-    }
-    key_.client = client_;
-    key_.connect_headers = &connect_headers_;
-    timer_.start(kMaxLife);
-    w_.stats.add(stats::Id::upstream_rq_mirrored);
-  }
-  ~MirrorRequest() override {
-    pending_.reset();
-    if (up_ != nullptr) {
-      up_->abandon();
-    }
-  }
-  void start() { pending_ = w_.upstream.new_stream(key_, *this, *this); }
-
-  void on_pool_ready(UpstreamStream& s) override {
-    pending_.reset();
-    up_ = &s;
-    bool has_body = !body_.empty();
-    s.send_head(head_, !has_body);
-    if (has_body && up_ != nullptr) {
-      up_->send_body(body_, true);
-    }
-  }
-  void on_pool_failure(hbone::UpstreamFailure) override { done(); }
-  void on_upstream_head(ResponseHead&&) override {}
-  void on_upstream_body(const uint8_t*, size_t len) override {
-    if (up_ != nullptr) {
-      up_->consume(len);
-    }
-  }
-  void on_upstream_trailers(HeaderMap&&) override {}
-  void on_upstream_end() override {
-    up_ = nullptr;
-    done();
-  }
-  void on_upstream_error(UpstreamError) override {
-    up_ = nullptr;
-    done();
-  }
-  void on_upstream_drained() override {}
-
-  void done() {
-    if (finished_) {
-      return;
-    }
-    finished_ = true;
-    timer_.stop();
-    pending_.reset();
-    if (up_ != nullptr) {
-      up_->abandon();
-      up_ = nullptr;
-    }
-    owner_.finished(*this);
-  }
-
- private:
-  Mirrors& owner_;
-  WorkerContext& w_;
-  UpstreamKey key_;
-  std::string client_;
-  hbone::H2Stream::HeaderList connect_headers_;
-  RequestHead head_;
-  buffer::Buffer body_;
-  event::Timer timer_;
-  std::unique_ptr<UpstreamHttpPool::Pending> pending_;
-  UpstreamStream* up_ = nullptr;
-  bool finished_ = false;
-};
-
-Mirrors::Mirrors(event::Loop& loop) : loop_(loop) {}
-
-Mirrors::~Mirrors() {
-  abort_all();
-}
-
-void Mirrors::start(WorkerContext& w, const UpstreamKey& key, RequestHead head, buffer::Buffer body) {
-  auto m = std::make_unique<MirrorRequest>(*this, w, key, std::move(head), std::move(body));
-  MirrorRequest* raw = m.get();
-  live_.emplace(raw, std::move(m));
-  raw->start();
-}
-
-void Mirrors::abort_all() {
-  while (!live_.empty()) {
-    live_.begin()->second->done();  // done() → finished() takes it out of live_
-  }
-}
-
-void Mirrors::finished(MirrorRequest& m) {
-  auto it = live_.find(&m);
-  if (it != live_.end()) {
-    loop_.defer_delete(std::move(it->second));
-    live_.erase(it);
-  }
-}
-
-uint32_t WorkerContext::random() {
-  uint64_t x = rng_state;
-  x ^= x >> 12;
-  x ^= x << 25;
-  x ^= x >> 27;
-  rng_state = x;
-  return static_cast<uint32_t>((x * 0x2545F4914F6CDD1Dull) >> 32);
-}
-
 ActiveRequest::ActiveRequest(WorkerContext& worker, const TunnelInfo& tunnel, DownstreamStream& downstream,
                              const char* protocol, Done done)
     : w_(worker),
@@ -201,10 +61,8 @@ ActiveRequest::ActiveRequest(WorkerContext& worker, const TunnelInfo& tunnel, Do
       down_(downstream),
       done_(std::move(done)),
       started_(std::chrono::steady_clock::now()),
-      per_try_timer_(worker.loop, [this] { on_per_try_timeout(); }),
-      route_timer_(worker.loop, [this] { on_route_timeout(); }),
-      retry_timer_(worker.loop, [this] { start_attempt(); }),
-      delay_timer_(worker.loop, [this] { after_fault_delay(); }) {
+      delay_timer_(worker.loop, [this] { after_fault_delay(); }),
+      router_(worker, tunnel, record_, *this) {
   bind_config();
   record_.start = std::chrono::system_clock::now();
   record_.protocol = protocol;
@@ -251,14 +109,10 @@ void ActiveRequest::bind_config() {
 }
 
 ActiveRequest::~ActiveRequest() {
-  abandon_attempt(Report::None);
+  router_.cancel(router::Report::None);
   if (state_ != State::Done) {
     w_.stats.sub(stats::Id::downstream_rq_active);
   }
-}
-
-upstream::ClusterState* ActiveRequest::cluster_state() {
-  return cluster_state_;
 }
 
 // ---- request from downstream ---------------------------------------------------------------------
@@ -281,6 +135,9 @@ void ActiveRequest::on_request_head(RequestHead&& head, bool end_stream) {
   record_.grpc = content_type && content_type->starts_with("application/grpc");
   expect_continue_ = head_.expect_continue;
   expects_body_ = !end_stream;
+  if (end_stream) {
+    router_.on_request_end();
+  }
   run_pipeline();
 }
 
@@ -331,63 +188,14 @@ void ActiveRequest::run_pipeline() {
 void ActiveRequest::after_fault_delay() {
   state_ = State::Upstream;
   prepare_upstream_head();
-  if (routes_ != nullptr) {
-    if (route_->clusters.empty()) {
-      local_reply(503, "no healthy upstream", "UH");
-      return;
-    }
-    cluster_ = router::pick(*route_, w_.random()).cluster;
-    // The state of the pinned snapshot's cluster: a config change meanwhile gives new requests
-    // new states, while this one keeps counting against the hosts (indices) it picked from.
-    cluster_state_ = &w_.clusters.get(snapshot_, *cluster_);
-    record_.cluster = cluster_->name;
-    record_.destination_service = cluster_->service;
-  } else {
-    record_.cluster = "encap";
+  if (routes_ != nullptr && route_->clusters.empty()) {
+    local_reply(503, "no healthy upstream", "UH");
+    return;
   }
   if (expect_continue_ && !request_complete_) {
     down_.send_continue();  // as Envoy does by default: the proxy answers 100-continue itself
   }
-  if (route_->timeout && route_->timeout->count() > 0 && request_complete_) {
-    route_timer_.start(*route_->timeout);
-  }
-  start_attempt();
-  if (request_complete_) {
-    send_mirrors();
-  }
-}
-
-void ActiveRequest::send_mirrors() {
-  if (mirrored_ || route_ == nullptr || route_->mirrors.empty() || state_ == State::Done) {
-    return;
-  }
-  mirrored_ = true;
-  if (!replayable_) {
-    return;  // the body was streamed on: there is no copy to send (counted nowhere: rare, logged)
-  }
-  for (const config::Mirror& mirror : route_->mirrors) {
-    if (mirror.cluster == nullptr || !router::chance(mirror.per_million, w_.random())) {
-      continue;
-    }
-    auto host = w_.clusters.get(snapshot_, *mirror.cluster).pick(std::chrono::steady_clock::now(), {}, std::nullopt);
-    if (!host) {
-      continue;
-    }
-    RequestHead head = head_;
-    head.authority += "-shadow";
-    if (request_trailers_ || !replay_.empty()) {
-      head.content_length = replay_.length();
-      head.chunked = false;
-    } else {
-      head.content_length.reset();
-      head.chunked = false;
-    }
-    buffer::Buffer body;
-    replay_.for_each([&](const uint8_t* p, size_t n) { body.append(p, n); });
-    w_.mirrors.start(w_,
-                     upstream_key(tunnel_, mirror.cluster->endpoints[*host], snapshot_->bootstrap.upstream.hbone_port),
-                     std::move(head), std::move(body));
-  }
+  router_.start(snapshot_, *route_, std::move(head_), routes_ == nullptr ? direct_pod_ : nullptr);
 }
 
 void ActiveRequest::prepare_upstream_head() {
@@ -433,34 +241,15 @@ void ActiveRequest::prepare_upstream_head() {
 
 void ActiveRequest::on_request_body(const uint8_t* data, size_t len) {
   record_.bytes_received += len;
-  down_unconsumed_ += len;
   if (state_ == State::Done || response_complete_) {
-    consume_downstream();
+    down_.consume(len);
     return;
   }
-  if (replayable_) {
-    if (replay_.length() + len > kRetryBufferLimit) {
-      replayable_ = false;
-      if (up_ == nullptr) {
-        pending_.move_from(replay_);  // nothing was sent yet: these still have to go
-      }
-      replay_.clear();
-    } else {
-      replay_.append(data, len);
-    }
-  }
-  buffer::Buffer chunk;
-  chunk.append(data, len);
-  if (up_ != nullptr) {
-    up_->send_body(chunk, false);
-    consume_downstream();
-  } else if (!replayable_) {
-    pending_.move_from(chunk);
-  }
+  router_.on_request_body(data, len);
 }
 
 void ActiveRequest::on_request_trailers(HeaderMap&& trailers) {
-  request_trailers_ = std::move(trailers);
+  router_.on_request_trailers(std::move(trailers));
 }
 
 void ActiveRequest::on_request_end() {
@@ -471,21 +260,7 @@ void ActiveRequest::on_request_end() {
   if (state_ == State::Done || response_complete_) {
     return;
   }
-  if (state_ == State::Upstream && route_ != nullptr && route_->timeout && route_->timeout->count() > 0 &&
-      !route_timer_.armed()) {
-    route_timer_.start(*route_->timeout);
-  }
-  if (up_ != nullptr) {
-    if (request_trailers_) {
-      up_->send_trailers(*request_trailers_);
-    } else {
-      buffer::Buffer empty;
-      up_->send_body(empty, true);
-    }
-  }
-  if (state_ == State::Upstream || state_ == State::Responding) {
-    send_mirrors();
-  }
+  router_.on_request_end();
 }
 
 void ActiveRequest::on_downstream_reset() {
@@ -515,277 +290,14 @@ void ActiveRequest::on_request_error(int status, std::string_view reason) {
 }
 
 void ActiveRequest::on_downstream_drained() {
-  consume_upstream();
+  router_.on_downstream_drained();
 }
 
-void ActiveRequest::consume_downstream() {
-  if (down_unconsumed_ == 0) {
-    return;
-  }
-  if (up_ != nullptr && up_->send_pending() > kHighWatermark && !response_complete_) {
-    return;  // on_upstream_drained will come
-  }
-  size_t n = down_unconsumed_;
-  down_unconsumed_ = 0;
-  down_.consume(n);
-}
+// ---- the response, from the router ------------------------------------------------------------------
 
-void ActiveRequest::consume_upstream() {
-  if (up_unconsumed_ == 0 || up_ == nullptr) {
-    return;
-  }
-  if (down_.send_pending() > kHighWatermark) {
-    return;
-  }
-  size_t n = up_unconsumed_;
-  up_unconsumed_ = 0;
-  up_->consume(n);
-}
-
-// ---- upstream attempts -------------------------------------------------------------------------------
-
-void ActiveRequest::start_attempt() {
-  if (state_ == State::Done) {
-    return;
-  }
-  state_ = State::Upstream;
-  config::Endpoint ep;
-  if (cluster_ != nullptr) {
-    upstream::ClusterState* cs = cluster_state();
-    std::optional<std::string_view> hash_key;
-    if (!cluster_->policy.hash_header.empty()) {
-      hash_key = head_.headers.get(cluster_->policy.hash_header);
-    }
-    auto picked = cs->pick(std::chrono::steady_clock::now(), tried_, hash_key);
-    if (!picked) {
-      w_.stats.add(stats::Id::rq_no_healthy_upstream);
-      local_reply(503, "no healthy upstream", "UH");
-      return;
-    }
-    if (!cs->try_begin_request(*picked)) {
-      local_reply(503, "upstream connect error or disconnect/reset before headers", "UO");
-      return;
-    }
-    host_ = *picked;
-    host_counted_ = true;
-    tried_.push_back(host_);
-    ep = cluster_->endpoints[host_];
-  } else {
-    ep.pod = direct_pod_;
-    ep.address = tunnel_.destination;
-  }
-  UpstreamKey key = upstream_key(tunnel_, ep, snapshot_->bootstrap.upstream.hbone_port);
-  if (cluster_ != nullptr &&
-      (cluster_->policy.max_connections > 0 || cluster_->policy.max_requests_per_connection > 0)) {
-    key.cluster = cluster_->name;
-    key.max_connections = cluster_->policy.max_connections;
-    key.max_pending = cluster_->policy.http1_max_pending_requests;
-    key.max_requests_per_connection = cluster_->policy.max_requests_per_connection;
-    if (w_.upstream.would_overflow(key)) {
-      w_.stats.add(stats::Id::upstream_rq_pending_overflow);
-      cluster_state()->end_request(host_);
-      host_counted_ = false;
-      local_reply(503, "upstream connect error or disconnect/reset before headers", "UO");
-      return;
-    }
-  }
-  ++attempts_;
-  record_.attempts = attempts_;
-  record_.upstream_host = ep.address.to_string();
-  record_.destination_pod = ep.pod;
-  attempt_.emplace(w_.stats);
-
-  if (route_->retry.per_try_timeout && route_->retry.per_try_timeout->count() > 0) {
-    per_try_timer_.start(*route_->retry.per_try_timeout);
-  }
-  awaiting_pool_ = true;
-  auto pending = w_.upstream.new_stream(key, *this, *this);
-  if (awaiting_pool_) {
-    pending_stream_ = std::move(pending);
-  }
-}
-
-void ActiveRequest::on_pool_ready(UpstreamStream& stream) {
-  awaiting_pool_ = false;
-  pending_stream_.reset();
-  up_ = &stream;
-  bool body_now = !replay_.empty() || !pending_.empty();
-  bool end = request_complete_ && !body_now && !request_trailers_;
-  // This attempt's framing is set on head_ for the send and put back after (a retry starts from
-  // the same head), instead of copying the whole head per attempt.
-  const std::optional<uint64_t> content_length = head_.content_length;
-  const bool chunked = head_.chunked;
-  if (request_complete_ && !head_.content_length) {
-    // The whole body is known now: send it with a length instead of chunks when we can.
-    if (replayable_ && !request_trailers_) {
-      head_.content_length = replay_.length();
-      head_.chunked = false;
-      if (replay_.empty()) {
-        head_.content_length.reset();
-      }
-    }
-  }
-  up_->send_head(head_, end);
-  head_.content_length = content_length;
-  head_.chunked = chunked;
-  if (up_ == nullptr) {
-    return;  // failed synchronously
-  }
-  if (replayable_ && !replay_.empty()) {
-    buffer::Buffer copy;
-    replay_.for_each([&](const uint8_t* p, size_t n) { copy.append(p, n); });
-    up_->send_body(copy, request_complete_ && !request_trailers_);
-  } else if (!pending_.empty()) {
-    up_->send_body(pending_, request_complete_ && !request_trailers_);
-  }
-  if (up_ != nullptr && request_complete_ && request_trailers_) {
-    up_->send_trailers(*request_trailers_);
-  }
-  consume_downstream();
-}
-
-void ActiveRequest::on_pool_failure(hbone::UpstreamFailure failure) {
-  awaiting_pool_ = false;
-  pending_stream_.reset();
-  attempt_failed(AttemptFailure::ConnectFailure);
-}
-
-void ActiveRequest::on_upstream_drained() {
-  consume_downstream();
-}
-
-// Settles the per-try bookkeeping: the per-try timer, the attempt's place in upstream_rq_active,
-// the host's active request (and, unless Report::None, the outcome for outlier detection) and the
-// retry budget held. Harmless when no attempt is in flight.
-void ActiveRequest::end_attempt(Report report) {
-  per_try_timer_.stop();
-  attempt_.reset();
-  if (cluster_ != nullptr && host_counted_) {
-    upstream::ClusterState* cs = cluster_state();
-    if (report != Report::None) {
-      cs->report(host_, report == Report::Failure, std::chrono::steady_clock::now());
-    }
-    cs->end_request(host_);
-    host_counted_ = false;
-  }
-  if (in_retry_) {
-    cluster_state()->end_retry();
-    in_retry_ = false;
-  }
-}
-
-// The request ends on its own side (a local reply, the route timeout, the client gone, its
-// destruction): abandons the attempt's stream, or its wait for one, and ends the attempt. Only an
-// attempt that had its stream reports `report`; one still waiting never reached the host.
-void ActiveRequest::abandon_attempt(Report report) {
-  if (!detach_upstream()) {
-    report = Report::None;
-  }
-  end_attempt(report);
-}
-
-// Lets go of the attempt's upstream stream, or of its wait for one; true when it had a stream.
-bool ActiveRequest::detach_upstream() {
-  pending_stream_.reset();
-  awaiting_pool_ = false;
-  if (up_ == nullptr) {
-    return false;
-  }
-  UpstreamStream* s = up_;
-  up_ = nullptr;
-  up_unconsumed_ = 0;
-  s->abandon();
-  return true;
-}
-
-void ActiveRequest::attempt_failed(AttemptFailure failure) {
-  const AttemptFailureInfo& info = describe(failure);
-  if (info.counter) {
-    w_.stats.add(*info.counter);
-  }
-  end_attempt(Report::Failure);
-  if (response_started_) {
-    // Too late to answer anything else: the client sees the response cut short.
-    flags_ = info.flag_mid_response;
-    response_complete_ = true;
-    down_.abort();
-    finish();
-    return;
-  }
-  retry_or_reply(info.retry_kind, 0, &info);
-}
-
-void ActiveRequest::retry_or_reply(Kind kind, uint16_t status, const AttemptFailureInfo* failure) {
-  router::Outcome outcome;
-  outcome.kind = kind;
-  outcome.status = status;
-  router::RetryDecision d = router::should_retry(route_->retry, static_cast<int>(attempts_), outcome);
-  bool replay_ok = replayable_ || (record_.bytes_received == 0 && request_complete_);
-  if (d.retry && !replay_ok) {
-    w_.stats.add(stats::Id::upstream_rq_retry_body_too_large);
-  }
-  if (d.retry && replay_ok && cluster_ != nullptr && !cluster_state()->try_begin_retry()) {
-    d.retry = false;  // maxRetries reached: no retry (Envoy counts upstream_rq_retry_overflow)
-  } else if (d.retry && replay_ok && cluster_ != nullptr) {
-    in_retry_ = true;
-  }
-  if (d.retry && replay_ok) {
-    w_.stats.add(stats::Id::upstream_rq_retry);
-    schedule_retry();
-    return;
-  }
-  if (d.reason == router::RetryDecision::Reason::AttemptsExhausted) {
-    retries_exhausted_ = true;
-    w_.stats.add(stats::Id::upstream_rq_retry_limit_exceeded);
-  }
-  if (status != 0 || failure == nullptr) {
-    return;  // a response: the caller passes it on
-  }
-  local_reply(failure->status, failure->body, retries_exhausted_ ? failure->flag_retries_exhausted : failure->flag);
-}
-
-void ActiveRequest::schedule_retry() {
-  state_ = State::Upstream;
-  // Envoy's back-off: a random wait in [0, (2^n - 1) × 25 ms], at most 250 ms.
-  uint32_t n = std::min<uint32_t>(attempts_, 4);
-  uint32_t ceiling = std::min<uint32_t>(((1u << n) - 1) * 25, 250);
-  uint32_t wait = ceiling == 0 ? 0 : w_.random() % (ceiling + 1);
-  retry_timer_.start(std::chrono::milliseconds(wait));
-}
-
-void ActiveRequest::on_upstream_head(ResponseHead&& head) {
-  if (state_ == State::Done) {
-    return;
-  }
-  router::Outcome outcome;
-  outcome.kind = Kind::Response;
-  outcome.status = static_cast<uint16_t>(head.status);
-  if (auto g = head.headers.get("grpc-status")) {
-    outcome.grpc_status = std::atoi(std::string(*g).c_str());
-  }
-  bool failure = head.status >= 500;
-  if (router::retriable(route_->retry, outcome) && !response_started_) {
-    router::RetryDecision d = router::should_retry(route_->retry, static_cast<int>(attempts_), outcome);
-    bool replay_ok = replayable_ || (record_.bytes_received == 0 && request_complete_);
-    if (d.retry && replay_ok && request_complete_) {
-      detach_upstream();
-      end_attempt(failure ? Report::Failure : Report::Success);
-      retry_or_reply(Kind::Response, outcome.status, nullptr);
-      if (state_ == State::Done || retry_timer_.armed()) {
-        return;
-      }
-      // Retry refused at the last moment (circuit breaker): nothing left to pass on.
-      local_reply(head.status, "", "-");
-      return;
-    }
-    if (d.reason == router::RetryDecision::Reason::AttemptsExhausted) {
-      retries_exhausted_ = true;
-      w_.stats.add(stats::Id::upstream_rq_retry_limit_exceeded);
-      flags_ = "URX";
-    }
-  }
-  if (cluster_ != nullptr && host_counted_) {
-    cluster_state()->report(host_, failure, std::chrono::steady_clock::now());
+void ActiveRequest::on_response_head(ResponseHead&& head, const char* flags) {
+  if (flags != nullptr) {
+    flags_ = flags;
   }
   state_ = State::Responding;
   response_started_ = true;
@@ -798,40 +310,17 @@ void ActiveRequest::on_upstream_head(ResponseHead&& head) {
   down_.send_head(head, false);
 }
 
-void ActiveRequest::on_upstream_body(const uint8_t* data, size_t len) {
-  if (!response_started_) {
-    if (up_ != nullptr) {
-      up_->consume(len);
-    }
-    return;
-  }
-  record_.bytes_sent += len;
-  up_unconsumed_ += len;
-  buffer::Buffer chunk;
-  chunk.append(data, len);
-  down_.send_body(chunk, false);
-  consume_upstream();
+void ActiveRequest::on_response_body(buffer::Buffer& data) {
+  record_.bytes_sent += data.length();
+  down_.send_body(data, false);
 }
 
-void ActiveRequest::on_upstream_trailers(HeaderMap&& trailers) {
-  if (response_started_) {
-    down_.send_trailers(trailers);
-    response_complete_ = true;
-  }
+void ActiveRequest::on_response_trailers(HeaderMap&& trailers) {
+  down_.send_trailers(trailers);
+  response_complete_ = true;
 }
 
-void ActiveRequest::on_upstream_end() {
-  UpstreamStream* s = up_;
-  up_ = nullptr;
-  up_unconsumed_ = 0;  // the stream gave its window back as it was released
-  if (s == nullptr) {
-    return;
-  }
-  // The outcome (a 5xx or not) was reported at head time; the attempt itself ended normally.
-  end_attempt(Report::None);
-  if (!response_started_) {
-    return;
-  }
+void ActiveRequest::on_response_end() {
   if (!response_complete_) {
     buffer::Buffer empty;
     response_complete_ = true;
@@ -840,47 +329,23 @@ void ActiveRequest::on_upstream_end() {
   finish();
 }
 
-void ActiveRequest::on_upstream_error(UpstreamError error) {
-  UpstreamStream* s = up_;
-  up_ = nullptr;
-  up_unconsumed_ = 0;
-  if (s == nullptr || state_ == State::Done) {
-    return;
-  }
-  // A kept-alive HTTP/1.1 tunnel the pod closed while idle: the request never got there. Retry
-  // once on a fresh tunnel without counting an attempt (Envoy does the same for a reused
-  // connection that fails before any response byte).
-  if (error == UpstreamError::Reset && s->reused() && !response_started_ && !stale_retry_used_ &&
-      (replayable_ || record_.bytes_received == 0)) {
-    stale_retry_used_ = true;
-    end_attempt(Report::Success);
-    --attempts_;
-    start_attempt();
-    return;
-  }
-  attempt_failed(attempt_failure(error));
+void ActiveRequest::on_local_reply(int status, std::string_view body, const char* flags) {
+  local_reply(status, body, flags);
 }
 
-void ActiveRequest::on_per_try_timeout() {
-  detach_upstream();  // a try that timed out waiting for its tunnel fails too
-  attempt_failed(AttemptFailure::PerTryTimeout);
+void ActiveRequest::on_response_abort(const char* flags) {
+  flags_ = flags;
+  response_complete_ = true;
+  down_.abort();
+  finish();
 }
 
-void ActiveRequest::on_route_timeout() {
-  if (state_ == State::Done) {
-    return;
-  }
-  w_.stats.add(stats::Id::rq_timeout);
-  retry_timer_.stop();
-  abandon_attempt(Report::Failure);  // also when it still waits for its upstream tunnel
-  if (response_started_) {
-    flags_ = "UT";
-    response_complete_ = true;
-    down_.abort();
-    finish();
-    return;
-  }
-  local_reply(504, "upstream request timeout", "UT");
+void ActiveRequest::consume_request(size_t bytes) {
+  down_.consume(bytes);
+}
+
+size_t ActiveRequest::response_pending() const {
+  return down_.send_pending();
 }
 
 // ---- local replies and the end ---------------------------------------------------------------------
@@ -889,11 +354,8 @@ void ActiveRequest::local_reply(int status, std::string_view body, const char* f
   if (state_ == State::Done || response_started_) {
     return;
   }
-  retry_timer_.stop();
-  per_try_timer_.stop();
-  route_timer_.stop();
   delay_timer_.stop();
-  abandon_attempt(Report::Success);  // also when it still waits for its upstream tunnel
+  router_.cancel(router::Report::Success);  // also when it still waits for its upstream tunnel
   flags_ = flags;
   response_started_ = true;
   response_complete_ = true;
@@ -926,12 +388,10 @@ void ActiveRequest::finish() {
     return;
   }
   state_ = State::Done;
-  retry_timer_.stop();
-  route_timer_.stop();
   delay_timer_.stop();
   // An attempt still in flight (the client went away, or its request turned out malformed, while
   // the response streamed) ends with the request: no upstream callback reaches a finished request.
-  abandon_attempt(Report::None);
+  router_.cancel(router::Report::None);
   w_.stats.sub(stats::Id::downstream_rq_active);
   int code = record_.response_code;
   if (code >= 100 && code < 600) {
@@ -943,7 +403,9 @@ void ActiveRequest::finish() {
   record_.response_flags = flags_;
   record_.duration = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started_);
   w_.log.log(record_);
-  consume_downstream();
+  if (size_t n = router_.take_unconsumed()) {
+    down_.consume(n);
+  }
   if (done_) {
     auto done = std::move(done_);
     done_ = nullptr;

@@ -27,7 +27,7 @@ hbone::UpstreamTarget target_of(const UpstreamKey& key) {
 
 // ---- requests waiting for a stream ----------------------------------------------------------------
 
-UpstreamHttpPool::Pending::~Pending() {
+StreamPool::Pending::~Pending() {
   if (queue_ != nullptr) {
     PendingQueue* q = queue_;
     q->unlink(*this);
@@ -37,12 +37,12 @@ UpstreamHttpPool::Pending::~Pending() {
   }
 }
 
-UpstreamHttpPool::PendingQueue::~PendingQueue() {
+StreamPool::PendingQueue::~PendingQueue() {
   while (pop_front() != nullptr) {
   }
 }
 
-void UpstreamHttpPool::PendingQueue::push_back(Pending& p) {
+void StreamPool::PendingQueue::push_back(Pending& p) {
   if (p.queue_ != nullptr) {
     p.queue_->unlink(p);
   }
@@ -54,7 +54,7 @@ void UpstreamHttpPool::PendingQueue::push_back(Pending& p) {
   ++size_;
 }
 
-UpstreamHttpPool::Pending* UpstreamHttpPool::PendingQueue::pop_front() {
+StreamPool::Pending* StreamPool::PendingQueue::pop_front() {
   Pending* p = head_;
   if (p != nullptr) {
     unlink(*p);
@@ -62,7 +62,7 @@ UpstreamHttpPool::Pending* UpstreamHttpPool::PendingQueue::pop_front() {
   return p;
 }
 
-void UpstreamHttpPool::PendingQueue::unlink(Pending& p) {
+void StreamPool::PendingQueue::unlink(Pending& p) {
   (p.prev_ != nullptr ? p.prev_->next_ : head_) = p.next_;
   (p.next_ != nullptr ? p.next_->prev_ : tail_) = p.prev_;
   p.prev_ = p.next_ = nullptr;

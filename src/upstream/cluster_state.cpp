@@ -35,6 +35,7 @@
 #include <algorithm>
 #include <random>
 #include <string>
+#include <utility>
 
 namespace wp::upstream {
 
@@ -214,6 +215,35 @@ std::optional<size_t> ClusterState::pick(Clock::time_point now, const std::vecto
 }
 
 // ---- circuit breakers --------------------------------------------------------------------------
+
+RequestHold& RequestHold::operator=(RequestHold&& o) noexcept {
+  if (this != &o) {
+    reset();
+    state_ = std::exchange(o.state_, nullptr);
+    host_ = o.host_;
+  }
+  return *this;
+}
+
+void RequestHold::reset() {
+  if (ClusterState* s = std::exchange(state_, nullptr)) {
+    s->end_request(host_);
+  }
+}
+
+RetryHold& RetryHold::operator=(RetryHold&& o) noexcept {
+  if (this != &o) {
+    reset();
+    state_ = std::exchange(o.state_, nullptr);
+  }
+  return *this;
+}
+
+void RetryHold::reset() {
+  if (ClusterState* s = std::exchange(state_, nullptr)) {
+    s->end_retry();
+  }
+}
 
 bool ClusterState::try_begin_request(size_t host) {
   const uint32_t limit = cluster_.policy.http2_max_requests;

@@ -87,7 +87,9 @@ struct UpstreamKey {
 class Http1Upstream;
 class H2cUpstream;
 
-class UpstreamHttpPool {
+// Where requests get their upstream streams: UpstreamHttpPool on the data path, a fake in the
+// router's unit tests.
+class StreamPool {
  public:
   class PendingQueue;
 
@@ -139,17 +141,26 @@ class UpstreamHttpPool {
     std::function<void()> on_cancel_;
   };
 
-  UpstreamHttpPool(event::Loop& loop, hbone::Pool& tunnels, stats::Block& stats,
-                   std::chrono::milliseconds idle_timeout);
-  ~UpstreamHttpPool();
-
-  // Either calls pool_cb.on_pool_ready synchronously and returns nullptr (an idle HTTP/1.1
-  // tunnel, or an h2c tunnel with a free stream), or returns a Pending whose callback comes later.
-  std::unique_ptr<Pending> new_stream(const UpstreamKey& key, UpstreamStreamCallbacks& stream_cb,
-                                      UpstreamPoolCallbacks& pool_cb);
+  virtual ~StreamPool() = default;
+  // Either calls pool_cb.on_pool_ready (or on_pool_failure) synchronously and returns nullptr, or
+  // returns a Pending whose callback comes later.
+  virtual std::unique_ptr<Pending> new_stream(const UpstreamKey& key, UpstreamStreamCallbacks& stream_cb,
+                                              UpstreamPoolCallbacks& pool_cb) = 0;
   // True when a request for `key` would exceed the cluster's connectionPool limits now (answer it
   // 503, flag UO): no idle tunnel, maxConnections reached and http1MaxPendingRequests waiting.
-  bool would_overflow(const UpstreamKey& key) const;
+  virtual bool would_overflow(const UpstreamKey& key) const = 0;
+};
+
+class UpstreamHttpPool final : public StreamPool {
+ public:
+  UpstreamHttpPool(event::Loop& loop, hbone::Pool& tunnels, stats::Block& stats,
+                   std::chrono::milliseconds idle_timeout);
+  ~UpstreamHttpPool() override;
+
+  // An idle HTTP/1.1 tunnel, or an h2c tunnel with a free stream, is ready synchronously.
+  std::unique_ptr<Pending> new_stream(const UpstreamKey& key, UpstreamStreamCallbacks& stream_cb,
+                                      UpstreamPoolCallbacks& pool_cb) override;
+  bool would_overflow(const UpstreamKey& key) const override;
   void close_all();
   // After a config change: idle kept-alive tunnels close, busy ones close after their exchange,
   // h2c tunnels take no new streams and close when their streams are done. New requests open

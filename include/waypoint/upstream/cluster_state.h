@@ -12,6 +12,7 @@
 #include <optional>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "waypoint/config/snapshot.h"
@@ -27,6 +28,46 @@ struct HostState {
   uint32_t consecutive_5xx = 0;                    // outlier detection
   uint32_t times_ejected = 0;                      // ejection time = baseEjectionTime × times_ejected, max 300 s
   std::optional<Clock::time_point> ejected_until;  // set while ejected
+};
+
+class ClusterState;
+
+// A request's place in its cluster's circuit breaker (http2MaxRequests) and its host's active
+// requests (LEAST_REQUEST), from ClusterState::hold_request to the hold's destruction or reset().
+// Empty when the cluster refused it (or default-constructed). Move-only.
+class RequestHold {
+ public:
+  RequestHold() = default;
+  RequestHold(RequestHold&& o) noexcept : state_(std::exchange(o.state_, nullptr)), host_(o.host_) {}
+  RequestHold& operator=(RequestHold&& o) noexcept;
+  ~RequestHold() { reset(); }
+  explicit operator bool() const { return state_ != nullptr; }
+  ClusterState* state() const { return state_; }
+  size_t host() const { return host_; }
+  void reset();
+
+ private:
+  friend class ClusterState;
+  RequestHold(ClusterState* state, size_t host) : state_(state), host_(host) {}
+  ClusterState* state_ = nullptr;
+  size_t host_ = 0;
+};
+
+// A retry's place in its cluster's maxRetries budget, from ClusterState::hold_retry (the retry
+// decision) to the destruction of the hold (the end of the retried attempt). Empty when refused.
+class RetryHold {
+ public:
+  RetryHold() = default;
+  RetryHold(RetryHold&& o) noexcept : state_(std::exchange(o.state_, nullptr)) {}
+  RetryHold& operator=(RetryHold&& o) noexcept;
+  ~RetryHold() { reset(); }
+  explicit operator bool() const { return state_ != nullptr; }
+  void reset();
+
+ private:
+  friend class ClusterState;
+  explicit RetryHold(ClusterState* state) : state_(state) {}
+  ClusterState* state_ = nullptr;
 };
 
 class ClusterState {
@@ -59,6 +100,10 @@ class ClusterState {
   // unlimited when unset). False when a retry would exceed it.
   bool try_begin_retry();
   void end_retry();
+  // The same as owned holds, which end the request or the retry when they are destroyed (the data
+  // path uses these: an attempt object owns its holds, so no exit forgets one). Empty when refused.
+  RequestHold hold_request(size_t host) { return try_begin_request(host) ? RequestHold(this, host) : RequestHold(); }
+  RetryHold hold_retry() { return try_begin_retry() ? RetryHold(this) : RetryHold(); }
   uint32_t active_requests() const { return active_requests_; }
 
   // Outlier detection input: the result of one attempt on `host`. `gateway_or_5xx` is true for a

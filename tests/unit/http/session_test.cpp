@@ -7,6 +7,7 @@
 #include <string>
 
 #include "support/fake_tunnel.h"
+#include "support/run_loop.h"
 #include "waypoint/http/session.h"
 
 using namespace std::chrono_literals;
@@ -58,16 +59,9 @@ struct Rig {
   // The end of the current loop iteration: Deferreds (a session's first parse, its resume after a
   // response) and deferred deletions.
   void turn() { loop.drain_deferred(); }
-  // Runs the loop (its timers) until `cond` or 2 s.
   template <class F>
   bool run_until(F cond) {
-    auto deadline = std::chrono::steady_clock::now() + 2s;
-    wp::event::Timer tick(loop, [] {});
-    tick.start(5ms, 5ms);
-    while (!cond() && std::chrono::steady_clock::now() < deadline) {
-      uv_run(loop.uv(), UV_RUN_ONCE);
-    }
-    return cond();
+    return wp::test::run_until(loop, cond);
   }
   int64_t stat(wp::stats::Id id) const { return stats.get(id); }
 };

@@ -16,13 +16,7 @@ using testing::request;
 using testing::route_of;
 
 std::string vs_http(const std::string& http) {
-  return R"(apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: reviews}
-spec:
-  hosts: [reviews]
-  http:
-)" + http;
+  return testing::reviews_vs(http);
 }
 
 TEST_CASE("router: routing config errors point at the field", "[router]") {
@@ -136,18 +130,22 @@ spec:
 TEST_CASE("router: hostile regexes in the config are errors with FILE:LINE:COL, never a crash", "[router]") {
   // 20,000 nested groups: std::regex's recursive parser overflowed the stack (SIGSEGV).
   std::string nested = std::string(20000, '(') + "a" + std::string(20000, ')');
-  std::string got = errors(vs_http("  - match: [{uri: {regex: \"" + nested + "\"}}]\n    route: [{destination: {host: reviews}}]\n"));
+  std::string got =
+      errors(vs_http("  - match: [{uri: {regex: \"" + nested + "\"}}]\n    route: [{destination: {host: reviews}}]\n"));
   CHECK(got.rfind("cfg.yaml:7:27: VirtualService reviews: spec.http[0].match[0].uri.regex: regex", 0) == 0);
   CHECK(got.find("is too complex (program size 40005 > 32768)") != std::string::npos);
   // A pattern that compiles to a huge program is refused (bounded as Istio bounds Envoy's RE2).
-  got = errors(vs_http("  - match: [{uri: {regex: \"(((a{100}){100}){10})\"}}]\n    route: [{destination: {host: reviews}}]\n"));
+  got = errors(
+      vs_http("  - match: [{uri: {regex: \"(((a{100}){100}){10})\"}}]\n    route: [{destination: {host: reviews}}]\n"));
   CHECK(got.rfind("cfg.yaml:7:27: VirtualService reviews: spec.http[0].match[0].uri.regex:", 0) == 0);
   CHECK((got.find("too complex") != std::string::npos || got.find("bad regex") != std::string::npos));
   // Backreferences and lookarounds are not RE2 (nor Envoy's safe_regex).
   got = errors(vs_http("  - match: [{uri: {regex: \"/(?=a)\"}}]\n    route: [{destination: {host: reviews}}]\n"));
   CHECK(got.rfind("cfg.yaml:7:27: VirtualService reviews: spec.http[0].match[0].uri.regex: bad regex", 0) == 0);
   // Big but reasonable patterns compile.
-  CHECK(errors(vs_http("  - match: [{uri: {regex: \"/api/v[0-9]+/(users|groups)/[a-z0-9-]{1,64}(/.*)?\"}}]\n    route: [{destination: {host: reviews}}]\n")).empty());
+  CHECK(errors(vs_http("  - match: [{uri: {regex: \"/api/v[0-9]+/(users|groups)/[a-z0-9-]{1,64}(/.*)?\"}}]\n    route: "
+                       "[{destination: {host: reviews}}]\n"))
+            .empty());
 }
 
 TEST_CASE("router: malformed routing resources are reported, never crash", "[router]") {

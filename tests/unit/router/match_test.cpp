@@ -232,7 +232,6 @@ spec:
     route: [{destination: {host: reviews}}]
 )";
 
-
 TEST_CASE("router: regexes are linear: long paths and headers neither crash nor stall", "[router]") {
   auto s = testing::load(kHostileRegexes);
   const auto& t = testing::table(*s, "10.96.0.20:9080");

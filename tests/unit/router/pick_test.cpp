@@ -27,15 +27,7 @@ const config::Route& only_route(const config::Snapshot& s) {
 }
 
 std::string vs(const std::string& routes) {
-  return R"(apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: reviews}
-spec:
-  hosts: [reviews]
-  http:
-  - route:
-)" + routes +
-         "---\n" + testing::reviews_rule();
+  return testing::reviews_vs("  - route:\n" + routes) + "---\n" + testing::reviews_rule();
 }
 
 const std::string kV1 = "inbound-vip|9080|http/v1|reviews.default.svc.cluster.local";

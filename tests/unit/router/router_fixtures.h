@@ -72,6 +72,17 @@ spec:
 )" + extra;
 }
 
+// The reviews VirtualService with `http` as its http: list (YAML at the list's indentation, 2).
+inline std::string reviews_vs(const std::string& http) {
+  return R"(apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+)" + http;
+}
+
 // `docs` (each ending in a newline, separated by ---) plus the services and the bootstrap.
 inline config::SnapshotPtr load(const std::string& docs) {
   return config::testing::load(docs + "---\n" + services() + config::testing::base_config());
