@@ -326,14 +326,14 @@ http::RequestHead h2_request(const Options& o) {
 
 // ---------------------------------------------------------------------------------------------
 // Lanes inside HBONE tunnels.
-class TunnelLane : public Lane, public hbone::UpstreamRequest::Callbacks, public hbone::TunnelHandler {
+class TunnelLane : public Lane, public hbone::TunnelCallbacks, public hbone::TunnelHandler {
  public:
   TunnelLane(Driver& d) : d_(d) {}
   void open(hbone::Pool& pool, const net::SockAddr& target, const Options& o) {
     hbone::UpstreamTarget t{target, o.identity, o.authority, {}};
     request_ = pool.open(std::move(t), *this);
   }
-  void on_upstream_ready(hbone::H2Stream& tunnel) override {
+  void on_upstream_ready(hbone::Tunnel& tunnel) override {
     stream_ = &tunnel;
     tunnel.set_handler(this);
     ready = true;
@@ -363,8 +363,8 @@ class TunnelLane : public Lane, public hbone::UpstreamRequest::Callbacks, public
     stream_->write(b);
   }
   Driver& d_;
-  hbone::H2Stream* stream_ = nullptr;
-  std::unique_ptr<hbone::UpstreamRequest> request_;
+  hbone::Tunnel* stream_ = nullptr;
+  std::unique_ptr<hbone::TunnelRequest> request_;
 };
 
 class Http1Lane final : public TunnelLane {

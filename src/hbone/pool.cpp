@@ -184,7 +184,7 @@ Pool::~Pool() {
   close_all();
 }
 
-std::unique_ptr<UpstreamRequest> Pool::open(UpstreamTarget target, UpstreamRequest::Callbacks& cb) {
+std::unique_ptr<TunnelRequest> Pool::open(UpstreamTarget target, TunnelCallbacks& cb) {
   std::string key = target.hbone_address.to_string() + "|" + target.identity;
   std::unique_ptr<UpstreamRequest> req(new UpstreamRequest(*this, std::move(target), cb));
   req->key_ = key;

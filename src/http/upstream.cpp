@@ -73,7 +73,7 @@ void StreamPool::PendingQueue::unlink(Pending& p) {
 // ---- HTTP/1.1: one exchange at a time per tunnel -------------------------------------------------
 
 class Http1Upstream final : public UpstreamStream,
-                            public hbone::UpstreamRequest::Callbacks,
+                            public hbone::TunnelCallbacks,
                             public hbone::TunnelHandler,
                             public Http1ClientCallbacks,
                             public event::DeferredDeletable {
@@ -174,8 +174,8 @@ class Http1Upstream final : public UpstreamStream,
   size_t send_pending() const override { return tunnel_ != nullptr ? tunnel_->write_pending() : 0; }
   bool reused() const override { return uses_ > 1; }
 
-  // hbone::UpstreamRequest::Callbacks
-  void on_upstream_ready(hbone::H2Stream& tunnel) override {
+  // hbone::TunnelCallbacks
+  void on_upstream_ready(hbone::Tunnel& tunnel) override {
     release_request();
     tunnel_ = &tunnel;
     tunnel.set_handler(this);
@@ -403,9 +403,9 @@ class Http1Upstream final : public UpstreamStream,
   PoolConnState st_;
   Http1ClientCodec codec_;
   event::Timer idle_timer_;
-  std::unique_ptr<hbone::UpstreamRequest> request_;
+  std::unique_ptr<hbone::TunnelRequest> request_;
   UpstreamHttpPool::PendingQueue waiting_;  // the request this tunnel is being opened for
-  hbone::H2Stream* tunnel_ = nullptr;
+  hbone::Tunnel* tunnel_ = nullptr;
   UpstreamStreamCallbacks* stream_cb_ = nullptr;
   buffer::Buffer in_;
   size_t body_delivered_ = 0;
@@ -439,7 +439,7 @@ class H2cUpstreamStream final : public UpstreamStream, public event::DeferredDel
   bool reused_ = false;
 };
 
-class H2cUpstream final : public hbone::UpstreamRequest::Callbacks,
+class H2cUpstream final : public hbone::TunnelCallbacks,
                           public hbone::TunnelHandler,
                           public H2cClientCallbacks,
                           public event::DeferredDeletable {
@@ -555,8 +555,8 @@ class H2cUpstream final : public hbone::UpstreamRequest::Callbacks,
   }
   size_t pending(const H2cUpstreamStream& s) const { return s.id_ >= 0 ? codec_.pending_body(s.id_) : 0; }
 
-  // hbone::UpstreamRequest::Callbacks
-  void on_upstream_ready(hbone::H2Stream& tunnel) override {
+  // hbone::TunnelCallbacks
+  void on_upstream_ready(hbone::Tunnel& tunnel) override {
     release_request();
     st_.transition(ConnState::Ready);
     tunnel_ = &tunnel;
@@ -770,8 +770,8 @@ class H2cUpstream final : public hbone::UpstreamRequest::Callbacks,
   event::Loop& loop_;
   std::string key_;
   H2cClientCodec codec_;
-  std::unique_ptr<hbone::UpstreamRequest> request_;
-  hbone::H2Stream* tunnel_ = nullptr;
+  std::unique_ptr<hbone::TunnelRequest> request_;
+  hbone::Tunnel* tunnel_ = nullptr;
   PoolConnState st_;
   uint32_t streams_made_ = 0;
   bool used_ = false;
@@ -808,7 +808,7 @@ size_t H2cUpstreamStream::send_pending() const {
 
 // ---- the pool ---------------------------------------------------------------------------------------
 
-UpstreamHttpPool::UpstreamHttpPool(event::Loop& loop, hbone::Pool& tunnels, stats::Block& stats,
+UpstreamHttpPool::UpstreamHttpPool(event::Loop& loop, hbone::TunnelOpener& tunnels, stats::Block& stats,
                                    std::chrono::milliseconds idle_timeout)
     : loop_(loop), tunnels_(tunnels), stats_(stats), idle_timeout_(idle_timeout), serve_soon_(loop, [this] {
         auto clusters = std::move(to_serve_);

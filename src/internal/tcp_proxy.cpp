@@ -38,7 +38,7 @@ void TcpProxy::start_answered(hbone::Pool& pool, hbone::UpstreamTarget target, b
   start(pool, std::move(target));
 }
 
-void TcpProxy::on_upstream_ready(hbone::H2Stream& tunnel) {
+void TcpProxy::on_upstream_ready(hbone::Tunnel& tunnel) {
   if (state_ != State::Connecting) {
     tunnel.reset();
     return;

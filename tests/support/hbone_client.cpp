@@ -75,7 +75,7 @@ void TestTunnel::reset() {
   }
 }
 
-void TestTunnel::on_upstream_ready(hbone::H2Stream& tunnel) {
+void TestTunnel::on_upstream_ready(hbone::Tunnel& tunnel) {
   status = 200;
   stream_ = &tunnel;
   tunnel.set_handler(this);

@@ -23,7 +23,7 @@ struct ClientOptions {
 
 class HboneTestClient;
 
-class TestTunnel final : public hbone::UpstreamRequest::Callbacks, public hbone::TunnelHandler {
+class TestTunnel final : public hbone::TunnelCallbacks, public hbone::TunnelHandler {
  public:
   // Outcome of the CONNECT.
   int status = 0;  // 200, or the refusal status; 0 while pending or on reset
@@ -57,7 +57,7 @@ class TestTunnel final : public hbone::UpstreamRequest::Callbacks, public hbone:
 
  private:
   friend class HboneTestClient;
-  void on_upstream_ready(hbone::H2Stream& tunnel) override;
+  void on_upstream_ready(hbone::Tunnel& tunnel) override;
   void on_upstream_failed(hbone::UpstreamFailure failure, int status) override;
   void on_tunnel_data(hbone::Tunnel& t, buffer::Buffer& data) override;
   void on_tunnel_eof(hbone::Tunnel& t) override;
@@ -65,8 +65,8 @@ class TestTunnel final : public hbone::UpstreamRequest::Callbacks, public hbone:
   void on_tunnel_closed(hbone::Tunnel& t, bool clean) override;
   void pump_pattern();
 
-  hbone::H2Stream* stream_ = nullptr;
-  std::unique_ptr<hbone::UpstreamRequest> request_;
+  hbone::Tunnel* stream_ = nullptr;
+  std::unique_ptr<hbone::TunnelRequest> request_;
   std::string pending_;  // written before the tunnel was established
   bool pending_eof_ = false;
   uint64_t pattern_total_ = 0;

@@ -54,17 +54,31 @@ struct UpstreamTarget {
   H2Stream::HeaderList headers;  // forwarded, traceparent, baggage
 };
 
-// One request for an upstream tunnel. Owned by the requester; destroying it cancels the request
-// (a tunnel still being set up is reset). It fails with Timeout when no answer came within
-// upstream.connectTimeout of the request, whatever stage it was in.
-class UpstreamRequest final : public ConnectCallbacks, public event::DeferredDeletable {
+// What asked for an upstream tunnel hears back through this, once.
+class TunnelCallbacks {
  public:
-  class Callbacks {
-   public:
-    virtual ~Callbacks() = default;
-    virtual void on_upstream_ready(H2Stream& tunnel) = 0;
-    virtual void on_upstream_failed(UpstreamFailure failure, int status) = 0;
-  };
+  virtual ~TunnelCallbacks() = default;
+  virtual void on_upstream_ready(Tunnel& tunnel) = 0;
+  virtual void on_upstream_failed(UpstreamFailure failure, int status) = 0;
+};
+
+// A tunnel being opened. Owned by the requester; destroying it cancels the request (no callback
+// after that).
+class TunnelRequest : public event::DeferredDeletable {};
+
+// Where upstream tunnels come from: the Pool, or a fake in the upstream pools' unit tests.
+class TunnelOpener {
+ public:
+  virtual ~TunnelOpener() = default;
+  virtual std::unique_ptr<TunnelRequest> open(UpstreamTarget target, TunnelCallbacks& cb) = 0;
+};
+
+// One request for an upstream tunnel from the Pool: destroying it resets a tunnel still being set
+// up. It fails with Timeout when no answer came within upstream.connectTimeout of the request,
+// whatever stage it was in.
+class UpstreamRequest final : public ConnectCallbacks, public TunnelRequest {
+ public:
+  using Callbacks = TunnelCallbacks;
   ~UpstreamRequest() override;
 
  private:
@@ -92,12 +106,12 @@ struct PoolSettings {
   std::chrono::milliseconds idle_timeout{300'000};
 };
 
-class Pool final : public H2Connection::Owner {
+class Pool final : public H2Connection::Owner, public TunnelOpener {
  public:
   Pool(event::Loop& loop, tls::ContextPtr tls, const PoolSettings& settings, stats::Block& stats);
   ~Pool() override;
 
-  std::unique_ptr<UpstreamRequest> open(UpstreamTarget target, UpstreamRequest::Callbacks& cb);
+  std::unique_ptr<TunnelRequest> open(UpstreamTarget target, TunnelCallbacks& cb) override;
   // GOAWAY on every connection (used at shutdown).
   void drain_all();
   // GOAWAY on the connections to endpoints `keep` rejects (a config change removed them): their

@@ -153,7 +153,7 @@ class StreamPool {
 
 class UpstreamHttpPool final : public StreamPool {
  public:
-  UpstreamHttpPool(event::Loop& loop, hbone::Pool& tunnels, stats::Block& stats,
+  UpstreamHttpPool(event::Loop& loop, hbone::TunnelOpener& tunnels, stats::Block& stats,
                    std::chrono::milliseconds idle_timeout);
   ~UpstreamHttpPool() override;
 
@@ -195,7 +195,7 @@ class UpstreamHttpPool final : public StreamPool {
   void remove(H2cUpstream& conn);
 
   event::Loop& loop_;
-  hbone::Pool& tunnels_;
+  hbone::TunnelOpener& tunnels_;
   stats::Block& stats_;
   std::chrono::milliseconds idle_timeout_;
   std::unordered_map<std::string, Entry> entries_;

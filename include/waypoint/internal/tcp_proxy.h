@@ -17,7 +17,7 @@ namespace wp::internal {
 using accesslog::Telemetry;
 using accesslog::TunnelRecord;
 
-class TcpProxy final : public event::DeferredDeletable, public hbone::UpstreamRequest::Callbacks {
+class TcpProxy final : public event::DeferredDeletable, public hbone::TunnelCallbacks {
  public:
   using Done = std::function<void(TcpProxy&)>;
   // `record` is pre-filled with what is known at CONNECT time; the proxy completes and logs it.
@@ -47,7 +47,7 @@ class TcpProxy final : public event::DeferredDeletable, public hbone::UpstreamRe
   };
   Side& other(Side& s) { return &s == &down_ ? up_ : down_; }
 
-  void on_upstream_ready(hbone::H2Stream& tunnel) override;
+  void on_upstream_ready(hbone::Tunnel& tunnel) override;
   void on_upstream_failed(hbone::UpstreamFailure failure, int status) override;
   void maybe_finish();
 
@@ -64,7 +64,7 @@ class TcpProxy final : public event::DeferredDeletable, public hbone::UpstreamRe
   Side down_{*this, true};
   Side up_{*this, false};
   buffer::Buffer early_;  // downstream bytes that arrived before the upstream tunnel was ready
-  std::unique_ptr<hbone::UpstreamRequest> request_;
+  std::unique_ptr<hbone::TunnelRequest> request_;
 };
 
 }  // namespace wp::internal

@@ -7,6 +7,11 @@
 #include <memory>
 #include <optional>
 
+#include <set>
+#include <string>
+#include <vector>
+
+#include "support/fake_tunnel.h"
 #include "waypoint/http/upstream.h"
 
 using namespace std::chrono_literals;
@@ -148,4 +153,183 @@ TEST_CASE("PendingQueue: a queue destroyed first leaves its requests safe to des
   }
   b.reset();  // its queue is gone: nothing to unlink, nobody to tell
   CHECK(cancelled == 1);
+}
+
+// ---- HTTP/1.1 tunnels over a fake opener: reuse, a stale idle tunnel, maxRequestsPerConnection,
+// cancellation while a tunnel opens ------------------------------------------------------------------
+
+namespace {
+
+// Upstream tunnels handed out on demand as FakeTunnels.
+class FakeOpener final : public wp::hbone::TunnelOpener {
+ public:
+  struct Request final : wp::hbone::TunnelRequest {
+    FakeOpener* owner = nullptr;
+    wp::hbone::TunnelCallbacks* cb = nullptr;
+    ~Request() override { owner->live.erase(this); }
+  };
+  std::unique_ptr<wp::hbone::TunnelRequest> open(wp::hbone::UpstreamTarget target,
+                                                 wp::hbone::TunnelCallbacks& cb) override {
+    authorities.push_back(target.authority);
+    auto r = std::make_unique<Request>();
+    r->owner = this;
+    r->cb = &cb;
+    live.insert(r.get());
+    order.push_back(r.get());
+    return r;
+  }
+  // Opens the oldest request still live: its tunnel is ready.
+  wp::test::FakeTunnel& grant() {
+    Request* r = nullptr;
+    for (Request* o : order) {
+      if (live.count(o) != 0) {
+        r = o;
+        break;
+      }
+    }
+    REQUIRE(r != nullptr);
+    std::erase(order, r);
+    tunnels.push_back(std::make_unique<wp::test::FakeTunnel>());
+    r->cb->on_upstream_ready(*tunnels.back());
+    return *tunnels.back();
+  }
+  std::set<Request*> live;  // asked for and not cancelled (nor answered: its owner keeps it until then)
+  std::vector<Request*> order;
+  std::vector<std::string> authorities;
+  std::vector<std::unique_ptr<wp::test::FakeTunnel>> tunnels;
+};
+
+// One exchange's requester: sends a GET once it has its stream, records the response.
+struct Exchange : wp::http::UpstreamStreamCallbacks, wp::http::UpstreamPoolCallbacks {
+  wp::http::UpstreamStream* stream = nullptr;
+  int status = 0;
+  bool ended = false;
+  std::optional<wp::http::UpstreamError> error;
+  std::unique_ptr<wp::http::StreamPool::Pending> pending;
+  bool reused = false;
+
+  void on_pool_ready(wp::http::UpstreamStream& s) override {
+    pending.reset();
+    stream = &s;
+    reused = s.reused();
+    wp::http::RequestHead head;
+    head.method = "GET";
+    head.target.assign(1, '/');
+    head.authority = "svc";
+    s.send_head(head, true);
+  }
+  void on_pool_failure(wp::hbone::UpstreamFailure) override { pending.reset(); }
+  void on_upstream_head(wp::http::ResponseHead&& h) override { status = h.status; }
+  void on_upstream_body(const uint8_t*, size_t len) override { stream->consume(len); }
+  void on_upstream_trailers(wp::http::HeaderMap&&) override {}
+  void on_upstream_end() override {
+    ended = true;
+    stream = nullptr;
+  }
+  void on_upstream_error(wp::http::UpstreamError e) override {
+    error = e;
+    stream = nullptr;
+  }
+  void on_upstream_drained() override {}
+};
+
+struct Http1Rig {
+  wp::event::Loop loop;
+  wp::stats::Block stats;
+  FakeOpener opener;
+  std::optional<wp::http::UpstreamHttpPool> pool{std::in_place, loop, opener, stats, 1s};
+  ~Http1Rig() {
+    pool.reset();
+    loop.drain_deferred();
+  }
+  void ask(Exchange& e, uint32_t max_requests_per_connection = 0) {
+    wp::http::UpstreamKey k = Rig::key(false);
+    k.client = "10.1.2.3";
+    if (max_requests_per_connection > 0) {
+      k.cluster = "reviews";
+      k.max_requests_per_connection = max_requests_per_connection;
+    }
+    e.pending = pool->new_stream(k, e, e);
+  }
+  static void answer(wp::test::FakeTunnel& t) { t.deliver("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"); }
+  int64_t stat(wp::stats::Id id) const { return stats.get(id); }
+};
+
+}  // namespace
+
+TEST_CASE("upstream pool: an HTTP/1.1 tunnel is kept alive and reused by the next request", "[http][pool]") {
+  Http1Rig r;
+  Exchange a;
+  r.ask(a);
+  REQUIRE(r.opener.live.size() == 1);
+  wp::test::FakeTunnel& t = r.opener.grant();
+  CHECK(t.take_written().rfind("GET / HTTP/1.1\r\n", 0) == 0);
+  Http1Rig::answer(t);
+  CHECK(a.status == 200);
+  CHECK(a.ended);
+  CHECK_FALSE(a.reused);
+  r.loop.drain_deferred();
+
+  Exchange b;
+  r.ask(b);  // ready at once on the idle tunnel: nothing opened
+  CHECK(b.stream != nullptr);
+  CHECK(b.reused);
+  CHECK(r.opener.authorities.size() == 1);
+  CHECK(t.take_written().rfind("GET / HTTP/1.1\r\n", 0) == 0);
+  Http1Rig::answer(t);
+  CHECK(b.ended);
+  CHECK(r.stat(wp::stats::Id::upstream_http_tunnels_opened) == 1);
+}
+
+TEST_CASE("upstream pool: an idle HTTP/1.1 tunnel the pod closed is forgotten, the next request opens another",
+          "[http][pool]") {
+  Http1Rig r;
+  Exchange a;
+  r.ask(a);
+  wp::test::FakeTunnel& t = r.opener.grant();
+  Http1Rig::answer(t);
+  REQUIRE(a.ended);
+  t.deliver_eof();
+  t.close(true);  // the pod's keep-alive timeout
+  r.loop.drain_deferred();
+
+  Exchange b;
+  r.ask(b);
+  CHECK(b.stream == nullptr);  // waits for a new tunnel
+  CHECK(r.opener.live.size() == 1);
+  CHECK(r.opener.authorities.size() == 2);
+  wp::test::FakeTunnel& t2 = r.opener.grant();
+  CHECK_FALSE(b.reused);
+  Http1Rig::answer(t2);
+  CHECK(b.ended);
+}
+
+TEST_CASE("upstream pool: maxRequestsPerConnection closes an HTTP/1.1 tunnel after its N-th exchange", "[http][pool]") {
+  Http1Rig r;
+  Exchange a;
+  r.ask(a, 1);
+  wp::test::FakeTunnel& t = r.opener.grant();
+  Http1Rig::answer(t);
+  REQUIRE(a.ended);
+  r.loop.drain_deferred();
+  CHECK((t.eof_written || t.was_reset || t.handler() == nullptr));  // not kept
+  Exchange b;
+  r.ask(b, 1);
+  CHECK(b.stream == nullptr);
+  CHECK(r.opener.authorities.size() == 2);  // a new tunnel for the second
+}
+
+TEST_CASE("upstream pool: a request cancelled while its HTTP/1.1 tunnel opens cancels nothing it does not own",
+          "[http][pool]") {
+  Http1Rig r;
+  Exchange a;
+  r.ask(a);
+  REQUIRE(a.pending != nullptr);
+  REQUIRE(r.opener.live.size() == 1);
+  a.pending.reset();  // the requester is gone (its route timeout, its client)
+  r.loop.drain_deferred();
+  // The tunnel being opened is given up with it (nobody would use it), and nothing is called.
+  CHECK(r.opener.live.empty());
+  CHECK(a.stream == nullptr);
+  CHECK(a.status == 0);
 }
