@@ -7,8 +7,6 @@
 //    method returns at once, or checks state_ first.
 #include "waypoint/router/router.h"
 
-#include <spdlog/spdlog.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <string>

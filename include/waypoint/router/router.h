@@ -78,7 +78,6 @@ class UpstreamAttempt final : public http::UpstreamStreamCallbacks,
   void settle(Report report);
 
   http::UpstreamStream* stream() const { return stream_; }
-  bool settled() const { return settled_; }
   // Response bytes passed on downstream and not yet acknowledged upstream.
   size_t unconsumed = 0;
 
