@@ -185,7 +185,10 @@ class H2Service final : private http::H2cServerCallbacks {
       streams_[id] = Pending{n};
     }
   }
-  void on_request_body(int32_t id, const uint8_t*, size_t len) override { codec_.consume(id, len); }
+  void on_request_body(int32_t id, buffer::Buffer& data) override {
+    codec_.consume(id, data.length());
+    data.clear();
+  }
   void on_request_trailers(int32_t, http::HeaderMap&&) override {}
   void on_request_end(int32_t id) override {
     if (auto it = streams_.find(id); it != streams_.end() && !it->second.answered) {

@@ -480,7 +480,10 @@ class H2Requester : public http::H2cClientCallbacks {
       e->status = head.status;
     }
   }
-  void on_response_body(int32_t stream, const uint8_t*, size_t len) override { codec_.consume(stream, len); }
+  void on_response_body(int32_t stream, buffer::Buffer& data) override {
+    codec_.consume(stream, data.length());
+    data.clear();
+  }
   void on_response_trailers(int32_t, http::HeaderMap&&) override {}
   void on_response_end(int32_t stream) override {
     if (auto* e = find(stream)) {

@@ -134,6 +134,47 @@ void Buffer::move_from(Buffer& other) {
   other.length_ = 0;
 }
 
+void Buffer::append_copy(const Buffer& other) {
+  other.for_each([this](const uint8_t* p, size_t n) { append(p, n); });
+}
+
+void Buffer::move(Buffer& other, size_t n) {
+  if (n >= other.length_) {
+    if (other.length_ <= kCoalesce && head_ < slices_.size() && slices_.back().tailroom() >= other.length_) {
+      append_copy(other);
+      other.clear();
+      return;
+    }
+    move_from(other);
+    return;
+  }
+  while (n > 0) {
+    Slice& s = other.slices_[other.head_];
+    const size_t k = s.size();
+    if (k == 0) {
+      ++other.head_;
+      continue;
+    }
+    const bool small = k <= kCoalesce && head_ < slices_.size() && slices_.back().tailroom() >= k;
+    if (k > n || small) {
+      const size_t take = std::min(k, n);
+      append(s.data(), take);
+      other.drain(take);  // keeps other's head_ and length_ right (and frees an emptied slice)
+      n -= take;
+      continue;
+    }
+    if (slices_.capacity() == 0) {
+      slices_.reserve(4);
+    }
+    slices_.push_back(std::move(s));
+    ++other.head_;
+    other.length_ -= k;
+    length_ += k;
+    n -= k;
+  }
+  other.drain(0);  // its usual tidying: no empty slice in front, the vector's head compacted
+}
+
 size_t Buffer::copy_out(void* dst, size_t n) const {
   auto* out = static_cast<uint8_t*>(dst);
   size_t done = 0;

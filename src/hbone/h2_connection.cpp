@@ -6,35 +6,15 @@
 #include <cstring>
 
 namespace wp::hbone {
-namespace {
-
-nghttp2_option* shared_options() {
-  static nghttp2_option* opt = [] {
-    nghttp2_option* o = nullptr;
-    nghttp2_option_new(&o);
-    // Windows are reopened only as data leaves the proxy: end-to-end flow control.
-    nghttp2_option_set_no_auto_window_update(o, 1);
-#ifdef WP_HAVE_NGHTTP2_RESET_RATE_LIMIT
-    // nghttp2's token bucket counts every RST_STREAM received, so it closes a busy, well-behaved
-    // client that ends finished tunnels with CANCEL. PrematureResetGuard (h2_guards.h) counts only
-    // streams reset before they were answered; the bucket is opened wide.
-    nghttp2_option_set_stream_reset_rate_limit(o, UINT32_MAX, UINT32_MAX);
-#endif
-#ifdef WP_HAVE_NGHTTP2_MAX_CONTINUATIONS
-    nghttp2_option_set_max_continuations(o, 8);  // CONTINUATION flood guard
-#endif
-    return o;
-  }();
-  return opt;
-}
-
-}  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // H2Stream
 
 H2Stream::H2Stream(H2Connection& conn, int32_t id)
-    : conn_(conn), id_(id), drain_soon_(conn.loop_, [this] { flush_drained(); }) {}
+    : conn_(conn),
+      id_(id),
+      header_budget_(conn.settings_.max_header_list_bytes),
+      drain_soon_(conn.loop_, [this] { flush_drained(); }) {}
 
 H2Stream::~H2Stream() = default;
 
@@ -48,9 +28,7 @@ const std::string* H2Stream::header(std::string_view name) const {
 }
 
 void H2Stream::add_header(std::string_view name, std::string_view value) {
-  header_bytes_ += name.size() + value.size() + 32;  // RFC 9113 §6.5.2 accounting
-  if (header_bytes_ > conn_.settings_.max_header_list_bytes) {
-    header_overflow_ = true;
+  if (!header_budget_.add(name.size(), value.size())) {
     return;
   }
   headers_.emplace_back(name, value);
@@ -261,10 +239,12 @@ H2Connection::H2Connection(event::Loop& loop, Role role, std::unique_ptr<net::Tr
       send_soon_(loop, [this] { send_now(); }),
       empty_frames_(settings.limits.max_consecutive_empty_frames),
       premature_resets_(settings.limits) {
-  if (role == Role::Server) {
-    nghttp2_session_server_new2(&session_, callbacks(), this, shared_options());
-  } else {
-    nghttp2_session_client_new2(&session_, callbacks(), this, shared_options());
+  settings_.stream_window = clamp(session_settings()).stream_window;
+  settings_.connection_window = clamp(session_settings()).connection_window;
+  settings_.max_frame_size = clamp(session_settings()).max_frame_size;
+  session_ = new_session(role == Role::Server, callbacks(), this, session_settings());
+  if (session_ == nullptr) {
+    throw std::bad_alloc();
   }
 }
 
@@ -284,18 +264,10 @@ uint32_t H2Connection::remote_max_concurrent_streams() const {
 
 void H2Connection::on_transport_connected() {
   state_ = State::Open;
-  std::vector<nghttp2_settings_entry> iv = {
-      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, settings_.stream_window},
-      {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, settings_.max_frame_size},
-      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, settings_.max_header_list_bytes},
-  };
   // The stream limit is not given to nghttp2, which would enforce it with a connection error; it is
   // added to the SETTINGS frame on its way out (send_cb) and enforced per stream (on_begin_headers).
   inject_stream_limit_ = role_ == Role::Server;
-  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv.data(), iv.size());
-  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
-                                        static_cast<int32_t>(settings_.connection_window));
+  submit_settings(session_, session_settings());
   if (settings_.keepalive_interval.count() > 0) {
     keepalive_timer_.start(settings_.keepalive_interval, settings_.keepalive_interval);
   }
@@ -555,7 +527,7 @@ int H2Connection::on_frame_recv_cb(nghttp2_session*, const nghttp2_frame* frame,
         const std::string* status = s->header(":status");
         if (self->role_ == Role::Client && status != nullptr && status->size() == 3 && (*status)[0] == '1') {
           s->headers_.clear();  // an interim response; the final one follows
-          s->header_bytes_ = 0;
+          s->header_budget_.reset();
           return 0;
         }
         s->state_ = H2Stream::State::Pending;

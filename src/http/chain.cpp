@@ -237,13 +237,15 @@ void ActiveRequest::prepare_upstream_head() {
   }
 }
 
-void ActiveRequest::on_request_body(const uint8_t* data, size_t len) {
+void ActiveRequest::on_request_body(buffer::Buffer& data) {
+  const size_t len = data.length();
   record_.bytes_received += len;
   if (state_ == State::Done || response_complete_) {
+    data.clear();
     down_.consume(len);
     return;
   }
-  router_.on_request_body(data, len);
+  router_.on_request_body(data);
 }
 
 void ActiveRequest::on_request_trailers(HeaderMap&& trailers) {

@@ -63,7 +63,9 @@ class MirrorRequest final : public UpstreamStreamCallbacks,
   }
   void on_pool_failure(hbone::UpstreamFailure) override { done(); }
   void on_upstream_head(ResponseHead&&) override {}
-  void on_upstream_body(const uint8_t*, size_t len) override {
+  void on_upstream_body(buffer::Buffer& data) override {
+    const size_t len = data.length();
+    data.clear();
     if (up_ != nullptr) {
       up_->consume(len);
     }

@@ -6,6 +6,8 @@
 // says whether the owner has been told about the stream (and so gets on_stream_closed).
 #include "waypoint/http/h2c_codec.h"
 
+#include "waypoint/hbone/h2_core.h"
+
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
@@ -76,13 +78,7 @@ std::optional<uint64_t> parse_u64(std::string_view s) {
 class NvList {
  public:
   void add(std::string_view name, std::string_view value) {
-    uint8_t flags = NGHTTP2_NV_FLAG_NONE;
-    if (name == "authorization" || name == "proxy-authorization") {
-      flags = NGHTTP2_NV_FLAG_NO_INDEX;  // keep credentials out of the HPACK dynamic table
-    }
-    nva_.push_back(nghttp2_nv{const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(name.data())),
-                              const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(value.data())), name.size(),
-                              value.size(), flags});
+    nva_.push_back(hbone::make_nv(name, value));  // credentials NO_INDEX
   }
   void add_owned(std::string_view name, std::string value) {
     owned_.push_back(std::move(value));
@@ -127,7 +123,7 @@ enum class RecvState : uint8_t { Headers, Body, Trailers, Ended };
 enum class SendState : uint8_t { Idle, Streaming, Ended };
 
 struct Stream {
-  explicit Stream(int32_t id_) : id(id_) {}
+  Stream(int32_t id_, size_t max_header_list_bytes) : id(id_), header_budget(max_header_list_bytes) {}
   int32_t id;
   bool known = false;        // server: on_request was called; client: submitted by the owner
   bool local_reset = false;  // the owner reset it: only on_stream_closed is delivered from now on
@@ -135,7 +131,7 @@ struct Stream {
   RecvState recv = RecvState::Headers;
   HeaderMap fields;
   std::string method, path, authority, scheme, status;
-  size_t header_bytes = 0;
+  hbone::HeaderBudget header_budget;
   bool header_overflow = false;  // server: answered 431 by the codec itself
   bool reset_after_reply = false;
   size_t unconsumed = 0;  // delivered to the owner and not yet given back with consume()
@@ -158,7 +154,7 @@ struct Stream {
     authority.clear();
     scheme.clear();
     status.clear();
-    header_bytes = 0;
+    header_budget.reset();
   }
 };
 
@@ -229,6 +225,9 @@ class H2cEngine {
   static int on_stream_close(nghttp2_session*, int32_t id, uint32_t error_code, void* user);
   static ssize_t read_data(nghttp2_session*, int32_t id, uint8_t* buf, size_t length, uint32_t* flags,
                            nghttp2_data_source*, void* user);
+  // DATA frames are NO_COPY: the header goes to the output and the payload's slices move there.
+  static int send_data(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd, size_t length,
+                       nghttp2_data_source*, void* user);
 
   Role role_;
   H2cServerCallbacks* server_cb_;
@@ -239,9 +238,11 @@ class H2cEngine {
   bool output_allowed_ = true;  // false after a fatal nghttp2 error: the session must not be driven
   bool error_reported_ = false;
   bool goaway_received_ = false;
-  int nghttp2_depth_ = 0;      // >0 while inside mem_recv / mem_send (their callbacks may call us)
-  buffer::Buffer staged_;      // framed during feed(), handed over by output()
-  buffer::Buffer pending_in_;  // fed re-entrantly from a callback, processed after the outer call
+  int nghttp2_depth_ = 0;                // >0 while inside mem_recv / mem_send (their callbacks may call us)
+  buffer::Buffer staged_;                // framed during feed(), handed over by output()
+  buffer::Buffer* flush_out_ = nullptr;  // where flush() is framing to (send_data appends there)
+  buffer::Buffer body_;                  // what on_data_chunk hands over
+  buffer::Buffer pending_in_;            // fed re-entrantly from a callback, processed after the outer call
   std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;
   size_t known_streams_ = 0;
   std::vector<int32_t> drained_;
@@ -261,47 +262,20 @@ H2cEngine::H2cEngine(Role role, H2cServerCallbacks* server_cb, H2cClientCallback
       empty_frames_(settings.limits.max_consecutive_empty_frames),
       premature_resets_(settings.limits) {
   // Values the protocol cannot carry are clamped rather than sent (RFC 9113 §6.5.2).
-  constexpr uint32_t kMaxWindow = (1u << 31) - 1;
-  settings_.initial_window_size = std::min(settings_.initial_window_size, kMaxWindow);
-  settings_.connection_window_size = std::min(settings_.connection_window_size, kMaxWindow);
-  settings_.max_frame_size = std::clamp<uint32_t>(settings_.max_frame_size, 16384, 16777215);
-
-  nghttp2_option* opt = nullptr;
-  nghttp2_option_new(&opt);
-  // Windows reopen only when the owner has passed bytes on: consume().
-  nghttp2_option_set_no_auto_window_update(opt, 1);
-  nghttp2_option_set_peer_max_concurrent_streams(opt, 100);
-  // Our own header blocks may be as large as the biggest we accept, never below nghttp2's 64 KiB.
-  nghttp2_option_set_max_send_header_block_length(opt, std::max<size_t>(65536, settings_.max_header_list_bytes + 4096));
-#ifdef WP_HAVE_NGHTTP2_RESET_RATE_LIMIT
-  // Every received RST_STREAM costs a token there, which closes busy well-behaved clients;
-  // PrematureResetGuard (hbone/h2_guards.h) is the rapid-reset guard instead.
-  nghttp2_option_set_stream_reset_rate_limit(opt, UINT32_MAX, UINT32_MAX);
-#endif
-#ifdef WP_HAVE_NGHTTP2_MAX_CONTINUATIONS
-  nghttp2_option_set_max_continuations(opt, 8);  // CONTINUATION flood guard
-#endif
-  if (role_ == Role::Server) {
-    nghttp2_session_server_new2(&session_, callbacks(), this, opt);
-  } else {
-    nghttp2_session_client_new2(&session_, callbacks(), this, opt);
+  const hbone::H2SessionSettings wanted{settings_.initial_window_size, settings_.connection_window_size,
+                                        settings_.max_frame_size, settings_.max_header_list_bytes};
+  const hbone::H2SessionSettings legal = hbone::clamp(wanted);
+  settings_.initial_window_size = legal.stream_window;
+  settings_.connection_window_size = legal.connection_window;
+  settings_.max_frame_size = legal.max_frame_size;
+  session_ = hbone::new_session(role_ == Role::Server, callbacks(), this, legal);
+  if (session_ == nullptr) {
+    throw std::bad_alloc();
   }
-  nghttp2_option_del(opt);
-
-  const uint32_t max_header_list =
-      static_cast<uint32_t>(std::min<size_t>(settings_.max_header_list_bytes, std::numeric_limits<uint32_t>::max()));
-  std::vector<nghttp2_settings_entry> iv = {
-      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, settings_.initial_window_size},
-      {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, settings_.max_frame_size},
-      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, max_header_list},
-  };
   // The stream limit is not nghttp2's to enforce (it would end the session over one stream): it is
   // added to our SETTINGS frame on its way out and enforced per stream with REFUSED_STREAM.
   inject_stream_limit_ = role_ == Role::Server;
-  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv.data(), iv.size());
-  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
-                                        static_cast<int32_t>(settings_.connection_window_size));
+  hbone::submit_settings(session_, legal);
 }
 
 H2cEngine::~H2cEngine() {
@@ -312,7 +286,7 @@ H2cEngine::~H2cEngine() {
 
 Stream& H2cEngine::add_stream(int32_t id) {
   auto& slot = streams_[id];
-  slot = std::make_unique<Stream>(id);
+  slot = std::make_unique<Stream>(id, settings_.max_header_list_bytes);
   return *slot;
 }
 
@@ -395,10 +369,37 @@ bool H2cEngine::want_output() const {
   return output_allowed_ && nghttp2_session_want_write(session_) != 0;
 }
 
+int H2cEngine::send_data(nghttp2_session*, nghttp2_frame* frame, const uint8_t* framehd, size_t length,
+                         nghttp2_data_source*, void* user) {
+  auto* self = static_cast<H2cEngine*>(user);
+  Stream* s = self->find(frame->hd.stream_id);
+  if (self->flush_out_ == nullptr || s == nullptr || s->queue.length() < length) {
+    return NGHTTP2_ERR_CALLBACK_FAILURE;  // cannot happen: read_data counted these bytes
+  }
+  buffer::Buffer& out = *self->flush_out_;
+  out.append(framehd, 9);
+  const size_t padlen = frame->data.padlen;
+  if (padlen > 0) {
+    const auto pad_len_byte = static_cast<uint8_t>(padlen - 1);
+    out.append(&pad_len_byte, 1);
+  }
+  out.move(s->queue, length);
+  if (padlen > 1) {
+    static const uint8_t zeros[256] = {};
+    out.append(zeros, padlen - 1);
+  }
+  if (length > 0 && s->known && !s->drain_pending) {
+    s->drain_pending = true;
+    self->drained_.push_back(s->id);
+  }
+  return 0;
+}
+
 void H2cEngine::flush(buffer::Buffer& out) {
   if (nghttp2_depth_ > 0) {
     return;
   }
+  flush_out_ = &out;
   // Callbacks fired after a round (drained streams) may queue more frames: go round again.
   while (output_allowed_) {
     for (;;) {
@@ -407,6 +408,7 @@ void H2cEngine::flush(buffer::Buffer& out) {
       ssize_t n = nghttp2_session_mem_send(session_, &p);
       --nghttp2_depth_;
       if (n < 0) {
+        flush_out_ = nullptr;
         output_allowed_ = false;
         fail(nghttp2_strerror(static_cast<int>(n)));
         return;
@@ -426,6 +428,7 @@ void H2cEngine::flush(buffer::Buffer& out) {
       break;
     }
   }
+  flush_out_ = nullptr;
 }
 
 bool H2cEngine::fire_drained() {
@@ -687,14 +690,9 @@ ssize_t H2cEngine::read_data(nghttp2_session* session, int32_t id, uint8_t* buf,
   }
   size_t n = std::min(length, s->queue.length());
   if (n > 0) {
-    s->queue.copy_out(buf, n);
-    s->queue.drain(n);
-    if (s->known && !s->drain_pending) {
-      s->drain_pending = true;
-      self->drained_.push_back(id);
-    }
+    *flags |= NGHTTP2_DATA_FLAG_NO_COPY;  // the payload leaves the queue in send_data
   }
-  if (s->queue.empty() && s->local_end) {
+  if (n == s->queue.length() && s->local_end) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
     s->send = SendState::Ended;
     if (s->trailers) {
@@ -868,8 +866,7 @@ int H2cEngine::on_header(nghttp2_session*, const nghttp2_frame* frame, const uin
       (s->recv != RecvState::Headers && s->recv != RecvState::Trailers)) {
     return 0;
   }
-  s->header_bytes += namelen + valuelen + 32;  // RFC 9113 §6.5.2 accounting
-  if (s->header_bytes > self->settings_.max_header_list_bytes) {
+  if (!s->header_budget.add(namelen, valuelen)) {
     if (self->role_ == Role::Server && s->recv == RecvState::Headers) {
       s->header_overflow = true;  // answered 431 once the block is complete
       s->reset_fields();
@@ -989,11 +986,16 @@ int H2cEngine::on_data_chunk(nghttp2_session* session, uint8_t, int32_t id, cons
     return 0;
   }
   s->unconsumed += len;
+  // DATA payloads lie between frame headers in the fed bytes: copied once into slices here, and
+  // moved from then on.
+  buffer::Buffer& body = self->body_;
+  body.append(data, len);
   if (self->role_ == Role::Server) {
-    self->server_cb_->on_request_body(id, data, len);
+    self->server_cb_->on_request_body(id, body);
   } else {
-    self->client_cb_->on_response_body(id, data, len);
+    self->client_cb_->on_response_body(id, body);
   }
+  body.clear();
   return 0;
 }
 
@@ -1041,6 +1043,7 @@ nghttp2_session_callbacks* H2cEngine::callbacks() {
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(c, &H2cEngine::on_data_chunk);
     nghttp2_session_callbacks_set_on_frame_send_callback(c, &H2cEngine::on_frame_send);
     nghttp2_session_callbacks_set_on_frame_not_send_callback(c, &H2cEngine::on_frame_not_send);
+    nghttp2_session_callbacks_set_send_data_callback(c, &H2cEngine::send_data);
     nghttp2_session_callbacks_set_on_stream_close_callback(c, &H2cEngine::on_stream_close);
     return c;
   }();

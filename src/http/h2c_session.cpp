@@ -191,12 +191,13 @@ void H2cSession::on_request(int32_t id, RequestHead&& head, bool end_stream) {
   s->request->on_request_head(std::move(head), end_stream);
 }
 
-void H2cSession::on_request_body(int32_t id, const uint8_t* data, size_t len) {
+void H2cSession::on_request_body(int32_t id, buffer::Buffer& data) {
   auto it = streams_.find(id);
   if (it != streams_.end() && it->second->request != nullptr) {
-    it->second->request->on_request_body(data, len);
+    it->second->request->on_request_body(data);
   } else {
-    codec_.consume(id, len);
+    codec_.consume(id, data.length());
+    data.clear();
   }
 }
 

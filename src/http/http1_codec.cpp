@@ -108,6 +108,39 @@ bool BodyEncoder::body(const uint8_t* data, size_t len, buffer::Buffer& out) {
   return false;
 }
 
+bool BodyEncoder::body(buffer::Buffer& data, buffer::Buffer& out) {
+  const size_t len = data.length();
+  bool ok = true;
+  switch (mode_) {
+    case Mode::Idle:
+    case Mode::None:
+      ok = len == 0;
+      break;
+    case Mode::Length:
+      if (len > length_ - written_) {
+        ok = false;
+        break;
+      }
+      written_ += len;
+      out.move(data, len);
+      break;
+    case Mode::Chunked:
+      if (len == 0) {
+        break;  // an empty chunk would end the body
+      }
+      put_number(out, len, 16);
+      put(out, "\r\n");
+      out.move(data, len);
+      put(out, "\r\n");
+      break;
+    case Mode::Close:
+      out.move(data, len);
+      break;
+  }
+  data.clear();  // refused bytes are dropped, as the pointer form drops them
+  return ok;
+}
+
 bool BodyEncoder::end(buffer::Buffer& out, const HeaderMap* trailers) {
   bool ok = true;
   if (mode_ == Mode::Chunked) {
@@ -146,6 +179,10 @@ Http1ServerCodec::~Http1ServerCodec() = default;
 
 size_t Http1ServerCodec::feed(const uint8_t* data, size_t len) {
   return parser_->feed(data, len);
+}
+
+size_t Http1ServerCodec::feed(buffer::Buffer& in) {
+  return parser_->feed(in);
 }
 void Http1ServerCodec::resume() {
   parser_->resume();
@@ -220,6 +257,10 @@ bool Http1ServerCodec::encode_body(const uint8_t* data, size_t len, buffer::Buff
   return encoder_->body(data, len, out);
 }
 
+bool Http1ServerCodec::encode_body(buffer::Buffer& data, buffer::Buffer& out) {
+  return encoder_->body(data, out);
+}
+
 bool Http1ServerCodec::encode_end(buffer::Buffer& out, const HeaderMap* trailers) {
   return encoder_->end(out, trailers);
 }
@@ -239,6 +280,10 @@ Http1ClientCodec::~Http1ClientCodec() = default;
 
 size_t Http1ClientCodec::feed(const uint8_t* data, size_t len) {
   return parser_->feed(data, len);
+}
+
+size_t Http1ClientCodec::feed(buffer::Buffer& in) {
+  return parser_->feed(in);
 }
 bool Http1ClientCodec::finish() {
   return parser_->finish();
@@ -286,6 +331,10 @@ void Http1ClientCodec::encode_head(const RequestHead& head, buffer::Buffer& out)
 
 bool Http1ClientCodec::encode_body(const uint8_t* data, size_t len, buffer::Buffer& out) {
   return encoder_->body(data, len, out);
+}
+
+bool Http1ClientCodec::encode_body(buffer::Buffer& data, buffer::Buffer& out) {
+  return encoder_->body(data, out);
 }
 
 bool Http1ClientCodec::encode_end(buffer::Buffer& out, const HeaderMap* trailers) {

@@ -29,6 +29,10 @@ class Http1Parser {
   Http1Parser& operator=(const Http1Parser&) = delete;
 
   size_t feed(const uint8_t* data, size_t len);
+  // Parses the front slice of `in` and drains what it consumed from `in`; a body that fills that
+  // whole slice leaves by the slice (moved into on_body's buffer, not copied). Returns the bytes
+  // consumed.
+  size_t feed(buffer::Buffer& in);
   void resume();
   bool finish();
   CodecState state() const { return state_; }
@@ -80,6 +84,13 @@ class Http1Parser {
 
   std::deque<PendingRequest> pending_;
   std::deque<bool> expected_;
+  // feed(Buffer&): the buffer whose front slice is being parsed, that slice, and the body bytes
+  // taken from it by slice during this feed.
+  buffer::Buffer* input_ = nullptr;
+  const uint8_t* input_front_ = nullptr;
+  size_t input_size_ = 0;
+  size_t moved_ = 0;
+  buffer::Buffer body_;  // what on_body hands over
 };
 
 // Writes body bytes with the framing chosen for the message being encoded.
@@ -89,6 +100,7 @@ class BodyEncoder {
 
   void start(Mode mode, uint64_t length = 0);
   bool body(const uint8_t* data, size_t len, buffer::Buffer& out);
+  bool body(buffer::Buffer& data, buffer::Buffer& out);  // takes all of data, moving its slices
   // Returns false when fewer bytes than announced were written; the encoder is Idle afterwards.
   bool end(buffer::Buffer& out, const HeaderMap* trailers);
   Mode mode() const { return mode_; }

@@ -94,11 +94,20 @@ void Http1Parser::init_settings() {
   settings_.on_body = [](llhttp_t* p, const char* at, size_t len) {
     Http1Parser& s = self(p);
     const auto* data = reinterpret_cast<const uint8_t*>(at);
-    if (s.server_ != nullptr) {
-      s.server_->on_body(data, len);
+    if (s.input_ != nullptr && data == s.input_front_ && len == s.input_size_ && s.moved_ == 0) {
+      // The whole slice is body: it changes hands. llhttp is at the slice's end now and does not
+      // read these bytes again (it only compares its position with the end).
+      s.body_.move(*s.input_, len);
+      s.moved_ = len;
     } else {
-      s.client_->on_body(data, len);
+      s.body_.append(data, len);
     }
+    if (s.server_ != nullptr) {
+      s.server_->on_body(s.body_);
+    } else {
+      s.client_->on_body(s.body_);
+    }
+    s.body_.clear();  // a callback that kept nothing leaves nothing behind
     return 0;
   };
   settings_.on_message_complete = [](llhttp_t* p) { return self(p).on_message_complete(); };
@@ -192,6 +201,21 @@ CodecError Http1Parser::llhttp_error(llhttp_errno_t e) const {
     default:
       return make(400, "malformed message", WP_COUNTER(malformed));
   }
+}
+
+size_t Http1Parser::feed(buffer::Buffer& in) {
+  auto front = in.front();
+  if (front.empty()) {
+    return 0;
+  }
+  input_ = &in;
+  input_front_ = front.data();
+  input_size_ = front.size();
+  moved_ = 0;
+  size_t n = feed(front.data(), front.size());
+  input_ = nullptr;
+  in.drain(n > moved_ ? n - moved_ : 0);
+  return n;
 }
 
 size_t Http1Parser::feed(const uint8_t* data, size_t len) {

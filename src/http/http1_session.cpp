@@ -124,14 +124,12 @@ void Http1Session::parse() {
       tunnel_->consume(n);  // after a "connection: close" message: discarded
       return;
     }
-    auto s = in_.front();
     body_delivered_ = 0;
-    size_t n = codec_.feed(s.data(), s.size());
+    size_t n = codec_.feed(in_);  // drains what it parsed; body slices leave by on_body
     if (tunnel_ == nullptr) {
       return;
     }
     size_t framing = n > body_delivered_ ? n - body_delivered_ : 0;
-    in_.drain(n);
     if (framing > 0) {
       tunnel_->consume(framing);
     }
@@ -156,12 +154,16 @@ void Http1Session::on_head(RequestHead&& head) {
   current_->on_request_head(std::move(head), !body);
 }
 
-void Http1Session::on_body(const uint8_t* data, size_t len) {
+void Http1Session::on_body(buffer::Buffer& data) {
+  const size_t len = data.length();
   body_delivered_ += len;
   if (current_ != nullptr) {
-    current_->on_request_body(data, len);
-  } else if (tunnel_ != nullptr) {
-    tunnel_->consume(len);
+    current_->on_request_body(data);
+  } else {
+    data.clear();
+    if (tunnel_ != nullptr) {
+      tunnel_->consume(len);
+    }
   }
 }
 
@@ -332,8 +334,7 @@ void Http1Session::send_body(buffer::Buffer& data, bool end_stream) {
     return;
   }
   buffer::Buffer out;
-  data.for_each([&](const uint8_t* p, size_t n) { codec_.encode_body(p, n, out); });
-  data.clear();
+  codec_.encode_body(data, out);
   if (end_stream) {
     codec_.encode_end(out);
   }

@@ -137,8 +137,7 @@ class Http1Upstream final : public UpstreamStream,
       return;
     }
     buffer::Buffer out;
-    data.for_each([&](const uint8_t* p, size_t n) { codec_.encode_body(p, n, out); });
-    data.clear();
+    codec_.encode_body(data, out);
     if (end_stream) {
       codec_.encode_end(out);
       req_done_ = true;
@@ -251,13 +250,17 @@ class Http1Upstream final : public UpstreamStream,
       stream_cb_->on_upstream_head(std::move(head));
     }
   }
-  void on_body(const uint8_t* data, size_t len) override {
+  void on_body(buffer::Buffer& data) override {
+    const size_t len = data.length();
     body_delivered_ += len;
     if (stream_cb_ != nullptr) {
       unconsumed_ += len;
-      stream_cb_->on_upstream_body(data, len);
-    } else if (tunnel_ != nullptr) {
-      tunnel_->consume(len);
+      stream_cb_->on_upstream_body(data);
+    } else {
+      data.clear();
+      if (tunnel_ != nullptr) {
+        tunnel_->consume(len);
+      }
     }
   }
   void on_trailers(HeaderMap&& trailers) override {
@@ -342,20 +345,15 @@ class Http1Upstream final : public UpstreamStream,
 
   void parse() {
     while (!in_.empty() && exchanging() && tunnel_ != nullptr) {
-      auto s = in_.front();
       body_delivered_ = 0;
-      size_t n = codec_.feed(s.data(), s.size());
+      size_t n = codec_.feed(in_);  // drains what it parsed; body slices leave by on_body
       if (st_.state() == ConnState::Closed) {
         return;
       }
-      if (n < s.size() && codec_.state() != CodecState::Closed) {
-        // Error (reported) or nothing more to parse now.
-        if (n == 0) {
-          return;
-        }
+      if (n == 0) {
+        return;  // error (reported) or nothing more to parse now
       }
       size_t framing = n > body_delivered_ ? n - body_delivered_ : 0;
-      in_.drain(n);
       if (tunnel_ != nullptr && framing > 0) {
         tunnel_->consume(framing);
       }
@@ -605,11 +603,12 @@ class H2cUpstream final : public hbone::TunnelCallbacks,
       s->cb_->on_upstream_head(std::move(head));
     }
   }
-  void on_response_body(int32_t id, const uint8_t* data, size_t len) override {
+  void on_response_body(int32_t id, buffer::Buffer& data) override {
     if (auto* s = find(id); s != nullptr && s->cb_ != nullptr) {
-      s->cb_->on_upstream_body(data, len);
+      s->cb_->on_upstream_body(data);
     } else {
-      codec_.consume(id, len);
+      codec_.consume(id, data.length());
+      data.clear();
     }
   }
   void on_response_trailers(int32_t id, HeaderMap&& t) override {

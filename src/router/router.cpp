@@ -87,8 +87,8 @@ void UpstreamAttempt::on_upstream_head(http::ResponseHead&& head) {
   router_.on_attempt_head(*this, std::move(head));
 }
 
-void UpstreamAttempt::on_upstream_body(const uint8_t* data, size_t len) {
-  router_.on_attempt_body(*this, data, len);
+void UpstreamAttempt::on_upstream_body(buffer::Buffer& data) {
+  router_.on_attempt_body(*this, data);
 }
 
 void UpstreamAttempt::on_upstream_trailers(http::HeaderMap&& trailers) {
@@ -127,10 +127,12 @@ Router::~Router() {
   attempt_.reset();  // settles it
 }
 
-void Router::on_request_body(const uint8_t* data, size_t len) {
+void Router::on_request_body(buffer::Buffer& data) {
+  const size_t len = data.length();
   body_bytes_ += len;
   down_unconsumed_ += len;
   if (state_ == State::Done || response_complete_) {
+    data.clear();
     consume_downstream();
     return;
   }
@@ -143,16 +145,16 @@ void Router::on_request_body(const uint8_t* data, size_t len) {
       }
       replay_.clear();
     } else {
-      replay_.append(data, len);
+      replay_.append_copy(data);  // the one copy a retry needs
     }
   }
-  buffer::Buffer chunk;
-  chunk.append(data, len);
   if (up != nullptr) {
-    up->send_body(chunk, false);
+    up->send_body(data, false);
     consume_downstream();
   } else if (!replayable_) {
-    pending_.move_from(chunk);
+    pending_.move_from(data);
+  } else {
+    data.clear();  // kept in replay_ until a stream is ready
   }
 }
 
@@ -347,7 +349,7 @@ void Router::on_attempt_ready(UpstreamAttempt& a) {
   }
   if (replayable_ && !replay_.empty()) {
     buffer::Buffer copy;
-    replay_.for_each([&](const uint8_t* p, size_t n) { copy.append(p, n); });
+    copy.append_copy(replay_);
     a.stream()->send_body(copy, request_complete_ && !request_trailers_);
   } else if (!pending_.empty()) {
     a.stream()->send_body(pending_, request_complete_ && !request_trailers_);
@@ -452,17 +454,17 @@ void Router::on_attempt_head(UpstreamAttempt& a, http::ResponseHead&& head) {
   cb_.on_response_head(std::move(head), flags);
 }
 
-void Router::on_attempt_body(UpstreamAttempt& a, const uint8_t* data, size_t len) {
+void Router::on_attempt_body(UpstreamAttempt& a, buffer::Buffer& data) {
+  const size_t len = data.length();
   if (!response_started_ || state_ == State::Done) {
+    data.clear();
     if (a.stream() != nullptr) {
       a.stream()->consume(len);
     }
     return;
   }
   a.unconsumed += len;
-  buffer::Buffer chunk;
-  chunk.append(data, len);
-  cb_.on_response_body(chunk);
+  cb_.on_response_body(data);
   if (state_ != State::Done) {
     consume_upstream();
   }
@@ -553,7 +555,7 @@ void Router::send_mirrors() {
       head.chunked = false;
     }
     buffer::Buffer body;
-    replay_.for_each([&](const uint8_t* p, size_t n) { body.append(p, n); });
+    body.append_copy(replay_);
     w_.mirrors.start(
         w_, http::upstream_key(tunnel_, mirror.cluster->endpoints[*host], snapshot_->bootstrap.upstream.hbone_port),
         std::move(head), std::move(body));

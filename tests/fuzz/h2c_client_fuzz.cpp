@@ -149,10 +149,11 @@ struct Harness final : H2cClientCallbacks {
     }
   }
 
-  void on_response_body(int32_t id, const uint8_t* data, size_t len) override {
+  void on_response_body(int32_t id, wp::buffer::Buffer& data) override {
+    const size_t len = data.length();
+    data.clear();
     StreamRec& s = live(id);
     WP_FUZZ_CHECK(s.responded && !s.ended && !s.trailers && !s.reset_by_us);
-    WP_FUZZ_CHECK(data != nullptr || len == 0);
     s.received += len;
     WP_FUZZ_CHECK(s.kind == Kind::Head || !s.content_length || s.received <= *s.content_length);
     if ((flags & 4) == 0) {

@@ -43,7 +43,10 @@ struct Reparse final : Http1ServerCallbacks {
     ++heads;
     head = std::move(h);
   }
-  void on_body(const uint8_t*, size_t n) override { body += n; }
+  void on_body(wp::buffer::Buffer& b) override {
+    body += b.length();
+    b.clear();
+  }
   void on_trailers(HeaderMap&&) override {}
   void on_message_complete() override { ++completes; }
   void on_error(const CodecError&) override { ++errors; }
@@ -85,9 +88,10 @@ struct ResponseReader final : Http1ClientCallbacks {
     in_message = true;
     body = 0;
   }
-  void on_body(const uint8_t*, size_t n) override {
+  void on_body(wp::buffer::Buffer& b) override {
     WP_FUZZ_CHECK(in_message);
-    body += n;
+    body += b.length();
+    b.clear();
   }
   void on_trailers(HeaderMap&&) override { WP_FUZZ_CHECK(in_message); }
   void on_message_complete() override {
@@ -155,15 +159,17 @@ struct Harness final : Http1ServerCallbacks {
       answer(r);
     }
   }
-  void on_body(const uint8_t* d, size_t n) override {
+  void on_body(wp::buffer::Buffer& b) override {
+    const size_t n = b.length();
     WP_FUZZ_CHECK(!server_error && !server_closed && in_message);
-    WP_FUZZ_CHECK(n > 0 && d >= lo && d + n <= hi);
+    WP_FUZZ_CHECK(n > 0 && n <= static_cast<size_t>(hi - lo));
     Request& r = requests.back();
     WP_FUZZ_CHECK(r.chunked || r.content_length.value_or(0) > 0);
     WP_FUZZ_CHECK(!trailers_seen);
     body_seen += n;
     WP_FUZZ_CHECK(!r.content_length || body_seen <= *r.content_length);
-    WP_FUZZ_CHECK(client.encode_body(d, n, r.reencoded));
+    WP_FUZZ_CHECK(client.encode_body(b, r.reencoded));
+    WP_FUZZ_CHECK(b.empty());
   }
   void on_trailers(HeaderMap&& t) override {
     WP_FUZZ_CHECK(!server_error && !server_closed && in_message);

@@ -147,8 +147,9 @@ void Http1Conn::on_head(http::ResponseHead&& head) {
   current_.headers = std::move(head.headers);
 }
 
-void Http1Conn::on_body(const uint8_t* data, size_t len) {
-  current_.body.append(reinterpret_cast<const char*>(data), len);
+void Http1Conn::on_body(buffer::Buffer& data) {
+  data.for_each([&](const uint8_t* p, size_t n) { current_.body.append(reinterpret_cast<const char*>(p), n); });
+  data.clear();
 }
 
 void Http1Conn::on_trailers(http::HeaderMap&& trailers) {
@@ -258,8 +259,11 @@ void H2cConn::on_response(int32_t stream, http::ResponseHead&& head) {
   r.headers = std::move(head.headers);
 }
 
-void H2cConn::on_response_body(int32_t stream, const uint8_t* data, size_t len) {
-  streams_[stream].response.body.append(reinterpret_cast<const char*>(data), len);
+void H2cConn::on_response_body(int32_t stream, buffer::Buffer& data) {
+  const size_t len = data.length();
+  data.for_each(
+      [&](const uint8_t* p, size_t n) { streams_[stream].response.body.append(reinterpret_cast<const char*>(p), n); });
+  data.clear();
   codec_.consume(stream, len);
 }
 

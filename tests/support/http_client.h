@@ -74,7 +74,7 @@ class Http1Conn final : private http::Http1ClientCallbacks {
 
   // Http1ClientCallbacks
   void on_head(http::ResponseHead&& head) override;
-  void on_body(const uint8_t* data, size_t len) override;
+  void on_body(buffer::Buffer& data) override;
   void on_trailers(http::HeaderMap&& trailers) override;
   void on_message_complete() override;
   void on_error(const http::CodecError& error) override;
@@ -126,7 +126,7 @@ class H2cConn final : private http::H2cClientCallbacks {
 
   // H2cClientCallbacks
   void on_response(int32_t stream, http::ResponseHead&& head) override;
-  void on_response_body(int32_t stream, const uint8_t* data, size_t len) override;
+  void on_response_body(int32_t stream, buffer::Buffer& data) override;
   void on_response_trailers(int32_t stream, http::HeaderMap&& trailers) override;
   void on_response_end(int32_t stream) override;
   void on_stream_closed(int32_t stream, uint32_t error_code) override;

@@ -382,21 +382,23 @@ class Http1Server final : public PodHttpServer, private http::Http1ServerCallbac
     advance();  // an echo's head goes out before its body
   }
 
-  void on_body(const uint8_t* data, size_t len) override {
+  void on_body(buffer::Buffer& data) override {
     if (!cur_ || state_ != State::Serving) {
+      data.clear();
       return;
     }
     Request& r = *cur_;
-    r.body += len;
+    r.body += data.length();
     if (r.plan.kind != Plan::Kind::Echo) {
+      data.clear();
       return;  // read and discarded
     }
     if (!r.head_sent) {
-      r.held.append(data, len);
+      r.held.move_from(data);
       return;
     }
     buffer::Buffer out;
-    codec_.encode_body(data, len, out);
+    codec_.encode_body(data, out);
     write(out);
   }
 
@@ -659,15 +661,18 @@ class H2cServer final : public PodHttpServer, private http::H2cServerCallbacks {
     streams_[id] = std::move(s);
   }
 
-  void on_request_body(int32_t id, const uint8_t* data, size_t len) override {
+  void on_request_body(int32_t id, buffer::Buffer& data) override {
+    const size_t len = data.length();
     Stream* s = find(id);
     if (s == nullptr || dying_) {
+      data.clear();
       return;
     }
     s->received += len;
     if (s->plan.kind == Plan::Kind::Echo && !s->ended) {
-      s->held.append(data, len);
+      s->held.move_from(data);
     } else {
+      data.clear();
       codec_.consume(id, len);  // read and discarded
       s->consumed += len;
     }

@@ -57,8 +57,14 @@ class Buffer {
   size_t length() const { return length_; }
   bool empty() const { return length_ == 0; }
 
-  void append(const void* p, size_t n);        // copies
-  void move_from(Buffer& other);               // takes every slice of other; other becomes empty
+  void append(const void* p, size_t n);   // copies
+  void append_copy(const Buffer& other);  // copies every byte of other (other unchanged)
+  void move_from(Buffer& other);          // takes every slice of other; other becomes empty
+  // Takes the first n bytes of other (all of it when n is larger): whole slices change hands,
+  // a slice only partly taken is copied, and so is a small slice that fits in our last slice's
+  // room (kCoalesce bytes or fewer: no 16 KiB block stays pinned by a few bytes).
+  void move(Buffer& other, size_t n);
+  static constexpr size_t kCoalesce = 512;
   size_t copy_out(void* dst, size_t n) const;  // copies up to n bytes from the front
   void drain(size_t n);                        // drops n bytes from the front
   void clear();

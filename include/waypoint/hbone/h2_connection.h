@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "waypoint/event/loop.h"
+#include "waypoint/hbone/h2_core.h"
 #include "waypoint/hbone/h2_guards.h"
 #include "waypoint/hbone/tunnel.h"
 #include "waypoint/net/address.h"
@@ -35,12 +36,6 @@ struct H2Settings {
 class H2Connection;
 class ConnectCallbacks;
 
-// An nghttp2 header entry pointing into `name` and `value` (which must outlive the submit call).
-inline nghttp2_nv make_nv(const std::string& name, const std::string& value) {
-  return {reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-          reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(), NGHTTP2_NV_FLAG_NONE};
-}
-
 // One HTTP/2 stream. As a Tunnel it carries the CONNECT payload both ways.
 class H2Stream final : public Tunnel, public event::DeferredDeletable {
  public:
@@ -63,7 +58,7 @@ class H2Stream final : public Tunnel, public event::DeferredDeletable {
   H2Connection& connection() { return conn_; }
   const HeaderList& headers() const { return headers_; }
   const std::string* header(std::string_view name) const;  // first value, or nullptr
-  bool header_overflow() const { return header_overflow_; }
+  bool header_overflow() const { return header_budget_.overflow(); }
   bool remote_eof() const { return remote_eof_; }
   bool headers_done() const { return headers_done_; }  // the request/response HEADERS were complete
 
@@ -89,8 +84,7 @@ class H2Stream final : public Tunnel, public event::DeferredDeletable {
   int32_t id_;
   State state_ = State::Headers;
   HeaderList headers_;
-  size_t header_bytes_ = 0;
-  bool header_overflow_ = false;
+  HeaderBudget header_budget_;
   bool headers_done_ = false;
   TunnelHandler* handler_ = nullptr;
   ConnectCallbacks* connect_cb_ = nullptr;
@@ -167,6 +161,10 @@ class H2Connection : public net::TransportCallbacks, public event::DeferredDelet
   static nghttp2_data_provider data_provider(H2Stream* stream);
   H2Stream* find_stream(int32_t id);
   const H2Settings& settings() const { return settings_; }
+  H2SessionSettings session_settings() const {
+    return {settings_.stream_window, settings_.connection_window, settings_.max_frame_size,
+            settings_.max_header_list_bytes};
+  }
 
  private:
   friend class H2Stream;

@@ -54,7 +54,7 @@ class ActiveRequest final : public router::RouterCallbacks, public event::Deferr
   // head is the whole request (no body follows; on_request_end may still be called, and is then
   // ignored).
   void on_request_head(RequestHead&& head, bool end_stream);
-  void on_request_body(const uint8_t* data, size_t len);
+  void on_request_body(buffer::Buffer& data);  // takes all of data
   void on_request_trailers(HeaderMap&& trailers);
   void on_request_end();
   void on_downstream_reset();

@@ -29,8 +29,8 @@ struct H2cSettings {
   uint32_t max_frame_size = 16384;
   size_t max_header_list_bytes = 64 * 1024;  // larger request/response header blocks: the
                                              // stream is answered 431 (server) / reset (client)
-  const char* scheme = "http";  // client: the :scheme of requests ("https" over TLS, bench/)
-  hbone::H2Limits limits;       // server: empty-frame and premature-reset guards
+  const char* scheme = "http";               // client: the :scheme of requests ("https" over TLS, bench/)
+  hbone::H2Limits limits;                    // server: empty-frame and premature-reset guards
 };
 
 class H2cServerCallbacks {
@@ -39,7 +39,8 @@ class H2cServerCallbacks {
   // A complete request header block; `end_stream`: it carried END_STREAM (no body follows, and
   // on_request_end follows at once).
   virtual void on_request(int32_t stream, RequestHead&& head, bool end_stream) = 0;
-  virtual void on_request_body(int32_t stream, const uint8_t* data, size_t len) = 0;
+  // Body bytes (copied once from the DATA frames): take them all; consume() them once passed on.
+  virtual void on_request_body(int32_t stream, buffer::Buffer& data) = 0;
   virtual void on_request_trailers(int32_t stream, HeaderMap&& trailers) = 0;
   virtual void on_request_end(int32_t stream) = 0;  // END_STREAM received
   // The stream is gone: closed normally after both sides ended (error_code 0) or reset by either
@@ -91,7 +92,7 @@ class H2cClientCallbacks {
   virtual ~H2cClientCallbacks() = default;
   // The final response head (1xx heads are skipped); on_response_end follows at once on END_STREAM.
   virtual void on_response(int32_t stream, ResponseHead&& head) = 0;
-  virtual void on_response_body(int32_t stream, const uint8_t* data, size_t len) = 0;
+  virtual void on_response_body(int32_t stream, buffer::Buffer& data) = 0;  // as on_request_body
   virtual void on_response_trailers(int32_t stream, HeaderMap&& trailers) = 0;
   virtual void on_response_end(int32_t stream) = 0;
   // Stream gone: error_code 0 after a complete exchange; NGHTTP2_REFUSED_STREAM (7) when the server

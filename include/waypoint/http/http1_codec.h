@@ -2,7 +2,8 @@
 // Streaming HTTP/1.1 codecs on llhttp 8.1, strict.
 //
 // Parsing is push-based and in place: feed() hands bytes to llhttp, events go to a Callbacks object,
-// and on_body() points into the caller's bytes (a body is never buffered). Next to llhttp, a raw
+// and on_body() hands the body over as a Buffer (never buffered by the codec): fed a Buffer, the
+// codec moves a slice that is all body instead of copying it. Next to llhttp, a raw
 // scanner checks every head, chunk framing line and trailer byte for what llhttp 8.1 lets through
 // (obs-fold, bare CR/LF, bad field names, chunk data without CRLF...), and the head callbacks check
 // the framing semantics (CL+TE, duplicate Content-Length, Transfer-Encoding lists, Host...).
@@ -51,8 +52,10 @@ class Http1Callbacks {
  public:
   virtual ~Http1Callbacks() = default;
   virtual void on_head(Head&& head) = 0;
-  // Body bytes, in order; `data` points into the buffer given to feed().
-  virtual void on_body(const uint8_t* data, size_t len) = 0;
+  // Body bytes, in order: take them all (move them out of `data`). Fed by feed(Buffer&), a body
+  // that fills a whole input slice arrives as that slice (no copy); other body bytes are copied
+  // into `data` once.
+  virtual void on_body(buffer::Buffer& data) = 0;
   virtual void on_trailers(HeaderMap&& trailers) = 0;
   virtual void on_message_complete() = 0;
   // Called once; the codec then refuses further input. The connection should be closed (after the
@@ -85,6 +88,9 @@ class Http1ServerCodec {
   // Returns the bytes consumed. Less than len when a message completed (state Paused) or on error.
   // In state Closed, every byte is consumed and discarded.
   size_t feed(const uint8_t* data, size_t len);
+  // Parses the front slice of `in` and drains the bytes consumed from it (body slices leave by
+  // on_body). Returns the bytes consumed, as feed(data, len) over that slice would.
+  size_t feed(buffer::Buffer& in);
   // Resumes after a completed message (no-op unless Paused).
   void resume();
   // The downstream closed its side. A request cut short is reported through on_error (400,
@@ -99,6 +105,7 @@ class Http1ServerCodec {
   void encode_head(const ResponseHead& head, buffer::Buffer& out);
   // Body bytes. Returns false when they exceed the announced Content-Length or no body is allowed.
   bool encode_body(const uint8_t* data, size_t len, buffer::Buffer& out);
+  bool encode_body(buffer::Buffer& data, buffer::Buffer& out);  // takes all of data, moving slices
   // Ends the response (last chunk + trailers when chunked; trailers are dropped otherwise).
   // Returns false when fewer bytes than the announced Content-Length were written.
   bool encode_end(buffer::Buffer& out, const HeaderMap* trailers = nullptr);
@@ -125,6 +132,7 @@ class Http1ClientCodec {
   // follows). 1xx responses are delivered through on_head only (no on_message_complete); the final
   // response follows. A response with no request outstanding is an error (502).
   size_t feed(const uint8_t* data, size_t len);
+  size_t feed(buffer::Buffer& in);  // as Http1ServerCodec::feed(Buffer&)
   // The upstream closed: completes a close-delimited response; a response cut short is an error.
   bool finish();
   CodecState state() const;
@@ -133,6 +141,7 @@ class Http1ClientCodec {
   // when head.chunked, else no body. "connection: close" when !head.keep_alive.
   void encode_head(const RequestHead& head, buffer::Buffer& out);
   bool encode_body(const uint8_t* data, size_t len, buffer::Buffer& out);
+  bool encode_body(buffer::Buffer& data, buffer::Buffer& out);
   bool encode_end(buffer::Buffer& out, const HeaderMap* trailers = nullptr);
 
  private:

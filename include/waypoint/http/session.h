@@ -41,7 +41,7 @@ class Http1Session final : public Session,
 
   // Http1ServerCallbacks
   void on_head(RequestHead&& head) override;
-  void on_body(const uint8_t* data, size_t len) override;
+  void on_body(buffer::Buffer& data) override;
   void on_trailers(HeaderMap&& trailers) override;
   void on_message_complete() override;
   void on_error(const CodecError& error) override;
@@ -102,7 +102,7 @@ class H2cSession final : public Session, public hbone::TunnelHandler, public H2c
   void on_tunnel_closed(hbone::Tunnel& t, bool clean) override;
 
   void on_request(int32_t stream, RequestHead&& head, bool end_stream) override;
-  void on_request_body(int32_t stream, const uint8_t* data, size_t len) override;
+  void on_request_body(int32_t stream, buffer::Buffer& data) override;
   void on_request_trailers(int32_t stream, HeaderMap&& trailers) override;
   void on_request_end(int32_t stream) override;
   void on_stream_closed(int32_t stream, uint32_t error_code) override;

@@ -33,7 +33,8 @@ class UpstreamStreamCallbacks {
  public:
   virtual ~UpstreamStreamCallbacks() = default;
   virtual void on_upstream_head(ResponseHead&& head) = 0;
-  virtual void on_upstream_body(const uint8_t* data, size_t len) = 0;  // consume() once passed on
+  // Response body bytes: take them all (move them out of data); consume() them once passed on.
+  virtual void on_upstream_body(buffer::Buffer& data) = 0;
   virtual void on_upstream_trailers(HeaderMap&& trailers) = 0;
   virtual void on_upstream_end() = 0;  // the response is complete; the stream is released
   // The exchange failed; the stream is gone (do not use it after this call).

@@ -86,7 +86,7 @@ class UpstreamAttempt final : public http::UpstreamStreamCallbacks,
   void on_pool_failure(hbone::UpstreamFailure failure) override;
   // UpstreamStreamCallbacks
   void on_upstream_head(http::ResponseHead&& head) override;
-  void on_upstream_body(const uint8_t* data, size_t len) override;
+  void on_upstream_body(buffer::Buffer& data) override;
   void on_upstream_trailers(http::HeaderMap&& trailers) override;
   void on_upstream_end() override;
   void on_upstream_error(http::UpstreamError error) override;
@@ -119,7 +119,7 @@ class Router {
 
   // The request body, from the head on: kept while the router has not started (the pipeline's
   // fault delay) or has no stream yet, and for a retry while it fits kRetryBufferLimit.
-  void on_request_body(const uint8_t* data, size_t len);
+  void on_request_body(buffer::Buffer& data);  // takes all of data
   void on_request_trailers(http::HeaderMap&& trailers);
   void on_request_end();  // also when the head was the whole request
 
@@ -168,7 +168,7 @@ class Router {
   // From the attempt in flight (`a` is attempt_).
   void on_attempt_ready(UpstreamAttempt& a);
   void on_attempt_head(UpstreamAttempt& a, http::ResponseHead&& head);
-  void on_attempt_body(UpstreamAttempt& a, const uint8_t* data, size_t len);
+  void on_attempt_body(UpstreamAttempt& a, buffer::Buffer& data);
   void on_attempt_trailers(UpstreamAttempt& a, http::HeaderMap&& trailers);
   void on_attempt_end(UpstreamAttempt& a);
   void on_attempt_error(UpstreamAttempt& a, http::UpstreamError error, bool reused);

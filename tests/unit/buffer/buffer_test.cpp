@@ -54,6 +54,45 @@ TEST_CASE("Buffer::move_from hands slices over without losing order", "[buffer]"
   CHECK(contents(c) == "hello world!");
 }
 
+TEST_CASE("Buffer::move hands whole slices over and copies only a partial or small one", "[buffer]") {
+  Buffer a;
+  std::string big(3 * wp::buffer::Slice::kLarge, 'b');
+  a.append(big.data(), big.size());
+  REQUIRE(a.slice_count() == 3);
+  const uint8_t* second = nullptr;
+  size_t i = 0;
+  a.for_each([&](const uint8_t* p, size_t) {
+    if (i++ == 1) {
+      second = p;
+    }
+  });
+  a.drain(100);  // the first slice is now partial
+  Buffer b;
+  b.move(a, wp::buffer::Slice::kLarge - 100 + wp::buffer::Slice::kLarge + 10);
+  CHECK(b.length() == 2 * wp::buffer::Slice::kLarge - 90);
+  CHECK(a.length() == wp::buffer::Slice::kLarge - 10);
+  CHECK(contents(b) == big.substr(100, b.length()));
+  CHECK(contents(a) == big.substr(100 + b.length()));
+  // The second slice changed hands: its bytes were not copied.
+  bool found = false;
+  b.for_each([&](const uint8_t* p, size_t) { found = found || p == second; });
+  CHECK(found);
+  // A few bytes are copied into the room of the last slice rather than pinning a block.
+  Buffer small;
+  small.append("tail", 4);
+  Buffer c;
+  c.append("head ", 5);
+  c.move(small, 100);
+  CHECK(small.empty());
+  CHECK(c.slice_count() == 1);
+  CHECK(contents(c) == "head tail");
+  // Moving nothing, or from an empty buffer, changes nothing.
+  c.move(small, 10);
+  c.move(a, 0);
+  CHECK(contents(c) == "head tail");
+  CHECK(a.length() == wp::buffer::Slice::kLarge - 10);
+}
+
 TEST_CASE("slices return to the per-thread pool", "[buffer]") {
   size_t before = wp::buffer::thread_slice_bytes_in_use();
   {
@@ -78,7 +117,7 @@ TEST_CASE("Buffer matches a plain string model under random appends, drains, mov
     return s;
   };
   for (int step = 0; step < 20000; ++step) {
-    switch (rng() % 7) {
+    switch (rng() % 8) {
       case 0:
       case 1: {  // append 1 byte .. 40 KiB
         size_t n = 1 + rng() % (rng() % 2 ? 64 : 40000);
@@ -117,6 +156,28 @@ TEST_CASE("Buffer matches a plain string model under random appends, drains, mov
         buf.append("q", 1);
         buf.clear();
         buf = std::move(tmp);
+        break;
+      }
+      case 6: {  // move part of the other buffer over: whole slices move, a partial one is copied
+        size_t n = rng() % 40000;
+        std::string data(n, '\0');
+        for (auto& c : data) {
+          c = static_cast<char>('A' + rng() % 26);
+        }
+        other.append(data.data(), n);
+        other_model += data;
+        size_t take = other_model.empty() ? 0 : rng() % (other_model.size() + 2);
+        if (rng() % 3 == 0 && !other.empty()) {
+          take = other.front().size();  // exactly one slice
+        }
+        buf.move(other, take);
+        take = std::min(take, other_model.size());
+        model += other_model.substr(0, take);
+        other_model.erase(0, take);
+        REQUIRE(other.length() == other_model.size());
+        if (!other_model.empty()) {
+          REQUIRE(other.front()[0] == static_cast<uint8_t>(other_model[0]));
+        }
         break;
       }
       case 5:

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "support/buffer_text.h"
 #include "waypoint/http/h2c_codec.h"
 
 namespace {
@@ -70,12 +71,15 @@ struct ServerRec : H2cServerCallbacks {
       on_req(s);
     }
   }
-  void on_request_body(int32_t s, const uint8_t* d, size_t n) override {
-    bodies[s].append(reinterpret_cast<const char*>(d), n);
+  void on_request_body(int32_t s, wp::buffer::Buffer& b) override {
+    const std::string text = wp::test::take_text(b);
+    const auto* d = reinterpret_cast<const uint8_t*>(text.data());
+    const size_t n = text.size();
+    bodies[s] += text;
     if (events.empty() || events.back().rfind("body ", 0) != 0) {
       events.push_back("body ");
     }
-    events.back().append(reinterpret_cast<const char*>(d), n);
+    events.back() += text;
     if (on_body) {
       on_body(s, d, n);
     }
@@ -124,8 +128,9 @@ struct ClientRec : H2cClientCallbacks {
     ++head_count[s];
     heads[s] = std::move(h);
   }
-  void on_response_body(int32_t s, const uint8_t* d, size_t n) override {
-    bodies[s].append(reinterpret_cast<const char*>(d), n);
+  void on_response_body(int32_t s, wp::buffer::Buffer& b) override {
+    const size_t n = b.length();
+    bodies[s] += wp::test::take_text(b);
     if (auto_consume) {
       codec->consume(s, n);
     }

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "support/buffer_text.h"
 #include "waypoint/http/http1_codec.h"
 
 namespace {
@@ -28,7 +29,7 @@ struct ServerSink : Http1ServerCallbacks {
   size_t completes = 0;
   std::vector<CodecError> errors;
   void on_head(RequestHead&& h) override { heads.push_back(std::move(h)); }
-  void on_body(const uint8_t* d, size_t n) override { body.append(reinterpret_cast<const char*>(d), n); }
+  void on_body(wp::buffer::Buffer& b) override { body += wp::test::take_text(b); }
   void on_trailers(HeaderMap&& t) override { trailers.push_back(std::move(t)); }
   void on_message_complete() override { ++completes; }
   void on_error(const CodecError& e) override { errors.push_back(e); }
@@ -41,7 +42,7 @@ struct ClientSink : Http1ClientCallbacks {
   size_t completes = 0;
   std::vector<CodecError> errors;
   void on_head(ResponseHead&& h) override { heads.push_back(std::move(h)); }
-  void on_body(const uint8_t* d, size_t n) override { body.append(reinterpret_cast<const char*>(d), n); }
+  void on_body(wp::buffer::Buffer& b) override { body += wp::test::take_text(b); }
   void on_trailers(HeaderMap&& t) override { trailers.push_back(std::move(t)); }
   void on_message_complete() override { ++completes; }
   void on_error(const CodecError& e) override { errors.push_back(e); }

@@ -18,7 +18,7 @@ struct Counting : Http1ServerCallbacks {
   size_t completes = 0;
   std::vector<CodecError> errors;
   void on_head(RequestHead&& h) override { targets.push_back(h.target); }
-  void on_body(const uint8_t*, size_t) override {}
+  void on_body(wp::buffer::Buffer& b) override { b.clear(); }
   void on_trailers(HeaderMap&&) override {}
   void on_message_complete() override { ++completes; }
   void on_error(const CodecError& e) override { errors.push_back(e); }

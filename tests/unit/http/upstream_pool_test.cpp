@@ -22,7 +22,7 @@ struct Recorder : wp::http::UpstreamStreamCallbacks, wp::http::UpstreamPoolCallb
   int ready = 0;
   std::optional<wp::hbone::UpstreamFailure> failure;
   void on_upstream_head(wp::http::ResponseHead&&) override {}
-  void on_upstream_body(const uint8_t*, size_t) override {}
+  void on_upstream_body(wp::buffer::Buffer& data) override { data.clear(); }
   void on_upstream_trailers(wp::http::HeaderMap&&) override {}
   void on_upstream_end() override {}
   void on_upstream_error(wp::http::UpstreamError) override {}
@@ -220,7 +220,10 @@ struct Exchange : wp::http::UpstreamStreamCallbacks, wp::http::UpstreamPoolCallb
   }
   void on_pool_failure(wp::hbone::UpstreamFailure) override { pending.reset(); }
   void on_upstream_head(wp::http::ResponseHead&& h) override { status = h.status; }
-  void on_upstream_body(const uint8_t*, size_t len) override { stream->consume(len); }
+  void on_upstream_body(wp::buffer::Buffer& data) override {
+    stream->consume(data.length());
+    data.clear();
+  }
   void on_upstream_trailers(wp::http::HeaderMap&&) override {}
   void on_upstream_end() override {
     ended = true;

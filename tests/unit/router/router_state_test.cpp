@@ -58,7 +58,10 @@ struct FakeStream final : wp::http::UpstreamStream {
     cb->on_upstream_head(std::move(h));
   }
   void data(const std::string& bytes) {
-    cb->on_upstream_body(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+    wp::buffer::Buffer b;
+    b.append(bytes.data(), bytes.size());
+    cb->on_upstream_body(b);
+    CHECK(b.empty());  // taken
   }
   void end() {
     released = true;
@@ -207,7 +210,10 @@ struct Rig {
     router->start(snapshot, *route, std::move(head), nullptr);
   }
   void body(const std::string& bytes) {
-    router->on_request_body(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+    wp::buffer::Buffer b;
+    b.append(bytes.data(), bytes.size());
+    router->on_request_body(b);
+    CHECK(b.empty());  // taken
   }
   template <class F>
   bool run_until(F cond) {
