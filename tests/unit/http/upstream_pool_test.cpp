@@ -3,7 +3,10 @@
 // HBONE pool dials only on the loop's next turn, which never comes.
 #include <catch2/catch.hpp>
 
+#include <nghttp2/nghttp2.h>
+
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 
@@ -11,7 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "support/buffer_text.h"
 #include "support/fake_tunnel.h"
+#include "waypoint/http/h2c_codec.h"
 #include "waypoint/http/upstream.h"
 
 using namespace std::chrono_literals;
@@ -335,4 +340,186 @@ TEST_CASE("upstream pool: a request cancelled while its HTTP/1.1 tunnel opens ca
   CHECK(r.opener.live.empty());
   CHECK(a.stream == nullptr);
   CHECK(a.status == 0);
+}
+
+// ---- h2c tunnels over a fake opener, the pod played by an h2c server codec: streams multiplexed
+// on one tunnel, REFUSED_STREAM, a GOAWAY that drains the tunnel, the tunnel lost mid-stream ------
+
+namespace {
+
+// The pod's end of one h2c upstream tunnel.
+struct H2cPod : wp::http::H2cServerCallbacks {
+  explicit H2cPod(wp::test::FakeTunnel& tunnel) : t(tunnel) {}
+  wp::test::FakeTunnel& t;
+  wp::http::H2cServerCodec codec{*this};
+  std::vector<int32_t> requests;  // stream ids, in arrival order
+  std::vector<std::string> paths;
+  std::map<int32_t, uint32_t> closed;
+  bool error = false;
+
+  void on_request(int32_t id, wp::http::RequestHead&& head, bool) override {
+    requests.push_back(id);
+    paths.push_back(head.target);
+  }
+  void on_request_body(int32_t id, wp::buffer::Buffer& data) override {
+    codec.consume(id, data.length());
+    data.clear();
+  }
+  void on_request_trailers(int32_t, wp::http::HeaderMap&&) override {}
+  void on_request_end(int32_t) override {}
+  void on_stream_closed(int32_t id, uint32_t code) override { closed[id] = code; }
+  void on_error(const wp::http::CodecError&) override { error = true; }
+
+  // Moves bytes both ways until neither side has anything more to say.
+  void pump(wp::event::Loop& loop) {
+    for (int round = 0; round < 50; ++round) {
+      loop.drain_deferred();
+      std::string in = t.take_written();
+      if (!in.empty()) {
+        codec.feed(reinterpret_cast<const uint8_t*>(in.data()), in.size());
+      }
+      wp::buffer::Buffer out;
+      wp::http::collect_output(codec, out);
+      if (in.empty() && out.empty()) {
+        return;
+      }
+      if (!out.empty()) {
+        t.deliver(wp::test::take_text(out));
+      }
+    }
+    FAIL("the h2c exchange did not settle");
+  }
+  void answer(int32_t id, int status, wp::event::Loop& loop) {
+    wp::http::ResponseHead h;
+    h.status = status;
+    h.content_length = 2;
+    codec.respond(id, h, false);
+    wp::buffer::Buffer body;
+    body.append("ok", 2);
+    codec.send_body(id, body, true);
+    pump(loop);
+  }
+};
+
+struct H2cRig {
+  wp::event::Loop loop;
+  wp::stats::Block stats;
+  FakeOpener opener;
+  std::optional<wp::http::UpstreamHttpPool> pool{std::in_place, loop, opener, stats, 1s};
+  std::vector<std::unique_ptr<H2cPod>> pods;
+  ~H2cRig() {
+    pool.reset();
+    loop.drain_deferred();
+  }
+  void ask(Exchange& e) {
+    wp::http::UpstreamKey k = Rig::key(true);
+    k.client = "10.1.2.3";
+    e.pending = pool->new_stream(k, e, e);
+  }
+  // Opens the oldest tunnel asked for; its pod reads the preface and the requests queued on it.
+  H2cPod& grant() {
+    wp::test::FakeTunnel& t = opener.grant();
+    pods.push_back(std::make_unique<H2cPod>(t));
+    pods.back()->pump(loop);
+    return *pods.back();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("upstream pool: h2c requests share one tunnel as streams, and a later one reuses it", "[http][pool]") {
+  H2cRig r;
+  Exchange a, b;
+  r.ask(a);
+  r.ask(b);  // while the first tunnel opens: waits on it rather than opening another
+  REQUIRE(r.opener.live.size() == 1);
+  H2cPod& pod = r.grant();
+  REQUIRE(pod.requests.size() == 2);
+  CHECK(a.stream != nullptr);
+  CHECK(b.stream != nullptr);
+  pod.answer(pod.requests[1], 200, r.loop);
+  pod.answer(pod.requests[0], 200, r.loop);
+  CHECK(a.status == 200);
+  CHECK(b.status == 200);
+  CHECK(a.ended);
+  CHECK(b.ended);
+  CHECK_FALSE(pod.error);
+  r.loop.drain_deferred();
+
+  Exchange c;
+  r.ask(c);  // a stream on the open tunnel at once
+  REQUIRE(c.stream != nullptr);
+  CHECK(c.reused);
+  pod.pump(r.loop);
+  REQUIRE(pod.requests.size() == 3);
+  pod.answer(pod.requests[2], 200, r.loop);
+  CHECK(c.ended);
+  CHECK(r.opener.authorities.size() == 1);
+  CHECK(r.stats.get(wp::stats::Id::upstream_http_tunnels_opened) == 1);
+}
+
+TEST_CASE("upstream pool: an h2c stream the pod refuses fails as REFUSED_STREAM, the tunnel stays", "[http][pool]") {
+  H2cRig r;
+  Exchange a;
+  r.ask(a);
+  H2cPod& pod = r.grant();
+  REQUIRE(pod.requests.size() == 1);
+  pod.codec.reset(pod.requests[0], NGHTTP2_REFUSED_STREAM);
+  pod.pump(r.loop);
+  REQUIRE(a.error.has_value());
+  CHECK(*a.error == wp::http::UpstreamError::RefusedStream);  // never processed: the router retries it
+  r.loop.drain_deferred();
+
+  Exchange b;
+  r.ask(b);
+  REQUIRE(b.stream != nullptr);  // the same tunnel carries the next one
+  pod.pump(r.loop);
+  REQUIRE(pod.requests.size() == 2);
+  pod.answer(pod.requests[1], 200, r.loop);
+  CHECK(b.ended);
+  CHECK(r.opener.authorities.size() == 1);
+}
+
+TEST_CASE("upstream pool: an h2c GOAWAY drains the tunnel, its stream completes, new requests open another",
+          "[http][pool]") {
+  H2cRig r;
+  Exchange a;
+  r.ask(a);
+  H2cPod& pod = r.grant();
+  REQUIRE(pod.requests.size() == 1);
+  pod.codec.goaway();
+  pod.pump(r.loop);
+  r.loop.drain_deferred();
+
+  Exchange b;
+  r.ask(b);  // not on the draining tunnel
+  CHECK(b.stream == nullptr);
+  CHECK(r.opener.authorities.size() == 2);
+  pod.answer(pod.requests[0], 200, r.loop);  // the stream in flight still completes
+  CHECK(a.status == 200);
+  CHECK(a.ended);
+  H2cPod& pod2 = r.grant();
+  REQUIRE(pod2.requests.size() == 1);
+  pod2.answer(pod2.requests[0], 200, r.loop);
+  CHECK(b.ended);
+}
+
+TEST_CASE("upstream pool: an h2c tunnel lost mid-stream fails its streams as resets", "[http][pool]") {
+  H2cRig r;
+  Exchange a, b;
+  r.ask(a);
+  r.ask(b);
+  H2cPod& pod = r.grant();
+  REQUIRE(pod.requests.size() == 2);
+  pod.t.close(false);  // the pod's node went away
+  REQUIRE(a.error.has_value());
+  REQUIRE(b.error.has_value());
+  CHECK(*a.error == wp::http::UpstreamError::Reset);
+  CHECK(*b.error == wp::http::UpstreamError::Reset);
+  r.loop.drain_deferred();
+
+  Exchange c;
+  r.ask(c);  // a new tunnel
+  CHECK(c.stream == nullptr);
+  CHECK(r.opener.authorities.size() == 2);
 }
