@@ -4,8 +4,8 @@
 
 namespace wp::internal {
 
-TcpProxy::TcpProxy(hbone::H2Stream& downstream, TunnelRecord record, config::SnapshotPtr snapshot, stats::Block& stats,
-                   Telemetry& log, Done done)
+TcpProxy::TcpProxy(hbone::DownstreamTunnel& downstream, TunnelRecord record, config::SnapshotPtr snapshot,
+                   stats::Block& stats, Telemetry& log, Done done)
     : downstream_stream_(&downstream),
       record_(std::move(record)),
       started_(std::chrono::steady_clock::now()),
@@ -26,16 +26,17 @@ TcpProxy::~TcpProxy() {
   }
 }
 
-void TcpProxy::start(hbone::Pool& pool, hbone::UpstreamTarget target) {
-  request_ = pool.open(std::move(target), *this);
+void TcpProxy::start(hbone::TunnelOpener& opener, hbone::UpstreamTarget target) {
+  request_ = opener.open(std::move(target), *this);
 }
 
-void TcpProxy::start_answered(hbone::Pool& pool, hbone::UpstreamTarget target, buffer::Buffer initial, bool eof) {
+void TcpProxy::start_answered(hbone::TunnelOpener& opener, hbone::UpstreamTarget target, buffer::Buffer initial,
+                              bool eof) {
   answered_ = true;
   down_.in_flight += initial.length();
   early_.move_from(initial);
   down_.eof = eof;
-  start(pool, std::move(target));
+  start(opener, std::move(target));
 }
 
 void TcpProxy::on_upstream_ready(hbone::Tunnel& tunnel) {

@@ -37,7 +37,7 @@ class H2Connection;
 class ConnectCallbacks;
 
 // One HTTP/2 stream. As a Tunnel it carries the CONNECT payload both ways.
-class H2Stream final : public Tunnel, public event::DeferredDeletable {
+class H2Stream final : public DownstreamTunnel, public event::DeferredDeletable {
  public:
   enum class State { Headers, Pending, Open, Closed };
   using HeaderList = std::vector<std::pair<std::string, std::string>>;
@@ -63,7 +63,8 @@ class H2Stream final : public Tunnel, public event::DeferredDeletable {
   bool headers_done() const { return headers_done_; }  // the request/response HEADERS were complete
 
   // Server side: answer the request. 200 opens the tunnel; anything else ends the stream.
-  void respond(int status, const HeaderList& extra = {});
+  void respond(int status, const HeaderList& extra);
+  void respond(int status) override { respond(status, {}); }
   // Client side: the pending CONNECT's outcome goes to `cb` (cleared once reported).
   void set_connect_callbacks(ConnectCallbacks* cb) { connect_cb_ = cb; }
   ConnectCallbacks* connect_callbacks() const { return connect_cb_; }

@@ -39,4 +39,12 @@ class Tunnel {
   virtual size_t write_pending() const = 0;      // bytes written but not yet handed to the connection
 };
 
+// A downstream tunnel: a CONNECT that the waypoint answers. What TcpProxy needs of one (the HBONE
+// stream, or a fake in unit tests).
+class DownstreamTunnel : public Tunnel {
+ public:
+  // 200 opens the tunnel; any other status ends the stream.
+  virtual void respond(int status) = 0;
+};
+
 }  // namespace wp::hbone

@@ -21,14 +21,14 @@ class TcpProxy final : public event::DeferredDeletable, public hbone::TunnelCall
  public:
   using Done = std::function<void(TcpProxy&)>;
   // `record` is pre-filled with what is known at CONNECT time; the proxy completes and logs it.
-  TcpProxy(hbone::H2Stream& downstream, TunnelRecord record, config::SnapshotPtr snapshot, stats::Block& stats,
+  TcpProxy(hbone::DownstreamTunnel& downstream, TunnelRecord record, config::SnapshotPtr snapshot, stats::Block& stats,
            Telemetry& log, Done done);
   ~TcpProxy() override;
 
-  void start(hbone::Pool& pool, hbone::UpstreamTarget target);
+  void start(hbone::TunnelOpener& opener, hbone::UpstreamTarget target);
   // A sniffed tunnel: the CONNECT was already answered 200 and `initial` bytes (not yet consumed)
   // were read while sniffing. An upstream failure then resets the tunnel (no status to send).
-  void start_answered(hbone::Pool& pool, hbone::UpstreamTarget target, buffer::Buffer initial, bool eof);
+  void start_answered(hbone::TunnelOpener& opener, hbone::UpstreamTarget target, buffer::Buffer initial, bool eof);
   // Shutdown: reset both sides now.
   void abort();
 
@@ -54,7 +54,7 @@ class TcpProxy final : public event::DeferredDeletable, public hbone::TunnelCall
   enum class State { Connecting, Open, Finished };
   State state_ = State::Connecting;
   bool answered_ = false;
-  hbone::H2Stream* downstream_stream_;
+  hbone::DownstreamTunnel* downstream_stream_;
   TunnelRecord record_;
   std::chrono::steady_clock::time_point started_;
   config::SnapshotPtr snapshot_;  // pinned for the tunnel's life

@@ -165,44 +165,7 @@ TEST_CASE("PendingQueue: a queue destroyed first leaves its requests safe to des
 
 namespace {
 
-// Upstream tunnels handed out on demand as FakeTunnels.
-class FakeOpener final : public wp::hbone::TunnelOpener {
- public:
-  struct Request final : wp::hbone::TunnelRequest {
-    FakeOpener* owner = nullptr;
-    wp::hbone::TunnelCallbacks* cb = nullptr;
-    ~Request() override { owner->live.erase(this); }
-  };
-  std::unique_ptr<wp::hbone::TunnelRequest> open(wp::hbone::UpstreamTarget target,
-                                                 wp::hbone::TunnelCallbacks& cb) override {
-    authorities.push_back(target.authority);
-    auto r = std::make_unique<Request>();
-    r->owner = this;
-    r->cb = &cb;
-    live.insert(r.get());
-    order.push_back(r.get());
-    return r;
-  }
-  // Opens the oldest request still live: its tunnel is ready.
-  wp::test::FakeTunnel& grant() {
-    Request* r = nullptr;
-    for (Request* o : order) {
-      if (live.count(o) != 0) {
-        r = o;
-        break;
-      }
-    }
-    REQUIRE(r != nullptr);
-    std::erase(order, r);
-    tunnels.push_back(std::make_unique<wp::test::FakeTunnel>());
-    r->cb->on_upstream_ready(*tunnels.back());
-    return *tunnels.back();
-  }
-  std::set<Request*> live;  // asked for and not cancelled (nor answered: its owner keeps it until then)
-  std::vector<Request*> order;
-  std::vector<std::string> authorities;
-  std::vector<std::unique_ptr<wp::test::FakeTunnel>> tunnels;
-};
+using wp::test::FakeOpener;
 
 // One exchange's requester: sends a GET once it has its stream, records the response.
 struct Exchange : wp::http::UpstreamStreamCallbacks, wp::http::UpstreamPoolCallbacks {
