@@ -7,6 +7,7 @@
 //   flags & 4     after each complete response, encode one more request (up to 16 in all)
 //   flags & 0x18  split: whole, byte by byte, 1..8-byte or 1..64-byte pieces
 //   flags & 0x20  small limits (head 512 bytes, 8 fields)
+//   flags & 0x40  fed as a Buffer of 1..64-byte slices (feed(Buffer&): body slices are moved)
 //   byte 1        two bits per request: GET, HEAD, POST with Content-Length, POST chunked + trailers
 //                 (HEAD decides that a response has no body; the others are ordinary)
 // The seeds cover 1xx, 204/304, chunked, close-delimited, pipelined and malformed responses.
@@ -139,7 +140,27 @@ struct Harness final : Http1ClientCallbacks {
   bool feed(const uint8_t* data, size_t len) {
     lo = data;
     hi = data + len;
-    size_t n = codec.feed(data, len);
+    size_t n = 0;
+    if ((flags & 0x40) != 0) {
+      wp::buffer::Buffer in;
+      for (size_t off = 0, k = 0; off < len; off += k) {
+        k = std::min<size_t>(len - off, 1 + (off * 7 + len) % 64);
+        wp::buffer::Buffer slice;
+        slice.append(data + off, k);
+        in.move_from(slice);  // a slice of its own
+      }
+      while (!in.empty()) {
+        const size_t before = in.length();
+        const size_t k = codec.feed(in);
+        WP_FUZZ_CHECK(in.length() == before - k);  // what was parsed left the buffer, moved or drained
+        n += k;
+        if (k == 0 || codec.state() == CodecState::Error) {
+          break;
+        }
+      }
+    } else {
+      n = codec.feed(data, len);
+    }
     const CodecState st = codec.state();
     WP_FUZZ_CHECK(st != CodecState::Paused);  // only the server side pauses
     WP_FUZZ_CHECK((st == CodecState::Error) == error);

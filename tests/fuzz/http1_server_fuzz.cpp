@@ -7,6 +7,7 @@
 //   flags & 4     answer each request from on_head (before its body) instead of after it
 //   flags & 8     answer "Expect: 100-continue" with a 100 first
 //   flags & 16    small limits (head 512 bytes, 8 fields, 64-byte target): the 431 / 414 paths
+//   flags & 32    fed as a Buffer of 1..64-byte slices (feed(Buffer&): body slices are moved)
 //
 // Checked on the way: callback order (head, body*, trailers?, complete), no callback after on_error
 // or after the codec closed, body pointers inside the fed piece, body length = Content-Length,
@@ -335,10 +336,21 @@ struct Harness final : Http1ServerCallbacks {
     lo = data;
     hi = data + len;
     size_t done = 0;
+    const bool as_buffer = (flags & 32) != 0;
+    Buffer in;
+    if (as_buffer) {
+      for (size_t off = 0, k = 0; off < len; off += k) {
+        k = std::min<size_t>(len - off, 1 + (off * 7 + len) % 64);
+        Buffer slice;
+        slice.append(data + off, k);
+        in.move_from(slice);  // a slice of its own
+      }
+    }
     while (done < len && !stop) {
-      size_t n = server.feed(data + done, len - done);
+      size_t n = as_buffer ? server.feed(in) : server.feed(data + done, len - done);
       WP_FUZZ_CHECK(n <= len - done);
       done += n;
+      WP_FUZZ_CHECK(!as_buffer || server.state() == CodecState::Closed || in.length() == len - done);
       const CodecState st = server.state();
       WP_FUZZ_CHECK(st != CodecState::Error || server_error);
       WP_FUZZ_CHECK(st == CodecState::Error || !server_error);
@@ -349,6 +361,9 @@ struct Harness final : Http1ServerCallbacks {
         return;
       }
       if (st == CodecState::Closed) {
+        while (as_buffer && !in.empty()) {
+          done += server.feed(in);  // after a closing message: the rest is discarded, slice by slice
+        }
         WP_FUZZ_CHECK(done == len);
         WP_FUZZ_CHECK(!requests.empty() && requests.back().complete && !requests.back().keep_alive);
         server_closed = true;
@@ -360,6 +375,10 @@ struct Harness final : Http1ServerCallbacks {
         answer_completed();
         server.resume();
         WP_FUZZ_CHECK(server.state() == CodecState::Running);
+        continue;
+      }
+      if (as_buffer && done < len) {
+        WP_FUZZ_CHECK(n > 0);  // Running: the whole front slice taken; on to the next
         continue;
       }
       WP_FUZZ_CHECK(done == len);  // Running: everything taken
