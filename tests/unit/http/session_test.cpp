@@ -78,8 +78,8 @@ size_t count(const std::string& haystack, const std::string& needle) {
 
 TEST_CASE("Http1Session: nothing is parsed before the owner has stored it, then the early bytes go first",
           "[http][session]") {
+  FakeTunnel t;  // first: the session (in the Rig) lets go of it as the Rig goes
   Rig r;
-  FakeTunnel t;
   r.start_http1(t, "GET /early HTTP/1.1\r\nHost: svc\r\n\r\n");
   CHECK(t.handler() != nullptr);  // it reads the tunnel at once (bytes queue in the session)
   CHECK(t.written.empty());       // the first parse waits for the end of the iteration
@@ -92,8 +92,8 @@ TEST_CASE("Http1Session: nothing is parsed before the owner has stored it, then 
 
 TEST_CASE("Http1Session: pipelined requests are answered in order, one response each, on one tunnel",
           "[http][session]") {
+  FakeTunnel t;  // first: the session (in the Rig) lets go of it as the Rig goes
   Rig r;
-  FakeTunnel t;
   r.start_http1(t);
   r.turn();
   t.deliver(
@@ -113,8 +113,8 @@ TEST_CASE("Http1Session: pipelined requests are answered in order, one response 
 }
 
 TEST_CASE("Http1Session: a malformed request is answered 400 and the tunnel ends, counted", "[http][session]") {
+  FakeTunnel t;  // first: the session (in the Rig) lets go of it as the Rig goes
   Rig r;
-  FakeTunnel t;
   r.start_http1(t);
   r.turn();
   t.deliver("GET /a HTTP/1.1\r\nHost: svc\r\nBad Header: x\r\n\r\n");
@@ -132,9 +132,9 @@ TEST_CASE("Http1Session: a malformed request is answered 400 and the tunnel ends
 }
 
 TEST_CASE("Http1Session: a head not complete within requestHeadersTimeout is answered 408", "[http][session]") {
+  FakeTunnel t;  // first: the session (in the Rig) lets go of it as the Rig goes
   Rig r;
   r.snapshot->bootstrap.http.request_headers_timeout = 50ms;
-  FakeTunnel t;
   r.start_http1(t);
   r.turn();
   t.deliver("GET /slow HTTP/1.1\r\nHost: sv");
@@ -145,8 +145,8 @@ TEST_CASE("Http1Session: a head not complete within requestHeadersTimeout is ans
 }
 
 TEST_CASE("Http1Session: the client's reset in the middle of a request ends the session, no reply", "[http][session]") {
+  FakeTunnel t;  // first: the session (in the Rig) lets go of it as the Rig goes
   Rig r;
-  FakeTunnel t;
   r.start_http1(t);
   r.turn();
   t.deliver("POST /up HTTP/1.1\r\nHost: svc\r\nContent-Length: 100\r\n\r\n0123456789");
@@ -160,8 +160,8 @@ TEST_CASE("Http1Session: the client's reset in the middle of a request ends the 
 
 TEST_CASE("H2cSession: a request on a stream is answered on that stream, then GOAWAY on a bad frame",
           "[http][session][h2c]") {
+  FakeTunnel t;  // first: the session (in the Rig) lets go of it as the Rig goes
   Rig r;
-  FakeTunnel t;
   // The client preface, an empty SETTINGS, then a HEADERS frame with an invalid HPACK block.
   std::string preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
   std::string settings("\x00\x00\x00\x04\x00\x00\x00\x00\x00", 9);
