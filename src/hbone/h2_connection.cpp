@@ -239,9 +239,10 @@ H2Connection::H2Connection(event::Loop& loop, Role role, std::unique_ptr<net::Tr
       send_soon_(loop, [this] { send_now(); }),
       empty_frames_(settings.limits.max_consecutive_empty_frames),
       premature_resets_(settings.limits) {
-  settings_.stream_window = clamp(session_settings()).stream_window;
-  settings_.connection_window = clamp(session_settings()).connection_window;
-  settings_.max_frame_size = clamp(session_settings()).max_frame_size;
+  const H2SessionSettings legal = clamp(session_settings());
+  settings_.stream_window = legal.stream_window;
+  settings_.connection_window = legal.connection_window;
+  settings_.max_frame_size = legal.max_frame_size;
   session_ = new_session(role == Role::Server, callbacks(), this, session_settings());
   if (session_ == nullptr) {
     throw std::bad_alloc();
