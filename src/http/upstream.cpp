@@ -52,6 +52,9 @@ void StreamPool::PendingQueue::push_back(Pending& p) {
   (tail_ != nullptr ? tail_->next_ : head_) = &p;
   tail_ = &p;
   ++size_;
+  if (p.key.resources != nullptr) {
+    p.counted_ = upstream::ResourceHold::acquire(*p.key.resources, upstream::Resource::PendingRequests);
+  }
 }
 
 StreamPool::Pending* StreamPool::PendingQueue::pop_front() {
@@ -68,6 +71,7 @@ void StreamPool::PendingQueue::unlink(Pending& p) {
   p.prev_ = p.next_ = nullptr;
   p.queue_ = nullptr;
   --size_;
+  p.counted_.reset();
 }
 
 // ---- HTTP/1.1: one exchange at a time per tunnel -------------------------------------------------
@@ -93,8 +97,8 @@ class Http1Upstream final : public UpstreamStream,
 
   const std::string& key() const { return key_; }
   ConnState state() const { return st_.state(); }
-  std::string budget;     // the cluster whose connectionPool limit counts this tunnel ("" = none)
-  uint32_t max_uses = 0;  // maxRequestsPerConnection (0 = unlimited)
+  upstream::ResourceHold counted;  // its place in the cluster's maxConnections (empty: no cluster)
+  uint32_t max_uses = 0;           // maxRequestsPerConnection (0 = unlimited)
   // A config change: end the tunnel after the exchange in progress (or the one it is opened for).
   void retire() { st_.transition(ConnState::Draining); }
 
@@ -462,8 +466,8 @@ class H2cUpstream final : public hbone::TunnelCallbacks,
   }
   bool connecting() const { return st_.state() == ConnState::Connecting; }
   ConnState state() const { return st_.state(); }
-  std::string budget;     // the cluster whose connectionPool limit counts this tunnel ("" = none)
-  uint32_t max_uses = 0;  // maxRequestsPerConnection: streams it carries before draining (0 = unlimited)
+  upstream::ResourceHold counted;  // its place in the cluster's maxConnections (empty: no cluster)
+  uint32_t max_uses = 0;           // maxRequestsPerConnection: streams it carries before draining (0 = unlimited)
   // A config change: no new streams here; the streams open finish, then the tunnel closes.
   void retire() {
     if (connecting() || !waiters_.empty() || closed()) {
@@ -849,76 +853,60 @@ Http1Upstream* UpstreamHttpPool::find_idle(const std::string& k) {
   return nullptr;
 }
 
+// Envoy's order (conn_pool_base.cc newStreamImpl): a request a tunnel takes now never overflows;
+// one that would wait overflows when the cluster's waiting requests are at http1MaxPendingRequests.
 bool UpstreamHttpPool::would_overflow(const UpstreamKey& key) const {
-  if (key.max_connections == 0 || key.max_pending == 0) {
-    return false;
-  }
-  auto b = budgets_.find(key.cluster);
-  if (b == budgets_.end() || b->second.open < key.max_connections) {
+  if (key.resources == nullptr || key.resources->can_create(upstream::Resource::PendingRequests, key.max_pending)) {
     return false;
   }
   auto eit = entries_.find(key_of(key));
-  if (!key.h2c) {
-    if (eit != entries_.end() && !eit->second.idle.empty()) {
-      return false;
-    }
-    return b->second.waiters.size() >= key.max_pending;
+  if (eit == entries_.end()) {
+    return true;
   }
-  // h2c: a free stream on a tunnel to the endpoint takes the request at once; else it would wait
-  // on one of the cluster's tunnels, with the requests already waiting there.
-  if (eit != entries_.end()) {
-    for (const H2cUpstream* conn : eit->second.h2c) {
-      if (!conn->closed() && conn->available() > 0) {
+  if (!key.h2c) {
+    for (const Http1Upstream* conn : eit->second.idle) {
+      if (conn->state() == ConnState::Ready) {
         return false;
       }
     }
+    return true;
   }
-  size_t waiting = 0;
-  for (const auto& [conn, owned] : h2c_) {
-    if (conn->budget == key.cluster) {
-      waiting += conn->waiting();
+  for (const H2cUpstream* conn : eit->second.h2c) {
+    if (!conn->closed() && conn->available() > 0) {
+      return false;
     }
   }
-  return waiting >= key.max_pending;
+  return true;
 }
 
 // A tunnel counts against its cluster's maxConnections from its creation to remove().
-void UpstreamHttpPool::count_connection(const UpstreamKey& key, std::string& budget) {
-  if (key.max_connections > 0) {
-    budget = key.cluster;
-    budgets_[key.cluster].open++;
+void UpstreamHttpPool::count_connection(const UpstreamKey& key, upstream::ResourceHold& counted) {
+  if (key.resources != nullptr) {
+    counted = upstream::ResourceHold::acquire(*key.resources, upstream::Resource::Connections);
   }
 }
 
-void UpstreamHttpPool::uncount_connection(std::string& budget) {
-  if (budget.empty()) {
+void UpstreamHttpPool::uncount_connection(upstream::ResourceHold& counted) {
+  if (!counted) {
     return;
   }
-  auto bit = budgets_.find(budget);
-  if (bit != budgets_.end()) {
-    bit->second.open--;
-    if (!bit->second.waiters.empty()) {
-      serve_soon(budget);
-    } else if (bit->second.open == 0) {
-      budgets_.erase(bit);
-    }
+  const std::string& cluster = counted.manager()->cluster();
+  auto wit = waiting_.find(cluster);
+  if (wit != waiting_.end() && !wit->second.empty()) {
+    serve_soon(cluster);
   }
-  budget.clear();
+  counted.reset();
 }
 
 bool UpstreamHttpPool::at_connection_limit(const UpstreamKey& key) const {
-  if (key.max_connections == 0) {
-    return false;
-  }
-  auto bit = budgets_.find(key.cluster);
-  return bit != budgets_.end() && bit->second.open >= key.max_connections;
+  return key.resources != nullptr && !key.resources->can_create(upstream::Resource::Connections, key.max_connections);
 }
 
 void UpstreamHttpPool::dial_http1(Pending& p) {
   auto owned = std::make_unique<Http1Upstream>(*this, key_of(p.key));
   Http1Upstream* conn = owned.get();
   http1_.emplace(conn, std::move(owned));
-  count_connection(p.key, conn->budget);
+  count_connection(p.key, conn->counted);
   conn->max_uses = p.key.max_requests_per_connection;
   conn->connect(p);
 }
@@ -935,24 +923,28 @@ void UpstreamHttpPool::serve_soon(const std::string& cluster) {
 void UpstreamHttpPool::serve_waiters(const std::string& cluster) {
   for (;;) {
     // Found again each turn: a served request's callbacks may change the pool.
-    auto bit = budgets_.find(cluster);
-    if (bit == budgets_.end() || bit->second.waiters.empty()) {
+    auto wit = waiting_.find(cluster);
+    if (wit == waiting_.end()) {
       return;
     }
-    Budget& b = bit->second;
-    Pending& w = *b.waiters.front();
+    if (wit->second.empty()) {
+      waiting_.erase(wit);
+      return;
+    }
+    PendingQueue& line = wit->second;
+    Pending& w = *line.front();
     if (Http1Upstream* conn = find_idle(key_of(w.key))) {
       stats_.sub(stats::Id::upstream_http_tunnels_idle);
       stats_.add(stats::Id::upstream_http_tunnels_reused);
-      b.waiters.pop_front();
+      line.pop_front();
       conn->activate(*w.scb);
       w.pcb->on_pool_ready(*conn);
       continue;
     }
-    if (b.open >= w.key.max_connections) {
+    if (at_connection_limit(w.key)) {
       Http1Upstream* victim = nullptr;
       for (auto& [c, owned] : http1_) {
-        if (c->budget == cluster && c->state() == ConnState::Ready) {
+        if (c->counted.manager() == w.key.resources && c->state() == ConnState::Ready) {
           victim = c;
           break;
         }
@@ -960,7 +952,7 @@ void UpstreamHttpPool::serve_waiters(const std::string& cluster) {
       if (victim == nullptr) {
         return;  // every tunnel is busy: wait for one to finish
       }
-      victim->close();  // frees one (remove() decrements b.open)
+      victim->close();  // frees one (remove() gives its connection back)
       continue;
     }
     // The request now waits on a new tunnel (its requester's handle follows it there).
@@ -984,7 +976,10 @@ std::unique_ptr<UpstreamHttpPool::Pending> UpstreamHttpPool::new_stream(const Up
     if (at_connection_limit(key)) {
       // At maxConnections: wait for a tunnel (would_overflow() told the caller whether it may).
       stats_.add(stats::Id::upstream_cx_overflow);
-      budgets_[key.cluster].waiters.push_back(*p);
+      // An idle tunnel of the cluster to another endpoint makes room once closed: serve_waiters,
+      // after the current callbacks, closes it for this request (or finds it was taken meanwhile).
+      waiting_[key.resources->cluster()].push_back(*p);
+      serve_soon(key.resources->cluster());
     } else {
       dial_http1(*p);
     }
@@ -1024,7 +1019,7 @@ std::unique_ptr<UpstreamHttpPool::Pending> UpstreamHttpPool::new_stream(const Up
     target = owned.get();
     h2c_.emplace(target, std::move(owned));
     e.h2c.push_back(target);
-    count_connection(key, target->budget);
+    count_connection(key, target->counted);
     target->max_uses = key.max_requests_per_connection;
     target->connect(key);
   }
@@ -1035,16 +1030,17 @@ std::unique_ptr<UpstreamHttpPool::Pending> UpstreamHttpPool::new_stream(const Up
 
 void UpstreamHttpPool::release(Http1Upstream& conn) {
   entries_[conn.key()].idle.push_back(&conn);
-  if (!conn.budget.empty()) {
-    auto bit = budgets_.find(conn.budget);
-    if (bit != budgets_.end() && !bit->second.waiters.empty()) {
-      serve_soon(conn.budget);  // not from inside the finishing exchange's callbacks: after them
+  if (conn.counted) {
+    const std::string& cluster = conn.counted.manager()->cluster();
+    auto wit = waiting_.find(cluster);
+    if (wit != waiting_.end() && !wit->second.empty()) {
+      serve_soon(cluster);  // not from inside the finishing exchange's callbacks: after them
     }
   }
 }
 
 void UpstreamHttpPool::remove(Http1Upstream& conn) {
-  uncount_connection(conn.budget);
+  uncount_connection(conn.counted);
   auto eit = entries_.find(conn.key());
   if (eit != entries_.end()) {
     eit->second.idle.remove(&conn);
@@ -1060,7 +1056,7 @@ void UpstreamHttpPool::remove(Http1Upstream& conn) {
 }
 
 void UpstreamHttpPool::remove(H2cUpstream& conn) {
-  uncount_connection(conn.budget);
+  uncount_connection(conn.counted);
   auto eit = entries_.find(conn.key());
   if (eit != entries_.end()) {
     eit->second.h2c.remove(&conn);

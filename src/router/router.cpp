@@ -283,9 +283,8 @@ void Router::start_attempt() {
     ep.address = tunnel_.destination;
   }
   http::UpstreamKey key = http::upstream_key(tunnel_, ep, snapshot_->bootstrap.upstream.hbone_port);
-  if (cluster_ != nullptr &&
-      (cluster_->policy.max_connections > 0 || cluster_->policy.max_requests_per_connection > 0)) {
-    key.cluster = cluster_->name;
+  if (cluster_ != nullptr) {
+    key.resources = &cluster_state_->resources();
     key.max_connections = cluster_->policy.max_connections;
     key.max_pending = cluster_->policy.http1_max_pending_requests;
     key.max_requests_per_connection = cluster_->policy.max_requests_per_connection;

@@ -81,8 +81,12 @@ bool contains(const std::vector<size_t>& v, size_t x) {
 
 }  // namespace
 
-ClusterState::ClusterState(const config::RoutedCluster& cluster, stats::Block& stats, uint64_t seed)
-    : cluster_(cluster), stats_(stats), hosts_(cluster.endpoints.size()) {
+ClusterState::ClusterState(const config::RoutedCluster& cluster, stats::Block& stats, uint64_t seed,
+                           std::shared_ptr<ResourceManager> resources)
+    : cluster_(cluster),
+      stats_(stats),
+      hosts_(cluster.endpoints.size()),
+      resources_(resources != nullptr ? std::move(resources) : std::make_shared<ResourceManager>(cluster.name, stats)) {
   rng_ = splitmix64(seed != 0 ? seed : random_seed());
   if (rng_ == 0) {
     rng_ = 0x2545f4914f6cdd1dULL;  // xorshift must not start at 0
@@ -246,12 +250,11 @@ void RetryHold::reset() {
 }
 
 bool ClusterState::try_begin_request(size_t host) {
-  const uint32_t limit = cluster_.policy.http2_max_requests;
-  if (limit > 0 && active_requests_ >= limit) {
+  if (!resources_->can_create(Resource::Requests, cluster_.policy.http2_max_requests)) {
     stats_.add(stats::Id::upstream_rq_pending_overflow);
     return false;
   }
-  ++active_requests_;
+  resources_->inc(Resource::Requests);
   if (host < hosts_.size()) {
     ++hosts_[host].active_requests;
   }
@@ -259,27 +262,23 @@ bool ClusterState::try_begin_request(size_t host) {
 }
 
 void ClusterState::end_request(size_t host) {
-  if (active_requests_ > 0) {
-    --active_requests_;
-  }
+  resources_->dec(Resource::Requests);
   if (host < hosts_.size() && hosts_[host].active_requests > 0) {
     --hosts_[host].active_requests;
   }
 }
 
 bool ClusterState::try_begin_retry() {
-  const uint32_t limit = cluster_.policy.max_retries;
-  if (limit > 0 && active_retries_ >= limit) {
+  if (!resources_->can_create(Resource::Retries, cluster_.policy.max_retries)) {
+    stats_.add(stats::Id::upstream_rq_retry_overflow);
     return false;
   }
-  ++active_retries_;
+  resources_->inc(Resource::Retries);
   return true;
 }
 
 void ClusterState::end_retry() {
-  if (active_retries_ > 0) {
-    --active_retries_;
-  }
+  resources_->dec(Resource::Retries);
 }
 
 // ---- outlier detection -------------------------------------------------------------------------
@@ -403,6 +402,17 @@ void ClusterManager::set_snapshot(const config::SnapshotPtr& snapshot) {
 
 void ClusterManager::prune() {
   std::erase_if(retired_, [](const std::unique_ptr<Generation>& g) { return g->weak.expired(); });
+  std::erase_if(resources_, [](const auto& kv) { return kv.second.expired(); });
+}
+
+std::shared_ptr<ResourceManager> ClusterManager::resources(const std::string& name) {
+  std::weak_ptr<ResourceManager>& slot = resources_[name];
+  std::shared_ptr<ResourceManager> m = slot.lock();
+  if (m == nullptr) {
+    m = std::make_shared<ResourceManager>(name, stats_);
+    slot = m;
+  }
+  return m;
 }
 
 ClusterManager::Generation* ClusterManager::find(const config::Snapshot& snapshot) {
@@ -437,7 +447,7 @@ ClusterState& ClusterManager::get(const config::SnapshotPtr& snapshot, const con
   // Per-cluster stream derived from the worker's seed and the cluster's name, so that a fixed
   // seed gives the same picks whatever the order clusters are first used in.
   const uint64_t seed = splitmix64(seed_ ^ hash_bytes(cluster.name));
-  auto state = std::make_unique<ClusterState>(cluster, stats_, seed);
+  auto state = std::make_unique<ClusterState>(cluster, stats_, seed, resources(cluster.name));
   if (g == current_.get()) {
     // The newest previous generation that used a cluster of this name hands its host state on.
     // Only one whose snapshot is alive, held while it is looked at: the keys of its by_name view

@@ -686,7 +686,8 @@ TEST_CASE("connectionPool maxConnections and http1MaxPendingRequests: one tunnel
     TestTunnel& t = client->open(svc_vip(m));
     conns.push_back(std::make_unique<Http1Conn>(*client, t));
     conns.back()->send_raw("GET /" + std::to_string(i) + " HTTP/1.1\r\nHost: svc\r\nx-delay-ms: 300\r\n\r\n");
-    // In order: the first takes the only tunnel, the second waits, the third overflows.
+    // In order: the first takes the only tunnel, one more may wait for it (while the first waits
+    // for its tunnel to open, that one is the waiting request), the rest overflow.
     REQUIRE(client->run_until([&] { return m.waypoint->stat("downstream_rq_total") == i + 1; }));
   }
   std::map<int, int> statuses;

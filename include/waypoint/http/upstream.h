@@ -18,6 +18,7 @@
 #include "waypoint/hbone/pool.h"
 #include "waypoint/http/message.h"
 #include "waypoint/stats/stats.h"
+#include "waypoint/upstream/resource_manager.h"
 
 namespace wp::http {
 
@@ -75,11 +76,13 @@ struct UpstreamKey {
   // Per tunnel, computed once (TunnelInfo): both must outlive the request that uses the key.
   const hbone::H2Stream::HeaderList* connect_headers = nullptr;  // forwarded, traceparent, baggage
   std::string_view client;                                       // client address: part of the pooling key
-  // DestinationRule connectionPool of the cluster (per worker): at most `max_connections` tunnels
-  // open to the cluster, HTTP/1.1 and h2c (0 = unlimited); a request that needs another one waits
-  // for a tunnel (HTTP/1.1) or a stream on one (h2c), at most `max_pending` of them (0 =
-  // unlimited); a tunnel carries at most `max_requests_per_connection` requests (0 = unlimited).
-  std::string cluster;
+  // DestinationRule connectionPool of the cluster: its circuit breakers (null: no cluster, a pod
+  // addressed directly) and the limits of the request's config. At most `max_connections` tunnels
+  // open to the cluster, HTTP/1.1 and h2c (0 = unlimited); a request that no tunnel takes at once
+  // waits for one (HTTP/1.1) or for a stream on one (h2c), at most `max_pending` of them waiting
+  // (0 = unlimited); a tunnel carries at most `max_requests_per_connection` requests (0 =
+  // unlimited). `resources` is kept alive by the request's ClusterState.
+  upstream::ResourceManager* resources = nullptr;
   uint32_t max_connections = 0;
   uint32_t max_pending = 0;
   uint32_t max_requests_per_connection = 0;
@@ -112,6 +115,7 @@ class StreamPool {
    private:
     friend class PendingQueue;
     PendingQueue* queue_ = nullptr;
+    upstream::ResourceHold counted_;  // while listed: one of its cluster's pending requests
     Pending* prev_ = nullptr;
     Pending* next_ = nullptr;
   };
@@ -171,16 +175,12 @@ class UpstreamHttpPool final : public StreamPool {
  private:
   friend class Http1Upstream;
   friend class H2cUpstream;
-  // A limited cluster's connectionPool accounting, in one place for both protocols: every tunnel
-  // counts from its creation to remove() (connecting, busy, idle or draining, as Envoy counts
-  // max_connections); HTTP/1.1 requests over the limit wait in its line, h2c ones on a tunnel.
-  // (Requests in flight and retries, http2MaxRequests and maxRetries, are upstream::ClusterState's.)
-  struct Budget {
-    uint32_t open = 0;     // tunnels of the cluster
-    PendingQueue waiters;  // HTTP/1.1 requests waiting for one (maxConnections reached)
-  };
-  void count_connection(const UpstreamKey& key, std::string& budget);
-  void uncount_connection(std::string& budget);
+  // The circuit breakers are the cluster's upstream::ResourceManager (key.resources): every
+  // tunnel counts there from its creation to remove() (connecting, busy, idle or draining, as
+  // Envoy counts max_connections), every listed Pending as a pending request. HTTP/1.1 requests
+  // that find maxConnections reached wait in their cluster's line here; h2c ones on a tunnel.
+  void count_connection(const UpstreamKey& key, upstream::ResourceHold& counted);
+  void uncount_connection(upstream::ResourceHold& counted);
   bool at_connection_limit(const UpstreamKey& key) const;
   void serve_waiters(const std::string& cluster);
   void serve_soon(const std::string& cluster);  // serve_waiters after the current callbacks
@@ -202,8 +202,8 @@ class UpstreamHttpPool final : public StreamPool {
   std::unordered_map<std::string, Entry> entries_;
   std::unordered_map<Http1Upstream*, std::unique_ptr<Http1Upstream>> http1_;
   std::unordered_map<H2cUpstream*, std::unique_ptr<H2cUpstream>> h2c_;
-  std::unordered_map<std::string, Budget> budgets_;  // by cluster name (limited clusters only)
-  std::vector<std::string> to_serve_;                // clusters whose waiters serve_soon_ serves
+  std::unordered_map<std::string, PendingQueue> waiting_;  // HTTP/1.1 lines at maxConnections, by cluster
+  std::vector<std::string> to_serve_;                      // clusters whose waiters serve_soon_ serves
   event::Deferred serve_soon_;
 };
 

@@ -98,6 +98,8 @@ namespace wp::stats {
   X(upstream_rq_connect_failure, Counter, "upstream attempts that could not open a tunnel")                     \
   X(upstream_rq_reset, Counter, "upstream attempts reset before a complete response")                           \
   X(upstream_rq_pending_overflow, Counter, "requests answered 503: connectionPool limit (flag UO)")             \
+  X(upstream_rq_pending_active, Gauge, "requests waiting for an upstream stream (http1MaxPendingRequests)")     \
+  X(upstream_rq_retry_overflow, Counter, "retries not made: the cluster's maxRetries in flight")                \
   X(upstream_cx_overflow, Counter, "requests that waited: the cluster's tunnels at maxConnections")             \
   X(upstream_rq_mirrored, Counter, "mirror copies sent")                                                        \
   X(upstream_rs_malformed, Counter, "upstream responses refused by the HTTP/1.1 codec (502)")                   \

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <unordered_map>
 #include <utility>
@@ -17,6 +18,7 @@
 
 #include "waypoint/config/snapshot.h"
 #include "waypoint/stats/stats.h"
+#include "waypoint/upstream/resource_manager.h"
 
 namespace wp::upstream {
 
@@ -72,7 +74,10 @@ class RetryHold {
 
 class ClusterState {
  public:
-  ClusterState(const config::RoutedCluster& cluster, stats::Block& stats, uint64_t seed);
+  // `resources`: the circuit breakers of the cluster's name (ClusterManager::resources), shared with
+  // its states of other generations; null: a manager of its own (tests).
+  ClusterState(const config::RoutedCluster& cluster, stats::Block& stats, uint64_t seed,
+               std::shared_ptr<ResourceManager> resources = nullptr);
   // Takes the hosts still ejected off outlier_ejections_active (as Envoy's ~DetectorImpl does).
   ~ClusterState();
   ClusterState(const ClusterState&) = delete;
@@ -90,21 +95,23 @@ class ClusterState {
   std::optional<size_t> pick(Clock::time_point now, const std::vector<size_t>& avoid,
                              std::optional<std::string_view> hash_key);
 
-  // Circuit breakers (DestinationRule connectionPool). try_begin_request() is false — and the
-  // request must be answered 503 with flag UO (counter upstream_rq_pending_overflow) — when
-  // http2MaxRequests (max active requests to the cluster) is set and reached. Every successful
-  // try_begin_request() is paired with end_request().
+  // Circuit breakers (DestinationRule connectionPool), counted in the cluster's ResourceManager.
+  // try_begin_request() is false — and the request must be answered 503 with flag UO (counter
+  // upstream_rq_pending_overflow) — when http2MaxRequests (max active requests to the cluster) is
+  // set and reached. Every successful try_begin_request() is paired with end_request().
   bool try_begin_request(size_t host);
   void end_request(size_t host);
   // maxRetries: concurrent retries to the cluster (0 = unlimited... Envoy's default is 3; we use
-  // unlimited when unset). False when a retry would exceed it.
+  // unlimited when unset). False (counter upstream_rq_retry_overflow) when a retry would exceed it.
   bool try_begin_retry();
   void end_retry();
   // The same as owned holds, which end the request or the retry when they are destroyed (the data
   // path uses these: an attempt object owns its holds, so no exit forgets one). Empty when refused.
   RequestHold hold_request(size_t host) { return try_begin_request(host) ? RequestHold(this, host) : RequestHold(); }
   RetryHold hold_retry() { return try_begin_retry() ? RetryHold(this) : RetryHold(); }
-  uint32_t active_requests() const { return active_requests_; }
+  // Requests in flight to the cluster, this generation's and older ones'.
+  uint32_t active_requests() const { return resources_->count(Resource::Requests); }
+  ResourceManager& resources() const { return *resources_; }
 
   // Outlier detection input: the result of one attempt on `host`. `gateway_or_5xx` is true for a
   // 5xx response, a connect failure, a reset or a timeout (Envoy counts locally originated
@@ -141,8 +148,7 @@ class ClusterState {
   std::vector<RingEntry> ring_;  // sorted by hash; built in the constructor
   uint32_t rr_cursor_ = 0;
   uint64_t rng_;  // xorshift state
-  uint32_t active_requests_ = 0;
-  uint32_t active_retries_ = 0;
+  std::shared_ptr<ResourceManager> resources_;
   size_t ejected_ = 0;
   uint32_t next_random();
   size_t uniform(size_t n);  // in [0, n)
@@ -171,6 +177,9 @@ class ClusterManager {
   // it uses the state. Created on first use.
   ClusterState& get(const config::SnapshotPtr& snapshot, const config::RoutedCluster& cluster);
   size_t generations() const { return (current_ ? 1 : 0) + retired_.size(); }
+  // The circuit breakers of the cluster called `name`, one for all generations: created on first
+  // use, kept while a ClusterState or a tunnel holds it.
+  std::shared_ptr<ResourceManager> resources(const std::string& name);
   // The current snapshot's clusters used so far (the others have no state yet: every host
   // healthy, nothing active).
   template <typename Fn>
@@ -197,5 +206,6 @@ class ClusterManager {
   uint64_t seed_;
   std::unique_ptr<Generation> current_;
   std::vector<std::unique_ptr<Generation>> retired_;
+  std::unordered_map<std::string, std::weak_ptr<ResourceManager>> resources_;  // by cluster name
 };
 }  // namespace wp::upstream

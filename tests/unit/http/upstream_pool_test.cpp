@@ -39,10 +39,8 @@ struct Recorder : wp::http::UpstreamStreamCallbacks, wp::http::UpstreamPoolCallb
 using Pending = wp::http::UpstreamHttpPool::Pending;
 using PendingQueue = wp::http::UpstreamHttpPool::PendingQueue;
 
-std::unique_ptr<Pending> make(Recorder& cb, const char* cluster) {
-  wp::http::UpstreamKey key;
-  key.cluster = cluster;
-  return std::make_unique<Pending>(key, cb, cb);
+std::unique_ptr<Pending> make(Recorder& cb) {
+  return std::make_unique<Pending>(wp::http::UpstreamKey{}, cb, cb);
 }
 
 struct Rig {
@@ -99,9 +97,9 @@ TEST_CASE("PendingQueue: first in first out, and a destroyed request leaves its 
   Recorder cb;
   int cancelled = 0;
   PendingQueue q([&] { ++cancelled; });
-  auto a = make(cb, "a");
-  auto b = make(cb, "b");
-  auto c = make(cb, "c");
+  auto a = make(cb);
+  auto b = make(cb);
+  auto c = make(cb);
   q.push_back(*a);
   q.push_back(*b);
   q.push_back(*c);
@@ -129,8 +127,8 @@ TEST_CASE("PendingQueue: a request moves from one queue to another, and only the
   int second_cancelled = 0;
   PendingQueue first([&] { ++first_cancelled; });
   PendingQueue second([&] { ++second_cancelled; });
-  auto a = make(cb, "a");
-  auto b = make(cb, "b");
+  auto a = make(cb);
+  auto b = make(cb);
   first.push_back(*a);
   first.push_back(*b);
   second.push_back(*a);  // a cluster's waiting line hands the request to a tunnel being opened
@@ -147,8 +145,8 @@ TEST_CASE("PendingQueue: a request moves from one queue to another, and only the
 TEST_CASE("PendingQueue: a queue destroyed first leaves its requests safe to destroy", "[http][pool]") {
   Recorder cb;
   int cancelled = 0;
-  auto a = make(cb, "a");
-  auto b = make(cb, "b");
+  auto a = make(cb);
+  auto b = make(cb);
   {
     PendingQueue q([&] { ++cancelled; });
     q.push_back(*a);
@@ -208,20 +206,33 @@ struct Http1Rig {
   wp::event::Loop loop;
   wp::stats::Block stats;
   FakeOpener opener;
+  // The cluster's circuit breakers (a ClusterState holds them on the data path).
+  std::shared_ptr<wp::upstream::ResourceManager> resources =
+      std::make_shared<wp::upstream::ResourceManager>("reviews", stats);
   std::optional<wp::http::UpstreamHttpPool> pool{std::in_place, loop, opener, stats, 1s};
   ~Http1Rig() {
     pool.reset();
     loop.drain_deferred();
   }
-  void ask(Exchange& e, uint32_t max_requests_per_connection = 0) {
+  struct Limits {
+    uint32_t max_requests_per_connection = 0;
+    uint32_t max_connections = 0;
+    uint32_t max_pending = 0;
+    std::string authority = "127.0.0.1:8080";
+  };
+  wp::http::UpstreamKey key(const Limits& l) const {
     wp::http::UpstreamKey k = Rig::key(false);
+    k.authority = *wp::net::SockAddr::parse(l.authority);
     k.client = "10.1.2.3";
-    if (max_requests_per_connection > 0) {
-      k.cluster = "reviews";
-      k.max_requests_per_connection = max_requests_per_connection;
-    }
-    e.pending = pool->new_stream(k, e, e);
+    k.resources = resources.get();
+    k.max_requests_per_connection = l.max_requests_per_connection;
+    k.max_connections = l.max_connections;
+    k.max_pending = l.max_pending;
+    return k;
   }
+  void ask(Exchange& e, uint32_t max_requests_per_connection = 0) { ask(e, Limits{max_requests_per_connection}); }
+  void ask(Exchange& e, const Limits& l) { e.pending = pool->new_stream(key(l), e, e); }
+  uint32_t count(wp::upstream::Resource r) const { return resources->count(r); }
   static void answer(wp::test::FakeTunnel& t) { t.deliver("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"); }
   int64_t stat(wp::stats::Id id) const { return stats.get(id); }
 };
@@ -303,6 +314,108 @@ TEST_CASE("upstream pool: a request cancelled while its HTTP/1.1 tunnel opens ca
   CHECK(r.opener.live.empty());
   CHECK(a.stream == nullptr);
   CHECK(a.status == 0);
+}
+
+using wp::upstream::Resource;
+
+TEST_CASE("upstream pool: over maxConnections a request waits in its cluster's line and takes the tunnel once free",
+          "[http][pool][limits]") {
+  Http1Rig r;
+  const Http1Rig::Limits one{.max_connections = 1};
+  Exchange a, b;
+  r.ask(a, one);
+  REQUIRE(r.opener.authorities.size() == 1);
+  CHECK(r.count(Resource::Connections) == 1);
+  CHECK(r.count(Resource::PendingRequests) == 1);  // a waits on the tunnel being opened
+  r.ask(b, one);                                   // the cluster's only tunnel is a's: b waits
+  r.loop.drain_deferred();
+  CHECK(r.opener.authorities.size() == 1);
+  CHECK(r.stat(wp::stats::Id::upstream_cx_overflow) == 1);
+  CHECK(r.count(Resource::PendingRequests) == 2);
+  CHECK(r.stat(wp::stats::Id::upstream_rq_pending_active) == 2);
+  wp::test::FakeTunnel& t = r.opener.grant();
+  REQUIRE(a.stream != nullptr);
+  CHECK(b.stream == nullptr);
+  CHECK(r.count(Resource::PendingRequests) == 1);
+  Http1Rig::answer(t);
+  REQUIRE(a.ended);
+  CHECK(b.stream == nullptr);  // served after the finishing exchange's callbacks, not inside them
+  r.loop.drain_deferred();
+  REQUIRE(b.stream != nullptr);
+  CHECK(b.reused);
+  CHECK(r.opener.authorities.size() == 1);
+  CHECK(r.count(Resource::PendingRequests) == 0);
+  CHECK(r.stat(wp::stats::Id::upstream_rq_pending_active) == 0);
+  Http1Rig::answer(t);
+  CHECK(b.ended);
+  r.pool.reset();
+  r.loop.drain_deferred();
+  CHECK(r.count(Resource::Connections) == 0);
+}
+
+TEST_CASE("upstream pool: http1MaxPendingRequests counts every request waiting for a stream, as Envoy does",
+          "[http][pool][limits]") {
+  Http1Rig r;
+  const Http1Rig::Limits l{.max_connections = 1, .max_pending = 1};
+  Exchange a, b;
+  CHECK_FALSE(r.pool->would_overflow(r.key(l)));
+  r.ask(a, l);
+  CHECK(r.pool->would_overflow(r.key(l)));  // a waits for its tunnel: the line is full
+  wp::test::FakeTunnel& t = r.opener.grant();
+  CHECK_FALSE(r.pool->would_overflow(r.key(l)));
+  r.ask(b, l);  // a has the tunnel: b waits for it
+  CHECK(r.pool->would_overflow(r.key(l)));
+  Http1Rig::answer(t);
+  r.loop.drain_deferred();
+  REQUIRE(b.stream != nullptr);
+  CHECK_FALSE(r.pool->would_overflow(r.key(l)));
+  Http1Rig::answer(t);
+  r.loop.drain_deferred();
+  CHECK_FALSE(r.pool->would_overflow(r.key(l)));  // an idle tunnel takes the next one at once
+  CHECK(r.stat(wp::stats::Id::upstream_rq_pending_active) == 0);
+}
+
+TEST_CASE("upstream pool: a waiting request cancelled gives its place in the line back", "[http][pool][limits]") {
+  Http1Rig r;
+  const Http1Rig::Limits one{.max_connections = 1};
+  Exchange a, b;
+  r.ask(a, one);
+  r.ask(b, one);
+  REQUIRE(r.count(Resource::PendingRequests) == 2);
+  b.pending.reset();  // its client went away
+  CHECK(r.count(Resource::PendingRequests) == 1);
+  CHECK(r.stat(wp::stats::Id::upstream_rq_pending_active) == 1);
+  r.opener.grant();
+  r.loop.drain_deferred();
+  CHECK(a.stream != nullptr);
+  CHECK(b.stream == nullptr);
+  CHECK(r.count(Resource::PendingRequests) == 0);
+  CHECK(r.stat(wp::stats::Id::upstream_rq_pending_active) == 0);
+}
+
+TEST_CASE("upstream pool: at maxConnections an idle tunnel to another endpoint is closed for a waiting request",
+          "[http][pool][limits]") {
+  Http1Rig r;
+  const Http1Rig::Limits x{.max_connections = 1, .authority = "127.0.0.1:8080"};
+  const Http1Rig::Limits y{.max_connections = 1, .authority = "127.0.0.2:8080"};
+  Exchange a, b;
+  r.ask(a, x);
+  wp::test::FakeTunnel& tx = r.opener.grant();
+  Http1Rig::answer(tx);
+  r.loop.drain_deferred();
+  REQUIRE(r.stat(wp::stats::Id::upstream_http_tunnels_idle) == 1);
+  r.ask(b, y);  // the cluster's one connection is the idle one to x
+  CHECK(r.opener.authorities.size() == 1);
+  r.loop.drain_deferred();  // the line is served: x's idle tunnel closes, y's is opened
+  CHECK(tx.was_reset);      // an idle tunnel is closed by a reset (no exchange in progress)
+  REQUIRE(r.opener.authorities.size() == 2);
+  CHECK(r.opener.authorities[1] == "127.0.0.2:8080");
+  CHECK(r.count(Resource::Connections) == 1);
+  CHECK(r.stat(wp::stats::Id::upstream_http_tunnels_idle) == 0);
+  wp::test::FakeTunnel& ty = r.opener.grant();
+  REQUIRE(b.stream != nullptr);
+  Http1Rig::answer(ty);
+  CHECK(b.status == 200);
 }
 
 // ---- h2c tunnels over a fake opener, the pod played by an h2c server codec: streams multiplexed

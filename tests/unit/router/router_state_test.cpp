@@ -485,8 +485,10 @@ TEST_CASE("Router: connectionPool limits answer 503 UO and hold nothing", "[rout
     r.check_settled();
     CHECK(r.pool.keys.empty());
   }
-  SECTION("maxConnections with the waiting line full") {
-    Rig r(vs(""), wp::router::testing::reviews_rule("  trafficPolicy: {connectionPool: {tcp: {maxConnections: 1}}}\n"));
+  SECTION("the waiting line full (http1MaxPendingRequests)") {
+    Rig r(vs(""),
+          wp::router::testing::reviews_rule(
+              "  trafficPolicy: {connectionPool: {tcp: {maxConnections: 1}, http: {http1MaxPendingRequests: 1}}}\n"));
     r.pool.overflow = true;
     r.start();
     CHECK(r.request.status == 503);

@@ -509,6 +509,60 @@ TEST_CASE("upstream: http2MaxRequests circuit breaker", "[upstream]") {
   }
 }
 
+TEST_CASE("upstream: a cluster's circuit breakers are shared by its states of every config generation",
+          "[upstream][limits]") {
+  // A request begun under the old snapshot still counts once the new one is in force, so a config
+  // change does not reset http2MaxRequests or maxRetries.
+  auto old_c = make_cluster(2);
+  old_c.policy.http2_max_requests = 2;
+  old_c.policy.max_retries = 1;
+  auto new_c = make_cluster(3);
+  new_c.policy.http2_max_requests = 2;
+  new_c.policy.max_retries = 1;
+  stats::Block b;
+  ClusterManager manager(b, kSeed);
+  auto rm = manager.resources(old_c.name);
+  CHECK(manager.resources(old_c.name) == rm);  // one per name
+  ClusterState old_s(old_c, b, kSeed, rm);
+  ClusterState new_s(new_c, b, kSeed, manager.resources(new_c.name));
+  CHECK(&new_s.resources() == rm.get());
+  {
+    RequestHold r1 = old_s.hold_request(0);
+    RequestHold r2 = new_s.hold_request(2);
+    REQUIRE(r1);
+    REQUIRE(r2);
+    CHECK_FALSE(new_s.hold_request(1));  // the old generation's request counts here too
+    CHECK(new_s.active_requests() == 2);
+    CHECK(old_s.host(0).active_requests == 1);  // host counts stay per generation (LEAST_REQUEST)
+    CHECK(new_s.host(0).active_requests == 0);
+    RetryHold retry = old_s.hold_retry();
+    REQUIRE(retry);
+    CHECK_FALSE(new_s.hold_retry());
+    CHECK(stat(b, stats::Id::upstream_rq_retry_overflow) == 1);
+  }
+  CHECK(rm->count(Resource::Requests) == 0);
+  CHECK(rm->count(Resource::Retries) == 0);
+  CHECK(new_s.hold_request(1));
+  CHECK(new_s.hold_retry());
+}
+
+TEST_CASE("upstream: a ResourceManager released below zero logs and stays at zero", "[upstream][limits]") {
+  stats::Block b;
+  auto rm = std::make_shared<ResourceManager>("reviews", b);
+  rm->dec(Resource::PendingRequests);
+  CHECK(rm->count(Resource::PendingRequests) == 0);
+  CHECK(stat(b, stats::Id::upstream_rq_pending_active) == 0);
+  {
+    auto h = ResourceHold::acquire(*rm, Resource::PendingRequests);
+    CHECK(stat(b, stats::Id::upstream_rq_pending_active) == 1);
+    auto moved = std::move(h);
+    CHECK_FALSE(h);  // NOLINT(bugprone-use-after-move): moved-from holds nothing
+    CHECK(rm->count(Resource::PendingRequests) == 1);
+  }
+  CHECK(rm->count(Resource::PendingRequests) == 0);
+  CHECK(stat(b, stats::Id::upstream_rq_pending_active) == 0);
+}
+
 TEST_CASE("upstream: maxRetries circuit breaker", "[upstream]") {
   auto c = make_cluster(2);
   c.policy.max_retries = 2;
@@ -584,21 +638,21 @@ TEST_CASE("upstream: a new snapshot gets new states, the old ones live while pin
   auto make = [](size_t first_host, size_t n) {
     auto snap = std::make_shared<config::Snapshot>();
     auto a = make_cluster(0);
-    a.name = "a";
+    a.name = "alpha";
     enable_outlier(a, 1, 100);
     for (size_t i = 0; i < n; ++i) {
       config::Endpoint e;
       e.address = net::SockAddr(net::IpAddr::v4(0x0a000001u + static_cast<uint32_t>(first_host + i)), 9080);
       a.endpoints.push_back(e);
     }
-    snap->clusters.emplace("a", std::make_shared<const config::RoutedCluster>(a));
+    snap->clusters.emplace("alpha", std::make_shared<const config::RoutedCluster>(a));
     return snap;
   };
   stats::Block b;
   ClusterManager m(b, kSeed);
   auto v1 = std::shared_ptr<const config::Snapshot>(make(0, 3));  // hosts .1 .2 .3
   m.set_snapshot(v1);
-  const config::RoutedCluster& a1 = v1->clusters.at("a");
+  const config::RoutedCluster& a1 = v1->clusters.at("alpha");
   ClusterState& s1 = m.get(v1, a1);
   REQUIRE(s1.try_begin_request(2));  // a request in flight on host .3
   s1.report(1, true, kT0);           // host .2 ejected
@@ -608,12 +662,16 @@ TEST_CASE("upstream: a new snapshot gets new states, the old ones live while pin
   auto v2 = std::shared_ptr<const config::Snapshot>(make(1, 3));
   m.set_snapshot(v2);
   CHECK(m.generations() == 2);
-  const config::RoutedCluster& a2 = v2->clusters.at("a");
+  const config::RoutedCluster& a2 = v2->clusters.at("alpha");
   ClusterState& s2 = m.get(v2, a2);
   CHECK(&s2 != &s1);
   CHECK(s2.ejected(0, kT0));  // .2 is still ejected, under its new index
   CHECK_FALSE(s2.ejected(1, kT0));
-  CHECK(s2.active_requests() == 0);
+  // The circuit breaker is the cluster's, across generations: v1's request counts; the host
+  // counts (LEAST_REQUEST) are per generation.
+  CHECK(s2.active_requests() == 1);
+  CHECK(&s2.resources() == &s1.resources());
+  CHECK(s2.host(1).active_requests == 0);
   CHECK(stat(b, stats::Id::outlier_ejections_active) == 1);  // moved, not counted twice
   // The request pinned to v1 still finds its state and ends its request there.
   CHECK(&m.get(v1, a1) == &s1);
@@ -629,7 +687,7 @@ TEST_CASE("upstream: a new snapshot gets new states, the old ones live while pin
   CHECK(m.generations() == 2);  // v3 current, v2 retired but pinned by this test
   v2.reset();
   m.set_snapshot(v3);
-  m.get(v3, v3->clusters.at("a"));
+  m.get(v3, v3->clusters.at("alpha"));
   CHECK(m.generations() == 1);
   CHECK(stat(b, stats::Id::outlier_ejections_active) == 0);  // v3 has no host .2
 }
