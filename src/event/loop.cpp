@@ -1,5 +1,6 @@
 #include "waypoint/event/loop.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 namespace wp::event {
@@ -82,6 +83,10 @@ void Loop::defer_delete(std::unique_ptr<DeferredDeletable> obj) {
 
 std::chrono::steady_clock::time_point Loop::now() const {
   return std::chrono::steady_clock::time_point(std::chrono::milliseconds(now_ms()));
+}
+
+uint64_t Loop::now_ms() const {
+  return manual_ != nullptr ? manual_->now_ms() : uv_now(const_cast<uv_loop_t*>(&loop_));
 }
 
 void Loop::update_idle() {
@@ -176,6 +181,9 @@ void Loop::on_async(uv_async_t* h) {
 Timer::Timer(Loop& loop, std::function<void()> cb) : loop_(&loop), cb_(std::move(cb)) {}
 
 Timer::~Timer() {
+  if (manual_ != nullptr) {
+    manual_->disarm(*this);
+  }
   if (handle_ != nullptr) {
     uv_timer_stop(handle_);
     handle_->data = nullptr;
@@ -184,6 +192,14 @@ Timer::~Timer() {
 }
 
 void Timer::start(std::chrono::milliseconds after, std::chrono::milliseconds repeat) {
+  if (ManualClock* clock = loop_->manual_clock()) {
+    stop();
+    clock->arm(*this, static_cast<uint64_t>(after.count()), static_cast<uint64_t>(repeat.count()));
+    return;
+  }
+  if (manual_ != nullptr) {
+    manual_->disarm(*this);
+  }
   if (handle_ == nullptr) {
     handle_ = new uv_timer_t;
     uv_timer_init(loop_->uv(), handle_);
@@ -194,13 +210,16 @@ void Timer::start(std::chrono::milliseconds after, std::chrono::milliseconds rep
 }
 
 void Timer::stop() {
+  if (manual_ != nullptr) {
+    manual_->disarm(*this);
+  }
   if (handle_ != nullptr) {
     uv_timer_stop(handle_);
   }
 }
 
 bool Timer::armed() const {
-  return handle_ != nullptr && uv_is_active(reinterpret_cast<const uv_handle_t*>(handle_)) != 0;
+  return manual_ != nullptr || (handle_ != nullptr && uv_is_active(reinterpret_cast<const uv_handle_t*>(handle_)) != 0);
 }
 
 void Timer::on_timer(uv_timer_t* h) {
@@ -208,6 +227,80 @@ void Timer::on_timer(uv_timer_t* h) {
   if (self != nullptr) {
     self->cb_();
   }
+}
+
+// ---- the tests' clock -----------------------------------------------------------------------------
+
+ManualClock::ManualClock(Loop& loop) : loop_(loop), now_ms_(uv_now(loop.uv())) {
+  if (loop.manual_ != nullptr) {
+    std::abort();  // one per loop
+  }
+  loop.manual_ = this;
+}
+
+ManualClock::~ManualClock() {
+  while (!armed_.empty()) {
+    disarm(*std::get<2>(*armed_.begin()));
+  }
+  loop_.manual_ = nullptr;
+}
+
+void ManualClock::arm(Timer& t, uint64_t after, uint64_t repeat) {
+  t.manual_ = this;
+  t.manual_deadline_ = now_ms_ + after;
+  t.manual_seq_ = ++seq_;
+  t.manual_repeat_ = repeat;
+  armed_.emplace(t.manual_deadline_, t.manual_seq_, &t);
+}
+
+void ManualClock::disarm(Timer& t) {
+  if (t.manual_ == this) {
+    armed_.erase(Entry{t.manual_deadline_, t.manual_seq_, &t});
+    t.manual_ = nullptr;
+  }
+}
+
+std::optional<std::chrono::milliseconds> ManualClock::next_in() const {
+  if (armed_.empty()) {
+    return std::nullopt;
+  }
+  return std::chrono::milliseconds(std::get<0>(*armed_.begin()) - now_ms_);
+}
+
+// Fires the first timer due by `until`, if any: time moves to its deadline, a repeating one is
+// armed again first (its callback may stop it), and the end-of-iteration work runs after it.
+bool ManualClock::fire_one(uint64_t until) {
+  if (armed_.empty() || std::get<0>(*armed_.begin()) > until) {
+    return false;
+  }
+  Timer& t = *std::get<2>(*armed_.begin());
+  now_ms_ = std::max(now_ms_, t.manual_deadline_);
+  const uint64_t repeat = t.manual_repeat_;
+  disarm(t);
+  if (repeat > 0) {
+    arm(t, repeat, repeat);
+  }
+  t.cb_();  // may destroy t (as on libuv: nothing of t is touched after it)
+  loop_.drain_deferred();
+  return true;
+}
+
+void ManualClock::advance(std::chrono::milliseconds d) {
+  const uint64_t until = now_ms_ + static_cast<uint64_t>(d.count());
+  while (fire_one(until)) {
+  }
+  now_ms_ = until;
+  loop_.drain_deferred();
+}
+
+bool ManualClock::fire_next() {
+  if (armed_.empty()) {
+    return false;
+  }
+  const uint64_t at = std::get<0>(*armed_.begin());
+  while (fire_one(at)) {
+  }
+  return true;
 }
 
 }  // namespace wp::event

@@ -19,7 +19,14 @@ Http1Session::Http1Session(WorkerContext& worker, TunnelInfo info, hbone::Tunnel
              }),
       resume_(worker.loop, [this] {
         codec_.resume();
+        const bool next_bytes = !in_.empty();
         parse();
+        // Between requests: the next one's head has its deadline once a byte of it is here, else
+        // the tunnel is idle (decided only now: inside the codec's callbacks the bytes of the
+        // request just answered are still in in_).
+        if (current_ == nullptr && !closing_ && tunnel_ != nullptr && wait_ == Wait::None) {
+          wait_for(next_bytes ? Wait::Head : Wait::Idle);
+        }
       }) {
   in_.move_from(initial);
   wait_for(Wait::Head);      // a tunnel on an HTTP chain is opened to carry a request
@@ -57,7 +64,7 @@ void Http1Session::wait_for(Wait what) {
         // The first request's head is due requestHeadersTimeout after the tunnel opened (sniffing
         // its first bytes took part of that).
         head_timer_used_ = true;
-        auto spent = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - info_.opened);
+        auto spent = std::chrono::duration_cast<milliseconds>(w_.loop.now() - info_.opened);
         deadline = spent >= deadline ? milliseconds(0) : deadline - spent;
       }
       timer_.start(deadline);
@@ -242,7 +249,7 @@ void Http1Session::response_done() {
     close_tunnel(false);
     return;
   }
-  wait_for(in_.empty() ? Wait::Idle : Wait::Head);
+  wait_for(Wait::None);  // Idle or Head: resume_ decides, once the parsed bytes have left in_
   // Resume and parse pipelined requests already received after the current callbacks: this may run
   // inside the codec's own on_message_complete (a local reply), where resume() would be undone by
   // the pause that follows.

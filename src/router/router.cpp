@@ -46,7 +46,7 @@ void UpstreamAttempt::start(const http::UpstreamKey& key, std::optional<config::
 
 void UpstreamAttempt::report(bool failure) {
   if (host_) {
-    host_.state()->report(host_.host(), failure, std::chrono::steady_clock::now());
+    host_.state()->report(host_.host(), failure, router_.loop().now());
   }
 }
 
@@ -265,7 +265,7 @@ void Router::start_attempt() {
     if (!cluster_->policy.hash_header.empty()) {
       hash_key = head_.headers.get(cluster_->policy.hash_header);
     }
-    auto picked = cluster_state_->pick(std::chrono::steady_clock::now(), tried_, hash_key);
+    auto picked = cluster_state_->pick(loop().now(), tried_, hash_key);
     if (!picked) {
       stats().add(stats::Id::rq_no_healthy_upstream);
       cb_.on_local_reply(503, "no healthy upstream", "UH");
@@ -540,7 +540,7 @@ void Router::send_mirrors() {
     if (mirror.cluster == nullptr || !chance(mirror.per_million, w_.random())) {
       continue;
     }
-    auto host = w_.clusters.get(snapshot_, *mirror.cluster).pick(std::chrono::steady_clock::now(), {}, std::nullopt);
+    auto host = w_.clusters.get(snapshot_, *mirror.cluster).pick(loop().now(), {}, std::nullopt);
     if (!host) {
       continue;
     }

@@ -145,7 +145,7 @@ void Worker::sample(std::function<void(WorkerSample)> done) {
     WorkerSample s;
     s.metrics = telemetry_.series().sample();
     s.metrics.buffered_bytes = static_cast<int64_t>(buffer::thread_slice_bytes_in_use());
-    auto now = upstream::Clock::now();
+    auto now = loop_.now();  // the clock the data path reads (ejections are set by it)
     listener_.clusters().for_each([&](const config::RoutedCluster& cluster, const upstream::ClusterState& state) {
       auto& hosts = s.hosts[cluster.name];
       hosts.resize(state.size());

@@ -8,6 +8,9 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -20,6 +23,8 @@ class DeferredDeletable {
 };
 
 class Deferred;
+class ManualClock;
+class Timer;
 
 class Loop {
  public:
@@ -52,11 +57,16 @@ class Loop {
   size_t adopted() const { return adopted_.size(); }
   void close_adopted();  // destroys every adopted object now (teardown, on the loop's thread)
 
-  std::chrono::steady_clock::time_point now() const;  // cached per iteration
-  uint64_t now_ms() const { return uv_now(const_cast<uv_loop_t*>(&loop_)); }
+  // Cached per iteration (libuv's loop time, CLOCK_MONOTONIC like steady_clock); a ManualClock's
+  // time while one is attached.
+  std::chrono::steady_clock::time_point now() const;
+  uint64_t now_ms() const;
+  ManualClock* manual_clock() const { return manual_; }
 
  private:
   friend class Deferred;
+  friend class ManualClock;
+  ManualClock* manual_ = nullptr;
   static void on_check(uv_check_t* h);
   static void on_async(uv_async_t* h);
   void update_idle();
@@ -105,8 +115,47 @@ class Deferred {
   Deferred* next_ = nullptr;
 };
 
+// The clock of a Loop in the unit tests: while it is attached, Loop::now() is its time and every
+// Timer of the loop waits for advance() instead of libuv (Timers started before it was attached,
+// or after it is gone, stay on libuv). Time starts at the loop's time when attached and moves only
+// by advance(). One per loop, created and destroyed on the loop's thread.
+class ManualClock {
+ public:
+  explicit ManualClock(Loop& loop);
+  ~ManualClock();  // the timers still armed on it are disarmed (they never fire)
+  ManualClock(const ManualClock&) = delete;
+  ManualClock& operator=(const ManualClock&) = delete;
+
+  uint64_t now_ms() const { return now_ms_; }
+  // Moves time forward by `d`: each timer due on the way fires in deadline order (ties in the
+  // order they were started), with the time set to its deadline, and the loop's end-of-iteration
+  // work (Loop::drain_deferred) runs after each, as after an iteration of the real loop. A timer
+  // started by a callback for a deadline within `d` fires in the same advance(); drain_deferred
+  // also runs once at the end.
+  void advance(std::chrono::milliseconds d);
+  // Advances to the next armed timer's deadline and fires it (and any due with it); false when
+  // none is armed.
+  bool fire_next();
+  size_t armed() const { return armed_.size(); }
+  // Milliseconds until the next armed timer fires; nullopt when none is armed.
+  std::optional<std::chrono::milliseconds> next_in() const;
+
+ private:
+  friend class Timer;
+  using Entry = std::tuple<uint64_t, uint64_t, Timer*>;  // deadline, start order, timer
+  void arm(Timer& t, uint64_t after, uint64_t repeat);
+  void disarm(Timer& t);
+  bool fire_one(uint64_t until);
+
+  Loop& loop_;
+  uint64_t now_ms_;
+  uint64_t seq_ = 0;
+  std::set<Entry> armed_;
+};
+
 // A one-shot or repeating timer. The uv handle lives on the heap and is freed in its close
-// callback, so a Timer may be destroyed at any time, including from its own callback.
+// callback, so a Timer may be destroyed at any time, including from its own callback. On a loop
+// with a ManualClock attached it waits for ManualClock::advance() instead.
 class Timer {
  public:
   Timer(Loop& loop, std::function<void()> cb);
@@ -119,10 +168,16 @@ class Timer {
   bool armed() const;
 
  private:
+  friend class ManualClock;
   static void on_timer(uv_timer_t* h);
   Loop* loop_;
   uv_timer_t* handle_ = nullptr;  // created by the first start(): most request timers never run
   std::function<void()> cb_;
+  // Armed on a ManualClock: the clock it is armed on, and its entry there.
+  ManualClock* manual_ = nullptr;
+  uint64_t manual_deadline_ = 0;
+  uint64_t manual_seq_ = 0;
+  uint64_t manual_repeat_ = 0;
 };
 
 // Closes any libuv handle and frees it (allocated with new as T) in the close callback.

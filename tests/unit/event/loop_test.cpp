@@ -1,6 +1,9 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <chrono>
+#include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -163,4 +166,97 @@ TEST_CASE("a Deferred cancelled or destroyed before it runs never runs, and may 
   CHECK(log == std::vector<std::string>{"self", "twice", "canceller", "twice"});
   CHECK(self == nullptr);
   CHECK_FALSE(later.pending());
+}
+
+// ---- the tests' clock ---------------------------------------------------------------------------------
+
+TEST_CASE("ManualClock: timers fire at their deadline in order, only when time is advanced", "[event][clock]") {
+  wp::event::Loop loop;
+  wp::event::ManualClock clock(loop);
+  const uint64_t t0 = loop.now_ms();
+  std::vector<std::string> fired;
+  wp::event::Timer a(loop, [&] { fired.push_back("a@" + std::to_string(loop.now_ms() - t0)); });
+  wp::event::Timer b(loop, [&] { fired.push_back("b@" + std::to_string(loop.now_ms() - t0)); });
+  wp::event::Timer tie(loop, [&] { fired.push_back("tie@" + std::to_string(loop.now_ms() - t0)); });
+  a.start(std::chrono::milliseconds(30));
+  b.start(std::chrono::milliseconds(10));
+  tie.start(std::chrono::milliseconds(30));  // same deadline as a, started after it
+  CHECK(a.armed());
+  CHECK(clock.armed() == 3);
+  CHECK(clock.next_in() == std::chrono::milliseconds(10));
+  uv_run(loop.uv(), UV_RUN_NOWAIT);  // libuv's own turn fires nothing: the timers wait for the clock
+  CHECK(fired.empty());
+  clock.advance(std::chrono::milliseconds(9));
+  CHECK(fired.empty());
+  CHECK(loop.now_ms() - t0 == 9);
+  clock.advance(std::chrono::milliseconds(1));
+  CHECK(fired == std::vector<std::string>{"b@10"});
+  clock.advance(std::chrono::milliseconds(100));
+  CHECK(fired == std::vector<std::string>{"b@10", "a@30", "tie@30"});
+  CHECK(loop.now_ms() - t0 == 110);
+  CHECK_FALSE(a.armed());
+  CHECK(clock.armed() == 0);
+  CHECK_FALSE(clock.fire_next());
+}
+
+TEST_CASE("ManualClock: repeats, restarts and stops from callbacks, deferred work runs after each timer",
+          "[event][clock]") {
+  wp::event::Loop loop;
+  wp::event::ManualClock clock(loop);
+  int ticks = 0;
+  int deferred_runs = 0;
+  wp::event::Deferred after(loop, [&] { ++deferred_runs; });
+  std::optional<wp::event::Timer> tick;
+  tick.emplace(loop, [&] {
+    ++ticks;
+    after.schedule();
+    if (ticks == 3) {
+      tick->stop();
+    }
+  });
+  tick->start(std::chrono::milliseconds(5), std::chrono::milliseconds(5));
+  clock.advance(std::chrono::milliseconds(12));
+  CHECK(ticks == 2);
+  CHECK(deferred_runs == 2);  // once after each firing, as after each loop iteration
+  clock.advance(std::chrono::milliseconds(100));
+  CHECK(ticks == 3);  // stopped from its third callback
+  CHECK_FALSE(tick->armed());
+
+  // A timer started by a callback for a deadline inside the same advance() fires in it.
+  int chained = 0;
+  wp::event::Timer second(loop, [&] { ++chained; });
+  wp::event::Timer first(loop, [&] { second.start(std::chrono::milliseconds(3)); });
+  first.start(std::chrono::milliseconds(2));
+  clock.advance(std::chrono::milliseconds(5));
+  CHECK(chained == 1);
+
+  // A timer destroyed from its own callback, and one destroyed while armed.
+  wp::event::Timer* self = nullptr;
+  self = new wp::event::Timer(loop, [&] { delete self; });
+  self->start(std::chrono::milliseconds(1));
+  tick->start(std::chrono::milliseconds(1));
+  tick.reset();
+  CHECK(clock.armed() == 1);
+  CHECK(clock.fire_next());
+  CHECK(clock.armed() == 0);
+}
+
+TEST_CASE("ManualClock: a timer still armed when the clock goes is disarmed and never fires", "[event][clock]") {
+  wp::event::Loop loop;
+  int fired = 0;
+  wp::event::Timer t(loop, [&] { ++fired; });
+  {
+    wp::event::ManualClock clock(loop);
+    t.start(std::chrono::milliseconds(1));
+    CHECK(t.armed());
+  }
+  CHECK_FALSE(t.armed());
+  CHECK(loop.manual_clock() == nullptr);
+  t.start(std::chrono::milliseconds(1));  // back on libuv
+  CHECK(t.armed());
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (fired == 0 && std::chrono::steady_clock::now() < deadline) {
+    uv_run(loop.uv(), UV_RUN_ONCE);
+  }
+  CHECK(fired == 1);
 }

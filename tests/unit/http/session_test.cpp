@@ -7,7 +7,6 @@
 #include <string>
 
 #include "support/fake_tunnel.h"
-#include "support/run_loop.h"
 #include "waypoint/http/session.h"
 
 using namespace std::chrono_literals;
@@ -18,6 +17,7 @@ namespace {
 // One worker's context, as the internal listener builds it, around a snapshot with no route.
 struct Rig {
   wp::event::Loop loop;
+  wp::event::ManualClock clock{loop};  // the sessions' timers wait for clock.advance()
   wp::stats::Block stats;
   wp::accesslog::Telemetry log{loop, "off", stats};
   wp::hbone::Pool tunnels{loop, nullptr, wp::hbone::PoolSettings{}, stats};
@@ -42,6 +42,7 @@ struct Rig {
     i.chain = no_routes.name;
     i.routes = &no_routes;
     i.source_principal = "spiffe://cluster.local/ns/default/sa/client";
+    i.opened = loop.now();
     return i;
   }
   void start_http1(FakeTunnel& t, const std::string& early = "") {
@@ -59,10 +60,6 @@ struct Rig {
   // The end of the current loop iteration: Deferreds (a session's first parse, its resume after a
   // response) and deferred deletions.
   void turn() { loop.drain_deferred(); }
-  template <class F>
-  bool run_until(F cond) {
-    return wp::test::run_until(loop, cond);
-  }
   int64_t stat(wp::stats::Id id) const { return stats.get(id); }
 };
 
@@ -137,11 +134,61 @@ TEST_CASE("Http1Session: a head not complete within requestHeadersTimeout is ans
   r.snapshot->bootstrap.http.request_headers_timeout = 50ms;
   r.start_http1(t);
   r.turn();
+  r.clock.advance(30ms);  // the head's deadline counts from the tunnel's opening
   t.deliver("GET /slow HTTP/1.1\r\nHost: sv");
-  REQUIRE(r.run_until([&] { return !t.written.empty(); }));
+  r.clock.advance(19ms);
+  CHECK(t.written.empty());
+  r.clock.advance(1ms);
   CHECK(t.take_written().rfind("HTTP/1.1 408 Request Timeout\r\n", 0) == 0);
   CHECK(r.stat(wp::stats::Id::downstream_rq_header_timeout) == 1);
   CHECK(t.eof_written);
+}
+
+// Until the fake clock showed it, a tunnel whose request was answered locally (404 here) waited for
+// the next head with requestHeadersTimeout instead of idleTimeout, and got an unasked-for 408.
+TEST_CASE("Http1Session: a kept-alive tunnel idle for idleTimeout is closed, a new request restarts the clock",
+          "[http][session]") {
+  FakeTunnel t;  // first: the session (in the Rig) lets go of it as the Rig goes
+  Rig r;
+  r.snapshot->bootstrap.http.request_headers_timeout = 50ms;
+  r.snapshot->bootstrap.http.idle_timeout = 100ms;
+  r.start_http1(t, "GET /1 HTTP/1.1\r\nHost: svc\r\n\r\n");
+  r.turn();
+  REQUIRE(t.take_written().rfind("HTTP/1.1 404", 0) == 0);
+  r.clock.advance(99ms);
+  t.deliver("GET /2 HTTP/1.1\r\nHost: svc\r\n\r\n");  // just in time
+  r.turn();
+  REQUIRE(t.take_written().rfind("HTTP/1.1 404", 0) == 0);
+  r.clock.advance(99ms);
+  CHECK_FALSE(t.eof_written);
+  CHECK_FALSE(t.was_reset);
+  r.clock.advance(1ms);
+  CHECK((t.eof_written || t.was_reset));
+  CHECK(r.stat(wp::stats::Id::downstream_http_idle_timeout) == 1);
+}
+
+TEST_CASE("Http1Session: a second head begun on a kept-alive tunnel is due within requestHeadersTimeout",
+          "[http][session]") {
+  FakeTunnel t;  // first: the session (in the Rig) lets go of it as the Rig goes
+  Rig r;
+  r.snapshot->bootstrap.http.request_headers_timeout = 50ms;
+  r.snapshot->bootstrap.http.idle_timeout = 1000ms;
+  SECTION("pipelined behind the first") {
+    r.start_http1(t, "GET /1 HTTP/1.1\r\nHost: svc\r\n\r\nGET /2 HTTP/1.1\r\nHo");
+    r.turn();
+  }
+  SECTION("arriving later") {
+    r.start_http1(t, "GET /1 HTTP/1.1\r\nHost: svc\r\n\r\n");
+    r.turn();
+    r.clock.advance(500ms);
+    t.deliver("GET /2 HTTP/1.1\r\nHo");
+    r.turn();
+  }
+  REQUIRE(t.take_written().rfind("HTTP/1.1 404", 0) == 0);
+  r.clock.advance(49ms);
+  CHECK(t.written.empty());
+  r.clock.advance(1ms);
+  CHECK(t.take_written().rfind("HTTP/1.1 408 Request Timeout\r\n", 0) == 0);
 }
 
 TEST_CASE("Http1Session: the client's reset in the middle of a request ends the session, no reply", "[http][session]") {

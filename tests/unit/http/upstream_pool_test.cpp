@@ -204,6 +204,7 @@ struct Exchange : wp::http::UpstreamStreamCallbacks, wp::http::UpstreamPoolCallb
 
 struct Http1Rig {
   wp::event::Loop loop;
+  wp::event::ManualClock clock{loop};  // the pool's idle timers wait for clock.advance()
   wp::stats::Block stats;
   FakeOpener opener;
   // The cluster's circuit breakers (a ClusterState holds them on the data path).
@@ -261,6 +262,26 @@ TEST_CASE("upstream pool: an HTTP/1.1 tunnel is kept alive and reused by the nex
   Http1Rig::answer(t);
   CHECK(b.ended);
   CHECK(r.stat(wp::stats::Id::upstream_http_tunnels_opened) == 1);
+}
+
+TEST_CASE("upstream pool: an idle HTTP/1.1 tunnel is closed after the pool's idle timeout, not before",
+          "[http][pool]") {
+  Http1Rig r;  // idle timeout 1 s
+  Exchange a;
+  r.ask(a);
+  wp::test::FakeTunnel& t = r.opener.grant();
+  Http1Rig::answer(t);
+  r.loop.drain_deferred();
+  REQUIRE(r.stat(wp::stats::Id::upstream_http_tunnels_idle) == 1);
+  r.clock.advance(999ms);
+  CHECK(r.stat(wp::stats::Id::upstream_http_tunnels_idle) == 1);
+  CHECK_FALSE(t.was_reset);
+  r.clock.advance(1ms);
+  CHECK(r.stat(wp::stats::Id::upstream_http_tunnels_idle) == 0);
+  CHECK(t.was_reset);
+  Exchange b;
+  r.ask(b);  // opens another
+  CHECK(r.opener.authorities.size() == 2);
 }
 
 TEST_CASE("upstream pool: an idle HTTP/1.1 tunnel the pod closed is forgotten, the next request opens another",

@@ -11,7 +11,6 @@
 #include <vector>
 
 #include "router_fixtures.h"
-#include "support/run_loop.h"
 #include "waypoint/router/router.h"
 
 using namespace std::chrono_literals;
@@ -165,6 +164,7 @@ struct Request final : wp::router::RouterCallbacks {
 // (and DestinationRule `rule`).
 struct Rig {
   wp::event::Loop loop;
+  wp::event::ManualClock clock{loop};  // every timer of the rig waits for clock.advance()
   wp::stats::Block stats;
   wp::accesslog::Telemetry log{loop, "off", stats};
   FakePool pool;
@@ -215,10 +215,21 @@ struct Rig {
     router->on_request_body(b);
     CHECK(b.empty());  // taken
   }
+  // Fires the rig's timers one after the other, in virtual time, until `cond` holds; false when no
+  // timer is left within `limit`.
   template <class F>
-  bool run_until(F cond) {
-    return wp::test::run_until(loop, cond);
+  bool run_until(F cond, std::chrono::milliseconds limit = std::chrono::seconds(60)) {
+    const uint64_t end = clock.now_ms() + static_cast<uint64_t>(limit.count());
+    while (!cond()) {
+      auto next = clock.next_in();
+      if (!next || clock.now_ms() + static_cast<uint64_t>(next->count()) > end) {
+        return false;
+      }
+      clock.fire_next();
+    }
+    return true;
   }
+  void advance(std::chrono::milliseconds d) { clock.advance(d); }
   int64_t stat(Id id) const { return stats.get(id); }
   wp::upstream::ClusterState& cluster() { return clusters.get(snapshot, *route->clusters.at(0).cluster); }
   // Nothing the tries held is still held.
@@ -274,7 +285,10 @@ TEST_CASE("Router: the route timeout while the try waits for its stream is 504 U
   Rig r(vs("    timeout: 40ms\n"));
   r.start();
   REQUIRE(r.pool.waiting.size() == 1);
-  REQUIRE(r.run_until([&] { return r.request.finished(); }));
+  r.advance(39ms);
+  CHECK_FALSE(r.request.finished());
+  r.advance(1ms);  // at the route's timeout, to the millisecond
+  REQUIRE(r.request.finished());
   CHECK(r.request.local);
   CHECK(r.request.status == 504);
   CHECK(r.request.flags == "UT");
@@ -287,8 +301,12 @@ TEST_CASE("Router: the route timeout on the stream before the response abandons 
           "[router][state]") {
   Rig r(vs("    timeout: 40ms\n"));
   r.start();
+  r.advance(25ms);  // the stream comes late: the route timeout still counts from the start
   FakeStream& s = r.pool.serve();
-  REQUIRE(r.run_until([&] { return r.request.finished(); }));
+  r.advance(14ms);
+  CHECK_FALSE(r.request.finished());
+  r.advance(1ms);
+  REQUIRE(r.request.finished());
   CHECK(r.request.status == 504);
   CHECK(s.abandoned);
   r.check_settled();
@@ -320,8 +338,13 @@ TEST_CASE("Router: a per-try timeout while waiting for the stream is retried, an
   Rig r(vs("    retries: {attempts: 2, perTryTimeout: 30ms, retryOn: gateway-error}\n"));
   r.start();
   REQUIRE(r.pool.waiting.size() == 1);
-  REQUIRE(r.run_until([&] { return r.router->attempts() == 2; }));
+  r.advance(29ms);
+  CHECK(r.stat(Id::upstream_rq_per_try_timeout) == 0);
+  r.advance(1ms);
   CHECK(r.stat(Id::upstream_rq_per_try_timeout) == 1);
+  CHECK(r.pool.waiting.empty());  // the first wait is cancelled at once; the retry backs off
+  CHECK(r.stat(Id::upstream_rq_active) == 0);
+  REQUIRE(r.run_until([&] { return r.router->attempts() == 2; }));
   CHECK(r.stat(Id::upstream_rq_retry) == 1);
   CHECK(r.pool.waiting.size() == 1);  // the second try's; the first one's wait is gone
   CHECK(r.stat(Id::upstream_rq_active) == 1);
@@ -361,6 +384,35 @@ TEST_CASE("Router: pool failures are retried on connect-failure, then 503 URX,UF
   CHECK(r.router->attempts() == 3);
   CHECK(r.stat(Id::upstream_rq_connect_failure) == 3);
   r.check_settled();
+}
+
+TEST_CASE("Router: the retry back-off is Envoy's (at most 25 ms after the first try), and the route timeout ends it",
+          "[router][state]") {
+  Rig r(vs("    timeout: 40ms\n    retries: {attempts: 3, retryOn: connect-failure}\n"));
+  r.start();
+  r.advance(39ms);
+  r.pool.fail();  // the first try fails at 39 ms: the retry waits for its back-off
+  REQUIRE(r.pool.waiting.empty());
+  CHECK(r.clock.armed() == 2);  // the route timer and the back-off
+  // With this rig's random numbers the back-off outlasts the route's last millisecond.
+  REQUIRE(r.clock.next_in() == 1ms);
+  r.advance(1ms);
+  REQUIRE(r.request.finished());
+  CHECK(r.request.status == 504);
+  CHECK(r.request.flags == "UT");
+  CHECK(r.clock.armed() == 0);  // the back-off went with the request
+  r.advance(1s);
+  CHECK(r.pool.keys.size() == 1);  // no second try was asked for
+  r.check_settled();
+
+  for (uint64_t i = 0; i < 20; ++i) {
+    Rig b(vs("    retries: {attempts: 3, retryOn: connect-failure}\n"));
+    b.w.rng_state = 0x9e3779b97f4a7c15ull + i * 7919;
+    b.start();
+    b.pool.fail();
+    REQUIRE(b.clock.armed() == 1);
+    CHECK(*b.clock.next_in() <= 25ms);  // in [0, (2^1 - 1) x 25 ms] after the first try
+  }
 }
 
 TEST_CASE("Router: a 503 is retried once the request is complete, the last one passed on with URX", "[router][state]") {
@@ -424,8 +476,9 @@ TEST_CASE("Router: the request's end in every state gives back what the try held
     CHECK_FALSE(r.cluster().hold_retry());
     r.router->cancel(wp::router::Report::None);
     r.check_settled();
-    CHECK(r.cluster().hold_retry());    // the budget is back
-    r.run_until([] { return false; });  // the back-off timer does not fire on a cancelled router
+    CHECK(r.cluster().hold_retry());  // the budget is back
+    CHECK(r.clock.armed() == 0);      // the back-off timer went with the cancelled try
+    r.advance(10s);
     CHECK(r.pool.keys.size() == 1);
   }
 }
