@@ -28,13 +28,10 @@ const char* to_string(UpstreamFailure f) {
 // ---------------------------------------------------------------------------------------------
 // HboneClientConnection
 
-HboneClientConnection::HboneClientConnection(event::Loop& loop, int fd, const net::SockAddr& addr,
-                                             const tls::ContextPtr& tls, std::string expected_identity,
-                                             const H2Settings& settings, Pool& pool, stats::Block& stats)
-    : H2Connection(
-          loop, Role::Client,
-          std::make_unique<tls::Socket>(loop, fd, tls, std::move(expected_identity), settings.handshake_timeout),
-          settings, pool, stats),
+HboneClientConnection::HboneClientConnection(event::Loop& loop, std::unique_ptr<net::Transport> transport,
+                                             const net::SockAddr& addr, const H2Settings& settings, Pool& pool,
+                                             stats::Block& stats)
+    : H2Connection(loop, Role::Client, std::move(transport), settings, pool, stats),
       pool_(pool),
       idle_timer_(loop, [this] {
         if (stream_count() == 0 && state() == State::Open) {
@@ -47,7 +44,8 @@ HboneClientConnection::HboneClientConnection(event::Loop& loop, int fd, const ne
 }
 
 uint32_t HboneClientConnection::available_streams(uint32_t max_per_connection) const {
-  if (state() != State::Open || !ready_) {
+  const net::ConnState st = st_.state();
+  if (state() != State::Open || (st != net::ConnState::Ready && st != net::ConnState::Busy)) {
     return 0;
   }
   uint32_t limit = std::min(max_per_connection, remote_max_concurrent_streams());
@@ -69,6 +67,7 @@ H2Stream* HboneClientConnection::open_tunnel(const std::string& authority, const
   }
   s->set_connect_callbacks(cb);
   idle_timer_.stop();
+  update_state();
   stats().add(stats::Id::upstream_tunnels_total);
   stats().add(stats::Id::upstream_tunnels_active);
   schedule_send();
@@ -83,8 +82,19 @@ void HboneClientConnection::on_open() {
 // Streams are opened only once the server's SETTINGS arrived, so its concurrency limit is never
 // overrun by a burst sent into a fresh connection.
 void HboneClientConnection::on_remote_settings() {
-  ready_ = true;
+  if (st_.state() == net::ConnState::Connecting) {
+    st_.transition(net::ConnState::Ready);  // (drained meanwhile: it stays Draining)
+  }
+  update_state();
   pool_.on_connection_ready(*this);
+}
+
+void HboneClientConnection::update_state() {
+  const net::ConnState st = st_.state();
+  if (state() == State::Open && (st == net::ConnState::Ready || st == net::ConnState::Busy)) {
+    st_.transition(available_streams(pool_.settings().max_streams_per_connection) > 0 ? net::ConnState::Ready
+                                                                                      : net::ConnState::Busy);
+  }
 }
 
 void HboneClientConnection::on_headers_complete(H2Stream& stream) {
@@ -111,6 +121,7 @@ void HboneClientConnection::on_headers_complete(H2Stream& stream) {
 void HboneClientConnection::on_stream_removed(H2Stream& stream) {
   stats().sub(stats::Id::upstream_tunnels_active);
   if (state() == State::Open) {
+    update_state();
     if (stream_count() == 0) {
       idle_timer_.start(pool_.settings().idle_timeout);
     }
@@ -120,6 +131,7 @@ void HboneClientConnection::on_stream_removed(H2Stream& stream) {
 
 void HboneClientConnection::on_closing() {
   idle_timer_.stop();
+  st_.transition(state() == State::Closed ? net::ConnState::Closed : net::ConnState::Draining);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -175,8 +187,8 @@ void UpstreamRequest::fail(UpstreamFailure f, int status) {
 // ---------------------------------------------------------------------------------------------
 // Pool
 
-Pool::Pool(event::Loop& loop, tls::ContextPtr tls, const PoolSettings& settings, stats::Block& stats)
-    : loop_(loop), tls_(std::move(tls)), settings_(settings), stats_(stats) {
+Pool::Pool(event::Loop& loop, tls::ContextPtr tls, const PoolSettings& settings, stats::Block& stats, Dialer* dialer)
+    : loop_(loop), tls_(std::move(tls)), settings_(settings), stats_(stats), dialer_(dialer) {
   settings_.h2.handshake_timeout = settings_.connect_timeout;
 }
 
@@ -239,10 +251,21 @@ void Pool::pump(Entry& e) {
   }
 }
 
-void Pool::dial(Entry& e) {
+std::unique_ptr<net::Transport> Pool::connect(const Entry& e) {
+  if (dialer_ != nullptr) {
+    return dialer_->dial(e.address, e.identity);
+  }
   int fd = net::connect_tcp(e.address);
-  stats_.add(stats::Id::upstream_cx_total);
   if (fd < 0) {
+    return nullptr;
+  }
+  return std::make_unique<tls::Socket>(loop_, fd, tls_, e.identity, settings_.h2.handshake_timeout);
+}
+
+void Pool::dial(Entry& e) {
+  std::unique_ptr<net::Transport> transport = connect(e);
+  stats_.add(stats::Id::upstream_cx_total);
+  if (transport == nullptr) {
     spdlog::warn("hbone: connect to {} failed: {}", e.address.to_string(), std::strerror(errno));
     stats_.add(stats::Id::upstream_cx_connect_failed);
     auto waiters = std::move(e.waiters);
@@ -253,7 +276,7 @@ void Pool::dial(Entry& e) {
     return;  // the caller erases the entry when it is empty
   }
   auto conn =
-      std::make_unique<HboneClientConnection>(loop_, fd, e.address, tls_, e.identity, settings_.h2, *this, stats_);
+      std::make_unique<HboneClientConnection>(loop_, std::move(transport), e.address, settings_.h2, *this, stats_);
   conn->set_pool_key(&e.key);
   e.dialing = conn.get();
   e.conns.push_back(std::move(conn));
@@ -291,6 +314,7 @@ void Pool::on_connection_capacity(HboneClientConnection& c) {
 
 void Pool::on_connection_closed(H2Connection& conn) {
   auto& c = static_cast<HboneClientConnection&>(conn);
+  c.st_.transition(net::ConnState::Closed);  // a failed dial or handshake closes without on_closing
   Entry* e = find(*c.pool_key());
   if (e == nullptr) {
     return;
@@ -364,6 +388,16 @@ void Pool::close_all() {
   for (auto* c : all) {
     c->close();
   }
+}
+
+size_t Pool::connection_count(net::ConnState state) const {
+  size_t n = 0;
+  for (const auto& [k, e] : entries_) {
+    for (const auto& c : e->conns) {
+      n += c->pool_state() == state ? 1 : 0;
+    }
+  }
+  return n;
 }
 
 size_t Pool::connection_count() const {

@@ -4,11 +4,14 @@
 
 #include <algorithm>
 
-#include "waypoint/http/conn_pool.h"
 #include "waypoint/http/h2c_codec.h"
 #include "waypoint/http/http1_codec.h"
+#include "waypoint/net/conn_pool.h"
 
 namespace wp::http {
+
+using net::ConnState;
+using net::PoolConnState;
 
 namespace {
 

@@ -1,7 +1,9 @@
 #pragma once
 // An in-memory net::Transport: input is pushed by the test, output is collected. Lets an HTTP/2
 // connection (e.g. the HBONE server session) run with no socket and no TLS, for fuzzing and tests.
+#include <functional>
 #include <string>
+#include <utility>
 
 #include "waypoint/net/transport.h"
 
@@ -11,6 +13,12 @@ class MemoryTransport final : public net::Transport {
  public:
   explicit MemoryTransport(std::string peer_identity = "spiffe://cluster.local/ns/default/sa/fuzz")
       : identity_(std::move(peer_identity)) {}
+  ~MemoryTransport() override {
+    if (on_destroy) {
+      on_destroy();
+    }
+  }
+  std::function<void()> on_destroy;  // told when its connection lets go of it
 
   void start(net::TransportCallbacks& cb) override {
     cb_ = &cb;
@@ -29,8 +37,16 @@ class MemoryTransport final : public net::Transport {
       cb_->on_transport_data(data, len);
     }
   }
+  // The peer closed the connection (no-op once closed).
+  void peer_closed() {
+    if (!closed_ && cb_ != nullptr) {
+      closed_ = true;
+      cb_->on_transport_closed(net::CloseReason::PeerClosed, net::HandshakeFailure::None);
+    }
+  }
   bool closed() const { return closed_; }
   const std::string& output() const { return out_; }
+  std::string take_output() { return std::exchange(out_, std::string()); }
 
  private:
   net::TransportCallbacks* cb_ = nullptr;

@@ -11,17 +11,20 @@
 #include <unordered_map>
 
 #include "waypoint/hbone/h2_connection.h"
+#include "waypoint/net/conn_pool.h"
 #include "waypoint/tls/context.h"
 
 namespace wp::hbone {
 
 class Pool;
 
-// A client HTTP/2 connection to one pod.
+// A client HTTP/2 connection to one pod. Its place in the pool is a net::ConnState: Connecting
+// (dialled, TLS, waiting for the pod's SETTINGS), Ready (a stream is free), Busy (at its stream
+// limit), Draining (GOAWAY either way: no new tunnel), Closed.
 class HboneClientConnection final : public H2Connection {
  public:
-  HboneClientConnection(event::Loop& loop, int fd, const net::SockAddr& addr, const tls::ContextPtr& tls,
-                        std::string expected_identity, const H2Settings& settings, Pool& pool, stats::Block& stats);
+  HboneClientConnection(event::Loop& loop, std::unique_ptr<net::Transport> transport, const net::SockAddr& addr,
+                        const H2Settings& settings, Pool& pool, stats::Block& stats);
 
   // Sends CONNECT `authority` with `extra` headers; the outcome goes to `cb`.
   H2Stream* open_tunnel(const std::string& authority, const H2Stream::HeaderList& extra, ConnectCallbacks* cb);
@@ -29,18 +32,21 @@ class HboneClientConnection final : public H2Connection {
   void set_pool_key(const std::string* key) { key_ = key; }
   const std::string* pool_key() const { return key_; }
   bool opened() const { return opened_; }
+  net::ConnState pool_state() const { return st_.state(); }
 
  private:
+  friend class Pool;
   void on_open() override;
   void on_remote_settings() override;
   void on_headers_complete(H2Stream& stream) override;
   void on_stream_removed(H2Stream& stream) override;
   void on_closing() override;
+  void update_state();  // Ready or Busy by the streams free, once the pod's SETTINGS are in
 
   Pool& pool_;
   const std::string* key_ = nullptr;
   bool opened_ = false;
-  bool ready_ = false;  // TLS done and the server's SETTINGS seen: its stream limit is known
+  net::PoolConnState st_;
   event::Timer idle_timer_;
 };
 
@@ -99,6 +105,16 @@ class UpstreamRequest final : public ConnectCallbacks, public TunnelRequest {
   event::Timer deadline_;  // upstream.connectTimeout covers dial, TLS and the CONNECT's answer
 };
 
+// Where the pool's connections come from: TCP and TLS to the pod (the default), or in-memory
+// transports in the pool's unit tests.
+class Dialer {
+ public:
+  virtual ~Dialer() = default;
+  // A transport to `address` whose peer must be `identity`; nullptr when the connect failed at
+  // once (errno says why).
+  virtual std::unique_ptr<net::Transport> dial(const net::SockAddr& address, const std::string& identity) = 0;
+};
+
 struct PoolSettings {
   H2Settings h2;
   uint32_t max_streams_per_connection = 100;
@@ -108,7 +124,9 @@ struct PoolSettings {
 
 class Pool final : public H2Connection::Owner, public TunnelOpener {
  public:
-  Pool(event::Loop& loop, tls::ContextPtr tls, const PoolSettings& settings, stats::Block& stats);
+  // `dialer`: null for TCP + TLS with `tls` (the data path); else it makes every connection.
+  Pool(event::Loop& loop, tls::ContextPtr tls, const PoolSettings& settings, stats::Block& stats,
+       Dialer* dialer = nullptr);
   ~Pool() override;
 
   std::unique_ptr<TunnelRequest> open(UpstreamTarget target, TunnelCallbacks& cb) override;
@@ -121,6 +139,8 @@ class Pool final : public H2Connection::Owner, public TunnelOpener {
   void set_tls(tls::ContextPtr tls) { tls_ = std::move(tls); }
   void close_all();
   size_t connection_count() const;
+  // The connections in `state` (tests).
+  size_t connection_count(net::ConnState state) const;
   const PoolSettings& settings() const { return settings_; }
 
  private:
@@ -147,10 +167,13 @@ class Pool final : public H2Connection::Owner, public TunnelOpener {
   Entry* find(const std::string& key);
   void maybe_erase(Entry& e);
 
+  std::unique_ptr<net::Transport> connect(const Entry& e);
+
   event::Loop& loop_;
   tls::ContextPtr tls_;
   PoolSettings settings_;
   stats::Block& stats_;
+  Dialer* dialer_;
   std::unordered_map<std::string, std::unique_ptr<Entry>> entries_;
 };
 

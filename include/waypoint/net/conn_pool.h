@@ -1,18 +1,21 @@
 #pragma once
-// The states every pooled upstream connection goes through (an HTTP/1.1 tunnel, an h2c tunnel),
-// and the one checked function that moves between them (Envoy's ActiveClient states).
+// The states every pooled upstream connection goes through (an HBONE connection, an HTTP/1.1
+// tunnel, an h2c tunnel), and the one checked function that moves between them (Envoy's
+// ActiveClient states). In net/ because both hbone/ (HBONE connections) and http/ (the tunnels
+// inside them) pool connections.
 //
 //   Connecting ──► Busy ◄──► Ready          Busy: carrying all the exchanges it may (an HTTP/1.1
-//       │           │          │                  tunnel's one; an h2c tunnel with no free stream)
+//       │           │          │                  tunnel's one; an h2c tunnel or HBONE connection
+//       │           │          │                  with no free stream)
 //       │           ▼          ▼            Ready: may take a new exchange now (idle kept-alive
-//       └──────► Draining ◄────┘                  HTTP/1.1; h2c with a free stream)
+//       └──────► Draining ◄────┘                  HTTP/1.1; h2c / HBONE with a free stream)
 //                   │                       Draining: takes no new exchange; closes once the ones
 //       (any) ──────┴─────► Closed                    in progress end (config change, GOAWAY,
 //                                                     maxRequestsPerConnection)
 // Connecting may also go straight to Ready (an h2c tunnel) and to Closed (it failed).
 #include <cstdint>
 
-namespace wp::http {
+namespace wp::net {
 
 enum class ConnState : uint8_t { Connecting, Ready, Busy, Draining, Closed };
 
@@ -48,4 +51,4 @@ class PoolConnState {
   ConnState state_ = ConnState::Connecting;
 };
 
-}  // namespace wp::http
+}  // namespace wp::net

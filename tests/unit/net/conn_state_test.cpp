@@ -1,25 +1,25 @@
 #include <catch2/catch.hpp>
 
-#include "waypoint/http/conn_pool.h"
+#include "waypoint/net/conn_pool.h"
 
-using wp::http::ConnState;
-using wp::http::PoolConnState;
-using wp::http::transition_allowed;
+using wp::net::ConnState;
+using wp::net::PoolConnState;
+using wp::net::transition_allowed;
 
 TEST_CASE("pooled connection states: every edge of the table", "[http][pool]") {
   const ConnState all[] = {ConnState::Connecting, ConnState::Ready, ConnState::Busy, ConnState::Draining,
                            ConnState::Closed};
   // from \ to: Connecting Ready Busy Draining Closed
   const bool expected[5][5] = {
-      {true, true, true, true, true},     // Connecting: anywhere
-      {false, true, true, true, true},    // Ready: never back to Connecting
-      {false, true, true, true, true},    // Busy: never back to Connecting
-      {false, false, false, true, true},  // Draining: only Closed
-      {false, false, false, false, true}, // Closed: stays
+      {true, true, true, true, true},      // Connecting: anywhere
+      {false, true, true, true, true},     // Ready: never back to Connecting
+      {false, true, true, true, true},     // Busy: never back to Connecting
+      {false, false, false, true, true},   // Draining: only Closed
+      {false, false, false, false, true},  // Closed: stays
   };
   for (int f = 0; f < 5; ++f) {
     for (int t = 0; t < 5; ++t) {
-      INFO(wp::http::to_string(all[f]) << " -> " << wp::http::to_string(all[t]));
+      INFO(wp::net::to_string(all[f]) << " -> " << wp::net::to_string(all[t]));
       CHECK(transition_allowed(all[f], all[t]) == expected[f][t]);
     }
   }

@@ -1,8 +1,8 @@
-#include "waypoint/http/conn_pool.h"
+#include "waypoint/net/conn_pool.h"
 
 #include <spdlog/spdlog.h>
 
-namespace wp::http {
+namespace wp::net {
 
 const char* to_string(ConnState s) {
   switch (s) {
@@ -29,4 +29,4 @@ bool PoolConnState::transition(ConnState to) {
   return true;
 }
 
-}  // namespace wp::http
+}  // namespace wp::net
