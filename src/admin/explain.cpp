@@ -6,8 +6,8 @@
 
 #include "waypoint/filters/authz.h"
 #include "waypoint/http/headers.h"
-#include "waypoint/http/pipeline.h"
 #include "waypoint/internal/listener.h"
+#include "waypoint/proxy/pipeline.h"
 #include "waypoint/router/policy.h"
 #include "waypoint/router/route_match.h"
 
@@ -442,13 +442,13 @@ void print_forwarding(Context& c, const config::Route& route, bool direct) {
 
 // Prints each decision of the pipeline's stages (http/pipeline.h) as the dry run goes; the
 // request's end, when a stage answers it, with its exit code.
-class ExplainSink final : public http::StageSink {
+class ExplainSink final : public proxy::StageSink {
  public:
   explicit ExplainSink(Context& c) : c_(c) {}
   int code = kExplainAllowed;
 
-  void on_stage(http::Stage stage, const http::StageInput& in, const http::StageResult& r) override {
-    using http::Stage;
+  void on_stage(proxy::Stage stage, const proxy::StageInput& in, const proxy::StageResult& r) override {
+    using proxy::Stage;
     std::ostream& out = c_.out;
     switch (stage) {
       case Stage::Headers:
@@ -474,7 +474,7 @@ class ExplainSink final : public http::StageSink {
           code = kExplainNoRoute;
           return;
         }
-        http::MapSource source(*in.headers);
+        proxy::MapSource source(*in.headers);
         router::RequestView view{in.method, in.path, in.query, in.authority, in.port, &source};
         print_match(c_, in.direct ? nullptr : in.routes, *r.route, view);
         return;
@@ -509,7 +509,7 @@ int explain_http(Context& c) {
   print_chain(c, Sniffed::Http1);
   c.out << "  the CONNECT is answered 200 at once; each request inside the tunnel is decided as below\n";
   const bool direct = c.chain.kind == ChainMatch::Kind::Pod;
-  http::StageInput in;
+  proxy::StageInput in;
   in.snapshot = &c.snapshot;
   in.authz = &policies_of(c);
   in.direct = direct;
@@ -526,12 +526,12 @@ int explain_http(Context& c) {
   // A fault decided only when it is certain: explain describes the odds, the data path draws.
   in.random_delay = in.random_abort = UINT32_MAX;
   ExplainSink sink(c);
-  http::StageResult r = http::run_stages(in, &sink);
+  proxy::StageResult r = proxy::run_stages(in, &sink);
   if (r.stop) {
     return sink.code;
   }
   const config::Route& route = *r.route;
-  http::MapSource source(c.headers);
+  proxy::MapSource source(c.headers);
   router::RequestView view{c.request.method, c.path, c.query, c.authority, c.request.to.port(), &source};
   print_rewrite(c.out, route, view);
   if (!direct && route.clusters.empty()) {

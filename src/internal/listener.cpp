@@ -343,7 +343,7 @@ void InternalListener::sniffed(Sniffer& s, Sniffed protocol, buffer::Buffer init
 
 void InternalListener::start_http(Accepted& a, Sniffed protocol, buffer::Buffer initial, bool eof) {
   const ChainMatch& m = a.match;
-  http::TunnelInfo info;
+  proxy::TunnelInfo info;
   info.snapshot = a.snapshot;
   info.chain = m.name(protocol);
   info.destination = a.destination;
@@ -364,20 +364,20 @@ void InternalListener::start_http(Accepted& a, Sniffed protocol, buffer::Buffer 
     info.direct_pod = m.pod;
     info.upstream_h2c = protocol == Sniffed::H2c;
   }
-  auto done = [this](http::Session& s) {
+  auto done = [this](proxy::Session& s) {
     auto it = sessions_.find(&s);
     if (it != sessions_.end()) {
       loop_.defer_delete(std::move(it->second));
       sessions_.erase(it);
     }
   };
-  std::unique_ptr<http::Session> session;
+  std::unique_ptr<proxy::Session> session;
   if (protocol == Sniffed::H2c) {
-    session = std::make_unique<http::H2cSession>(ctx_, std::move(info), *a.stream, std::move(initial), eof, done);
+    session = std::make_unique<proxy::H2cSession>(ctx_, std::move(info), *a.stream, std::move(initial), eof, done);
   } else {
-    session = std::make_unique<http::Http1Session>(ctx_, std::move(info), *a.stream, std::move(initial), eof, done);
+    session = std::make_unique<proxy::Http1Session>(ctx_, std::move(info), *a.stream, std::move(initial), eof, done);
   }
-  http::Session* raw = session.get();
+  proxy::Session* raw = session.get();
   sessions_.emplace(raw, std::move(session));
 }
 
@@ -427,7 +427,7 @@ void InternalListener::abort_all() {
   for (auto* p : sn) {
     p->abort();
   }
-  std::vector<http::Session*> ss;
+  std::vector<proxy::Session*> ss;
   for (auto& [p, owned] : sessions_) {
     ss.push_back(p);
   }

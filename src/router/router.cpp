@@ -33,7 +33,7 @@ UpstreamAttempt::~UpstreamAttempt() {
   settle(Report::None);
 }
 
-void UpstreamAttempt::start(const http::UpstreamKey& key, std::optional<config::Millis> per_try_timeout) {
+void UpstreamAttempt::start(const proxy::UpstreamKey& key, std::optional<config::Millis> per_try_timeout) {
   if (per_try_timeout && per_try_timeout->count() > 0) {
     per_try_timer_.start(*per_try_timeout);
   }
@@ -58,7 +58,7 @@ void UpstreamAttempt::settle(Report report) {
   per_try_timer_.stop();
   waiting_ = false;
   pending_.reset();
-  if (http::UpstreamStream* s = std::exchange(stream_, nullptr)) {
+  if (proxy::UpstreamStream* s = std::exchange(stream_, nullptr)) {
     s->abandon();
   }
   unconsumed = 0;
@@ -70,7 +70,7 @@ void UpstreamAttempt::settle(Report report) {
   router_.stats().sub(stats::Id::upstream_rq_active);
 }
 
-void UpstreamAttempt::on_pool_ready(http::UpstreamStream& stream) {
+void UpstreamAttempt::on_pool_ready(proxy::UpstreamStream& stream) {
   waiting_ = false;
   pending_.reset();
   stream_ = &stream;
@@ -80,7 +80,7 @@ void UpstreamAttempt::on_pool_ready(http::UpstreamStream& stream) {
 void UpstreamAttempt::on_pool_failure(hbone::UpstreamFailure) {
   waiting_ = false;
   pending_.reset();
-  router_.attempt_failed(http::AttemptFailure::ConnectFailure);
+  router_.attempt_failed(proxy::AttemptFailure::ConnectFailure);
 }
 
 void UpstreamAttempt::on_upstream_head(http::ResponseHead&& head) {
@@ -101,8 +101,8 @@ void UpstreamAttempt::on_upstream_end() {
   router_.on_attempt_end(*this);
 }
 
-void UpstreamAttempt::on_upstream_error(http::UpstreamError error) {
-  http::UpstreamStream* s = std::exchange(stream_, nullptr);
+void UpstreamAttempt::on_upstream_error(proxy::UpstreamError error) {
+  proxy::UpstreamStream* s = std::exchange(stream_, nullptr);
   unconsumed = 0;
   router_.on_attempt_error(*this, error, s != nullptr && s->reused());
 }
@@ -113,7 +113,7 @@ void UpstreamAttempt::on_upstream_drained() {
 
 // ---- Router -------------------------------------------------------------------------------------
 
-Router::Router(http::WorkerContext& w, const http::TunnelInfo& tunnel, accesslog::TunnelRecord& record,
+Router::Router(proxy::WorkerContext& w, const proxy::TunnelInfo& tunnel, accesslog::TunnelRecord& record,
                RouterCallbacks& cb)
     : w_(w),
       tunnel_(tunnel),
@@ -136,7 +136,7 @@ void Router::on_request_body(buffer::Buffer& data) {
     consume_downstream();
     return;
   }
-  http::UpstreamStream* up = attempt_ != nullptr ? attempt_->stream() : nullptr;
+  proxy::UpstreamStream* up = attempt_ != nullptr ? attempt_->stream() : nullptr;
   if (replayable_) {
     if (replay_.length() + len > kRetryBufferLimit) {
       replayable_ = false;
@@ -173,7 +173,7 @@ void Router::on_request_end() {
   if (state_ == State::Upstream && route_->timeout && route_->timeout->count() > 0 && !route_timer_.armed()) {
     route_timer_.start(*route_->timeout);
   }
-  if (http::UpstreamStream* up = attempt_ != nullptr ? attempt_->stream() : nullptr) {
+  if (proxy::UpstreamStream* up = attempt_ != nullptr ? attempt_->stream() : nullptr) {
     if (request_trailers_) {
       up->send_trailers(*request_trailers_);
     } else {
@@ -233,7 +233,7 @@ void Router::consume_downstream() {
   if (down_unconsumed_ == 0 || state_ == State::Done) {
     return;  // Done: the request takes the rest (take_unconsumed)
   }
-  http::UpstreamStream* up = attempt_ != nullptr ? attempt_->stream() : nullptr;
+  proxy::UpstreamStream* up = attempt_ != nullptr ? attempt_->stream() : nullptr;
   if (up != nullptr && up->send_pending() > kHighWatermark && !response_complete_) {
     return;  // on_upstream_drained will come
   }
@@ -282,7 +282,7 @@ void Router::start_attempt() {
     ep.pod = direct_pod_;
     ep.address = tunnel_.destination;
   }
-  http::UpstreamKey key = http::upstream_key(tunnel_, ep, snapshot_->bootstrap.upstream.hbone_port);
+  proxy::UpstreamKey key = proxy::upstream_key(tunnel_, ep, snapshot_->bootstrap.upstream.hbone_port);
   if (cluster_ != nullptr) {
     key.resources = &cluster_state_->resources();
     key.max_connections = cluster_->policy.max_connections;
@@ -323,7 +323,7 @@ void Router::abandon_attempt(Report report) {
 }
 
 void Router::on_attempt_ready(UpstreamAttempt& a) {
-  http::UpstreamStream* up = a.stream();
+  proxy::UpstreamStream* up = a.stream();
   bool body_now = !replay_.empty() || !pending_.empty();
   bool end = request_complete_ && !body_now && !request_trailers_;
   // This attempt's framing is set on head_ for the send and put back after (a retry starts from
@@ -361,8 +361,8 @@ void Router::on_attempt_ready(UpstreamAttempt& a) {
   }
 }
 
-void Router::attempt_failed(http::AttemptFailure failure) {
-  const http::AttemptFailureInfo& info = http::describe(failure);
+void Router::attempt_failed(proxy::AttemptFailure failure) {
+  const proxy::AttemptFailureInfo& info = proxy::describe(failure);
   if (info.counter) {
     stats().add(*info.counter);
   }
@@ -377,7 +377,7 @@ void Router::attempt_failed(http::AttemptFailure failure) {
   retry_or_reply(info.retry_kind, 0, &info);
 }
 
-void Router::retry_or_reply(Kind kind, uint16_t status, const http::AttemptFailureInfo* failure) {
+void Router::retry_or_reply(Kind kind, uint16_t status, const proxy::AttemptFailureInfo* failure) {
   Outcome outcome;
   outcome.kind = kind;
   outcome.status = status;
@@ -487,7 +487,7 @@ void Router::on_attempt_end(UpstreamAttempt&) {
   cb_.on_response_end();
 }
 
-void Router::on_attempt_error(UpstreamAttempt&, http::UpstreamError error, bool reused) {
+void Router::on_attempt_error(UpstreamAttempt&, proxy::UpstreamError error, bool reused) {
   if (state_ == State::Done) {
     end_attempt(Report::None);
     return;
@@ -495,7 +495,7 @@ void Router::on_attempt_error(UpstreamAttempt&, http::UpstreamError error, bool 
   // A kept-alive HTTP/1.1 tunnel the pod closed while idle: the request never got there. Retry
   // once on a fresh tunnel without counting an attempt (Envoy does the same for a reused
   // connection that fails before any response byte).
-  if (error == http::UpstreamError::Reset && reused && !response_started_ && !stale_retry_used_ &&
+  if (error == proxy::UpstreamError::Reset && reused && !response_started_ && !stale_retry_used_ &&
       (replayable_ || body_bytes_ == 0)) {
     stale_retry_used_ = true;
     end_attempt(Report::Success);
@@ -503,11 +503,11 @@ void Router::on_attempt_error(UpstreamAttempt&, http::UpstreamError error, bool 
     start_attempt();
     return;
   }
-  attempt_failed(http::attempt_failure(error));
+  attempt_failed(proxy::attempt_failure(error));
 }
 
 void Router::on_attempt_timeout(UpstreamAttempt&) {
-  attempt_failed(http::AttemptFailure::PerTryTimeout);  // also when it waits for its tunnel
+  attempt_failed(proxy::AttemptFailure::PerTryTimeout);  // also when it waits for its tunnel
 }
 
 void Router::on_route_timeout() {
@@ -556,7 +556,7 @@ void Router::send_mirrors() {
     buffer::Buffer body;
     body.append_copy(replay_);
     w_.mirrors.start(
-        w_, http::upstream_key(tunnel_, mirror.cluster->endpoints[*host], snapshot_->bootstrap.upstream.hbone_port),
+        w_, proxy::upstream_key(tunnel_, mirror.cluster->endpoints[*host], snapshot_->bootstrap.upstream.hbone_port),
         std::move(head), std::move(body));
   }
 }

@@ -2,7 +2,7 @@
 // The internal listener (`main_internal`): every accepted HBONE tunnel arrives here, in process,
 // and a filter chain is picked from its destination — a served Service's VIP:port, or a served
 // pod's IP — and, where the port does not say, from the protocol the client speaks (sniffed from
-// its first bytes). TCP chains copy bytes (TcpProxy); HTTP chains parse requests (http::Session).
+// its first bytes). TCP chains copy bytes (TcpProxy); HTTP chains parse requests (proxy::Session).
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -10,11 +10,11 @@
 #include "waypoint/config/snapshot.h"
 #include "waypoint/hbone/pool.h"
 #include "waypoint/hbone/server.h"
-#include "waypoint/http/chain.h"
-#include "waypoint/http/session.h"
-#include "waypoint/http/upstream.h"
 #include "waypoint/internal/sniff.h"
 #include "waypoint/internal/tcp_proxy.h"
+#include "waypoint/proxy/chain.h"
+#include "waypoint/proxy/session.h"
+#include "waypoint/proxy/upstream.h"
 #include "waypoint/upstream/cluster_state.h"
 
 namespace wp::internal {
@@ -68,13 +68,13 @@ class InternalListener final : public hbone::ConnectHandler {
   stats::Block& stats_;
   Telemetry& log_;
   config::SnapshotPtr snapshot_;
-  http::UpstreamHttpPool http_pool_;
+  proxy::UpstreamHttpPool http_pool_;
   upstream::ClusterManager clusters_;
-  http::Mirrors mirrors_;
-  http::WorkerContext ctx_;
+  proxy::Mirrors mirrors_;
+  proxy::WorkerContext ctx_;
   std::unordered_map<const void*, uint32_t> rr_;  // per-worker round-robin cursors, by cluster
   std::unordered_map<TcpProxy*, std::unique_ptr<TcpProxy>> proxies_;
-  std::unordered_map<http::Session*, std::unique_ptr<http::Session>> sessions_;
+  std::unordered_map<proxy::Session*, std::unique_ptr<proxy::Session>> sessions_;
   std::unordered_map<Sniffer*, std::unique_ptr<Sniffer>> sniffers_;
 };
 

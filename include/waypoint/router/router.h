@@ -9,7 +9,7 @@
 // it is a retry (upstream::RetryHold), its place in upstream_rq_active, its per-try timer, its wait
 // for a stream or the stream — and gives all of it back in settle(), which its destructor calls.
 // The router owns its one attempt in flight (no hedging), so no exit of a request can leak one.
-// The request it serves (http::ActiveRequest) drives it through this API and hears of the
+// The request it serves (proxy::ActiveRequest) drives it through this API and hears of the
 // response through RouterCallbacks.
 #include <chrono>
 #include <cstdint>
@@ -22,10 +22,10 @@
 #include "waypoint/buffer/buffer.h"
 #include "waypoint/config/snapshot.h"
 #include "waypoint/event/loop.h"
-#include "waypoint/http/context.h"
 #include "waypoint/http/message.h"
-#include "waypoint/http/upstream.h"
-#include "waypoint/http/upstream_error.h"
+#include "waypoint/proxy/context.h"
+#include "waypoint/proxy/upstream.h"
+#include "waypoint/proxy/upstream_error.h"
 #include "waypoint/router/retry.h"
 #include "waypoint/upstream/cluster_state.h"
 
@@ -57,8 +57,8 @@ class Router;
 
 // One upstream try, from its host pick to settle(). Its callbacks come from the pool and the
 // stream, and go to the router; none comes after settle().
-class UpstreamAttempt final : public http::UpstreamStreamCallbacks,
-                              public http::UpstreamPoolCallbacks,
+class UpstreamAttempt final : public proxy::UpstreamStreamCallbacks,
+                              public proxy::UpstreamPoolCallbacks,
                               public event::DeferredDeletable {
  public:
   // `host` is empty on a pod chain (no cluster state).
@@ -69,7 +69,7 @@ class UpstreamAttempt final : public http::UpstreamStreamCallbacks,
 
   // Starts the per-try timer (when set) and asks the pool for a stream: on_pool_ready or
   // on_pool_failure may come before this returns.
-  void start(const http::UpstreamKey& key, std::optional<config::Millis> per_try_timeout);
+  void start(const proxy::UpstreamKey& key, std::optional<config::Millis> per_try_timeout);
   // Outlier detection: the try's result on its host (nothing on a pod chain).
   void report(bool failure);
   // Gives back all the try holds: abandons its stream or its wait for one, stops its timer, leaves
@@ -77,19 +77,19 @@ class UpstreamAttempt final : public http::UpstreamStreamCallbacks,
   // goes to outlier detection first. Idempotent: the destructor calls it with Report::None.
   void settle(Report report);
 
-  http::UpstreamStream* stream() const { return stream_; }
+  proxy::UpstreamStream* stream() const { return stream_; }
   // Response bytes passed on downstream and not yet acknowledged upstream.
   size_t unconsumed = 0;
 
   // UpstreamPoolCallbacks
-  void on_pool_ready(http::UpstreamStream& stream) override;
+  void on_pool_ready(proxy::UpstreamStream& stream) override;
   void on_pool_failure(hbone::UpstreamFailure failure) override;
   // UpstreamStreamCallbacks
   void on_upstream_head(http::ResponseHead&& head) override;
   void on_upstream_body(buffer::Buffer& data) override;
   void on_upstream_trailers(http::HeaderMap&& trailers) override;
   void on_upstream_end() override;
-  void on_upstream_error(http::UpstreamError error) override;
+  void on_upstream_error(proxy::UpstreamError error) override;
   void on_upstream_drained() override;
 
  private:
@@ -97,8 +97,8 @@ class UpstreamAttempt final : public http::UpstreamStreamCallbacks,
   upstream::RequestHold host_;
   upstream::RetryHold retry_;
   event::Timer per_try_timer_;
-  std::unique_ptr<http::StreamPool::Pending> pending_;
-  http::UpstreamStream* stream_ = nullptr;
+  std::unique_ptr<proxy::StreamPool::Pending> pending_;
+  proxy::UpstreamStream* stream_ = nullptr;
   bool waiting_ = false;  // asked the pool, no answer yet
   bool settled_ = false;
 };
@@ -112,7 +112,8 @@ class Router {
 
   // `record` is the request's access-log record: the router fills in the cluster, the attempts,
   // the upstream host and the destination pod.
-  Router(http::WorkerContext& w, const http::TunnelInfo& tunnel, accesslog::TunnelRecord& record, RouterCallbacks& cb);
+  Router(proxy::WorkerContext& w, const proxy::TunnelInfo& tunnel, accesslog::TunnelRecord& record,
+         RouterCallbacks& cb);
   ~Router();  // cancels: no callback
   Router(const Router&) = delete;
   Router& operator=(const Router&) = delete;
@@ -147,16 +148,16 @@ class Router {
   friend class UpstreamAttempt;
   enum class State { Idle, Upstream, Responding, Done };
 
-  http::StreamPool& pool() { return w_.upstream; }
+  proxy::StreamPool& pool() { return w_.upstream; }
   stats::Block& stats() { return w_.stats; }
   event::Loop& loop() { return w_.loop; }
 
   void start_attempt();
   void end_attempt(Report report);
   void abandon_attempt(Report report);
-  void attempt_failed(http::AttemptFailure failure);
+  void attempt_failed(proxy::AttemptFailure failure);
   // A failed attempt (`failure`) or a retriable response (`status`): retry, else answer or pass on.
-  void retry_or_reply(Outcome::Kind kind, uint16_t status, const http::AttemptFailureInfo* failure);
+  void retry_or_reply(Outcome::Kind kind, uint16_t status, const proxy::AttemptFailureInfo* failure);
   void schedule_retry();
   void send_mirrors();
   void consume_downstream();
@@ -171,11 +172,11 @@ class Router {
   void on_attempt_body(UpstreamAttempt& a, buffer::Buffer& data);
   void on_attempt_trailers(UpstreamAttempt& a, http::HeaderMap&& trailers);
   void on_attempt_end(UpstreamAttempt& a);
-  void on_attempt_error(UpstreamAttempt& a, http::UpstreamError error, bool reused);
+  void on_attempt_error(UpstreamAttempt& a, proxy::UpstreamError error, bool reused);
   void on_attempt_timeout(UpstreamAttempt& a);
 
-  http::WorkerContext& w_;
-  const http::TunnelInfo& tunnel_;
+  proxy::WorkerContext& w_;
+  const proxy::TunnelInfo& tunnel_;
   accesslog::TunnelRecord& record_;
   RouterCallbacks& cb_;
   State state_ = State::Idle;

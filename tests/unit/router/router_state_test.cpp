@@ -20,8 +20,8 @@ namespace {
 using wp::stats::Id;
 
 // One exchange the router was given: what it sent, and the pod's side of it on demand.
-struct FakeStream final : wp::http::UpstreamStream {
-  wp::http::UpstreamStreamCallbacks* cb = nullptr;
+struct FakeStream final : wp::proxy::UpstreamStream {
+  wp::proxy::UpstreamStreamCallbacks* cb = nullptr;
   std::optional<wp::http::RequestHead> head;
   std::string body;
   bool ended = false;
@@ -66,17 +66,17 @@ struct FakeStream final : wp::http::UpstreamStream {
     released = true;
     cb->on_upstream_end();
   }
-  void fail(wp::http::UpstreamError e) {
+  void fail(wp::proxy::UpstreamError e) {
     released = true;
     cb->on_upstream_error(e);
   }
 };
 
 // A stream pool whose requests wait until the test serves or fails them.
-class FakePool final : public wp::http::StreamPool {
+class FakePool final : public wp::proxy::StreamPool {
  public:
-  std::unique_ptr<Pending> new_stream(const wp::http::UpstreamKey& key, wp::http::UpstreamStreamCallbacks& scb,
-                                      wp::http::UpstreamPoolCallbacks& pcb) override {
+  std::unique_ptr<Pending> new_stream(const wp::proxy::UpstreamKey& key, wp::proxy::UpstreamStreamCallbacks& scb,
+                                      wp::proxy::UpstreamPoolCallbacks& pcb) override {
     keys.push_back(key.authority.to_string());
     auto p = std::make_unique<Pending>(key, scb, pcb);
     waiting.push_back(*p);
@@ -86,7 +86,7 @@ class FakePool final : public wp::http::StreamPool {
     }
     return p;
   }
-  bool would_overflow(const wp::http::UpstreamKey&) const override { return overflow; }
+  bool would_overflow(const wp::proxy::UpstreamKey&) const override { return overflow; }
 
   // Serves the first waiting request with a new stream.
   FakeStream& serve() {
@@ -112,7 +112,7 @@ class FakePool final : public wp::http::StreamPool {
   bool overflow = false;
 };
 
-// The request's side, as http::ActiveRequest is: each end of the request cancels the router.
+// The request's side, as proxy::ActiveRequest is: each end of the request cancels the router.
 struct Request final : wp::router::RouterCallbacks {
   wp::router::Router* router = nullptr;
   int status = 0;  // of the response head or the local reply
@@ -169,10 +169,10 @@ struct Rig {
   wp::accesslog::Telemetry log{loop, "off", stats};
   FakePool pool;
   wp::upstream::ClusterManager clusters{stats};
-  wp::http::Mirrors mirrors{loop};
-  wp::http::WorkerContext w{loop, stats, log, pool, clusters, mirrors};
+  wp::proxy::Mirrors mirrors{loop};
+  wp::proxy::WorkerContext w{loop, stats, log, pool, clusters, mirrors};
   wp::config::SnapshotPtr snapshot;
-  wp::http::TunnelInfo tunnel;
+  wp::proxy::TunnelInfo tunnel;
   wp::accesslog::TunnelRecord record;
   Request request;
   std::unique_ptr<wp::router::Router> router;
@@ -325,7 +325,7 @@ TEST_CASE("Router: a response cut short mid-body is aborted: by the route timeou
     CHECK(s.abandoned);
   }
   SECTION("reset") {
-    s.fail(wp::http::UpstreamError::Reset);
+    s.fail(wp::proxy::UpstreamError::Reset);
     CHECK(r.request.flags == "UC");
     CHECK_FALSE(s.abandoned);  // the stream is gone already
   }
@@ -489,12 +489,12 @@ TEST_CASE("Router: a kept-alive tunnel reset before the response is retried once
   r.start();
   FakeStream& stale = r.pool.serve();
   stale.was_reused = true;
-  stale.fail(wp::http::UpstreamError::Reset);
+  stale.fail(wp::proxy::UpstreamError::Reset);
   REQUIRE(r.pool.waiting.size() == 1);  // at once, no back-off
   CHECK(r.router->attempts() == 1);
   FakeStream& fresh = r.pool.serve();
   fresh.was_reused = true;
-  fresh.fail(wp::http::UpstreamError::Reset);  // only once
+  fresh.fail(wp::proxy::UpstreamError::Reset);  // only once
   CHECK(r.request.status == 503);
   CHECK(r.request.flags == "UC");
   r.check_settled();

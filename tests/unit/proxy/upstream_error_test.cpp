@@ -2,11 +2,11 @@
 
 #include <string>
 
-#include "waypoint/http/upstream_error.h"
+#include "waypoint/proxy/upstream_error.h"
 
-using wp::http::AttemptFailure;
-using wp::http::describe;
-using wp::http::UpstreamError;
+using wp::proxy::AttemptFailure;
+using wp::proxy::describe;
+using wp::proxy::UpstreamError;
 using Kind = wp::router::Outcome::Kind;
 
 TEST_CASE("attempt failures: Envoy's flag, local reply and retry kind for each", "[http][error]") {
@@ -44,8 +44,8 @@ TEST_CASE("attempt failures: Envoy's flag, local reply and retry kind for each",
 }
 
 TEST_CASE("attempt failures: each UpstreamError maps to its failure", "[http][error]") {
-  CHECK(wp::http::attempt_failure(UpstreamError::ConnectFailure) == AttemptFailure::ConnectFailure);
-  CHECK(wp::http::attempt_failure(UpstreamError::Reset) == AttemptFailure::Reset);
-  CHECK(wp::http::attempt_failure(UpstreamError::RefusedStream) == AttemptFailure::RefusedStream);
-  CHECK(wp::http::attempt_failure(UpstreamError::Protocol) == AttemptFailure::Protocol);
+  CHECK(wp::proxy::attempt_failure(UpstreamError::ConnectFailure) == AttemptFailure::ConnectFailure);
+  CHECK(wp::proxy::attempt_failure(UpstreamError::Reset) == AttemptFailure::Reset);
+  CHECK(wp::proxy::attempt_failure(UpstreamError::RefusedStream) == AttemptFailure::RefusedStream);
+  CHECK(wp::proxy::attempt_failure(UpstreamError::Protocol) == AttemptFailure::Protocol);
 }

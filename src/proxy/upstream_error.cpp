@@ -1,6 +1,6 @@
-#include "waypoint/http/upstream_error.h"
+#include "waypoint/proxy/upstream_error.h"
 
-namespace wp::http {
+namespace wp::proxy {
 
 namespace {
 
@@ -41,4 +41,4 @@ const AttemptFailureInfo& describe(AttemptFailure f) {
   return kInfo[static_cast<int>(f)];
 }
 
-}  // namespace wp::http
+}  // namespace wp::proxy

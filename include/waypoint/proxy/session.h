@@ -7,11 +7,19 @@
 #include <unordered_map>
 
 #include "waypoint/hbone/h2_connection.h"
-#include "waypoint/http/chain.h"
 #include "waypoint/http/h2c_codec.h"
 #include "waypoint/http/http1_codec.h"
+#include "waypoint/proxy/chain.h"
 
-namespace wp::http {
+namespace wp::proxy {
+
+using http::CodecError;
+using http::CodecState;
+using http::H2cServerCallbacks;
+using http::H2cServerCodec;
+using http::H2cSettings;
+using http::Http1ServerCallbacks;
+using http::Http1ServerCodec;
 
 class Session : public event::DeferredDeletable {
  public:
@@ -135,4 +143,4 @@ class H2cSession final : public Session, public hbone::TunnelHandler, public H2c
   event::Deferred fail_;   // ends the tunnel after a codec error, outside the codec's callbacks
 };
 
-}  // namespace wp::http
+}  // namespace wp::proxy

@@ -5,11 +5,11 @@
 #include <cstdint>
 #include <optional>
 
-#include "waypoint/http/upstream.h"
+#include "waypoint/proxy/upstream.h"
 #include "waypoint/router/retry.h"
 #include "waypoint/stats/stats.h"
 
-namespace wp::http {
+namespace wp::proxy {
 
 // How an attempt failed: the pool's or the stream's UpstreamError, or its per-try timeout.
 enum class AttemptFailure : uint8_t { ConnectFailure, Reset, RefusedStream, Protocol, PerTryTimeout };
@@ -28,4 +28,4 @@ struct AttemptFailureInfo {
 
 const AttemptFailureInfo& describe(AttemptFailure f);
 
-}  // namespace wp::http
+}  // namespace wp::proxy

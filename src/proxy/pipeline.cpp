@@ -1,6 +1,6 @@
-#include "waypoint/http/pipeline.h"
+#include "waypoint/proxy/pipeline.h"
 
-namespace wp::http {
+namespace wp::proxy {
 
 const char* to_string(Stage s) {
   switch (s) {
@@ -146,4 +146,4 @@ StageResult run_stages(const StageInput& in, StageSink* sink) {
   return r;
 }
 
-}  // namespace wp::http
+}  // namespace wp::proxy

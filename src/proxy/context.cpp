@@ -1,10 +1,10 @@
 // What the chain's pieces share on a worker (http/context.h): the key of an attempt, mirrored
 // requests, the worker's random numbers.
-#include "waypoint/http/context.h"
+#include "waypoint/proxy/context.h"
 
 #include <utility>
 
-namespace wp::http {
+namespace wp::proxy {
 
 // Where an attempt to `ep` goes: the pod's HBONE port, its identity, and the CONNECT headers that
 // carry the client's address and trace context.
@@ -145,4 +145,4 @@ uint32_t WorkerContext::random() {
   return static_cast<uint32_t>((x * 0x2545F4914F6CDD1Dull) >> 32);
 }
 
-}  // namespace wp::http
+}  // namespace wp::proxy

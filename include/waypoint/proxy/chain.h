@@ -19,13 +19,13 @@
 #include "waypoint/config/snapshot.h"
 #include "waypoint/event/loop.h"
 #include "waypoint/hbone/pool.h"
-#include "waypoint/http/context.h"
-#include "waypoint/http/upstream.h"
+#include "waypoint/proxy/context.h"
+#include "waypoint/proxy/upstream.h"
 #include "waypoint/router/router.h"
 #include "waypoint/stats/stats.h"
 #include "waypoint/upstream/cluster_state.h"
 
-namespace wp::http {
+namespace wp::proxy {
 
 // The downstream half of one request, implemented by the session.
 class DownstreamStream {
@@ -115,4 +115,4 @@ class ActiveRequest final : public router::RouterCallbacks, public event::Deferr
   const char* flags_ = "-";
 };
 
-}  // namespace wp::http
+}  // namespace wp::proxy

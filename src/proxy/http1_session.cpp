@@ -1,8 +1,8 @@
 #include <spdlog/spdlog.h>
 
-#include "waypoint/http/session.h"
+#include "waypoint/proxy/session.h"
 
-namespace wp::http {
+namespace wp::proxy {
 
 Http1Session::Http1Session(WorkerContext& worker, TunnelInfo info, hbone::Tunnel& tunnel, buffer::Buffer initial,
                            bool eof, Done done)
@@ -378,4 +378,4 @@ size_t Http1Session::send_pending() const {
   return tunnel_ != nullptr ? tunnel_->write_pending() : 0;
 }
 
-}  // namespace wp::http
+}  // namespace wp::proxy

@@ -14,11 +14,12 @@
 #include "waypoint/event/loop.h"
 #include "waypoint/hbone/pool.h"
 #include "waypoint/http/message.h"
-#include "waypoint/http/upstream.h"
+#include "waypoint/proxy/http_names.h"
+#include "waypoint/proxy/upstream.h"
 #include "waypoint/stats/stats.h"
 #include "waypoint/upstream/cluster_state.h"
 
-namespace wp::http {
+namespace wp::proxy {
 
 // Per-worker services the chain uses.
 class MirrorRequest;
@@ -80,4 +81,4 @@ struct TunnelInfo {
 // carry the client's address and trace context (the key points into `tunnel`).
 UpstreamKey upstream_key(const TunnelInfo& tunnel, const config::Endpoint& ep, uint16_t hbone_port);
 
-}  // namespace wp::http
+}  // namespace wp::proxy

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "support/fake_tunnel.h"
-#include "waypoint/http/session.h"
+#include "waypoint/proxy/session.h"
 
 using namespace std::chrono_literals;
 using wp::test::FakeTunnel;
@@ -21,13 +21,13 @@ struct Rig {
   wp::stats::Block stats;
   wp::accesslog::Telemetry log{loop, "off", stats};
   wp::hbone::Pool tunnels{loop, nullptr, wp::hbone::PoolSettings{}, stats};
-  wp::http::UpstreamHttpPool upstream{loop, tunnels, stats, 1s};
+  wp::proxy::UpstreamHttpPool upstream{loop, tunnels, stats, 1s};
   wp::upstream::ClusterManager clusters{stats};
-  wp::http::Mirrors mirrors{loop};
-  wp::http::WorkerContext w{loop, stats, log, upstream, clusters, mirrors};
+  wp::proxy::Mirrors mirrors{loop};
+  wp::proxy::WorkerContext w{loop, stats, log, upstream, clusters, mirrors};
   std::shared_ptr<wp::config::Snapshot> snapshot = std::make_shared<wp::config::Snapshot>();
   wp::config::RouteTable no_routes;  // nothing matches: every request is answered 404 (NR)
-  std::unique_ptr<wp::http::Session> session;
+  std::unique_ptr<wp::proxy::Session> session;
   int done = 0;
 
   Rig() { no_routes.name = "inbound-vip|80|http|svc.default.svc.cluster.local"; }
@@ -36,8 +36,8 @@ struct Rig {
     loop.drain_deferred();
   }
 
-  wp::http::TunnelInfo info() {
-    wp::http::TunnelInfo i;
+  wp::proxy::TunnelInfo info() {
+    wp::proxy::TunnelInfo i;
     i.snapshot = snapshot;
     i.chain = no_routes.name;
     i.routes = &no_routes;
@@ -48,14 +48,14 @@ struct Rig {
   void start_http1(FakeTunnel& t, const std::string& early = "") {
     wp::buffer::Buffer initial;
     initial.append(early.data(), early.size());
-    session = std::make_unique<wp::http::Http1Session>(w, info(), t, std::move(initial), false,
-                                                       [this](wp::http::Session&) { ++done; });
+    session = std::make_unique<wp::proxy::Http1Session>(w, info(), t, std::move(initial), false,
+                                                        [this](wp::proxy::Session&) { ++done; });
   }
   void start_h2c(FakeTunnel& t, const std::string& early) {
     wp::buffer::Buffer initial;
     initial.append(early.data(), early.size());
-    session = std::make_unique<wp::http::H2cSession>(w, info(), t, std::move(initial), false,
-                                                     [this](wp::http::Session&) { ++done; });
+    session = std::make_unique<wp::proxy::H2cSession>(w, info(), t, std::move(initial), false,
+                                                      [this](wp::proxy::Session&) { ++done; });
   }
   // The end of the current loop iteration: Deferreds (a session's first parse, its resume after a
   // response) and deferred deletions.

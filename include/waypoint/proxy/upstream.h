@@ -17,10 +17,11 @@
 #include "waypoint/event/loop.h"
 #include "waypoint/hbone/pool.h"
 #include "waypoint/http/message.h"
+#include "waypoint/proxy/http_names.h"
 #include "waypoint/stats/stats.h"
 #include "waypoint/upstream/resource_manager.h"
 
-namespace wp::http {
+namespace wp::proxy {
 
 // Why an upstream exchange ended without a complete response.
 enum class UpstreamError {
@@ -207,4 +208,4 @@ class UpstreamHttpPool final : public StreamPool {
   event::Deferred serve_soon_;
 };
 
-}  // namespace wp::http
+}  // namespace wp::proxy

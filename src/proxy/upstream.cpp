@@ -1,4 +1,4 @@
-#include "waypoint/http/upstream.h"
+#include "waypoint/proxy/upstream.h"
 
 #include <spdlog/spdlog.h>
 
@@ -8,8 +8,14 @@
 #include "waypoint/http/http1_codec.h"
 #include "waypoint/net/conn_pool.h"
 
-namespace wp::http {
+namespace wp::proxy {
 
+using http::CodecError;
+using http::CodecState;
+using http::H2cClientCallbacks;
+using http::H2cClientCodec;
+using http::Http1ClientCallbacks;
+using http::Http1ClientCodec;
 using net::ConnState;
 using net::PoolConnState;
 
@@ -1112,4 +1118,4 @@ void UpstreamHttpPool::close_all() {
   }
 }
 
-}  // namespace wp::http
+}  // namespace wp::proxy

@@ -1,14 +1,14 @@
-#include "waypoint/http/chain.h"
+#include "waypoint/proxy/chain.h"
 
 #include <spdlog/spdlog.h>
 
 #include <cstring>
 
-#include "waypoint/http/pipeline.h"
+#include "waypoint/proxy/pipeline.h"
 #include "waypoint/router/policy.h"
 #include "waypoint/router/route_match.h"
 
-namespace wp::http {
+namespace wp::proxy {
 
 namespace {
 
@@ -413,4 +413,4 @@ void ActiveRequest::finish() {
   }
 }
 
-}  // namespace wp::http
+}  // namespace wp::proxy

@@ -6,12 +6,12 @@
 #include <vector>
 
 #include "unit/config/fixtures.h"
-#include "waypoint/http/pipeline.h"
 #include "waypoint/internal/listener.h"
+#include "waypoint/proxy/pipeline.h"
 
-using wp::http::Stage;
-using wp::http::StageInput;
-using wp::http::StageResult;
+using wp::proxy::Stage;
+using wp::proxy::StageInput;
+using wp::proxy::StageResult;
 using wp::stats::Id;
 
 namespace {
@@ -65,7 +65,7 @@ spec:
   - to: [{operation: {paths: ["/api/admin"]}}]
 )";
 
-struct Recorder final : wp::http::StageSink {
+struct Recorder final : wp::proxy::StageSink {
   std::vector<Stage> stages;
   void on_stage(Stage s, const StageInput&, const StageResult&) override { stages.push_back(s); }
 };
@@ -94,7 +94,7 @@ struct Run {
     in.principal = "spiffe://cluster.local/ns/default/sa/client";
     in.destination = *wp::net::SockAddr::parse("10.96.1.1:80");
     rec.stages.clear();
-    return wp::http::run_stages(in, &rec);
+    return wp::proxy::run_stages(in, &rec);
   }
 };
 

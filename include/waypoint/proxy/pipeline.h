@@ -13,11 +13,12 @@
 #include "waypoint/filters/authz.h"
 #include "waypoint/http/headers.h"
 #include "waypoint/net/address.h"
+#include "waypoint/proxy/http_names.h"
 #include "waypoint/router/policy.h"
 #include "waypoint/router/route_match.h"
 #include "waypoint/stats/stats.h"
 
-namespace wp::http {
+namespace wp::proxy {
 
 enum class Stage : uint8_t { Headers, Authz, Route, Redirect, DirectResponse, Fault };
 const char* to_string(Stage s);
@@ -75,4 +76,4 @@ class StageSink {
 
 StageResult run_stages(const StageInput& in, StageSink* sink = nullptr);
 
-}  // namespace wp::http
+}  // namespace wp::proxy

@@ -17,43 +17,43 @@
 #include "support/buffer_text.h"
 #include "support/fake_tunnel.h"
 #include "waypoint/http/h2c_codec.h"
-#include "waypoint/http/upstream.h"
+#include "waypoint/proxy/upstream.h"
 
 using namespace std::chrono_literals;
 
 namespace {
 
-struct Recorder : wp::http::UpstreamStreamCallbacks, wp::http::UpstreamPoolCallbacks {
+struct Recorder : wp::proxy::UpstreamStreamCallbacks, wp::proxy::UpstreamPoolCallbacks {
   int ready = 0;
   std::optional<wp::hbone::UpstreamFailure> failure;
   void on_upstream_head(wp::http::ResponseHead&&) override {}
   void on_upstream_body(wp::buffer::Buffer& data) override { data.clear(); }
   void on_upstream_trailers(wp::http::HeaderMap&&) override {}
   void on_upstream_end() override {}
-  void on_upstream_error(wp::http::UpstreamError) override {}
+  void on_upstream_error(wp::proxy::UpstreamError) override {}
   void on_upstream_drained() override {}
-  void on_pool_ready(wp::http::UpstreamStream&) override { ++ready; }
+  void on_pool_ready(wp::proxy::UpstreamStream&) override { ++ready; }
   void on_pool_failure(wp::hbone::UpstreamFailure f) override { failure = f; }
 };
 
-using Pending = wp::http::UpstreamHttpPool::Pending;
-using PendingQueue = wp::http::UpstreamHttpPool::PendingQueue;
+using Pending = wp::proxy::UpstreamHttpPool::Pending;
+using PendingQueue = wp::proxy::UpstreamHttpPool::PendingQueue;
 
 std::unique_ptr<Pending> make(Recorder& cb) {
-  return std::make_unique<Pending>(wp::http::UpstreamKey{}, cb, cb);
+  return std::make_unique<Pending>(wp::proxy::UpstreamKey{}, cb, cb);
 }
 
 struct Rig {
   wp::event::Loop loop;
   wp::stats::Block stats;
   wp::hbone::Pool tunnels{loop, nullptr, wp::hbone::PoolSettings{}, stats};
-  std::optional<wp::http::UpstreamHttpPool> pool{std::in_place, loop, tunnels, stats, 1s};
+  std::optional<wp::proxy::UpstreamHttpPool> pool{std::in_place, loop, tunnels, stats, 1s};
   ~Rig() {
     pool.reset();
     loop.drain_deferred();
   }
-  static wp::http::UpstreamKey key(bool h2c) {
-    wp::http::UpstreamKey k;
+  static wp::proxy::UpstreamKey key(bool h2c) {
+    wp::proxy::UpstreamKey k;
     k.hbone_address = *wp::net::SockAddr::parse("127.0.0.1:1");
     k.identity = "spiffe://cluster.local/ns/default/sa/pod";
     k.authority = *wp::net::SockAddr::parse("127.0.0.1:8080");
@@ -166,15 +166,15 @@ namespace {
 using wp::test::FakeOpener;
 
 // One exchange's requester: sends a GET once it has its stream, records the response.
-struct Exchange : wp::http::UpstreamStreamCallbacks, wp::http::UpstreamPoolCallbacks {
-  wp::http::UpstreamStream* stream = nullptr;
+struct Exchange : wp::proxy::UpstreamStreamCallbacks, wp::proxy::UpstreamPoolCallbacks {
+  wp::proxy::UpstreamStream* stream = nullptr;
   int status = 0;
   bool ended = false;
-  std::optional<wp::http::UpstreamError> error;
-  std::unique_ptr<wp::http::StreamPool::Pending> pending;
+  std::optional<wp::proxy::UpstreamError> error;
+  std::unique_ptr<wp::proxy::StreamPool::Pending> pending;
   bool reused = false;
 
-  void on_pool_ready(wp::http::UpstreamStream& s) override {
+  void on_pool_ready(wp::proxy::UpstreamStream& s) override {
     pending.reset();
     stream = &s;
     reused = s.reused();
@@ -195,7 +195,7 @@ struct Exchange : wp::http::UpstreamStreamCallbacks, wp::http::UpstreamPoolCallb
     ended = true;
     stream = nullptr;
   }
-  void on_upstream_error(wp::http::UpstreamError e) override {
+  void on_upstream_error(wp::proxy::UpstreamError e) override {
     error = e;
     stream = nullptr;
   }
@@ -210,7 +210,7 @@ struct Http1Rig {
   // The cluster's circuit breakers (a ClusterState holds them on the data path).
   std::shared_ptr<wp::upstream::ResourceManager> resources =
       std::make_shared<wp::upstream::ResourceManager>("reviews", stats);
-  std::optional<wp::http::UpstreamHttpPool> pool{std::in_place, loop, opener, stats, 1s};
+  std::optional<wp::proxy::UpstreamHttpPool> pool{std::in_place, loop, opener, stats, 1s};
   ~Http1Rig() {
     pool.reset();
     loop.drain_deferred();
@@ -221,8 +221,8 @@ struct Http1Rig {
     uint32_t max_pending = 0;
     std::string authority = "127.0.0.1:8080";
   };
-  wp::http::UpstreamKey key(const Limits& l) const {
-    wp::http::UpstreamKey k = Rig::key(false);
+  wp::proxy::UpstreamKey key(const Limits& l) const {
+    wp::proxy::UpstreamKey k = Rig::key(false);
     k.authority = *wp::net::SockAddr::parse(l.authority);
     k.client = "10.1.2.3";
     k.resources = resources.get();
@@ -502,14 +502,14 @@ struct H2cRig {
   wp::event::Loop loop;
   wp::stats::Block stats;
   FakeOpener opener;
-  std::optional<wp::http::UpstreamHttpPool> pool{std::in_place, loop, opener, stats, 1s};
+  std::optional<wp::proxy::UpstreamHttpPool> pool{std::in_place, loop, opener, stats, 1s};
   std::vector<std::unique_ptr<H2cPod>> pods;
   ~H2cRig() {
     pool.reset();
     loop.drain_deferred();
   }
   void ask(Exchange& e) {
-    wp::http::UpstreamKey k = Rig::key(true);
+    wp::proxy::UpstreamKey k = Rig::key(true);
     k.client = "10.1.2.3";
     e.pending = pool->new_stream(k, e, e);
   }
@@ -564,7 +564,7 @@ TEST_CASE("upstream pool: an h2c stream the pod refuses fails as REFUSED_STREAM,
   pod.codec.reset(pod.requests[0], NGHTTP2_REFUSED_STREAM);
   pod.pump(r.loop);
   REQUIRE(a.error.has_value());
-  CHECK(*a.error == wp::http::UpstreamError::RefusedStream);  // never processed: the router retries it
+  CHECK(*a.error == wp::proxy::UpstreamError::RefusedStream);  // never processed: the router retries it
   r.loop.drain_deferred();
 
   Exchange b;
@@ -611,8 +611,8 @@ TEST_CASE("upstream pool: an h2c tunnel lost mid-stream fails its streams as res
   pod.t.close(false);  // the pod's node went away
   REQUIRE(a.error.has_value());
   REQUIRE(b.error.has_value());
-  CHECK(*a.error == wp::http::UpstreamError::Reset);
-  CHECK(*b.error == wp::http::UpstreamError::Reset);
+  CHECK(*a.error == wp::proxy::UpstreamError::Reset);
+  CHECK(*b.error == wp::proxy::UpstreamError::Reset);
   r.loop.drain_deferred();
 
   Exchange c;

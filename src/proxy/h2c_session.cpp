@@ -1,8 +1,8 @@
 #include <spdlog/spdlog.h>
 
-#include "waypoint/http/session.h"
+#include "waypoint/proxy/session.h"
 
-namespace wp::http {
+namespace wp::proxy {
 namespace {
 
 H2cSettings codec_settings(const config::Bootstrap& b) {
@@ -304,4 +304,4 @@ void H2cSession::maybe_done() {
   }
 }
 
-}  // namespace wp::http
+}  // namespace wp::proxy
