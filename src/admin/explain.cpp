@@ -454,6 +454,7 @@ class ExplainSink final : public proxy::StageSink {
       case Stage::Headers:
         if (r.stop) {
           out << "result: " << r.status << " \"" << r.body << "\" (" << r.flags << ")\n";
+          code = kExplainRefused;
         }
         return;
       case Stage::Authz:

@@ -36,7 +36,8 @@ void usage(FILE* out) {
       "  --protocol http|tcp  how a sniffed chain (unnamed port, pod IP) is taken; --method, --path, -H and\n"
       "                       --authority imply http; default: explained both ways\n"
       "exit status: 0 allowed and routed, 1 configuration error, 2 denied by authorization,\n"
-      "             3 no chain (503) or no route (404), 4 usage error\n",
+      "             3 no chain (503) or no route (404), 4 usage error, 5 the request itself refused\n"
+      "             before authorization (501 CONNECT inside a tunnel, 400 underscore header: DPE)\n",
       out);
 }
 

@@ -35,6 +35,7 @@ struct ExplainRequest {
 constexpr int kExplainAllowed = 0;  // allowed and routed (the text says what the upstream side may still answer)
 constexpr int kExplainDenied = 2;   // denied by an AuthorizationPolicy (403, or 401 / reset on TCP)
 constexpr int kExplainNoRoute = 3;  // no chain for the destination (503) or no route matched (404)
+constexpr int kExplainRefused = 5;  // the request itself is refused before authorization (501, 400: DPE)
 
 struct Explanation {
   int exit_code = kExplainAllowed;

@@ -215,6 +215,7 @@ TEST_CASE("explain: the checks the data path makes before authorization (CONNECT
   INFO(e.text);
   CHECK_THAT(e.text, Contains("result: 501 \"CONNECT is not supported inside a tunnel\" (DPE)"));
   CHECK_THAT(e.text, !Contains("authorization:"));  // as on the data path, it never gets there
+  CHECK(e.exit_code == kExplainRefused);            // not "allowed and routed"
 }
 
 TEST_CASE("explain: a path no route matches is a 404", "[admin][explain]") {
