@@ -415,6 +415,35 @@ TEST_CASE("Router: the retry back-off is Envoy's (at most 25 ms after the first 
   }
 }
 
+TEST_CASE("Router: a mirrored copy keeps its own client address and CONNECT headers, and outlives its request",
+          "[router][state]") {
+  Rig r(vs("    mirror: {host: reviews}\n    mirrorPercentage: {value: 100}\n"));
+  r.tunnel.connect_headers.emplace_back("forwarded", "for=10.1.2.3");
+  r.start();
+  REQUIRE(r.pool.waiting.size() == 2);  // the try and the mirror
+  CHECK(r.mirrors.size() == 1);
+  r.router->cancel(wp::router::Report::None);  // the client goes: its try's wait goes with it
+  r.router.reset();
+  r.loop.drain_deferred();
+  REQUIRE(r.pool.waiting.size() == 1);
+  // The tunnel the request came on is gone too: what the mirror's key points at is its own.
+  r.tunnel.client = "overwritten";
+  r.tunnel.connect_headers.clear();
+  const wp::proxy::UpstreamKey& key = r.pool.waiting.front()->key;
+  CHECK(key.client == "10.1.2.3");
+  REQUIRE(key.connect_headers != nullptr);
+  REQUIRE(key.connect_headers->size() == 1);
+  CHECK(key.connect_headers->at(0).second == "for=10.1.2.3");
+  FakeStream& s = r.pool.serve();
+  REQUIRE(s.head);
+  CHECK(s.head->authority == "reviews:9080-shadow");
+  s.respond(200);
+  s.end();
+  r.loop.drain_deferred();
+  CHECK(r.mirrors.size() == 0);
+  CHECK(r.stat(Id::upstream_rq_mirrored) == 1);
+}
+
 TEST_CASE("Router: a 503 is retried once the request is complete, the last one passed on with URX", "[router][state]") {
   Rig r(vs("    retries: {attempts: 1, retryOn: 5xx}\n"));
   r.start(true);
