@@ -444,6 +444,38 @@ TEST_CASE("Router: a mirrored copy keeps its own client address and CONNECT head
   CHECK(r.stat(Id::upstream_rq_mirrored) == 1);
 }
 
+TEST_CASE("Router: outlier ejections run on the loop's clock: a host is ejected for baseEjectionTime from the 5xx",
+          "[router][state]") {
+  Rig r(vs("    retries: {attempts: 0}\n"),
+        wp::router::testing::reviews_rule("  trafficPolicy: {outlierDetection: {consecutive5xxErrors: 1, "
+                                          "interval: 1s, baseEjectionTime: 30s, maxEjectionPercent: 100}}\n"));
+  r.advance(100s);  // well past the real clock: an ejection timed by it would be over already
+  r.start();
+  FakeStream& s = r.pool.serve();
+  s.respond(503);
+  s.end();
+  REQUIRE(r.request.status == 503);
+  const auto& endpoints = r.cluster().cluster().endpoints;
+  size_t host = endpoints.size();
+  for (size_t i = 0; i < endpoints.size(); ++i) {
+    if (endpoints[i].address.to_string() == r.pool.keys.at(0)) {
+      host = i;
+    }
+  }
+  REQUIRE(host < endpoints.size());
+  CHECK(r.cluster().ejected_count() == 1);
+  r.advance(29'999ms);
+  CHECK(r.cluster().ejected(host, r.loop.now()));
+  for (int i = 0; i < 10; ++i) {
+    auto picked = r.cluster().pick(r.loop.now(), {}, std::nullopt);
+    REQUIRE(picked.has_value());
+    CHECK(*picked != host);
+  }
+  r.advance(1ms);
+  CHECK_FALSE(r.cluster().ejected(host, r.loop.now()));
+  r.check_settled();
+}
+
 TEST_CASE("Router: a 503 is retried once the request is complete, the last one passed on with URX", "[router][state]") {
   Rig r(vs("    retries: {attempts: 1, retryOn: 5xx}\n"));
   r.start(true);
