@@ -100,6 +100,8 @@ class Mesh:
         self.goods = []
         self.wp = None
         self.good = None
+        self.baseline = None  # the first waypoint's gauges once it was ready, before any client
+        self.pods_stopped = False
 
     def vip(self, host, port):
         return f"{self.env.ip(host)}:{port}"
@@ -148,19 +150,61 @@ class Mesh:
         self.wp, err = self.start_waypoint(args=args, wrapper=wrapper)
         if err:
             return err
+        self.baseline = self.gauges(self.wp)
         self.good, err = self.start_good(self.wp)
         return err
 
-    def close(self):
-        for g in self.goods:
-            g.stop()
-        for w in self.waypoints:
-            w.stop(timeout=5)
+    # Gauges that kept-alive upstream connections to pods hold legitimately until the pods go, and
+    # the one that only drops when its host is next looked at (as the C++ integration Mesh).
+    POOLED = {"upstream_cx_active", "upstream_tunnels_active", "upstream_http_tunnels_idle"}
+    LAZY = {"outlier_ejections_active"}
+
+    @staticmethod
+    def gauges(w):
+        """Every gauge of waypoint w (the metrics page says which are gauges), from its /stats."""
+        names = set(re.findall(r"^# TYPE waypoint_(\S+) gauge$", w.prom(), re.M))
+        return {k: v for k, v in w.stats().items() if k in names}
+
+    def gauges_off(self, skip):
+        now = self.gauges(self.wp)
+        return [f"{k} = {now.get(k)} (baseline {v})" for k, v in sorted(self.baseline.items())
+                if k not in skip and now.get(k) != v]
+
+    def check_gauges(self, c):
+        """Once the group's clients are gone, every gauge of the first waypoint is back at its value
+        after start-up: with the pods up (pooled upstream gauges excepted), then with the pods stopped."""
+        missing = {"downstream_cx_active", "downstream_rq_active", "upstream_rq_active"} - set(self.baseline)
+        c.expect(not missing, f"gauges not read at start-up: {sorted(missing)}")
+        ok = wait_for(lambda: not self.gauges_off(self.POOLED | self.LAZY), 5, 0.05)
+        c.expect(ok, "with the pods up: " + ", ".join(self.gauges_off(self.POOLED | self.LAZY)))
+        self.stop_pods()
+        ok = wait_for(lambda: not self.gauges_off(self.LAZY), 5, 0.05)
+        c.expect(ok, "after the pods stopped: " + ", ".join(self.gauges_off(self.LAZY)))
+        lazy = {k: v for k, v in self.gauges(self.wp).items() if k in self.LAZY}
+        c.expect(all(v >= 0 for v in lazy.values()), f"negative: {lazy}")
+        c.info(f"{len(self.baseline)} gauges back at their baseline")
+
+    def stop_pods(self):
+        if self.pods_stopped:
+            return
+        self.pods_stopped = True
         for p in self.pods.values():
             if isinstance(p, FakePod):
                 p.kill()
             else:
                 p.stop()
+
+    def close(self, R=None):
+        """Stops everything. Given the runner, first the end-of-group case: every gauge back at its
+        baseline (skipped when the first waypoint is no longer running: the group stopped it)."""
+        for g in self.goods:
+            g.stop()
+        if R is not None and self.baseline is not None and self.wp is not None and self.wp.alive():
+            R.case("gauges: every gauge back at its baseline at the end of the group",
+                   self.check_gauges)
+        for w in self.waypoints:
+            w.stop(timeout=5)
+        self.stop_pods()
 
 
 def tunnel(conn, authority, timeout=5.0):
@@ -399,7 +443,7 @@ def g_regex(R, env):
         R.case("regex: 20,000 nested '(' written over the running config -> reload refused, counted, alive",
                reload_bomb, err)
     finally:
-        m.close()
+        m.close(R)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -473,7 +517,7 @@ def g_gauges(R, env):
             m.good.check(c)
         R.case("gauges: route timeout 1s, pod CONNECT delayed 4 s -> 504, rq_active back to 0", timeout, err)
     finally:
-        m.close()
+        m.close(R)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -655,7 +699,7 @@ def g_streams(R, env):
             m.good.check(c)
         R.case("streams: benign, 1,500 tunnels x 5 exchanges each ended by RST_STREAM(CANCEL) -> never closed", benign, err)
     finally:
-        m.close()
+        m.close(R)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -796,7 +840,7 @@ def g_floods(R, env):
         R.case("floods: HPACK bomb (4 KB literal referenced 12,000 times) -> 431/reset/GOAWAY, no memory blow-up",
                hpack_bomb, err)
     finally:
-        m.close()
+        m.close(R)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1051,7 +1095,7 @@ def g_http(R, env):
             m.good.check(c)
         R.case("http: backend killed mid-response -> the tunnel ends, the waypoint stays healthy", dying, err)
     finally:
-        m.close()
+        m.close(R)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1182,7 +1226,7 @@ def g_admin(R, env):
         R.case("admin: POST /drain_listeners -> keeps running and serving open connections, no new ones; SIGTERM exits 0",
                drain, err)
     finally:
-        m.close()
+        m.close(R)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1254,7 +1298,7 @@ def g_resources(R, env):
             g.check(c)
         R.case("resources: 2,000 connections that never finish TLS, closed -> RSS back near the baseline", memory, err)
     finally:
-        m.close()
+        m.close(R)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1296,7 +1340,7 @@ def g_tls(R, env):
             m.good.check(c)
         R.case("tls: upstream pod presents another service account -> 503, the pod receives nothing", upstream_identity, err)
     finally:
-        m.close()
+        m.close(R)
 
 
 GROUPS = {"config": g_config, "regex": g_regex, "gauges": g_gauges, "streams": g_streams, "floods": g_floods,
