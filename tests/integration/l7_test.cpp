@@ -686,9 +686,13 @@ TEST_CASE("connectionPool maxConnections and http1MaxPendingRequests: one tunnel
     TestTunnel& t = client->open(svc_vip(m));
     conns.push_back(std::make_unique<Http1Conn>(*client, t));
     conns.back()->send_raw("GET /" + std::to_string(i) + " HTTP/1.1\r\nHost: svc\r\nx-delay-ms: 300\r\n\r\n");
-    // In order: the first takes the only tunnel, one more may wait for it (while the first waits
-    // for its tunnel to open, that one is the waiting request), the rest overflow.
+    // In order: the first takes the only tunnel, the second waits for it, the third overflows.
+    // Each is sent once the one before is where it stays: http1MaxPendingRequests counts every
+    // request waiting for a stream (as Envoy), the first too while its tunnel is being opened.
     REQUIRE(client->run_until([&] { return m.waypoint->stat("downstream_rq_total") == i + 1; }));
+    if (i == 0) {
+      REQUIRE(client->run_until([&] { return m.pods[0]->http_requests() == 1; }));
+    }
   }
   std::map<int, int> statuses;
   for (auto& c : conns) {
