@@ -440,7 +440,7 @@ void print_forwarding(Context& c, const config::Route& route, bool direct) {
   print_upstream_protocol(c);
 }
 
-// Prints each decision of the pipeline's stages (http/pipeline.h) as the dry run goes; the
+// Prints each decision of the pipeline's stages (proxy/pipeline.h) as the dry run goes; the
 // request's end, when a stage answers it, with its exit code.
 class ExplainSink final : public proxy::StageSink {
  public:

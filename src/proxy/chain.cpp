@@ -139,7 +139,7 @@ void ActiveRequest::on_request_head(RequestHead&& head, bool end_stream) {
   run_pipeline();
 }
 
-// The stages before the upstream (http/pipeline.h), then the fault's delay or the upstream.
+// The stages before the upstream (proxy/pipeline.h), then the fault's delay or the upstream.
 void ActiveRequest::run_pipeline() {
   StageInput in;
   in.snapshot = snapshot_.get();

@@ -1,4 +1,4 @@
-// What the chain's pieces share on a worker (http/context.h): the key of an attempt, mirrored
+// What the chain's pieces share on a worker (proxy/context.h): the key of an attempt, mirrored
 // requests, the worker's random numbers.
 #include "waypoint/proxy/context.h"
 

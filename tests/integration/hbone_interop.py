@@ -2,12 +2,14 @@
 """HBONE interop from outside: python3-h2 and Python's ssl (OpenSSL) drive the real waypoint binary,
 with none of the project's own HTTP/2 or TLS code on the client side. Checks the SPEC §3 wire
 contract: TLS 1.3 + ALPN h2 + client certificate, the advertised HTTP/2 settings and connection
-window, CONNECT tunnels carrying bytes both ways, and 400 for non-CONNECT or bad authorities.
+window, CONNECT tunnels carrying bytes both ways, and 400 for non-CONNECT or bad authorities; then
+that every gauge is back at its value after start-up once the clients (and then the pod) are gone.
 
 usage: hbone_interop.py BUILD_DIR
 """
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -54,6 +56,31 @@ def admin_get(host, port, path):
         data += chunk
     s.close()
     return data.split(b"\r\n\r\n", 1)[1].decode()
+
+
+POOLED = {"upstream_cx_active", "upstream_tunnels_active", "upstream_http_tunnels_idle"}  # held by kept-alive pod links
+
+
+def gauges(net):
+    """Every gauge of the waypoint (the metrics page's TYPE lines say which), from its admin /stats."""
+    names = set(re.findall(r"^# TYPE waypoint_(\S+) gauge$", admin_get(f"{net}.250", 15020, "/stats/prometheus"), re.M))
+    out = {}
+    for line in admin_get(f"{net}.250", 15000, "/stats").splitlines():
+        k, sep, v = line.partition(": ")
+        if sep and k.startswith("waypoint.") and k[len("waypoint."):] in names:
+            out[k[len("waypoint."):]] = int(v)
+    return out
+
+
+def gauges_off(net, baseline, skip, timeout=5.0):
+    """The gauges not back at their baseline within timeout (those in skip left out)."""
+    deadline = time.time() + timeout
+    while True:
+        now = gauges(net)
+        off = [f"{k} = {now.get(k)} (baseline {v})" for k, v in sorted(baseline.items()) if k not in skip and now.get(k) != v]
+        if not off or time.time() >= deadline:
+            return off
+        time.sleep(0.05)
 
 
 class Client:
@@ -177,6 +204,8 @@ status: {{podIP: {net}.1}}
             check(False, "waypoint and fake pod start")
             return
 
+        baseline = gauges(net)
+        check({"downstream_cx_active", "tunnels_active"} <= set(baseline), f"gauges read at start-up ({len(baseline)})")
         c = Client((f"{net}.250", 15008), certs)
         check(c.version == "TLSv1.3", f"TLS version is TLS 1.3 ({c.version})")
         check(c.alpn == "h2", f"ALPN is h2 ({c.alpn})")
@@ -243,6 +272,15 @@ status: {{podIP: {net}.1}}
         check(b"\x07\x00\x00\x00\x00\x00" in got, "an HTTP/1 request inside HBONE: GOAWAY, then the connection closes")
         stats = admin_get(f"{net}.250", 15000, "/stats")
         check("waypoint.downstream_cx_protocol_error: 1" in stats, "protocol error counted")
+
+        # The clients are gone: every gauge back at its value after start-up, the pooled upstream ones
+        # once the pod is gone too (as the C++ integration tests check after each test).
+        off = gauges_off(net, baseline, POOLED)
+        check(not off, "gauges back at their baseline with the pod up" + (": " + ", ".join(off) if off else ""))
+        procs[0].kill()
+        procs[0].wait()
+        off = gauges_off(net, baseline, set())
+        check(not off, "every gauge back at its baseline once the pod is gone" + (": " + ", ".join(off) if off else ""))
 
         wp.send_signal(signal.SIGTERM)
         check(wp.wait(timeout=15) == 0, "SIGTERM: exit status 0")

@@ -83,7 +83,7 @@ class ActiveRequest final : public router::RouterCallbacks, public event::Deferr
   enum class State { Head, Delaying, Upstream, Responding, Done };
 
   void bind_config();
-  void run_pipeline();  // http/pipeline.h's stages: a local answer, or the fault's delay, or the router
+  void run_pipeline();  // proxy/pipeline.h's stages: a local answer, or the fault's delay, or the router
   void after_fault_delay();
   void prepare_upstream_head();
   void local_reply(int status, std::string_view body, const char* flags, const HeaderMap* extra = nullptr);

@@ -1,5 +1,5 @@
 #pragma once
-// The router: one request's upstream half once the pipeline has let it through (http/pipeline.h)
+// The router: one request's upstream half once the pipeline has let it through (proxy/pipeline.h)
 // — the weighted cluster, the endpoint (load balancer, outlier ejection, circuit breakers), the
 // tries with retries and Envoy's back-off, the per-try and route timeouts, the mirrors — as
 // Envoy's router filter with its UpstreamRequests.

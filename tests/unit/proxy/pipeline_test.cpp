@@ -1,4 +1,4 @@
-// The request stages (http/pipeline.h) on a small mesh: each stage's stop, its answer and its
+// The request stages (proxy/pipeline.h) on a small mesh: each stage's stop, its answer and its
 // counters, in order, as ActiveRequest and `waypoint explain` both run them.
 #include <catch2/catch.hpp>
 
