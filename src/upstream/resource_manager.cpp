@@ -18,14 +18,6 @@ const char* to_string(Resource r) {
   return "?";
 }
 
-ResourceManager::~ResourceManager() {
-  // Every holder keeps the manager alive, so nothing is counted any more; a pending request's
-  // gauge is given back all the same should one have been missed.
-  if (counts_[index(Resource::PendingRequests)] > 0) {
-    stats_.sub(stats::Id::upstream_rq_pending_active, counts_[index(Resource::PendingRequests)]);
-  }
-}
-
 void ResourceManager::inc(Resource r) {
   ++counts_[index(r)];
   if (r == Resource::PendingRequests) {

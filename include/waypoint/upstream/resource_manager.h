@@ -27,7 +27,6 @@ const char* to_string(Resource r);
 class ResourceManager : public std::enable_shared_from_this<ResourceManager> {
  public:
   ResourceManager(std::string cluster, stats::Block& stats) : cluster_(std::move(cluster)), stats_(stats) {}
-  ~ResourceManager();
   ResourceManager(const ResourceManager&) = delete;
   ResourceManager& operator=(const ResourceManager&) = delete;
 
